@@ -1,0 +1,294 @@
+//! A campaign: who asks, in which languages, which extra questions, and the rules of its loop.
+//! Loaded from a TOML campaign file (documented in README.md) and validated once.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Email, Locale};
+use crate::nps::{Group, Score};
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CampaignId(String);
+
+impl CampaignId {
+    /// Lower-case letters, digits and dashes, up to 64: it appears in URLs, keys and reports.
+    pub fn parse(input: &str) -> Result<Self, CampaignError> {
+        let ok = !input.is_empty()
+            && input.len() <= 64
+            && input.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if ok {
+            Ok(Self(input.to_owned()))
+        } else {
+            Err(CampaignError::Invalid(format!(
+                "campaign id {:?} must be 1-64 lower-case letters, digits or dashes",
+                input.chars().take(70).collect::<String>()
+            )))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for CampaignId {
+    type Error = CampaignError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+impl From<CampaignId> for String {
+    fn from(c: CampaignId) -> String {
+        c.0
+    }
+}
+impl std::fmt::Display for CampaignId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CampaignError {
+    #[error("the campaign file is not valid TOML: {0}")]
+    Toml(#[from] toml::de::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Text in several languages; falls back to English, then to any language given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum LocalizedText {
+    Same(String),
+    PerLocale(BTreeMap<Locale, String>),
+}
+
+impl LocalizedText {
+    pub fn get(&self, locale: Locale) -> &str {
+        match self {
+            LocalizedText::Same(s) => s,
+            LocalizedText::PerLocale(map) => map
+                .get(&locale)
+                .or_else(|| map.get(&Locale::En))
+                .or_else(|| map.values().next())
+                .map(String::as_str)
+                .unwrap_or(""),
+        }
+    }
+}
+
+/// An optional rating on a 1–5 scale, lowest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Driver {
+    pub key: String,
+    pub label: LocalizedText,
+}
+
+pub const RATING_MAX: u8 = 5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewAudience {
+    /// Every respondent: what sites that forbid review gating (Trustpilot, Google) require.
+    #[default]
+    Everyone,
+    PromotersOnly,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewSite {
+    pub key: String,
+    pub name: String,
+    pub url: String,
+    #[serde(default)]
+    pub audience: ReviewAudience,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reminders {
+    #[serde(default = "default_reminder_delay")]
+    pub delay_days: u32,
+    #[serde(default = "default_reminder_count")]
+    pub max: u32,
+}
+
+fn default_reminder_delay() -> u32 {
+    4
+}
+fn default_reminder_count() -> u32 {
+    1
+}
+
+impl Default for Reminders {
+    fn default() -> Self {
+        Self { delay_days: default_reminder_delay(), max: default_reminder_count() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Campaign {
+    pub id: CampaignId,
+    pub name: String,
+    pub company: String,
+    pub sender_name: String,
+    pub sender_email: Email,
+    #[serde(default = "default_locales")]
+    pub locales: Vec<Locale>,
+    #[serde(default)]
+    pub touchpoint: Option<String>,
+    /// Replaces the group's standard follow-up question, per group.
+    #[serde(default)]
+    pub follow_up: BTreeMap<Group, LocalizedText>,
+    #[serde(default)]
+    pub drivers: Vec<Driver>,
+    #[serde(default)]
+    pub review_sites: Vec<ReviewSite>,
+    #[serde(default)]
+    pub reminders: Reminders,
+    #[serde(default = "default_throttle_days")]
+    pub throttle_days: u32,
+    /// Scores at or below this raise an alert (6 = every detractor; 0 = only the zeros).
+    #[serde(default = "default_alert_threshold")]
+    pub alert_threshold: u8,
+    #[serde(default = "default_follow_up_hours")]
+    pub follow_up_hours: u32,
+    /// Gets alerts for contacts without an owner, and escalations of overdue cases.
+    #[serde(default)]
+    pub manager_email: Option<Email>,
+}
+
+fn default_locales() -> Vec<Locale> {
+    vec![Locale::En]
+}
+fn default_throttle_days() -> u32 {
+    90
+}
+fn default_alert_threshold() -> u8 {
+    6
+}
+fn default_follow_up_hours() -> u32 {
+    48
+}
+
+impl Campaign {
+    pub fn from_toml(input: &str) -> Result<Self, CampaignError> {
+        let campaign: Campaign = toml::from_str(input)?;
+        campaign.validate()?;
+        Ok(campaign)
+    }
+
+    pub fn validate(&self) -> Result<(), CampaignError> {
+        let invalid = |m: String| Err(CampaignError::Invalid(m));
+        if self.company.trim().is_empty() || self.name.trim().is_empty() || self.sender_name.trim().is_empty() {
+            return invalid("name, company and sender_name must not be empty".into());
+        }
+        if self.locales.is_empty() {
+            return invalid("locales must list at least one of en, sv, da".into());
+        }
+        if self.alert_threshold > Score::MAX {
+            return invalid(format!("alert_threshold {} must be 0 to 10", self.alert_threshold));
+        }
+        if !(1..=30).contains(&self.reminders.delay_days) || self.reminders.max > 3 {
+            return invalid("reminders: delay_days must be 1-30 and max 0-3 (DOMAIN: one reminder, 3-7 days)".into());
+        }
+        if !(1..=24 * 14).contains(&self.follow_up_hours) {
+            return invalid("follow_up_hours must be 1 to 336".into());
+        }
+        if self.throttle_days > 3650 {
+            return invalid("throttle_days must be at most 3650".into());
+        }
+        let mut keys = std::collections::BTreeSet::new();
+        for d in &self.drivers {
+            if !is_key(&d.key) || !keys.insert(d.key.as_str()) {
+                return invalid(format!("driver key {:?} must be unique, 1-32 of a-z 0-9 _", d.key));
+            }
+        }
+        if self.drivers.len() > 5 {
+            return invalid("at most 5 driver questions: the survey stays within 5-7 questions".into());
+        }
+        let mut sites = std::collections::BTreeSet::new();
+        for s in &self.review_sites {
+            if !is_key(&s.key) || !sites.insert(s.key.as_str()) {
+                return invalid(format!("review site key {:?} must be unique, 1-32 of a-z 0-9 _", s.key));
+            }
+            if !s.url.starts_with("https://") || s.url.contains(char::is_whitespace) {
+                return invalid(format!("review site {:?} needs an https:// url", s.key));
+            }
+        }
+        Ok(())
+    }
+
+    /// The contact's language if the campaign offers it, else the campaign's first language.
+    pub fn locale_for(&self, wanted: Option<Locale>) -> Locale {
+        wanted.filter(|l| self.locales.contains(l)).unwrap_or(self.locales[0])
+    }
+
+    pub fn review_site(&self, key: &str) -> Option<&ReviewSite> {
+        self.review_sites.iter().find(|s| s.key == key)
+    }
+
+    pub fn driver(&self, key: &str) -> Option<&Driver> {
+        self.drivers.iter().find(|d| d.key == key)
+    }
+}
+
+fn is_key(key: &str) -> bool {
+    !key.is_empty() && key.len() <= 32 && key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        id = "visit"
+        name = "Visit"
+        company = "Nordhavn Cykler"
+        sender_name = "Karin"
+        sender_email = "karin@nordhavn.example"
+    "#;
+
+    #[test]
+    fn a_minimal_campaign_gets_the_domain_defaults() {
+        let c = Campaign::from_toml(MINIMAL).unwrap();
+        assert_eq!(c.throttle_days, 90);
+        assert_eq!(c.alert_threshold, 6);
+        assert_eq!(c.follow_up_hours, 48);
+        assert_eq!(c.reminders, Reminders { delay_days: 4, max: 1 });
+        assert_eq!(c.locale_for(Some(Locale::Sv)), Locale::En, "sv not offered");
+    }
+
+    #[test]
+    fn review_sites_default_to_everyone_because_gating_is_forbidden() {
+        let c = Campaign::from_toml(&format!(
+            "{MINIMAL}\n[[review_sites]]\nkey = \"trustpilot\"\nname = \"Trustpilot\"\nurl = \"https://trustpilot.example/r\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.review_sites[0].audience, ReviewAudience::Everyone);
+    }
+
+    #[test]
+    fn invalid_settings_are_refused_with_a_reason() {
+        let err = Campaign::from_toml(&format!("{MINIMAL}\nalert_threshold = 11\n")).unwrap_err();
+        assert!(err.to_string().contains("alert_threshold"));
+        let err = Campaign::from_toml(&MINIMAL.replace("\"visit\"", "\"Visit 2\"")).unwrap_err();
+        assert!(err.to_string().contains("campaign id"));
+        let err = Campaign::from_toml(&format!(
+            "{MINIMAL}\n[[review_sites]]\nkey = \"x\"\nname = \"X\"\nurl = \"javascript:alert(1)\"\n"
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("https"));
+    }
+
+    #[test]
+    fn localized_text_falls_back_to_english() {
+        let t: LocalizedText = toml::from_str::<BTreeMap<String, LocalizedText>>("l = { en = \"Ease\", sv = \"Enkelhet\" }")
+            .unwrap()
+            .remove("l")
+            .unwrap();
+        assert_eq!(t.get(Locale::Sv), "Enkelhet");
+        assert_eq!(t.get(Locale::Da), "Ease");
+    }
+}

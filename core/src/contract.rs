@@ -1,0 +1,258 @@
+//! The storage contract: every storage adapter runs these same cases through
+//! [`store_contract_tests!`](crate::store_contract_tests), so the embedded store and DynamoDB
+//! cannot drift apart.
+
+use crate::campaign::{Campaign, CampaignId};
+use crate::model::*;
+use crate::nps::Score;
+use crate::ports::{CreateOutcome, Store, StoreError};
+use crate::time::Timestamp;
+
+pub const T0: Timestamp = Timestamp::from_millis(1_790_000_000_000);
+
+pub fn campaign(id: &str) -> Campaign {
+    Campaign::from_toml(&format!(
+        "id = \"{id}\"\nname = \"Contract\"\ncompany = \"Acme\"\nsender_name = \"Sam\"\nsender_email = \"sam@acme.example\"\nreminders = {{ delay_days = 3, max = 1 }}\n"
+    ))
+    .expect("contract campaign is valid")
+}
+
+pub fn invitation(campaign: &Campaign, n: u8, at: Timestamp) -> Invitation {
+    // Contacts differ per campaign so cases sharing one backing store never throttle each other.
+    let salt = campaign.id.as_str().bytes().fold(2166136261u32, |h, b| (h ^ b as u32).wrapping_mul(16777619)) % 100_000;
+    let contact = Contact {
+        email: Some(Email::parse(&format!("person{n}@{}.example", campaign.id)).expect("valid")),
+        phone: Some(Phone::parse(&format!("+4670{salt:05}{n:03}")).expect("valid")),
+        first_name: Some(format!("Person {n}")),
+        segment: Some("retail".into()),
+        ..Contact::default()
+    };
+    let mut bytes = [n; 16];
+    bytes[0] = campaign.id.as_str().len() as u8;
+    bytes[1] = (at.millis() % 251) as u8;
+    Invitation::new(
+        InvitationId(format!("{}-{n}-{}", campaign.id, at.millis())),
+        Token::from_random_bytes(bytes),
+        campaign,
+        contact,
+        at,
+    )
+    .expect("valid invitation")
+}
+
+pub fn answer(invitation: &Invitation, score: u8, version: u32, at: Timestamp) -> (Answer, Event) {
+    let answer = Answer {
+        invitation_id: invitation.id.clone(),
+        campaign_id: invitation.campaign_id.clone(),
+        score: Score::new(score).expect("0..=10"),
+        comment: Some("Åsa's <b>comment</b>".into()),
+        contact_ok: false,
+        ratings: [("ease".to_owned(), 4)].into_iter().collect(),
+        version,
+        first_answered_at: at,
+        answered_at: at,
+    };
+    let event = Event {
+        id: format!("answer-{}-{version}", invitation.id),
+        at,
+        kind: EventKind::AnswerRecorded {
+            invitation_id: invitation.id.clone(),
+            version,
+            previous_score: None,
+            score: answer.score,
+        },
+    };
+    (answer, event)
+}
+
+async fn seeded(store: &dyn Store, id: &str) -> (Campaign, Invitation) {
+    let c = campaign(id);
+    store.put_campaign(&c).await.expect("put campaign");
+    let inv = invitation(&c, 1, T0);
+    let created = store.create_invitations(std::slice::from_ref(&inv), T0.minus_days(90)).await.expect("create");
+    assert_eq!(created, vec![CreateOutcome::Created]);
+    (c, inv)
+}
+
+pub async fn campaigns_round_trip(store: &dyn Store) {
+    let c = campaign("round-trip");
+    store.put_campaign(&c).await.unwrap();
+    assert_eq!(store.campaign(&c.id).await.unwrap(), Some(c.clone()));
+    assert_eq!(store.campaign(&CampaignId::parse("missing").unwrap()).await.unwrap(), None);
+    assert!(store.campaigns().await.unwrap().contains(&c));
+}
+
+pub async fn invitations_are_found_by_token_and_by_id(store: &dyn Store) {
+    let (_, inv) = seeded(store, "by-token").await;
+    assert_eq!(store.invitation_by_token(&inv.token).await.unwrap(), Some(inv.clone()));
+    assert_eq!(store.invitation(&inv.id).await.unwrap(), Some(inv.clone()));
+    let unknown = Token::from_random_bytes([42; 16]);
+    assert_eq!(store.invitation_by_token(&unknown).await.unwrap(), None);
+}
+
+pub async fn a_contact_invited_within_the_window_is_throttled_and_later_invited_again(store: &dyn Store) {
+    let (c, _) = seeded(store, "throttle").await;
+    let again = invitation(&c, 1, T0.plus_days(10));
+    let outcome = store.create_invitations(std::slice::from_ref(&again), T0.plus_days(10).minus_days(90)).await.unwrap();
+    assert_eq!(outcome, vec![CreateOutcome::Throttled]);
+    assert_eq!(store.invitation(&again.id).await.unwrap(), None, "a throttled invitation is not stored");
+    let later = invitation(&c, 1, T0.plus_days(91));
+    let outcome = store.create_invitations(std::slice::from_ref(&later), T0.plus_days(1)).await.unwrap();
+    assert_eq!(outcome, vec![CreateOutcome::Created]);
+}
+
+pub async fn throttling_recognises_a_contact_by_phone_alone(store: &dyn Store) {
+    let (c, _) = seeded(store, "throttle-phone").await;
+    let mut by_phone = invitation(&c, 1, T0.plus_days(1));
+    by_phone.contact.email = None;
+    by_phone.channel = Channel::Sms;
+    let outcome = store.create_invitations(&[by_phone], T0.minus_days(1)).await.unwrap();
+    assert_eq!(outcome, vec![CreateOutcome::Throttled]);
+}
+
+pub async fn suppression_covers_every_campaign_and_is_idempotent(store: &dyn Store) {
+    let (_, inv) = seeded(store, "suppress-a").await;
+    let key = ContactKey::email(inv.contact.email.as_ref().unwrap());
+    assert!(store.suppress(&key, SuppressionReason::Unsubscribed, T0).await.unwrap());
+    assert!(!store.suppress(&key, SuppressionReason::Unsubscribed, T0).await.unwrap(), "second time is a no-op");
+    assert!(store.is_suppressed(&inv.contact.keys()).await.unwrap());
+    let other = campaign("suppress-b");
+    store.put_campaign(&other).await.unwrap();
+    let outcome = store.create_invitations(&[invitation(&other, 1, T0.plus_days(200))], T0.plus_days(199)).await.unwrap();
+    assert_eq!(outcome, vec![CreateOutcome::Suppressed]);
+    let stranger = invitation(&other, 2, T0.plus_days(200));
+    assert!(!store.is_suppressed(&stranger.contact.keys()).await.unwrap());
+    assert!(store.due_reminders(T0.plus_days(30), 100).await.unwrap().iter().all(|i| i.id != inv.id), "no reminder after unsubscribe");
+}
+
+pub async fn creating_an_invitation_leaves_one_pending_event_until_completed(store: &dyn Store) {
+    let (_, inv) = seeded(store, "events").await;
+    let pending = store.pending_events(1000).await.unwrap();
+    let mine: Vec<_> = pending
+        .iter()
+        .filter(|e| matches!(&e.kind, EventKind::InvitationCreated { invitation_id } if *invitation_id == inv.id))
+        .collect();
+    assert_eq!(mine.len(), 1);
+    store.complete_event(&mine[0].id, T0).await.unwrap();
+    store.complete_event(&mine[0].id, T0).await.unwrap();
+    assert!(store.pending_events(1000).await.unwrap().iter().all(|e| e.id != mine[0].id));
+}
+
+pub async fn answers_are_versioned_and_a_stale_write_conflicts(store: &dyn Store) {
+    let (_, inv) = seeded(store, "answers").await;
+    let (a1, e1) = answer(&inv, 3, 1, T0.plus_hours(1));
+    store.record_answer(&a1, &e1).await.unwrap();
+    let (dup, dup_event) = answer(&inv, 9, 1, T0.plus_hours(2));
+    assert!(matches!(store.record_answer(&dup, &dup_event).await, Err(StoreError::Conflict)));
+    assert_eq!(store.answer(&inv.id).await.unwrap(), Some(a1.clone()), "the conflicting write left nothing behind");
+    let (mut a2, e2) = answer(&inv, 9, 2, T0.plus_hours(3));
+    a2.first_answered_at = a1.first_answered_at;
+    store.record_answer(&a2, &e2).await.unwrap();
+    assert_eq!(store.answer(&inv.id).await.unwrap(), Some(a2));
+    let stored = store.invitation(&inv.id).await.unwrap().unwrap();
+    assert_eq!(stored.answered_at, Some(T0.plus_hours(1)));
+    assert_eq!(stored.next_reminder_at, None);
+    let answer_events = store
+        .pending_events(1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| matches!(&e.kind, EventKind::AnswerRecorded { invitation_id, .. } if *invitation_id == inv.id))
+        .count();
+    assert_eq!(answer_events, 2, "one event per accepted change, none for the conflict");
+}
+
+pub async fn a_send_is_claimed_once_until_released(store: &dyn Store) {
+    assert!(store.claim_send("contract:mail:1", T0).await.unwrap());
+    assert!(!store.claim_send("contract:mail:1", T0).await.unwrap());
+    store.release_send("contract:mail:1").await.unwrap();
+    assert!(store.claim_send("contract:mail:1", T0).await.unwrap());
+}
+
+pub async fn reminders_are_due_only_for_the_unanswered_after_the_delay(store: &dyn Store) {
+    let c = campaign("reminders");
+    store.put_campaign(&c).await.unwrap();
+    let invs: Vec<Invitation> = (10..13).map(|n| invitation(&c, n, T0)).collect();
+    store.create_invitations(&invs, T0.minus_days(90)).await.unwrap();
+    let (a, e) = answer(&invs[0], 8, 1, T0.plus_hours(5));
+    store.record_answer(&a, &e).await.unwrap();
+    let mine = |list: Vec<Invitation>| list.into_iter().filter(|i| i.campaign_id == c.id).map(|i| i.id).collect::<Vec<_>>();
+    assert!(mine(store.due_reminders(T0.plus_days(2), 100).await.unwrap()).is_empty(), "not before the delay");
+    let due = mine(store.due_reminders(T0.plus_days(3), 100).await.unwrap());
+    assert_eq!(due, vec![invs[1].id.clone(), invs[2].id.clone()]);
+    store.reminder_sent(&invs[1].id, 1, None).await.unwrap();
+    assert_eq!(mine(store.due_reminders(T0.plus_days(30), 100).await.unwrap()), vec![invs[2].id.clone()]);
+    assert_eq!(store.invitation(&invs[1].id).await.unwrap().unwrap().reminders_sent, 1);
+}
+
+pub async fn a_case_opens_once_and_is_overdue_until_escalated(store: &dyn Store) {
+    let (c, inv) = seeded(store, "cases").await;
+    let case = FollowUpCase {
+        invitation_id: inv.id.clone(),
+        campaign_id: c.id.clone(),
+        owner_email: Some(Email::parse("owner@acme.example").unwrap()),
+        opened_at: T0,
+        due_at: T0.plus_hours(48),
+        status: CaseStatus::Open,
+        escalated_at: None,
+    };
+    assert!(store.open_case(&case).await.unwrap());
+    assert!(!store.open_case(&case).await.unwrap());
+    assert_eq!(store.case(&inv.id).await.unwrap(), Some(case.clone()));
+    let overdue = |list: Vec<FollowUpCase>| list.into_iter().any(|k| k.invitation_id == inv.id);
+    assert!(!overdue(store.overdue_cases(T0.plus_hours(47), 100).await.unwrap()));
+    assert!(overdue(store.overdue_cases(T0.plus_hours(48), 100).await.unwrap()));
+    store.case_escalated(&inv.id, T0.plus_hours(49)).await.unwrap();
+    assert!(!overdue(store.overdue_cases(T0.plus_hours(100), 100).await.unwrap()));
+    assert_eq!(store.case(&inv.id).await.unwrap().unwrap().escalated_at, Some(T0.plus_hours(49)));
+}
+
+pub async fn campaign_rows_carry_answers_suppression_and_review_clicks(store: &dyn Store) {
+    let c = campaign("rows");
+    store.put_campaign(&c).await.unwrap();
+    let invs: Vec<Invitation> = (20..23).map(|n| invitation(&c, n, T0)).collect();
+    store.create_invitations(&invs, T0.minus_days(90)).await.unwrap();
+    let (a, e) = answer(&invs[0], 10, 1, T0.plus_hours(1));
+    store.record_answer(&a, &e).await.unwrap();
+    store.record_review_click(&invs[0].id, "google", T0.plus_hours(2)).await.unwrap();
+    store.record_review_click(&invs[0].id, "google", T0.plus_hours(3)).await.unwrap();
+    store.suppress(&invs[1].contact.keys()[1], SuppressionReason::Bounced, T0).await.unwrap();
+    let mut rows = store.campaign_rows(&c.id).await.unwrap();
+    rows.sort_by(|x, y| x.invitation.id.cmp(&y.invitation.id));
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0].answer.as_ref().map(|a| a.score.value()), Some(10));
+    assert_eq!(rows[0].review_clicks, 2);
+    assert!(!rows[0].suppressed);
+    assert!(rows[1].suppressed, "suppressed by phone");
+    assert!(rows[2].answer.is_none());
+}
+
+/// Expands to one `#[tokio::test]` per contract case. `$make` is an async function returning a
+/// fresh store; cases use distinct campaign ids, so a shared backing table is fine too.
+#[macro_export]
+macro_rules! store_contract_tests {
+    ($make:path) => {
+        $crate::store_contract_tests!(@cases $make;
+            campaigns_round_trip,
+            invitations_are_found_by_token_and_by_id,
+            a_contact_invited_within_the_window_is_throttled_and_later_invited_again,
+            throttling_recognises_a_contact_by_phone_alone,
+            suppression_covers_every_campaign_and_is_idempotent,
+            creating_an_invitation_leaves_one_pending_event_until_completed,
+            answers_are_versioned_and_a_stale_write_conflicts,
+            a_send_is_claimed_once_until_released,
+            reminders_are_due_only_for_the_unanswered_after_the_delay,
+            a_case_opens_once_and_is_overdue_until_escalated,
+            campaign_rows_carry_answers_suppression_and_review_clicks,
+        );
+    };
+    (@cases $make:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let store = $make().await;
+                $crate::contract::$case(&store).await;
+            }
+        )*
+    };
+}

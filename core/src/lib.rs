@@ -1,0 +1,22 @@
+//! closeloop's pure core: domain types, NPS maths, rules, rendering and the ports.
+//! No I/O, no runtime: it builds for wasm32 and native alike.
+
+pub mod campaign;
+pub mod gsm;
+pub mod import;
+pub mod model;
+pub mod nps;
+pub mod ports;
+pub mod render;
+pub mod report;
+pub mod rules;
+pub mod survey;
+pub mod time;
+
+#[cfg(feature = "contract")]
+pub mod contract;
+
+pub use campaign::{Campaign, CampaignId};
+pub use model::*;
+pub use nps::{Group, Score, Tally};
+pub use time::Timestamp;

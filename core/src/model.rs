@@ -1,0 +1,460 @@
+//! Domain records: contacts, invitations, answers, follow-up cases and the events between them.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::campaign::{Campaign, CampaignId};
+use crate::nps::Score;
+use crate::time::Timestamp;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Locale {
+    En,
+    Sv,
+    Da,
+}
+
+impl Locale {
+    pub const ALL: [Locale; 3] = [Locale::En, Locale::Sv, Locale::Da];
+
+    /// Accepts what CRMs export: "sv", "SV", "sv-SE", "sv_SE", "da-DK"; Norwegian-less for now.
+    pub fn parse(input: &str) -> Option<Self> {
+        let lang = input.trim().get(..2)?.to_ascii_lowercase();
+        let rest = &input.trim()[2..];
+        if !(rest.is_empty() || rest.starts_with('-') || rest.starts_with('_')) {
+            return None;
+        }
+        match lang.as_str() {
+            "en" => Some(Locale::En),
+            "sv" => Some(Locale::Sv),
+            "da" => Some(Locale::Da),
+            _ => None,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Locale::En => "en",
+            Locale::Sv => "sv",
+            Locale::Da => "da",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContactError {
+    #[error("{0:?} is not an email address")]
+    BadEmail(String),
+    #[error("{0:?} is not a phone number in international form, such as +46 70 123 45 67")]
+    BadPhone(String),
+    #[error("needs an email address or a mobile phone number")]
+    NoChannel,
+    #[error("{field} is longer than {max} characters")]
+    TooLong { field: String, max: usize },
+}
+
+/// A lower-cased, syntactically plausible address. Deliverability is SES's business.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(input: &str) -> Result<Self, ContactError> {
+        let candidate = input.trim();
+        let bad = || ContactError::BadEmail(candidate.chars().take(80).collect());
+        if candidate.len() > 254 || candidate.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad());
+        }
+        let (local, domain) = candidate.rsplit_once('@').ok_or_else(bad)?;
+        let domain_ok = domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains("..")
+            && domain.chars().all(|c| c.is_alphanumeric() || c == '.' || c == '-');
+        let local_ok = !local.is_empty()
+            && local.len() <= 64
+            && !local.contains('@')
+            && !local.contains(['<', '>', '"', ',', ';', '(', ')', '[', ']', '\\']);
+        if !(domain_ok && local_ok) {
+            return Err(bad());
+        }
+        Ok(Self(candidate.to_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Email {
+    type Error = ContactError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+impl From<Email> for String {
+    fn from(e: Email) -> String {
+        e.0
+    }
+}
+
+/// E.164: "+" and 8 to 15 digits. Spaces, dashes, dots and brackets that people type are dropped;
+/// a leading "00" is the international prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Phone(String);
+
+impl Phone {
+    pub fn parse(input: &str) -> Result<Self, ContactError> {
+        let bad = || ContactError::BadPhone(input.trim().chars().take(40).collect());
+        let compact: String =
+            input.trim().chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')' | '\u{a0}')).collect();
+        let digits = if let Some(rest) = compact.strip_prefix('+') {
+            rest
+        } else if let Some(rest) = compact.strip_prefix("00") {
+            rest
+        } else {
+            return Err(bad());
+        };
+        if !(8..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.starts_with('0') {
+            return Err(bad());
+        }
+        Ok(Self(format!("+{digits}")))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Phone {
+    type Error = ContactError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+impl From<Phone> for String {
+    fn from(p: Phone) -> String {
+        p.0
+    }
+}
+
+/// How a person is recognised across campaigns, for suppression and throttling.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ContactKey(String);
+
+impl ContactKey {
+    pub fn email(email: &Email) -> Self {
+        Self(format!("email:{}", email.as_str()))
+    }
+    pub fn phone(phone: &Phone) -> Self {
+        Self(format!("phone:{}", phone.as_str()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub fn from_stored(value: String) -> Self {
+        Self(value)
+    }
+}
+
+pub const MAX_FIELD_CHARS: usize = 200;
+pub const MAX_PROPERTIES: usize = 50;
+
+/// A person from the CRM, with the background fields that make the answer actionable.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    pub email: Option<Email>,
+    pub phone: Option<Phone>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub company: Option<String>,
+    pub segment: Option<String>,
+    pub store: Option<String>,
+    pub owner_email: Option<Email>,
+    pub touchpoint: Option<String>,
+    pub locale: Option<Locale>,
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Contact {
+    /// Every key this person is known by; suppressing or throttling one covers them all.
+    pub fn keys(&self) -> Vec<ContactKey> {
+        let mut keys = Vec::with_capacity(2);
+        if let Some(e) = &self.email {
+            keys.push(ContactKey::email(e));
+        }
+        if let Some(p) = &self.phone {
+            keys.push(ContactKey::phone(p));
+        }
+        keys
+    }
+
+    /// Email is preferred: it carries the embedded scale and the unsubscribe headers.
+    pub fn channel(&self) -> Option<Channel> {
+        if self.email.is_some() {
+            Some(Channel::Email)
+        } else if self.phone.is_some() {
+            Some(Channel::Sms)
+        } else {
+            None
+        }
+    }
+
+    pub fn full_name(&self) -> String {
+        [self.first_name.as_deref(), self.last_name.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Checks invariants that hold however the contact arrived (CSV, API).
+    pub fn validate(&self) -> Result<(), ContactError> {
+        if self.channel().is_none() {
+            return Err(ContactError::NoChannel);
+        }
+        let named = [
+            ("first_name", &self.first_name),
+            ("last_name", &self.last_name),
+            ("company", &self.company),
+            ("segment", &self.segment),
+            ("store", &self.store),
+            ("touchpoint", &self.touchpoint),
+        ];
+        for (field, value) in named {
+            if value.as_ref().is_some_and(|v| v.chars().count() > MAX_FIELD_CHARS) {
+                return Err(ContactError::TooLong { field: field.into(), max: MAX_FIELD_CHARS });
+            }
+        }
+        if self.properties.len() > MAX_PROPERTIES {
+            return Err(ContactError::TooLong { field: "properties".into(), max: MAX_PROPERTIES });
+        }
+        for (k, v) in &self.properties {
+            if k.chars().count() > 64 || v.chars().count() > MAX_FIELD_CHARS {
+                return Err(ContactError::TooLong { field: k.clone(), max: MAX_FIELD_CHARS });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Email,
+    Sms,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+        }
+    }
+}
+
+/// The secret in a personal link: 128 random bits written as 22 base-62 characters, so an SMS
+/// link stays short and the token survives any URL handling untouched.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Token(String);
+
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+pub const TOKEN_LEN: usize = 22;
+
+impl Token {
+    /// `random` must come from a cryptographic source (a v4 UUID's bytes qualify).
+    pub fn from_random_bytes(random: [u8; 16]) -> Self {
+        let mut n = u128::from_be_bytes(random);
+        let mut out = [b'0'; TOKEN_LEN];
+        for slot in out.iter_mut().rev() {
+            *slot = BASE62[(n % 62) as usize];
+            n /= 62;
+        }
+        Self(out.iter().map(|b| *b as char).collect())
+    }
+
+    /// A syntactic check only: refuses junk before any storage lookup.
+    pub fn parse(input: &str) -> Option<Self> {
+        (input.len() == TOKEN_LEN && input.bytes().all(|b| b.is_ascii_alphanumeric()))
+            .then(|| Self(input.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Token {
+    // Tokens are credentials: keep them out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Token({}…)", &self.0[..4.min(self.0.len())])
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct InvitationId(pub String);
+
+impl std::fmt::Display for InvitationId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One personal invitation to answer one campaign. One answer per invitation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Invitation {
+    pub id: InvitationId,
+    pub token: Token,
+    pub campaign_id: CampaignId,
+    pub contact: Contact,
+    pub channel: Channel,
+    pub locale: Locale,
+    pub touchpoint: Option<String>,
+    pub created_at: Timestamp,
+    pub reminders_sent: u32,
+    /// Set while a reminder may still be due; cleared by an answer, an unsubscribe or the last reminder.
+    pub next_reminder_at: Option<Timestamp>,
+    pub answered_at: Option<Timestamp>,
+}
+
+impl Invitation {
+    pub fn new(
+        id: InvitationId,
+        token: Token,
+        campaign: &Campaign,
+        contact: Contact,
+        now: Timestamp,
+    ) -> Result<Self, ContactError> {
+        contact.validate()?;
+        let channel = contact.channel().ok_or(ContactError::NoChannel)?;
+        let locale = campaign.locale_for(contact.locale);
+        let touchpoint = contact.touchpoint.clone().or_else(|| campaign.touchpoint.clone());
+        Ok(Self {
+            id,
+            token,
+            campaign_id: campaign.id.clone(),
+            contact,
+            channel,
+            locale,
+            touchpoint,
+            created_at: now,
+            reminders_sent: 0,
+            next_reminder_at: crate::rules::first_reminder_at(&campaign.reminders, now),
+            answered_at: None,
+        })
+    }
+}
+
+pub const MAX_COMMENT_CHARS: usize = 2000;
+
+/// The respondent's current answer. `version` grows by one with every change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Answer {
+    pub invitation_id: InvitationId,
+    pub campaign_id: CampaignId,
+    pub score: Score,
+    pub comment: Option<String>,
+    pub contact_ok: bool,
+    #[serde(default)]
+    pub ratings: BTreeMap<String, u8>,
+    pub version: u32,
+    pub first_answered_at: Timestamp,
+    pub answered_at: Timestamp,
+}
+
+/// Facts the reactions act on, written in the same transaction as the change they describe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    InvitationCreated { invitation_id: InvitationId },
+    AnswerRecorded { invitation_id: InvitationId, version: u32, previous_score: Option<Score>, score: Score },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: String,
+    pub at: Timestamp,
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaseStatus {
+    Open,
+    Closed,
+}
+
+/// A detractor (or "contact me") answer someone must follow up before `due_at`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FollowUpCase {
+    pub invitation_id: InvitationId,
+    pub campaign_id: CampaignId,
+    pub owner_email: Option<Email>,
+    pub opened_at: Timestamp,
+    pub due_at: Timestamp,
+    pub status: CaseStatus,
+    pub escalated_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SuppressionReason {
+    Unsubscribed,
+    Bounced,
+    Complained,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_lowercased_and_junk_refused() {
+        assert_eq!(Email::parse(" Åsa.Berg@Example.SE ").unwrap().as_str(), "åsa.berg@example.se");
+        for bad in ["", "a@b", "no-at.example.com", "a b@example.com", "a@@example.com", "a@.example.com", "<a>@x.se"] {
+            assert!(Email::parse(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn phones_are_normalised_to_e164() {
+        assert_eq!(Phone::parse("+46 70-123 45 67").unwrap().as_str(), "+46701234567");
+        assert_eq!(Phone::parse("0045 20 12 34 56").unwrap().as_str(), "+4520123456");
+        assert!(Phone::parse("070-123 45 67").is_err(), "national form has no country");
+        assert!(Phone::parse("+46 70 CALL ME").is_err());
+    }
+
+    #[test]
+    fn locales_accept_crm_spellings() {
+        assert_eq!(Locale::parse("sv-SE"), Some(Locale::Sv));
+        assert_eq!(Locale::parse("DA"), Some(Locale::Da));
+        assert_eq!(Locale::parse("en_GB"), Some(Locale::En));
+        assert_eq!(Locale::parse("de"), None);
+        assert_eq!(Locale::parse("svenska"), None);
+    }
+
+    #[test]
+    fn tokens_are_22_alphanumerics_and_distinct_for_distinct_bytes() {
+        let a = Token::from_random_bytes([0xff; 16]);
+        let b = Token::from_random_bytes([0; 16]);
+        assert_eq!(a.as_str().len(), TOKEN_LEN);
+        assert_eq!(b.as_str(), "0000000000000000000000");
+        assert_ne!(a, b);
+        assert!(Token::parse(a.as_str()).is_some());
+        assert!(Token::parse("short").is_none());
+        assert!(Token::parse("../../../etc/passwd/xx").is_none());
+        assert!(!format!("{a:?}").contains(a.as_str()));
+    }
+
+    #[test]
+    fn contact_without_email_or_phone_is_refused() {
+        assert_eq!(Contact::default().validate(), Err(ContactError::NoChannel));
+    }
+}

@@ -1,0 +1,192 @@
+//! The ports adapters implement: storage, mail, SMS and time.
+//!
+//! Futures are `Send` natively (axum, tokio, Lambda) and not on wasm32, where the Worker's
+//! JavaScript-backed futures never are.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::campaign::{Campaign, CampaignId};
+use crate::model::{
+    Answer, ContactKey, Event, FollowUpCase, Invitation, InvitationId, SuppressionReason, Token,
+};
+use crate::time::Timestamp;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Someone else changed the record first; reread and decide again.
+    #[error("the record was changed concurrently")]
+    Conflict,
+    #[error("storage is unavailable: {0}")]
+    Unavailable(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CreateOutcome {
+    Created,
+    Suppressed,
+    Throttled,
+}
+
+/// An invitation with its current answer, for reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvitationRow {
+    pub invitation: Invitation,
+    pub answer: Option<Answer>,
+    pub suppressed: bool,
+    pub review_clicks: u32,
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
+#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+pub trait Store: Sync + Send {
+    async fn put_campaign(&self, campaign: &Campaign) -> Result<(), StoreError>;
+    async fn campaign(&self, id: &CampaignId) -> Result<Option<Campaign>, StoreError>;
+    async fn campaigns(&self) -> Result<Vec<Campaign>, StoreError>;
+
+    /// Creates each invitation unless one of its contact keys is suppressed or was invited at or
+    /// after `throttle_since`; each creation writes its `InvitationCreated` event atomically.
+    async fn create_invitations(
+        &self,
+        invitations: &[Invitation],
+        throttle_since: Timestamp,
+    ) -> Result<Vec<CreateOutcome>, StoreError>;
+    async fn invitation(&self, id: &InvitationId) -> Result<Option<Invitation>, StoreError>;
+    async fn invitation_by_token(&self, token: &Token) -> Result<Option<Invitation>, StoreError>;
+    async fn campaign_rows(&self, campaign: &CampaignId) -> Result<Vec<InvitationRow>, StoreError>;
+
+    async fn answer(&self, invitation: &InvitationId) -> Result<Option<Answer>, StoreError>;
+    /// Writes `answer` if the stored version is `answer.version - 1` (none for version 1), marks the
+    /// invitation answered and appends an `AnswerRecorded` event, all or nothing. `Conflict` otherwise.
+    async fn record_answer(&self, answer: &Answer, event: &Event) -> Result<(), StoreError>;
+
+    /// Events not yet completed, oldest first.
+    async fn pending_events(&self, limit: usize) -> Result<Vec<Event>, StoreError>;
+    async fn complete_event(&self, id: &str, at: Timestamp) -> Result<(), StoreError>;
+
+    /// Claims the right to send the message with this key; false if it was claimed before.
+    async fn claim_send(&self, key: &str, at: Timestamp) -> Result<bool, StoreError>;
+    /// Gives a claim back after a send failed, so a retry may send.
+    async fn release_send(&self, key: &str) -> Result<(), StoreError>;
+
+    /// True if the key was not suppressed before. Clears pending reminders of that contact.
+    async fn suppress(&self, key: &ContactKey, reason: SuppressionReason, at: Timestamp) -> Result<bool, StoreError>;
+    async fn is_suppressed(&self, keys: &[ContactKey]) -> Result<bool, StoreError>;
+
+    /// Invitations whose next reminder is due at or before `at`, oldest first.
+    async fn due_reminders(&self, at: Timestamp, limit: usize) -> Result<Vec<Invitation>, StoreError>;
+    /// Records that reminder number `sent` went out, and when the next is due (if any).
+    async fn reminder_sent(
+        &self,
+        invitation: &InvitationId,
+        sent: u32,
+        next: Option<Timestamp>,
+    ) -> Result<(), StoreError>;
+
+    async fn record_review_click(&self, invitation: &InvitationId, site: &str, at: Timestamp) -> Result<(), StoreError>;
+
+    /// Opens a case unless the invitation already has one; true if opened.
+    async fn open_case(&self, case: &FollowUpCase) -> Result<bool, StoreError>;
+    async fn case(&self, invitation: &InvitationId) -> Result<Option<FollowUpCase>, StoreError>;
+    async fn overdue_cases(&self, at: Timestamp, limit: usize) -> Result<Vec<FollowUpCase>, StoreError>;
+    async fn case_escalated(&self, invitation: &InvitationId, at: Timestamp) -> Result<(), StoreError>;
+}
+
+/// What a message is for: shown in the outbox and used in idempotency keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    Invitation,
+    Reminder,
+    ThankYou,
+    ReviewInvitation,
+    Alert,
+    Escalation,
+}
+
+impl MessageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Invitation => "invitation",
+            MessageKind::Reminder => "reminder",
+            MessageKind::ThankYou => "thank_you",
+            MessageKind::ReviewInvitation => "review_invitation",
+            MessageKind::Alert => "alert",
+            MessageKind::Escalation => "escalation",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutgoingMail {
+    pub kind: MessageKind,
+    pub from_name: String,
+    pub from_email: String,
+    pub to_name: Option<String>,
+    pub to_email: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub headers: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutgoingSms {
+    pub kind: MessageKind,
+    pub to: String,
+    pub text: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// Worth retrying later: throttling, timeouts, the service being down.
+    #[error("temporary send failure: {0}")]
+    Transient(String),
+    /// Retrying cannot help: a refused address, a rejected message.
+    #[error("permanent send failure: {0}")]
+    Permanent(String),
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
+#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+pub trait Mailer: Sync + Send {
+    /// Returns the provider's message id.
+    async fn send_mail(&self, mail: &OutgoingMail) -> Result<String, SendError>;
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
+#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+pub trait SmsSender: Sync + Send {
+    async fn send_sms(&self, sms: &OutgoingSms) -> Result<String, SendError>;
+}
+
+pub trait Clock: Sync + Send {
+    fn now(&self) -> Timestamp;
+}
+
+/// Where outbound links point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Links {
+    base: String,
+}
+
+impl Links {
+    pub fn new(public_base_url: &str) -> Self {
+        Self { base: public_base_url.trim_end_matches('/').to_owned() }
+    }
+    pub fn survey(&self, token: &Token) -> String {
+        format!("{}/s/{}", self.base, token.as_str())
+    }
+    pub fn survey_with_score(&self, token: &Token, score: u8) -> String {
+        format!("{}/s/{}?score={score}", self.base, token.as_str())
+    }
+    pub fn unsubscribe(&self, token: &Token) -> String {
+        format!("{}/u/{}", self.base, token.as_str())
+    }
+    pub fn review(&self, token: &Token, site: &str) -> String {
+        format!("{}/r/{}/{site}", self.base, token.as_str())
+    }
+}

@@ -1,0 +1,510 @@
+//! Pages and messages, rendered from the templates in `templates/` (compiled in, so the Worker
+//! needs no filesystem). Text comes from one strings file per locale; HTML is auto-escaped.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use minijinja::{context, Environment, Value};
+use serde::Serialize;
+
+use crate::campaign::Campaign;
+use crate::model::{Answer, Invitation, Locale, MAX_COMMENT_CHARS};
+use crate::nps::Group;
+use crate::ports::{Links, MessageKind};
+use crate::survey::{FormError, SurveyForm};
+
+#[derive(Debug, thiserror::Error)]
+#[error("template {template} failed: {source}")]
+pub struct RenderError {
+    template: String,
+    #[source]
+    source: minijinja::Error,
+}
+
+macro_rules! templates {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../../templates/", $name)))),*]
+    };
+}
+
+const TEMPLATES: &[(&str, &str)] = templates!(
+    "page/layout.html",
+    "page/survey.html",
+    "page/thanks.html",
+    "page/notice.html",
+    "page/unsubscribe.html",
+    "mail/layout.html",
+    "mail/scale.html",
+    "mail/invitation/subject.txt",
+    "mail/invitation/body.txt",
+    "mail/invitation/body.html",
+    "mail/reminder/subject.txt",
+    "mail/reminder/body.txt",
+    "mail/reminder/body.html",
+    "mail/thank_you/subject.txt",
+    "mail/thank_you/body.txt",
+    "mail/thank_you/body.html",
+    "mail/review_invitation/subject.txt",
+    "mail/review_invitation/body.txt",
+    "mail/review_invitation/body.html",
+    "mail/alert/subject.txt",
+    "mail/alert/body.txt",
+    "mail/alert/body.html",
+    "mail/escalation/subject.txt",
+    "mail/escalation/body.txt",
+    "mail/escalation/body.html",
+    "sms/invitation.txt",
+    "sms/reminder.txt",
+);
+
+const LOCALES: &[(Locale, &str)] = &[
+    (Locale::En, include_str!("../../templates/locales/en.toml")),
+    (Locale::Sv, include_str!("../../templates/locales/sv.toml")),
+    (Locale::Da, include_str!("../../templates/locales/da.toml")),
+];
+
+fn environment() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        env.set_keep_trailing_newline(false);
+        env.set_formatter(html_formatter);
+        for (name, source) in TEMPLATES {
+            // A broken template is caught by the tests that render every template.
+            if let Err(e) = env.add_template(name, source) {
+                debug_assert!(false, "template {name}: {e}");
+            }
+        }
+        env
+    })
+}
+
+/// Escapes the five characters that matter in HTML text and attributes. minijinja's default also
+/// escapes `/`, which turns every link in a mail into entity soup.
+fn html_formatter(out: &mut minijinja::Output, state: &minijinja::State, value: &Value) -> Result<(), minijinja::Error> {
+    match (state.auto_escape(), value.as_str()) {
+        (minijinja::AutoEscape::Html, Some(text)) if !value.is_safe() => {
+            let mut escaped = String::with_capacity(text.len() + 16);
+            for c in text.chars() {
+                match c {
+                    '&' => escaped.push_str("&amp;"),
+                    '<' => escaped.push_str("&lt;"),
+                    '>' => escaped.push_str("&gt;"),
+                    '"' => escaped.push_str("&quot;"),
+                    '\'' => escaped.push_str("&#39;"),
+                    _ => escaped.push(c),
+                }
+            }
+            out.write_str(&escaped).map_err(minijinja::Error::from)
+        }
+        _ => minijinja::escape_formatter(out, state, value),
+    }
+}
+
+type StringTable = BTreeMap<String, String>;
+
+fn tables() -> &'static BTreeMap<Locale, StringTable> {
+    static TABLES: OnceLock<BTreeMap<Locale, StringTable>> = OnceLock::new();
+    TABLES.get_or_init(|| {
+        LOCALES
+            .iter()
+            .map(|(locale, source)| (*locale, toml::from_str(source).unwrap_or_default()))
+            .collect()
+    })
+}
+
+/// One locale's strings with `{placeholders}` filled in a single pass, so a value that itself
+/// contains braces (a company called "{x}") is never expanded again.
+pub struct Strings {
+    locale: Locale,
+    vars: BTreeMap<&'static str, String>,
+}
+
+impl Strings {
+    pub fn new(locale: Locale) -> Self {
+        Self { locale, vars: BTreeMap::new() }
+    }
+
+    pub fn with(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.vars.insert(name, value.into());
+        self
+    }
+
+    pub fn get(&self, key: &str) -> String {
+        let table = tables();
+        let raw = table
+            .get(&self.locale)
+            .and_then(|t| t.get(key))
+            .or_else(|| table.get(&Locale::En).and_then(|t| t.get(key)))
+            .map(String::as_str)
+            .unwrap_or(key);
+        fill(raw, &self.vars)
+    }
+
+    fn all(&self) -> StringTable {
+        let table = tables();
+        let mut keys: Vec<&String> = table.get(&Locale::En).map(|t| t.keys().collect()).unwrap_or_default();
+        if let Some(t) = table.get(&self.locale) {
+            keys.extend(t.keys());
+        }
+        keys.into_iter().map(|k| (k.clone(), self.get(k))).collect()
+    }
+}
+
+fn fill(raw: &str, vars: &BTreeMap<&'static str, String>) -> String {
+    let mut out = String::with_capacity(raw.len() + 32);
+    let mut rest = raw;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        match after.find('}') {
+            Some(end) if vars.contains_key(&after[..end]) => {
+                out.push_str(&vars[&after[..end]]);
+                rest = &after[end + 1..];
+            }
+            _ => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn render(name: &str, ctx: Value) -> Result<String, RenderError> {
+    let fail = |source| RenderError { template: name.to_owned(), source };
+    let template = environment().get_template(name).map_err(fail)?;
+    template.render(ctx).map_err(fail)
+}
+
+fn campaign_strings(campaign: &Campaign, invitation: &Invitation) -> Strings {
+    Strings::new(invitation.locale)
+        .with("company", campaign.company.clone())
+        .with("first_name", invitation.contact.first_name.clone().unwrap_or_default())
+        .with("sender_name", campaign.sender_name.clone())
+}
+
+fn greeting(strings: &Strings, invitation: &Invitation) -> String {
+    if invitation.contact.first_name.is_some() {
+        strings.get("greeting_named")
+    } else {
+        strings.get("greeting")
+    }
+}
+
+pub fn follow_up_question(campaign: &Campaign, strings: &Strings, locale: Locale, group: Group) -> String {
+    if let Some(custom) = campaign.follow_up.get(&group) {
+        return custom.get(locale).to_owned();
+    }
+    strings.get(match group {
+        Group::Detractor => "follow_up_detractor",
+        Group::Passive => "follow_up_passive",
+        Group::Promoter => "follow_up_promoter",
+    })
+}
+
+pub fn form_error_message(strings: &Strings, error: &FormError) -> String {
+    match error {
+        FormError::ScoreMissing => strings.get("error_score_missing"),
+        FormError::ScoreOutOfRange => strings.get("error_score_range"),
+        FormError::CommentTooLong => fill(&strings.get("error_comment_long"), &[("max", MAX_COMMENT_CHARS.to_string())].into_iter().collect()),
+        FormError::Rating(_) => strings.get("error_rating"),
+        FormError::UnknownField(_) => strings.get("error_unknown_field"),
+        FormError::ContactValue => strings.get("error_contact"),
+    }
+}
+
+/// Everything the survey page shows besides the campaign and invitation.
+pub struct SurveyPage<'a> {
+    pub campaign: &'a Campaign,
+    pub invitation: &'a Invitation,
+    pub form: &'a SurveyForm,
+    pub existing: Option<&'a Answer>,
+    pub errors: &'a [FormError],
+    /// Shown above the form when saving failed and the person must try again.
+    pub unavailable: bool,
+}
+
+#[derive(Serialize)]
+struct DriverView {
+    key: String,
+    label: String,
+    value: Option<u8>,
+}
+
+pub fn survey_page(page: &SurveyPage<'_>) -> Result<String, RenderError> {
+    let SurveyPage { campaign, invitation, form, existing, errors, unavailable } = page;
+    let locale = invitation.locale;
+    let strings = campaign_strings(campaign, invitation);
+    let follow_up = |g| follow_up_question(campaign, &strings, locale, g);
+    let follow_up_label = match form.score {
+        Some(score) => follow_up(crate::nps::Score::new(score).map(|s| s.group()).unwrap_or(Group::Detractor)),
+        None => strings.get("follow_up_any"),
+    };
+    let answered_note = existing.map(|a| {
+        Strings::new(locale).with("score", a.score.to_string()).with("date", a.answered_at.to_display()).get("answered_note")
+    });
+    let mut messages: Vec<String> = errors.iter().map(|e| form_error_message(&strings, e)).collect();
+    let mut error_heading = strings.get("error_title");
+    if *unavailable {
+        error_heading = strings.get("unavailable_title");
+        messages.insert(0, strings.get("unavailable_body"));
+    }
+    let drivers: Vec<DriverView> = campaign
+        .drivers
+        .iter()
+        .map(|d| DriverView { key: d.key.clone(), label: d.label.get(locale).to_owned(), value: form.ratings.get(&d.key).copied() })
+        .collect();
+    render(
+        "page/survey.html",
+        context! {
+            lang => locale.code(),
+            title => strings.get("page_title"),
+            greeting => greeting(&strings, invitation),
+            t => strings.all(),
+            action => format!("/s/{}", invitation.token.as_str()),
+            unsubscribe_url => format!("/u/{}", invitation.token.as_str()),
+            score => form.score,
+            comment => form.comment,
+            contact_ok => form.contact_ok,
+            drivers,
+            follow_up => context! {
+                detractor => follow_up(Group::Detractor),
+                passive => follow_up(Group::Passive),
+                promoter => follow_up(Group::Promoter),
+            },
+            follow_up_label,
+            max_comment => MAX_COMMENT_CHARS,
+            answered_note,
+            errors => messages,
+            error_heading,
+            submit_label => strings.get(if existing.is_some() { "update" } else { "submit" }),
+        },
+    )
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LinkView {
+    pub label: String,
+    pub url: String,
+}
+
+/// Review-site buttons this answer may see, as tracked redirect links.
+pub fn review_links(campaign: &Campaign, invitation: &Invitation, answer: &Answer, links: &Links, relative: bool) -> Vec<LinkView> {
+    let strings = campaign_strings(campaign, invitation);
+    crate::rules::review_sites_for(campaign, answer)
+        .into_iter()
+        .map(|site| {
+            let url = links.review(&invitation.token, &site.key);
+            let url = if relative { format!("/r/{}/{}", invitation.token.as_str(), site.key) } else { url };
+            let label = fill(&strings.get("review_button"), &[("site", site.name.clone())].into_iter().collect());
+            LinkView { label, url }
+        })
+        .collect()
+}
+
+pub fn thanks_page(campaign: &Campaign, invitation: &Invitation, answer: &Answer, links: &Links) -> Result<String, RenderError> {
+    let strings = campaign_strings(campaign, invitation);
+    render(
+        "page/thanks.html",
+        context! {
+            lang => invitation.locale.code(),
+            title => strings.get("thanks_title"),
+            t => strings.all(),
+            contact_ok => answer.contact_ok,
+            promoter => answer.score.group() == Group::Promoter,
+            review_links => review_links(campaign, invitation, answer, links, true),
+            change_url => format!("/s/{}", invitation.token.as_str()),
+        },
+    )
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    NotFound,
+    BadRequest,
+    Unavailable,
+}
+
+/// A page that leaks nothing about the link or the person: only fixed text in one language.
+pub fn notice_page(locale: Locale, notice: Notice) -> Result<String, RenderError> {
+    let strings = Strings::new(locale);
+    let (heading, body) = match notice {
+        Notice::NotFound => ("not_found_title", "not_found_body"),
+        Notice::BadRequest => ("bad_request_title", "bad_request_body"),
+        Notice::Unavailable => ("unavailable_title", "unavailable_body"),
+    };
+    render(
+        "page/notice.html",
+        context! { lang => locale.code(), title => strings.get(heading), heading => strings.get(heading), body => strings.get(body) },
+    )
+}
+
+pub fn unsubscribe_page(campaign: &Campaign, invitation: &Invitation, done: bool) -> Result<String, RenderError> {
+    let strings = campaign_strings(campaign, invitation);
+    render(
+        "page/unsubscribe.html",
+        context! {
+            lang => invitation.locale.code(),
+            title => strings.get(if done { "unsubscribed_title" } else { "unsubscribe_title" }),
+            t => strings.all(),
+            done,
+            action => format!("/u/{}", invitation.token.as_str()),
+        },
+    )
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedMail {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+fn mail(kind: MessageKind, ctx: Value) -> Result<RenderedMail, RenderError> {
+    let base = format!("mail/{}", kind.as_str());
+    let subject = render(&format!("{base}/subject.txt"), ctx.clone())?;
+    Ok(RenderedMail {
+        // Header injection guard: a subject is one line whatever a CRM field contained.
+        subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
+        text: render(&format!("{base}/body.txt"), ctx.clone())?,
+        html: render(&format!("{base}/body.html"), context! { subject, ..ctx })?,
+    })
+}
+
+#[derive(Serialize)]
+struct ScaleLink {
+    score: u8,
+    url: String,
+}
+
+/// Invitation or reminder mail: the question with the 0–10 scale as eleven links.
+pub fn ask_mail(kind: MessageKind, campaign: &Campaign, invitation: &Invitation, links: &Links) -> Result<RenderedMail, RenderError> {
+    let strings = campaign_strings(campaign, invitation);
+    let intro = strings.get(if kind == MessageKind::Reminder { "reminder_intro" } else { "invitation_intro" });
+    let scale_links: Vec<ScaleLink> =
+        (0..=10).map(|score| ScaleLink { score, url: links.survey_with_score(&invitation.token, score) }).collect();
+    mail(
+        kind,
+        context! {
+            lang => invitation.locale.code(),
+            t => strings.all(),
+            greeting => greeting(&strings, invitation),
+            intro,
+            scale_links,
+            survey_url => links.survey(&invitation.token),
+            unsubscribe_url => links.unsubscribe(&invitation.token),
+            sender_name => campaign.sender_name,
+            company => campaign.company,
+        },
+    )
+}
+
+pub fn thank_you_mail(campaign: &Campaign, invitation: &Invitation, answer: &Answer, links: &Links) -> Result<RenderedMail, RenderError> {
+    let strings = campaign_strings(campaign, invitation);
+    // Promoters get a review invitation of its own; here others see the sites open to everyone.
+    let review_links =
+        if crate::rules::gets_review_push(answer) { Vec::new() } else { review_links(campaign, invitation, answer, links, false) };
+    mail(
+        MessageKind::ThankYou,
+        context! {
+            lang => invitation.locale.code(),
+            t => strings.all(),
+            greeting => greeting(&strings, invitation),
+            contact_ok => answer.contact_ok,
+            review_links,
+            unsubscribe_url => links.unsubscribe(&invitation.token),
+            sender_name => campaign.sender_name,
+            company => campaign.company,
+        },
+    )
+}
+
+pub fn review_mail(campaign: &Campaign, invitation: &Invitation, answer: &Answer, links: &Links) -> Result<RenderedMail, RenderError> {
+    let strings = campaign_strings(campaign, invitation);
+    mail(
+        MessageKind::ReviewInvitation,
+        context! {
+            lang => invitation.locale.code(),
+            t => strings.all(),
+            greeting => greeting(&strings, invitation),
+            review_links => review_links(campaign, invitation, answer, links, false),
+            unsubscribe_url => links.unsubscribe(&invitation.token),
+            sender_name => campaign.sender_name,
+            company => campaign.company,
+        },
+    )
+}
+
+#[derive(Serialize)]
+struct FieldView {
+    label: String,
+    value: String,
+}
+
+/// Alert or escalation to the person who must follow up: the answer with its CRM context.
+pub fn follow_up_mail(
+    kind: MessageKind,
+    campaign: &Campaign,
+    invitation: &Invitation,
+    answer: &Answer,
+    due: crate::time::Timestamp,
+) -> Result<RenderedMail, RenderError> {
+    let locale = campaign.locales[0];
+    let c = &invitation.contact;
+    let name = Some(c.full_name()).filter(|n| !n.is_empty()).unwrap_or_else(|| {
+        c.email.as_ref().map(|e| e.as_str().to_owned()).or_else(|| c.phone.as_ref().map(|p| p.as_str().to_owned())).unwrap_or_default()
+    });
+    let strings = Strings::new(locale)
+        .with("name", name)
+        .with("score", answer.score.to_string())
+        .with("due", due.to_display())
+        .with("campaign", campaign.name.clone());
+    let mut fields = Vec::new();
+    let mut push = |label: &str, value: Option<&str>| {
+        if let Some(v) = value {
+            fields.push(FieldView { label: label.to_owned(), value: v.to_owned() });
+        }
+    };
+    push("Email", c.email.as_ref().map(|e| e.as_str()));
+    push("Phone", c.phone.as_ref().map(|p| p.as_str()));
+    push("Company", c.company.as_deref());
+    push("Segment", c.segment.as_deref());
+    push("Store", c.store.as_deref());
+    push("Touchpoint", invitation.touchpoint.as_deref());
+    push("Account manager", c.owner_email.as_ref().map(|e| e.as_str()));
+    for (k, v) in &c.properties {
+        push(k, Some(v));
+    }
+    let ratings: Vec<FieldView> = answer
+        .ratings
+        .iter()
+        .map(|(k, v)| FieldView { label: campaign.driver(k).map(|d| d.label.get(locale).to_owned()).unwrap_or_else(|| k.clone()), value: v.to_string() })
+        .collect();
+    let intro = strings.get(if kind == MessageKind::Escalation { "escalation_intro" } else { "alert_intro" });
+    mail(
+        kind,
+        context! {
+            lang => locale.code(),
+            t => strings.all(),
+            intro,
+            score => answer.score.value(),
+            group => answer.score.group().as_str(),
+            comment => answer.comment,
+            contact_ok => answer.contact_ok,
+            ratings,
+            fields,
+            due => due.to_display(),
+        },
+    )
+}
+
+pub fn sms(kind: MessageKind, campaign: &Campaign, invitation: &Invitation, links: &Links) -> Result<String, RenderError> {
+    let strings = campaign_strings(campaign, invitation).with("link", links.survey(&invitation.token));
+    let name = if kind == MessageKind::Reminder { "sms/reminder.txt" } else { "sms/invitation.txt" };
+    Ok(render(name, context! { t => strings.all() })?.trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests;
