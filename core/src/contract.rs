@@ -118,7 +118,9 @@ pub async fn suppression_covers_every_campaign_and_is_idempotent(store: &dyn Sto
     assert!(store.is_suppressed(&inv.contact.keys()).await.unwrap());
     let other = campaign("suppress-b");
     store.put_campaign(&other).await.unwrap();
-    let outcome = store.create_invitations(&[invitation(&other, 1, T0.plus_days(200))], T0.plus_days(199)).await.unwrap();
+    let mut same_person = invitation(&other, 1, T0.plus_days(200));
+    same_person.contact = inv.contact.clone();
+    let outcome = store.create_invitations(&[same_person], T0.plus_days(199)).await.unwrap();
     assert_eq!(outcome, vec![CreateOutcome::Suppressed]);
     let stranger = invitation(&other, 2, T0.plus_days(200));
     assert!(!store.is_suppressed(&stranger.contact.keys()).await.unwrap());

@@ -190,3 +190,22 @@ impl Links {
         format!("{}/r/{}/{site}", self.base, token.as_str())
     }
 }
+
+/// A clock that moves only when told: for tests and for `run-schedule --at`.
+#[derive(Debug)]
+pub struct ManualClock(std::sync::atomic::AtomicI64);
+
+impl ManualClock {
+    pub fn new(at: Timestamp) -> Self {
+        Self(std::sync::atomic::AtomicI64::new(at.millis()))
+    }
+    pub fn set(&self, at: Timestamp) {
+        self.0.store(at.millis(), std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(self.0.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}

@@ -1,0 +1,477 @@
+//! The storage port on SQLite. Every multi-row change is one transaction; WAL mode lets the
+//! `up` server and a `launch` in another process share the file.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use closeloop_core::campaign::{Campaign, CampaignId};
+use closeloop_core::model::*;
+use closeloop_core::ports::{CreateOutcome, InvitationRow, Store, StoreError};
+use closeloop_core::Timestamp;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS campaigns (id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS invitations (
+    id TEXT PRIMARY KEY,
+    token TEXT NOT NULL UNIQUE,
+    campaign_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    reminders_sent INTEGER NOT NULL DEFAULT 0,
+    next_reminder_at INTEGER,
+    answered_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS invitations_by_campaign ON invitations(campaign_id);
+CREATE INDEX IF NOT EXISTS invitations_due ON invitations(next_reminder_at) WHERE next_reminder_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS contact_invitations (
+    contact_key TEXT NOT NULL,
+    invitation_id TEXT NOT NULL,
+    invited_at INTEGER NOT NULL,
+    PRIMARY KEY (contact_key, invitation_id)
+);
+CREATE INDEX IF NOT EXISTS contact_invitations_latest ON contact_invitations(contact_key, invited_at);
+CREATE TABLE IF NOT EXISTS answers (
+    invitation_id TEXT PRIMARY KEY,
+    campaign_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    at INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    done_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS events_pending ON events(seq) WHERE done_at IS NULL;
+CREATE TABLE IF NOT EXISTS sends (key TEXT PRIMARY KEY, claimed_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS suppressions (contact_key TEXT PRIMARY KEY, reason TEXT NOT NULL, at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS review_clicks (invitation_id TEXT NOT NULL, site TEXT NOT NULL, at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS review_clicks_by_invitation ON review_clicks(invitation_id);
+CREATE TABLE IF NOT EXISTS cases (
+    invitation_id TEXT PRIMARY KEY,
+    campaign_id TEXT NOT NULL,
+    due_at INTEGER NOT NULL,
+    escalated_at INTEGER,
+    status TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cases_overdue ON cases(due_at) WHERE status = 'open' AND escalated_at IS NULL;
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel TEXT NOT NULL,
+    to_addr TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    subject TEXT,
+    text TEXT NOT NULL,
+    html TEXT,
+    headers TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+"#;
+
+/// One SQLite connection behind a mutex: SQLite serialises writers anyway, and every call is
+/// short, so nothing awaits while holding it.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn unavailable(e: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn corrupt(e: serde_json::Error) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(corrupt)
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, StoreError> {
+    serde_json::from_str(body).map_err(corrupt)
+}
+
+const INVITATION_COLUMNS: &str = "body, reminders_sent, next_reminder_at, answered_at";
+
+type InvitationColumns = (String, u32, Option<i64>, Option<i64>);
+
+fn invitation_columns(row: &rusqlite::Row<'_>) -> rusqlite::Result<InvitationColumns> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+}
+
+/// The body holds what never changes; the columns hold what does.
+fn invitation_from((body, reminders_sent, next, answered): InvitationColumns) -> Result<Invitation, StoreError> {
+    let mut inv: Invitation = from_json(&body)?;
+    inv.reminders_sent = reminders_sent;
+    inv.next_reminder_at = next.map(Timestamp::from_millis);
+    inv.answered_at = answered.map(Timestamp::from_millis);
+    Ok(inv)
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(unavailable)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(unavailable)?;
+        // WAL + NORMAL: durable at checkpoints, no fsync per commit; a power cut may lose the
+        // last moments, never corrupt the file.
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(unavailable)?;
+        Self::init(conn)
+    }
+
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory().map_err(unavailable)?)
+    }
+
+    fn init(conn: Connection) -> Result<Self, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(unavailable)?;
+        conn.execute_batch(SCHEMA).map_err(unavailable)?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    pub(crate) fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        self.conn.lock().map_err(|_| StoreError::Unavailable("a previous database call panicked".into()))
+    }
+
+    pub fn outbox(&self, clock: Arc<dyn closeloop_core::ports::Clock>) -> crate::Outbox {
+        crate::Outbox::new(self.clone(), clock)
+    }
+
+    fn invitation_where(&self, clause: &str, value: &str) -> Result<Option<Invitation>, StoreError> {
+        let conn = self.lock()?;
+        let row = conn
+            .query_row(&format!("SELECT {INVITATION_COLUMNS} FROM invitations WHERE {clause} = ?1"), [value], invitation_columns)
+            .optional()
+            .map_err(unavailable)?;
+        row.map(invitation_from).transpose()
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn put_campaign(&self, campaign: &Campaign) -> Result<(), StoreError> {
+        let body = to_json(campaign)?;
+        self.lock()?
+            .execute(
+                "INSERT INTO campaigns (id, body) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET body = excluded.body",
+                params![campaign.id.as_str(), body],
+            )
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn campaign(&self, id: &CampaignId) -> Result<Option<Campaign>, StoreError> {
+        let body: Option<String> = self
+            .lock()?
+            .query_row("SELECT body FROM campaigns WHERE id = ?1", [id.as_str()], |r| r.get(0))
+            .optional()
+            .map_err(unavailable)?;
+        body.map(|b| from_json(&b)).transpose()
+    }
+
+    async fn campaigns(&self) -> Result<Vec<Campaign>, StoreError> {
+        let conn = self.lock()?;
+        let mut stmt = conn.prepare("SELECT body FROM campaigns ORDER BY id").map_err(unavailable)?;
+        let bodies = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(unavailable)?;
+        bodies.map(|b| from_json(&b.map_err(unavailable)?)).collect()
+    }
+
+    async fn create_invitations(
+        &self,
+        invitations: &[Invitation],
+        throttle_since: Timestamp,
+    ) -> Result<Vec<CreateOutcome>, StoreError> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+        let mut outcomes = Vec::with_capacity(invitations.len());
+        {
+            let mut suppressed = tx.prepare_cached("SELECT 1 FROM suppressions WHERE contact_key = ?1").map_err(unavailable)?;
+            let mut recent = tx
+                .prepare_cached("SELECT 1 FROM contact_invitations WHERE contact_key = ?1 AND invited_at >= ?2 LIMIT 1")
+                .map_err(unavailable)?;
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO invitations (id, token, campaign_id, body, created_at, reminders_sent, next_reminder_at, answered_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .map_err(unavailable)?;
+            let mut link = tx
+                .prepare_cached("INSERT OR IGNORE INTO contact_invitations (contact_key, invitation_id, invited_at) VALUES (?1, ?2, ?3)")
+                .map_err(unavailable)?;
+            let mut event = tx.prepare_cached("INSERT INTO events (id, at, body) VALUES (?1, ?2, ?3)").map_err(unavailable)?;
+            for inv in invitations {
+                let keys = inv.contact.keys();
+                let mut outcome = CreateOutcome::Created;
+                for key in &keys {
+                    if suppressed.exists([key.as_str()]).map_err(unavailable)? {
+                        outcome = CreateOutcome::Suppressed;
+                        break;
+                    }
+                    if recent.exists(params![key.as_str(), throttle_since.millis()]).map_err(unavailable)? {
+                        outcome = CreateOutcome::Throttled;
+                    }
+                }
+                if outcome == CreateOutcome::Created {
+                    insert
+                        .execute(params![
+                            inv.id.0,
+                            inv.token.as_str(),
+                            inv.campaign_id.as_str(),
+                            to_json(inv)?,
+                            inv.created_at.millis(),
+                            inv.reminders_sent,
+                            inv.next_reminder_at.map(Timestamp::millis),
+                            inv.answered_at.map(Timestamp::millis),
+                        ])
+                        .map_err(unavailable)?;
+                    for key in &keys {
+                        link.execute(params![key.as_str(), inv.id.0, inv.created_at.millis()]).map_err(unavailable)?;
+                    }
+                    let kind = EventKind::InvitationCreated { invitation_id: inv.id.clone() };
+                    event
+                        .execute(params![format!("invitation-{}", inv.id), inv.created_at.millis(), to_json(&kind)?])
+                        .map_err(unavailable)?;
+                }
+                outcomes.push(outcome);
+            }
+        }
+        tx.commit().map_err(unavailable)?;
+        Ok(outcomes)
+    }
+
+    async fn invitation(&self, id: &InvitationId) -> Result<Option<Invitation>, StoreError> {
+        self.invitation_where("id", &id.0)
+    }
+
+    async fn invitation_by_token(&self, token: &Token) -> Result<Option<Invitation>, StoreError> {
+        self.invitation_where("token", token.as_str())
+    }
+
+    async fn campaign_rows(&self, campaign: &CampaignId) -> Result<Vec<InvitationRow>, StoreError> {
+        let conn = self.lock()?;
+        let mut stmt = conn
+            .prepare(
+                "SELECT i.body, i.reminders_sent, i.next_reminder_at, i.answered_at, a.body,
+                        (SELECT COUNT(*) FROM review_clicks r WHERE r.invitation_id = i.id),
+                        EXISTS (SELECT 1 FROM contact_invitations ci JOIN suppressions s ON s.contact_key = ci.contact_key
+                                WHERE ci.invitation_id = i.id)
+                 FROM invitations i LEFT JOIN answers a ON a.invitation_id = i.id
+                 WHERE i.campaign_id = ?1 ORDER BY i.created_at, i.id",
+            )
+            .map_err(unavailable)?;
+        let rows = stmt
+            .query_map([campaign.as_str()], |r| {
+                Ok((invitation_columns(r)?, r.get::<_, Option<String>>(4)?, r.get::<_, u32>(5)?, r.get::<_, bool>(6)?))
+            })
+            .map_err(unavailable)?;
+        rows.map(|row| {
+            let (columns, answer, review_clicks, suppressed) = row.map_err(unavailable)?;
+            Ok(InvitationRow {
+                invitation: invitation_from(columns)?,
+                answer: answer.map(|a| from_json(&a)).transpose()?,
+                suppressed,
+                review_clicks,
+            })
+        })
+        .collect()
+    }
+
+    async fn answer(&self, invitation: &InvitationId) -> Result<Option<Answer>, StoreError> {
+        let body: Option<String> = self
+            .lock()?
+            .query_row("SELECT body FROM answers WHERE invitation_id = ?1", [&invitation.0], |r| r.get(0))
+            .optional()
+            .map_err(unavailable)?;
+        body.map(|b| from_json(&b)).transpose()
+    }
+
+    async fn record_answer(&self, answer: &Answer, event: &Event) -> Result<(), StoreError> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+        let stored: Option<u32> = tx
+            .query_row("SELECT version FROM answers WHERE invitation_id = ?1", [&answer.invitation_id.0], |r| r.get(0))
+            .optional()
+            .map_err(unavailable)?;
+        if stored.unwrap_or(0) + 1 != answer.version {
+            return Err(StoreError::Conflict);
+        }
+        tx.execute(
+            "INSERT INTO answers (invitation_id, campaign_id, version, body) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(invitation_id) DO UPDATE SET version = excluded.version, body = excluded.body",
+            params![answer.invitation_id.0, answer.campaign_id.as_str(), answer.version, to_json(answer)?],
+        )
+        .map_err(unavailable)?;
+        let updated = tx
+            .execute(
+                "UPDATE invitations SET answered_at = COALESCE(answered_at, ?2), next_reminder_at = NULL WHERE id = ?1",
+                params![answer.invitation_id.0, answer.first_answered_at.millis()],
+            )
+            .map_err(unavailable)?;
+        if updated != 1 {
+            return Err(StoreError::Conflict);
+        }
+        tx.execute("INSERT INTO events (id, at, body) VALUES (?1, ?2, ?3)", params![event.id, event.at.millis(), to_json(&event.kind)?])
+            .map_err(unavailable)?;
+        tx.commit().map_err(unavailable)
+    }
+
+    async fn pending_events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let conn = self.lock()?;
+        let mut stmt =
+            conn.prepare_cached("SELECT id, at, body FROM events WHERE done_at IS NULL ORDER BY seq LIMIT ?1").map_err(unavailable)?;
+        let rows = stmt
+            .query_map([limit as i64], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)))
+            .map_err(unavailable)?;
+        rows.map(|row| {
+            let (id, at, body) = row.map_err(unavailable)?;
+            Ok(Event { id, at: Timestamp::from_millis(at), kind: from_json(&body)? })
+        })
+        .collect()
+    }
+
+    async fn complete_event(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
+        self.lock()?
+            .execute("UPDATE events SET done_at = ?2 WHERE id = ?1 AND done_at IS NULL", params![id, at.millis()])
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn claim_send(&self, key: &str, at: Timestamp) -> Result<bool, StoreError> {
+        let inserted = self
+            .lock()?
+            .execute("INSERT OR IGNORE INTO sends (key, claimed_at) VALUES (?1, ?2)", params![key, at.millis()])
+            .map_err(unavailable)?;
+        Ok(inserted == 1)
+    }
+
+    async fn release_send(&self, key: &str) -> Result<(), StoreError> {
+        self.lock()?.execute("DELETE FROM sends WHERE key = ?1", [key]).map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn suppress(&self, key: &ContactKey, reason: SuppressionReason, at: Timestamp) -> Result<bool, StoreError> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+        let reason = serde_json::to_value(reason).map_err(corrupt)?.as_str().unwrap_or("unsubscribed").to_owned();
+        let inserted = tx
+            .execute("INSERT OR IGNORE INTO suppressions (contact_key, reason, at) VALUES (?1, ?2, ?3)", params![key.as_str(), reason, at.millis()])
+            .map_err(unavailable)?;
+        tx.execute(
+            "UPDATE invitations SET next_reminder_at = NULL
+             WHERE id IN (SELECT invitation_id FROM contact_invitations WHERE contact_key = ?1)",
+            [key.as_str()],
+        )
+        .map_err(unavailable)?;
+        tx.commit().map_err(unavailable)?;
+        Ok(inserted == 1)
+    }
+
+    async fn is_suppressed(&self, keys: &[ContactKey]) -> Result<bool, StoreError> {
+        let conn = self.lock()?;
+        let mut stmt = conn.prepare_cached("SELECT 1 FROM suppressions WHERE contact_key = ?1").map_err(unavailable)?;
+        for key in keys {
+            if stmt.exists([key.as_str()]).map_err(unavailable)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn due_reminders(&self, at: Timestamp, limit: usize) -> Result<Vec<Invitation>, StoreError> {
+        let conn = self.lock()?;
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {INVITATION_COLUMNS} FROM invitations
+                 WHERE next_reminder_at IS NOT NULL AND next_reminder_at <= ?1 AND answered_at IS NULL
+                 ORDER BY next_reminder_at, id LIMIT ?2"
+            ))
+            .map_err(unavailable)?;
+        let rows = stmt.query_map(params![at.millis(), limit as i64], invitation_columns).map_err(unavailable)?;
+        rows.map(|r| invitation_from(r.map_err(unavailable)?)).collect()
+    }
+
+    async fn reminder_sent(&self, invitation: &InvitationId, sent: u32, next: Option<Timestamp>) -> Result<(), StoreError> {
+        self.lock()?
+            .execute(
+                "UPDATE invitations SET reminders_sent = ?2, next_reminder_at = CASE WHEN answered_at IS NULL THEN ?3 END WHERE id = ?1",
+                params![invitation.0, sent, next.map(Timestamp::millis)],
+            )
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn record_review_click(&self, invitation: &InvitationId, site: &str, at: Timestamp) -> Result<(), StoreError> {
+        self.lock()?
+            .execute("INSERT INTO review_clicks (invitation_id, site, at) VALUES (?1, ?2, ?3)", params![invitation.0, site, at.millis()])
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn open_case(&self, case: &FollowUpCase) -> Result<bool, StoreError> {
+        let inserted = self
+            .lock()?
+            .execute(
+                "INSERT OR IGNORE INTO cases (invitation_id, campaign_id, due_at, escalated_at, status, body) VALUES (?1, ?2, ?3, ?4, 'open', ?5)",
+                params![case.invitation_id.0, case.campaign_id.as_str(), case.due_at.millis(), case.escalated_at.map(Timestamp::millis), to_json(case)?],
+            )
+            .map_err(unavailable)?;
+        Ok(inserted == 1)
+    }
+
+    async fn case(&self, invitation: &InvitationId) -> Result<Option<FollowUpCase>, StoreError> {
+        let row: Option<(String, Option<i64>)> = self
+            .lock()?
+            .query_row("SELECT body, escalated_at FROM cases WHERE invitation_id = ?1", [&invitation.0], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .map_err(unavailable)?;
+        row.map(|(body, escalated)| {
+            let mut case: FollowUpCase = from_json(&body)?;
+            case.escalated_at = escalated.map(Timestamp::from_millis);
+            Ok(case)
+        })
+        .transpose()
+    }
+
+    async fn overdue_cases(&self, at: Timestamp, limit: usize) -> Result<Vec<FollowUpCase>, StoreError> {
+        let conn = self.lock()?;
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT body FROM cases WHERE status = 'open' AND escalated_at IS NULL AND due_at <= ?1 ORDER BY due_at LIMIT ?2",
+            )
+            .map_err(unavailable)?;
+        let rows = stmt.query_map(params![at.millis(), limit as i64], |r| r.get::<_, String>(0)).map_err(unavailable)?;
+        rows.map(|b| from_json(&b.map_err(unavailable)?)).collect()
+    }
+
+    async fn case_escalated(&self, invitation: &InvitationId, at: Timestamp) -> Result<(), StoreError> {
+        self.lock()?
+            .execute("UPDATE cases SET escalated_at = ?2 WHERE invitation_id = ?1 AND escalated_at IS NULL", params![invitation.0, at.millis()])
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn fresh_store() -> SqliteStore {
+        SqliteStore::open_in_memory().expect("in-memory SQLite")
+    }
+
+    closeloop_core::store_contract_tests!(fresh_store);
+
+    #[tokio::test]
+    async fn data_survives_reopening_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("closeloop.db");
+        let c = closeloop_core::contract::campaign("persisted");
+        SqliteStore::open(&path).unwrap().put_campaign(&c).await.unwrap();
+        let reopened = SqliteStore::open(&path).unwrap();
+        assert_eq!(reopened.campaign(&c.id).await.unwrap(), Some(c));
+    }
+}
