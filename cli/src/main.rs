@@ -1,1 +1,71 @@
-fn main() {}
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use closeloop::settings::{Settings, DEFAULT_PORT};
+use closeloop::commands;
+
+/// closeloop: transactional NPS surveys with a closed loop, on one machine.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    /// Where the embedded database lives.
+    #[arg(long, global = true, env = "CLOSELOOP_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The address respondents reach the survey at (default http://127.0.0.1:PORT).
+    #[arg(long, global = true, env = "CLOSELOOP_PUBLIC_URL")]
+    public_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve survey pages, the API and the outbox; send and remind in the background.
+    Up {
+        #[arg(long, default_value_t = DEFAULT_PORT)]
+        port: u16,
+        /// Launch the sample campaign from demo/ on first start.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Launch a campaign: invite every contact in a CSV file.
+    Launch {
+        #[arg(long)]
+        campaign: PathBuf,
+        #[arg(long)]
+        contacts: PathBuf,
+    },
+    /// Run the scheduled work (reminders, overdue follow-ups) as of a moment.
+    RunSchedule {
+        /// RFC 3339, e.g. 2026-11-30T09:00:00Z
+        #[arg(long)]
+        at: String,
+    },
+    /// Sent, answered, response rate, NPS with its margin: overall and per segment.
+    Report {
+        #[arg(long)]
+        campaign: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let port = match cli.command {
+        Command::Up { port, .. } => port,
+        _ => DEFAULT_PORT,
+    };
+    let settings = Settings::new(cli.data_dir, cli.public_url, port);
+    match cli.command {
+        Command::Up { port, demo } => commands::cmd_up(&settings, port, demo).await,
+        Command::Launch { campaign, contacts } => commands::cmd_launch(&settings, &campaign, &contacts).await,
+        Command::RunSchedule { at } => commands::cmd_run_schedule(&settings, &at).await.map(|_| ()),
+        Command::Report { campaign, json } => commands::cmd_report(&settings, campaign.as_deref(), json).await,
+    }
+}

@@ -14,9 +14,11 @@ pub fn first_reminder_at(reminders: &Reminders, invited_at: Timestamp) -> Option
     (reminders.max > 0).then(|| invited_at.plus_days(reminders.delay_days))
 }
 
-/// After reminder number `sent`, when the next one is due, if any: evenly spaced by the delay.
-pub fn next_reminder_at(reminders: &Reminders, invited_at: Timestamp, sent: u32) -> Option<Timestamp> {
-    (sent < reminders.max).then(|| invited_at.plus_days(reminders.delay_days * (sent + 1)))
+/// After reminder number `sent` went out at `now`, when the next one is due, if any: evenly
+/// spaced by the delay, and never closer than the delay to the one just sent (a late run of the
+/// schedule must not send two reminders at once).
+pub fn next_reminder_at(reminders: &Reminders, invited_at: Timestamp, sent: u32, now: Timestamp) -> Option<Timestamp> {
+    (sent < reminders.max).then(|| invited_at.plus_days(reminders.delay_days * (sent + 1)).max(now.plus_days(reminders.delay_days)))
 }
 
 /// Reminders go only to those who have neither answered nor unsubscribed.
@@ -124,8 +126,9 @@ mod tests {
         let r = campaign().reminders;
         let t0 = Timestamp::from_millis(0);
         assert_eq!(first_reminder_at(&r, t0), Some(t0.plus_days(3)));
-        assert_eq!(next_reminder_at(&r, t0, 1), Some(t0.plus_days(6)));
-        assert_eq!(next_reminder_at(&r, t0, 2), None);
+        assert_eq!(next_reminder_at(&r, t0, 1, t0.plus_days(3)), Some(t0.plus_days(6)));
+        assert_eq!(next_reminder_at(&r, t0, 1, t0.plus_days(10)), Some(t0.plus_days(13)), "a late run keeps the spacing");
+        assert_eq!(next_reminder_at(&r, t0, 2, t0.plus_days(6)), None);
         assert_eq!(first_reminder_at(&Reminders { delay_days: 3, max: 0 }, t0), None);
     }
 

@@ -1,1 +1,46 @@
+//! The one HTTP router: survey pages, answers, review redirects, unsubscribe and the CRM API.
+//! The local process serves it natively; the Worker serves the same router from WASM.
 
+mod api;
+mod headers;
+mod pages;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use sha2::{Digest, Sha256};
+
+use closeloop_functions::Services;
+
+/// Forms and API bodies are small; anything larger is refused with 413 before it is read.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub services: Services,
+    api_token_sha256: Option<Arc<[u8; 32]>>,
+}
+
+impl AppState {
+    /// `api_token`: the bearer token CRMs use for the invitation API; `None` disables the API.
+    pub fn new(services: Services, api_token: Option<&str>) -> Self {
+        let api_token_sha256 = api_token.filter(|t| !t.is_empty()).map(|t| Arc::new(Sha256::digest(t.as_bytes()).into()));
+        Self { services, api_token_sha256 }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/s/{token}", get(pages::survey).post(pages::answer))
+        .route("/s/{token}/thanks", get(pages::thanks))
+        .route("/r/{token}/{site}", get(pages::review_redirect))
+        .route("/u/{token}", get(pages::unsubscribe_form).post(pages::unsubscribe))
+        .route("/api/v1/invitations", post(api::create_invitation))
+        .fallback(pages::not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(headers::security_headers))
+        .with_state(state)
+}

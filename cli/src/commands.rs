@@ -1,0 +1,175 @@
+//! What each subcommand does, apart from argument parsing.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use closeloop_core::ports::{Clock, ManualClock, Store};
+use closeloop_core::report::{build_report, Figures, Report};
+use closeloop_core::{Campaign, CampaignId, Timestamp};
+use closeloop_embedded::SystemClock;
+use closeloop_functions::launch::{launch, LaunchSummary};
+use closeloop_functions::schedule::{self, ScheduleSummary};
+
+use crate::{serve, LocalApp, Settings};
+
+pub const DEMO_CAMPAIGN: &str = include_str!("../../demo/campaign.toml");
+pub const DEMO_CONTACTS: &str = include_str!("../../demo/contacts.csv");
+
+pub fn read_campaign(path: &Path) -> anyhow::Result<Campaign> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Campaign::from_toml(&text).with_context(|| format!("in {}", path.display()))
+}
+
+/// Launches and sends the invitations before returning.
+pub async fn launch_campaign(app: &LocalApp, campaign: &Campaign, csv: &[u8]) -> anyhow::Result<LaunchSummary> {
+    let summary = launch(&app.services, campaign, csv).await?;
+    app.dispatch().await?;
+    Ok(summary)
+}
+
+pub fn describe_launch(campaign: &Campaign, s: &LaunchSummary) -> String {
+    let mut out = format!(
+        "Campaign {} launched: {} invited, {} duplicates, {} suppressed, {} surveyed within {} days, {} bad rows\n",
+        campaign.id,
+        s.invited,
+        s.duplicates,
+        s.suppressed,
+        s.throttled,
+        campaign.throttle_days,
+        s.bad_rows.len()
+    );
+    for problem in &s.bad_rows {
+        let _ = writeln!(out, "  line {}: {}", problem.line, problem.reason);
+    }
+    out
+}
+
+pub async fn cmd_launch(settings: &Settings, campaign_path: &Path, contacts_path: &Path) -> anyhow::Result<()> {
+    let campaign = read_campaign(campaign_path)?;
+    let csv = std::fs::read(contacts_path).with_context(|| format!("reading {}", contacts_path.display()))?;
+    let app = LocalApp::open(settings, Arc::new(SystemClock))?;
+    let started = Instant::now();
+    let summary = launch_campaign(&app, &campaign, &csv).await?;
+    print!("{}", describe_launch(&campaign, &summary));
+    println!("Done in {:.2} s; the messages are in the outbox.", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+pub async fn cmd_up(settings: &Settings, port: u16, demo: bool) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let app = LocalApp::open(settings, Arc::new(SystemClock))?;
+    if demo {
+        let campaign = Campaign::from_toml(DEMO_CAMPAIGN).context("the demo campaign file")?;
+        if app.store.campaign(&campaign.id).await?.is_none() {
+            let summary = launch_campaign(&app, &campaign, DEMO_CONTACTS.as_bytes()).await?;
+            print!("{}", describe_launch(&campaign, &summary));
+        } else {
+            println!("Demo campaign {} already launched in {}; keeping its data.", campaign.id, settings.data_dir.display());
+        }
+        println!("Survey links:");
+        for row in app.store.campaign_rows(&campaign.id).await? {
+            let inv = &row.invitation;
+            println!("  {:<24} {:<5} {}", inv.contact.full_name(), inv.channel.as_str(), app.services.links.survey(&inv.token));
+        }
+    }
+    let api_token = settings.api_token.clone();
+    let running = serve(app, SocketAddr::from(([127, 0, 0, 1], port)), api_token.clone(), true).await?;
+    println!("Outbox:  http://{}/outbox", running.addr);
+    if api_token.is_none() {
+        println!("API:     disabled (set CLOSELOOP_API_TOKEN to enable POST /api/v1/invitations)");
+    }
+    println!("closeloop is up on http://{} ({} ms). Ctrl-C stops it.", running.addr, started.elapsed().as_millis());
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    running.stop();
+    Ok(())
+}
+
+pub async fn cmd_run_schedule(settings: &Settings, at: &str) -> anyhow::Result<ScheduleSummary> {
+    let at = Timestamp::parse_rfc3339(at)?;
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(at));
+    let app = LocalApp::open(settings, clock)?;
+    // Events first, so an answer that arrived just before counts as answered.
+    app.dispatch().await?;
+    let summary = schedule::run(&app.services, at).await?;
+    println!(
+        "Schedule as of {}: {} reminders sent, {} skipped (unsubscribed), {} overdue follow-ups escalated",
+        at.to_rfc3339(),
+        summary.reminders_sent,
+        summary.reminders_skipped,
+        summary.escalations_sent
+    );
+    Ok(summary)
+}
+
+#[derive(serde::Serialize)]
+pub struct CampaignReport {
+    pub campaign: CampaignId,
+    pub name: String,
+    #[serde(flatten)]
+    pub report: Report,
+}
+
+pub async fn reports(app: &LocalApp, campaign: Option<&str>) -> anyhow::Result<Vec<CampaignReport>> {
+    let campaigns = match campaign {
+        Some(id) => {
+            let id = CampaignId::parse(id)?;
+            match app.store.campaign(&id).await? {
+                Some(c) => vec![c],
+                None => bail!("no campaign {id}"),
+            }
+        }
+        None => app.store.campaigns().await?,
+    };
+    let mut out = Vec::with_capacity(campaigns.len());
+    for c in campaigns {
+        let rows = app.store.campaign_rows(&c.id).await?;
+        out.push(CampaignReport { campaign: c.id, name: c.name, report: build_report(&rows) });
+    }
+    Ok(out)
+}
+
+fn figures_line(f: &Figures) -> String {
+    let rate = f.response_rate.map_or("-".to_owned(), |r| format!("{:.1} %", r * 100.0));
+    let nps = match (f.nps, f.margin_95) {
+        (Some(nps), Some(m)) => format!("NPS {nps:+.0} ± {m:.0}{}", if f.small_sample { " (small sample)" } else { "" }),
+        _ => "NPS -".to_owned(),
+    };
+    format!(
+        "sent {}, answered {} ({rate}), promoters {}, passives {}, detractors {}, {nps}",
+        f.sent, f.answered, f.promoters, f.passives, f.detractors
+    )
+}
+
+pub fn describe_reports(reports: &[CampaignReport]) -> String {
+    let mut out = String::new();
+    for r in reports {
+        let t = &r.report.total;
+        let _ = writeln!(out, "{} ({})", r.campaign, r.name);
+        let _ = writeln!(out, "  total: {}", figures_line(t));
+        let _ = writeln!(out, "  unsubscribed {}, review-site clicks {}", t.unsubscribed, t.review_clicks);
+        for (dimension, groups) in &r.report.by {
+            let _ = writeln!(out, "  by {dimension}:");
+            for (value, f) in groups {
+                let _ = writeln!(out, "    {value:<40} {}", figures_line(f));
+            }
+        }
+    }
+    out
+}
+
+pub async fn cmd_report(settings: &Settings, campaign: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let app = LocalApp::open(settings, Arc::new(SystemClock))?;
+    let reports = reports(&app, campaign).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    } else if reports.is_empty() {
+        println!("No campaigns yet: launch one with `closeloop launch` or `closeloop up --demo`.");
+    } else {
+        print!("{}", describe_reports(&reports));
+    }
+    Ok(())
+}

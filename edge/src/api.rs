@@ -1,0 +1,151 @@
+//! `POST /api/v1/invitations`: a CRM creates and sends one invitation. Errors are JSON with a
+//! code a program can branch on and a message a person can act on.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use closeloop_core::model::{Contact, Email, Locale, Phone};
+use closeloop_core::ports::CreateOutcome;
+use closeloop_core::CampaignId;
+use closeloop_functions::launch::{invite_one, InviteError};
+
+use crate::AppState;
+
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let body = Json(json!({ "error": { "code": code, "message": message.into() } }));
+    if status == StatusCode::UNAUTHORIZED {
+        return (status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response();
+    }
+    (status, body).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InvitationRequest {
+    campaign_id: String,
+    #[serde(default)]
+    touchpoint: Option<String>,
+    contact: ContactRequest,
+}
+
+/// Fields arrive as plain strings and are validated one by one, so each error names its field.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContactRequest {
+    email: Option<String>,
+    phone: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    company: Option<String>,
+    segment: Option<String>,
+    store: Option<String>,
+    owner_email: Option<String>,
+    touchpoint: Option<String>,
+    locale: Option<String>,
+    #[serde(default)]
+    properties: BTreeMap<String, String>,
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+fn contact_from(request: ContactRequest, touchpoint: Option<String>) -> Result<Contact, Response> {
+    let invalid = |field: &str, e: closeloop_core::ContactError| error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", format!("contact.{field}: {e}"));
+    let email = non_empty(request.email).map(|v| Email::parse(&v)).transpose().map_err(|e| invalid("email", e))?;
+    let phone = non_empty(request.phone).map(|v| Phone::parse(&v)).transpose().map_err(|e| invalid("phone", e))?;
+    let owner_email = non_empty(request.owner_email).map(|v| Email::parse(&v)).transpose().map_err(|e| invalid("owner_email", e))?;
+    let locale = match non_empty(request.locale) {
+        Some(l) => Some(Locale::parse(&l).ok_or_else(|| {
+            error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", format!("contact.locale: {l:?} is not one of en, sv, da"))
+        })?),
+        None => None,
+    };
+    let contact = Contact {
+        email,
+        phone,
+        first_name: non_empty(request.first_name),
+        last_name: non_empty(request.last_name),
+        company: non_empty(request.company),
+        segment: non_empty(request.segment),
+        store: non_empty(request.store),
+        owner_email,
+        touchpoint: non_empty(request.touchpoint).or(touchpoint),
+        locale,
+        properties: request.properties,
+    };
+    contact.validate().map_err(|e| error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_contact", format!("contact: {e}")))?;
+    Ok(contact)
+}
+
+/// Compares hashes, so the comparison takes the same time however much of a guess is right.
+fn authorised(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(expected) = &state.api_token_sha256 else {
+        return Err(error(StatusCode::UNAUTHORIZED, "api_disabled", "the invitation API is disabled: start closeloop with CLOSELOOP_API_TOKEN set"));
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "unauthorized", "send the API token as: Authorization: Bearer <token>"))?;
+    let digest: [u8; 32] = Sha256::digest(presented.trim().as_bytes()).into();
+    if digest.iter().zip(expected.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) != 0 {
+        return Err(error(StatusCode::UNAUTHORIZED, "unauthorized", "the API token is not valid"));
+    }
+    Ok(())
+}
+
+pub async fn create_invitation(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(response) = authorised(&state, &headers) {
+        return response;
+    }
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
+    if !is_json {
+        return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send the body as Content-Type: application/json");
+    }
+    let request: InvitationRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) if e.is_data() => return error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", e.to_string()),
+        Err(e) => return error(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {e}")),
+    };
+    let Ok(campaign_id) = CampaignId::parse(&request.campaign_id) else {
+        return error(StatusCode::NOT_FOUND, "unknown_campaign", format!("no campaign {:?}", request.campaign_id));
+    };
+    let services = &state.services;
+    let campaign = match services.store.campaign(&campaign_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return error(StatusCode::NOT_FOUND, "unknown_campaign", format!("no campaign {campaign_id:?}")),
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", format!("storage is unavailable, retry later: {e}")),
+    };
+    let contact = match contact_from(request.contact, non_empty(request.touchpoint)) {
+        Ok(c) => c,
+        Err(response) => return response,
+    };
+    match invite_one(services, &campaign, contact).await {
+        Ok((CreateOutcome::Created, invitation)) => (
+            StatusCode::CREATED,
+            Json(json!({
+                "status": "created",
+                "invitation_id": invitation.id,
+                "channel": invitation.channel,
+                "survey_url": services.links.survey(&invitation.token),
+            })),
+        )
+            .into_response(),
+        // Not errors: the CRM did nothing wrong, the contact is just not to be asked now.
+        Ok((skipped, _)) => (StatusCode::OK, Json(json!({ "status": "skipped", "reason": skipped }))).into_response(),
+        Err(InviteError::Contact(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_contact", format!("contact: {e}")),
+        Err(InviteError::Function(e)) => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", format!("retry later: {e}")),
+    }
+}

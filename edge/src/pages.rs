@@ -1,0 +1,246 @@
+//! The respondent's pages. A GET never records an answer (mail scanners open links); a POST does.
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+
+use closeloop_core::model::{Answer, Event, EventKind, Invitation, Locale, SuppressionReason, Token};
+use closeloop_core::ports::StoreError;
+use closeloop_core::render::{self, Notice, SurveyPage};
+use closeloop_core::survey::{parse_answer_form, FormError, SurveyForm};
+use closeloop_core::{rules, Campaign, Score};
+
+use crate::AppState;
+
+/// The language for pages that know no invitation: the browser's, if we have it.
+fn browser_locale(headers: &HeaderMap) -> Locale {
+    headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').find_map(|part| Locale::parse(part.split(';').next().unwrap_or(""))))
+        .unwrap_or(Locale::En)
+}
+
+fn notice(status: StatusCode, locale: Locale, kind: Notice) -> Response {
+    match render::notice_page(locale, kind) {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "notice page failed to render");
+            (status, "closeloop").into_response()
+        }
+    }
+}
+
+fn render_failed(e: render::RenderError) -> Response {
+    tracing::error!(error = %e, "render failed");
+    notice(StatusCode::INTERNAL_SERVER_ERROR, Locale::En, Notice::Unavailable)
+}
+
+fn store_failed(e: StoreError, locale: Locale) -> Response {
+    tracing::error!(error = %e, "store failed");
+    notice(StatusCode::SERVICE_UNAVAILABLE, locale, Notice::Unavailable)
+}
+
+pub async fn not_found(headers: HeaderMap) -> Response {
+    notice(StatusCode::NOT_FOUND, browser_locale(&headers), Notice::NotFound)
+}
+
+/// Finds the invitation and its campaign, or the response to give instead. Unknown and
+/// malformed tokens get the same page: nothing tells them apart.
+async fn lookup(state: &AppState, token: &str, headers: &HeaderMap) -> Result<(Invitation, Campaign), Response> {
+    let locale = browser_locale(headers);
+    let missing = || notice(StatusCode::NOT_FOUND, locale, Notice::NotFound);
+    let token = Token::parse(token).ok_or_else(missing)?;
+    let store = &state.services.store;
+    let invitation = store.invitation_by_token(&token).await.map_err(|e| store_failed(e, locale))?.ok_or_else(missing)?;
+    let campaign = store.campaign(&invitation.campaign_id).await.map_err(|e| store_failed(e, locale))?.ok_or_else(missing)?;
+    Ok((invitation, campaign))
+}
+
+fn form_from(answer: &Answer) -> SurveyForm {
+    SurveyForm {
+        score: Some(answer.score.value()),
+        comment: answer.comment.clone().unwrap_or_default(),
+        contact_ok: answer.contact_ok,
+        ratings: answer.ratings.clone(),
+    }
+}
+
+fn page(
+    status: StatusCode,
+    campaign: &Campaign,
+    invitation: &Invitation,
+    form: &SurveyForm,
+    existing: Option<&Answer>,
+    errors: &[FormError],
+    unavailable: bool,
+) -> Response {
+    match render::survey_page(&SurveyPage { campaign, invitation, form, existing, errors, unavailable }) {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => render_failed(e),
+    }
+}
+
+pub async fn survey(State(state): State<AppState>, Path(token): Path<String>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
+    let (invitation, campaign) = match lookup(&state, &token, &headers).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let existing = match state.services.store.answer(&invitation.id).await {
+        Ok(a) => a,
+        Err(e) => return store_failed(e, invitation.locale),
+    };
+    let mut form = existing.as_ref().map(form_from).unwrap_or_default();
+    // The score from an email link preselects; it is recorded only when the person submits.
+    let linked_score = query
+        .as_deref()
+        .into_iter()
+        .flat_map(|q| form_urlencoded::parse(q.as_bytes()))
+        .find(|(k, _)| k == "score")
+        .and_then(|(_, v)| Score::parse(&v).ok());
+    if let Some(score) = linked_score {
+        form.score = Some(score.value());
+    }
+    page(StatusCode::OK, &campaign, &invitation, &form, existing.as_ref(), &[], false)
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")))
+}
+
+/// How often a conflicting concurrent edit is retried before giving up with 503.
+const ANSWER_ATTEMPTS: u32 = 3;
+
+pub async fn answer(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    let (invitation, campaign) = match lookup(&state, &token, &headers).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    if !is_form(&headers) {
+        return notice(StatusCode::BAD_REQUEST, invitation.locale, Notice::BadRequest);
+    }
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+    let (form, parsed) = parse_answer_form(&pairs, &campaign);
+    let store = &state.services.store;
+    let valid = match parsed {
+        Ok(valid) => valid,
+        Err(errors) => {
+            let existing = store.answer(&invitation.id).await.ok().flatten();
+            return page(StatusCode::BAD_REQUEST, &campaign, &invitation, &form, existing.as_ref(), &errors, false);
+        }
+    };
+    for _ in 0..ANSWER_ATTEMPTS {
+        let now = state.services.clock.now();
+        let previous = match store.answer(&invitation.id).await {
+            Ok(previous) => previous,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the answer failed");
+                return page(StatusCode::SERVICE_UNAVAILABLE, &campaign, &invitation, &form, None, &[], true);
+            }
+        };
+        let version = previous.as_ref().map_or(1, |p| p.version + 1);
+        let answer = Answer {
+            invitation_id: invitation.id.clone(),
+            campaign_id: campaign.id.clone(),
+            score: valid.score,
+            comment: valid.comment.clone(),
+            contact_ok: valid.contact_ok,
+            ratings: valid.ratings.clone(),
+            version,
+            first_answered_at: previous.as_ref().map_or(now, |p| p.first_answered_at),
+            answered_at: now,
+        };
+        let event = Event {
+            id: format!("answer-{}-{version}", invitation.id),
+            at: now,
+            kind: EventKind::AnswerRecorded {
+                invitation_id: invitation.id.clone(),
+                version,
+                previous_score: previous.map(|p| p.score),
+                score: valid.score,
+            },
+        };
+        match store.record_answer(&answer, &event).await {
+            Ok(()) => return Redirect::to(&format!("/s/{}/thanks", invitation.token.as_str())).into_response(),
+            Err(StoreError::Conflict) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "recording the answer failed");
+                return page(StatusCode::SERVICE_UNAVAILABLE, &campaign, &invitation, &form, None, &[], true);
+            }
+        }
+    }
+    page(StatusCode::SERVICE_UNAVAILABLE, &campaign, &invitation, &form, None, &[], true)
+}
+
+pub async fn thanks(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
+    let (invitation, campaign) = match lookup(&state, &token, &headers).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    match state.services.store.answer(&invitation.id).await {
+        Ok(Some(answer)) => match render::thanks_page(&campaign, &invitation, &answer, &state.services.links) {
+            Ok(html) => Html(html).into_response(),
+            Err(e) => render_failed(e),
+        },
+        Ok(None) => Redirect::to(&format!("/s/{}", invitation.token.as_str())).into_response(),
+        Err(e) => store_failed(e, invitation.locale),
+    }
+}
+
+/// Records the click and redirects, only to the configured site and only for an answer that may
+/// see it, so the link is neither an open redirect nor a way around the audience setting.
+pub async fn review_redirect(State(state): State<AppState>, Path((token, site)): Path<(String, String)>, headers: HeaderMap) -> Response {
+    let (invitation, campaign) = match lookup(&state, &token, &headers).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let not_found = || notice(StatusCode::NOT_FOUND, invitation.locale, Notice::NotFound);
+    let Some(site) = campaign.review_site(&site) else { return not_found() };
+    let store = &state.services.store;
+    let answer = match store.answer(&invitation.id).await {
+        Ok(Some(answer)) => answer,
+        Ok(None) => return Redirect::to(&format!("/s/{}", invitation.token.as_str())).into_response(),
+        Err(e) => return store_failed(e, invitation.locale),
+    };
+    if !rules::may_invite_to_review(site, &answer) {
+        return not_found();
+    }
+    // A lost click record must not cost the review: log it and redirect anyway.
+    if let Err(e) = store.record_review_click(&invitation.id, &site.key, state.services.clock.now()).await {
+        tracing::warn!(error = %e, "review click not recorded");
+    }
+    (StatusCode::FOUND, [(header::LOCATION, site.url.as_str())]).into_response()
+}
+
+pub async fn unsubscribe_form(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
+    let (invitation, campaign) = match lookup(&state, &token, &headers).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    match render::unsubscribe_page(&campaign, &invitation, false) {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => render_failed(e),
+    }
+}
+
+/// The confirm button and RFC 8058 one-click both land here; the body does not matter.
+pub async fn unsubscribe(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
+    let (invitation, campaign) = match lookup(&state, &token, &headers).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let now = state.services.clock.now();
+    for key in invitation.contact.keys() {
+        if let Err(e) = state.services.store.suppress(&key, SuppressionReason::Unsubscribed, now).await {
+            return store_failed(e, invitation.locale);
+        }
+    }
+    match render::unsubscribe_page(&campaign, &invitation, true) {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => render_failed(e),
+    }
+}

@@ -1,0 +1,119 @@
+//! Reactions to events: the invitation goes out; an answer is thanked, promoters are invited to
+//! review, detractors and "contact me" answers open a follow-up case and alert its owner.
+//! Every message has a key, so a redelivered event sends nothing twice.
+
+use closeloop_core::model::{Event, EventKind, FollowUpCase, CaseStatus, InvitationId};
+use closeloop_core::ports::MessageKind;
+use closeloop_core::{render, rules};
+
+use crate::messages::{ask, send_once, to_respondent, to_staff, Outgoing};
+use crate::{FunctionError, Services};
+
+pub async fn handle_event(services: &Services, event: &Event) -> Result<(), FunctionError> {
+    match &event.kind {
+        EventKind::InvitationCreated { invitation_id } => send_invitation(services, invitation_id).await,
+        EventKind::AnswerRecorded { invitation_id, .. } => react_to_answer(services, invitation_id).await,
+    }
+}
+
+async fn load(services: &Services, id: &InvitationId) -> Result<(closeloop_core::Invitation, closeloop_core::Campaign), FunctionError> {
+    let invitation = services.store.invitation(id).await?.ok_or_else(|| FunctionError::Missing(format!("invitation {id}")))?;
+    let campaign = services
+        .store
+        .campaign(&invitation.campaign_id)
+        .await?
+        .ok_or_else(|| FunctionError::Missing(format!("campaign {}", invitation.campaign_id)))?;
+    Ok((invitation, campaign))
+}
+
+async fn send_invitation(services: &Services, id: &InvitationId) -> Result<(), FunctionError> {
+    let (invitation, campaign) = load(services, id).await?;
+    if services.store.is_suppressed(&invitation.contact.keys()).await? {
+        return Ok(());
+    }
+    let message = ask(MessageKind::Invitation, &campaign, &invitation, services)?;
+    send_once(services, &format!("invitation:{id}"), message).await?;
+    Ok(())
+}
+
+async fn react_to_answer(services: &Services, id: &InvitationId) -> Result<(), FunctionError> {
+    let (invitation, campaign) = load(services, id).await?;
+    // The current answer decides: a later change has its own event, and keys keep each
+    // message to one per invitation.
+    let answer = services.store.answer(id).await?.ok_or_else(|| FunctionError::Missing(format!("answer of {id}")))?;
+    let links = &services.links;
+
+    let respondent_reachable = !services.store.is_suppressed(&invitation.contact.keys()).await?;
+    if respondent_reachable {
+        let thanks = render::thank_you_mail(&campaign, &invitation, &answer, links)?;
+        if let Some(mail) = to_respondent(MessageKind::ThankYou, &campaign, &invitation, thanks, services) {
+            send_once(services, &format!("thank_you:{id}"), Outgoing::Mail(mail)).await?;
+        }
+        if rules::gets_review_push(&answer) && !campaign.review_sites.is_empty() {
+            let review = render::review_mail(&campaign, &invitation, &answer, links)?;
+            if let Some(mail) = to_respondent(MessageKind::ReviewInvitation, &campaign, &invitation, review, services) {
+                send_once(services, &format!("review_invitation:{id}"), Outgoing::Mail(mail)).await?;
+            }
+        }
+    }
+
+    if rules::needs_follow_up(&campaign, &answer) {
+        let owner = invitation.contact.owner_email.clone().or_else(|| campaign.manager_email.clone());
+        let case = FollowUpCase {
+            invitation_id: id.clone(),
+            campaign_id: campaign.id.clone(),
+            owner_email: owner.clone(),
+            opened_at: answer.answered_at,
+            due_at: rules::follow_up_due(&campaign, answer.answered_at),
+            status: CaseStatus::Open,
+            escalated_at: None,
+        };
+        services.store.open_case(&case).await?;
+        let case = services.store.case(id).await?.unwrap_or(case);
+        match owner {
+            Some(owner) => {
+                let alert = render::follow_up_mail(MessageKind::Alert, &campaign, &invitation, &answer, case.due_at)?;
+                let mail = to_staff(MessageKind::Alert, &campaign, owner.as_str(), alert);
+                send_once(services, &format!("alert:{id}"), Outgoing::Mail(mail)).await?;
+            }
+            None => tracing::warn!(invitation = %id, "follow-up case has no owner and the campaign no manager_email"),
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DispatchSummary {
+    pub handled: usize,
+    /// Events given up on: retrying could not help; the error was logged.
+    pub dropped: usize,
+    /// Events left pending after a temporary failure.
+    pub deferred: usize,
+}
+
+/// Handles pending events until none are left or one fails temporarily (it stays pending and
+/// is tried again on the next call, after the ones before it are done).
+pub async fn dispatch_pending(services: &Services) -> Result<DispatchSummary, FunctionError> {
+    let mut summary = DispatchSummary::default();
+    loop {
+        let events = services.store.pending_events(200).await?;
+        if events.is_empty() {
+            return Ok(summary);
+        }
+        for event in &events {
+            match handle_event(services, event).await {
+                Ok(()) => summary.handled += 1,
+                Err(e) if e.is_retryable() => {
+                    tracing::warn!(event = %event.id, error = %e, "deferred");
+                    summary.deferred += 1;
+                    return Ok(summary);
+                }
+                Err(e) => {
+                    tracing::error!(event = %event.id, error = %e, "dropped");
+                    summary.dropped += 1;
+                }
+            }
+            services.store.complete_event(&event.id, services.clock.now()).await?;
+        }
+    }
+}
