@@ -1,0 +1,307 @@
+//! The router in process, against the embedded store: every response a respondent or a CRM can get.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::response::Response;
+use axum::Router;
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+const T0: closeloop_core::Timestamp = closeloop_core::Timestamp::from_millis(1_790_000_000_000);
+use closeloop_core::ports::{Links, ManualClock, Store};
+use closeloop_core::{Campaign, Invitation};
+use closeloop_edge::{router, AppState};
+use closeloop_embedded::{Outbox, SqliteStore};
+use closeloop_functions::{dispatch, launch, Services};
+
+const API_TOKEN: &str = "test-token-that-is-long-enough";
+
+struct TestApp {
+    router: Router,
+    store: SqliteStore,
+    outbox: Outbox,
+    services: Services,
+    campaign: Campaign,
+}
+
+const CAMPAIGN: &str = r#"
+id = "router"
+name = "Router test"
+company = "Acme <Bikes>"
+sender_name = "Sam"
+sender_email = "sam@acme.example"
+manager_email = "boss@acme.example"
+[[drivers]]
+key = "ease"
+label = "Ease"
+[[review_sites]]
+key = "trustpilot"
+name = "Trustpilot"
+url = "https://trustpilot.example/review/acme"
+[[review_sites]]
+key = "shop"
+name = "Shop"
+url = "https://shop.example/review"
+audience = "promoters_only"
+"#;
+
+async fn spawn_app() -> TestApp {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let outbox = store.outbox(clock.clone());
+    let services = Services {
+        store: Arc::new(store.clone()),
+        mailer: Arc::new(outbox.clone()),
+        sms: Arc::new(outbox.clone()),
+        clock,
+        links: Links::new("https://nps.example"),
+    };
+    let campaign = Campaign::from_toml(CAMPAIGN).unwrap();
+    let csv = "email,first_name,owner_email\nasa@example.se,Åsa,owner@acme.example\nbo@example.se,Bo,\n";
+    launch::launch(&services, &campaign, csv.as_bytes()).await.unwrap();
+    dispatch::dispatch_pending(&services).await.unwrap();
+    let router = router(AppState::new(services.clone(), Some(API_TOKEN)));
+    TestApp { router, store, outbox, services, campaign }
+}
+
+impl TestApp {
+    async fn invitation(&self, n: usize) -> Invitation {
+        self.store.campaign_rows(&self.campaign.id).await.unwrap().into_iter().map(|r| r.invitation).nth(n).unwrap()
+    }
+
+    async fn send(&self, request: Request<Body>) -> Response {
+        self.router.clone().oneshot(request).await.unwrap()
+    }
+
+    async fn get(&self, uri: &str) -> Response {
+        self.send(Request::get(uri).body(Body::empty()).unwrap()).await
+    }
+
+    async fn post_form(&self, uri: &str, body: &str) -> Response {
+        self.send(
+            Request::post(uri).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded").body(Body::from(body.to_owned())).unwrap(),
+        )
+        .await
+    }
+
+    async fn post_api(&self, auth: Option<&str>, content_type: &str, body: &str) -> Response {
+        let mut request = Request::post("/api/v1/invitations").header(header::CONTENT_TYPE, content_type);
+        if let Some(auth) = auth {
+            request = request.header(header::AUTHORIZATION, auth);
+        }
+        self.send(request.body(Body::from(body.to_owned())).unwrap()).await
+    }
+}
+
+async fn text(response: Response) -> String {
+    String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+}
+
+async fn json(response: Response) -> serde_json::Value {
+    serde_json::from_str(&text(response).await).unwrap()
+}
+
+#[tokio::test]
+async fn an_unknown_or_malformed_token_gets_the_same_friendly_404() {
+    let app = spawn_app().await;
+    let unknown = text(app.get("/s/0000000000000000000000").await).await;
+    let malformed_response = app.get("/s/..%2f..%2fetc").await;
+    assert_eq!(malformed_response.status(), StatusCode::NOT_FOUND);
+    let malformed = text(malformed_response).await;
+    assert_eq!(unknown, malformed, "nothing tells a wrong token from a garbled one");
+    assert!(unknown.contains("This link does not work"));
+    assert!(!unknown.contains("Acme"), "the 404 names no company");
+}
+
+#[tokio::test]
+async fn the_404_speaks_the_browsers_language() {
+    let app = spawn_app().await;
+    let response = app.send(Request::get("/s/nope").header(header::ACCEPT_LANGUAGE, "da-DK,da;q=0.9").body(Body::empty()).unwrap()).await;
+    assert!(text(response).await.contains("Linket virker ikke"));
+}
+
+#[tokio::test]
+async fn a_score_link_preselects_but_never_records_an_answer() {
+    let app = spawn_app().await;
+    let inv = app.invitation(0).await;
+    let response = app.get(&format!("/s/{}?score=9", inv.token.as_str())).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let html = text(response).await;
+    assert!(html.contains("value=\"9\" checked"));
+    assert!(app.store.answer(&inv.id).await.unwrap().is_none(), "a mail scanner's GET must not answer");
+    let junk = text(app.get(&format!("/s/{}?score=99&score=x", inv.token.as_str())).await).await;
+    assert!(!junk.contains("\" checked"), "a bad score in the link is ignored");
+}
+
+#[tokio::test]
+async fn personal_pages_are_never_cached_framed_or_referred() {
+    let app = spawn_app().await;
+    let inv = app.invitation(0).await;
+    let response = app.get(&format!("/s/{}", inv.token.as_str())).await;
+    let h = response.headers();
+    assert_eq!(h[header::CACHE_CONTROL], "private, no-store");
+    assert_eq!(h[header::REFERRER_POLICY], "no-referrer");
+    let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'sha256-"));
+}
+
+#[tokio::test]
+async fn posting_the_form_records_the_answer_once_and_redirects_to_thanks() {
+    let app = spawn_app().await;
+    let inv = app.invitation(0).await;
+    let response = app.post_form(&format!("/s/{}", inv.token.as_str()), "score=0&comment=Too+slow+%3Cb%3E&contact_ok=yes&rating.ease=2").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()[header::LOCATION], format!("/s/{}/thanks", inv.token.as_str()));
+    let answer = app.store.answer(&inv.id).await.unwrap().unwrap();
+    assert_eq!(answer.score.value(), 0, "zero is a real answer");
+    assert_eq!(answer.comment.as_deref(), Some("Too slow <b>"));
+    assert!(answer.contact_ok);
+    assert_eq!(answer.ratings["ease"], 2);
+    assert_eq!(answer.version, 1);
+    let thanks = text(app.get(&format!("/s/{}/thanks", inv.token.as_str())).await).await;
+    assert!(thanks.contains("Thank you!"));
+    assert!(thanks.contains("/r/") && thanks.contains("trustpilot") && !thanks.contains("/shop"), "a detractor sees only ungated sites");
+}
+
+#[tokio::test]
+async fn an_answered_page_shows_the_answer_and_an_edit_bumps_the_version() {
+    let app = spawn_app().await;
+    let inv = app.invitation(0).await;
+    let url = format!("/s/{}", inv.token.as_str());
+    app.post_form(&url, "score=6&comment=meh").await;
+    let page = text(app.get(&url).await).await;
+    assert!(page.contains("You answered 6"));
+    assert!(page.contains("value=\"6\" checked") && page.contains(">meh</textarea>"));
+    assert!(page.contains("Update my answer"));
+    app.post_form(&url, "score=9").await;
+    let answer = app.store.answer(&inv.id).await.unwrap().unwrap();
+    assert_eq!((answer.score.value(), answer.version), (9, 2));
+}
+
+#[tokio::test]
+async fn an_invalid_form_gets_a_400_page_with_what_was_typed_and_loses_nothing_recorded() {
+    let app = spawn_app().await;
+    let inv = app.invitation(0).await;
+    let url = format!("/s/{}", inv.token.as_str());
+    app.post_form(&url, "score=8&comment=first").await;
+    let response = app.post_form(&url, "score=11&comment=Keep+me&rating.ease=7").await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let html = text(response).await;
+    assert!(html.contains("A score is a whole number from 0 to 10."));
+    assert!(html.contains("Please choose a rating from 1 to 5"));
+    assert!(html.contains(">Keep me</textarea>"));
+    let answer = app.store.answer(&inv.id).await.unwrap().unwrap();
+    assert_eq!((answer.score.value(), answer.comment.as_deref()), (8, Some("first")), "the earlier answer stands");
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_a_form_gets_a_friendly_400() {
+    let app = spawn_app().await;
+    let inv = app.invitation(0).await;
+    let response = app
+        .send(Request::post(format!("/s/{}", inv.token.as_str())).header(header::CONTENT_TYPE, "application/json").body(Body::from("{}")).unwrap())
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(text(response).await.contains("We could not read the form"));
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_refused_with_413_and_a_wrong_method_with_405() {
+    let app = spawn_app().await;
+    let inv = app.invitation(0).await;
+    let huge = format!("score=5&comment={}", "x".repeat(closeloop_edge::MAX_BODY_BYTES + 1));
+    assert_eq!(app.post_form(&format!("/s/{}", inv.token.as_str()), &huge).await.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(app.store.answer(&inv.id).await.unwrap().is_none());
+    let delete = app.send(Request::builder().method(Method::DELETE).uri(format!("/s/{}", inv.token.as_str())).body(Body::empty()).unwrap()).await;
+    assert_eq!(delete.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn the_review_redirect_goes_only_to_the_configured_site_for_an_eligible_answer() {
+    let app = spawn_app().await;
+    let inv = app.invitation(0).await;
+    let token = inv.token.as_str();
+    let before = app.get(&format!("/r/{token}/trustpilot")).await;
+    assert_eq!(before.status(), StatusCode::SEE_OTHER, "no answer yet: back to the survey");
+    app.post_form(&format!("/s/{token}"), "score=3").await;
+    assert_eq!(app.get(&format!("/r/{token}/shop")).await.status(), StatusCode::NOT_FOUND, "promoters-only site");
+    assert_eq!(app.get(&format!("/r/{token}/evil")).await.status(), StatusCode::NOT_FOUND);
+    let response = app.get(&format!("/r/{token}/trustpilot")).await;
+    assert_eq!(response.status(), StatusCode::FOUND);
+    assert_eq!(response.headers()[header::LOCATION], "https://trustpilot.example/review/acme");
+    assert_eq!(response.headers()[header::REFERRER_POLICY], "no-referrer");
+    let rows = app.store.campaign_rows(&app.campaign.id).await.unwrap();
+    assert_eq!(rows.iter().find(|r| r.invitation.id == inv.id).unwrap().review_clicks, 1);
+}
+
+#[tokio::test]
+async fn unsubscribe_confirms_on_get_and_suppresses_on_post_idempotently() {
+    let app = spawn_app().await;
+    let inv = app.invitation(0).await;
+    let url = format!("/u/{}", inv.token.as_str());
+    let confirm = text(app.get(&url).await).await;
+    assert!(confirm.contains("Yes, unsubscribe me"));
+    assert!(!app.store.is_suppressed(&inv.contact.keys()).await.unwrap(), "a GET changes nothing");
+    let done = app.post_form(&url, "List-Unsubscribe=One-Click").await;
+    assert_eq!(done.status(), StatusCode::OK);
+    assert!(text(done).await.contains("You are unsubscribed"));
+    assert!(app.store.is_suppressed(&inv.contact.keys()).await.unwrap());
+    assert_eq!(app.post_form(&url, "").await.status(), StatusCode::OK, "twice is fine");
+}
+
+#[tokio::test]
+async fn the_api_refuses_requests_without_the_right_bearer_token() {
+    let app = spawn_app().await;
+    let body = r#"{"campaign_id":"router","contact":{"email":"new@example.com"}}"#;
+    let missing = app.post_api(None, "application/json", body).await;
+    assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(missing.headers()[header::WWW_AUTHENTICATE], "Bearer");
+    assert_eq!(json(missing).await["error"]["code"], "unauthorized");
+    let wrong = app.post_api(Some("Bearer nope"), "application/json", body).await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_api_explains_every_bad_request_in_json() {
+    let app = spawn_app().await;
+    let auth = Some(format!("Bearer {API_TOKEN}"));
+    let auth = auth.as_deref();
+    let cases = [
+        ("text/plain", "{}", StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+        ("application/json", "{not json", StatusCode::BAD_REQUEST, "malformed_json"),
+        ("application/json", r#"{"campaign_id":"router","contact":{"emial":"x@y.se"}}"#, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+        ("application/json", r#"{"campaign_id":"router","contact":{"email":"not-an-email"}}"#, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
+        ("application/json", r#"{"campaign_id":"router","contact":{"first_name":"Nobody"}}"#, StatusCode::UNPROCESSABLE_ENTITY, "invalid_contact"),
+        ("application/json", r#"{"campaign_id":"nope","contact":{"email":"x@y.se"}}"#, StatusCode::NOT_FOUND, "unknown_campaign"),
+    ];
+    for (content_type, body, status, code) in cases {
+        let response = app.post_api(auth, content_type, body).await;
+        assert_eq!(response.status(), status, "{body}");
+        let error = json(response).await;
+        assert_eq!(error["error"]["code"], code, "{body}");
+        assert!(!error["error"]["message"].as_str().unwrap().is_empty());
+    }
+    let field = json(app.post_api(auth, "application/json", r#"{"campaign_id":"router","contact":{"email":"not-an-email"}}"#).await).await;
+    assert!(field["error"]["message"].as_str().unwrap().contains("contact.email"));
+}
+
+#[tokio::test]
+async fn the_api_creates_and_sends_one_invitation_and_skips_a_repeat() {
+    let app = spawn_app().await;
+    let auth = format!("Bearer {API_TOKEN}");
+    let body = r#"{"campaign_id":"router","touchpoint":"support case","contact":{"email":"Kim@Example.com","first_name":"Kim","properties":{"case":"C-1"}}}"#;
+    let response = app.post_api(Some(&auth), "application/json; charset=utf-8", body).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let created = json(response).await;
+    assert_eq!(created["status"], "created");
+    assert!(created["survey_url"].as_str().unwrap().starts_with("https://nps.example/s/"));
+    dispatch::dispatch_pending(&app.services).await.unwrap();
+    let sent: Vec<_> = app.outbox.messages().unwrap().into_iter().filter(|m| m.to.contains("kim@example.com")).collect();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].kind, "invitation");
+    let again = app.post_api(Some(&auth), "application/json", body).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(json(again).await, serde_json::json!({"status": "skipped", "reason": "throttled"}));
+}
