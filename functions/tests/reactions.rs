@@ -1,0 +1,213 @@
+//! Reactions against the embedded store: who gets what, and nothing twice.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use closeloop_core::model::{Answer, Event, EventKind};
+use closeloop_core::ports::{Clock, Links, Mailer, ManualClock, OutgoingMail, SendError, Store};
+use closeloop_core::{Campaign, Invitation, Score, Timestamp};
+use closeloop_embedded::{Outbox, SqliteStore};
+use closeloop_functions::{dispatch, launch, schedule, Services};
+
+const T0: Timestamp = Timestamp::from_millis(1_790_000_000_000);
+
+const CAMPAIGN: &str = r#"
+id = "reactions"
+name = "Reactions"
+company = "Acme"
+sender_name = "Sam"
+sender_email = "sam@acme.example"
+manager_email = "boss@acme.example"
+alert_threshold = 6
+follow_up_hours = 24
+reminders = { delay_days = 3, max = 1 }
+[[review_sites]]
+key = "google"
+name = "Google"
+url = "https://g.example/review"
+"#;
+
+/// Fails the first `failures` sends with a temporary error, then delivers to the outbox.
+struct FlakyMailer {
+    inner: Outbox,
+    failures: AtomicUsize,
+}
+
+#[async_trait]
+impl Mailer for FlakyMailer {
+    async fn send_mail(&self, mail: &OutgoingMail) -> Result<String, SendError> {
+        if self.failures.load(Ordering::SeqCst) > 0 {
+            self.failures.fetch_sub(1, Ordering::SeqCst);
+            return Err(SendError::Transient("throttled".into()));
+        }
+        self.inner.send_mail(mail).await
+    }
+}
+
+struct World {
+    services: Services,
+    store: SqliteStore,
+    outbox: Outbox,
+    clock: Arc<ManualClock>,
+    invitations: Vec<Invitation>,
+    campaign: Campaign,
+}
+
+async fn world(mail_failures: usize) -> World {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let outbox = store.outbox(clock.clone());
+    let services = Services {
+        store: Arc::new(store.clone()),
+        mailer: Arc::new(FlakyMailer { inner: outbox.clone(), failures: AtomicUsize::new(mail_failures) }),
+        sms: Arc::new(outbox.clone()),
+        clock: clock.clone(),
+        links: Links::new("https://nps.example"),
+    };
+    let campaign = Campaign::from_toml(CAMPAIGN).unwrap();
+    let csv = "email,phone,first_name,owner_email\npro@example.com,,Pia,owner@acme.example\npas@example.com,,Per,owner@acme.example\ndet@example.com,,Dag,owner@acme.example\n,+4520123456,Sid,\n";
+    launch::launch(&services, &campaign, csv.as_bytes()).await.unwrap();
+    let invitations = store.campaign_rows(&campaign.id).await.unwrap().into_iter().map(|r| r.invitation).collect();
+    World { services, store, outbox, clock, invitations, campaign }
+}
+
+impl World {
+    fn invitation(&self, first_name: &str) -> &Invitation {
+        self.invitations.iter().find(|i| i.contact.first_name.as_deref() == Some(first_name)).unwrap()
+    }
+
+    async fn answer(&self, first_name: &str, score: u8) -> Event {
+        let inv = self.invitation(first_name);
+        let previous = self.store.answer(&inv.id).await.unwrap();
+        let version = previous.as_ref().map_or(1, |p| p.version + 1);
+        let now = self.clock.now();
+        let answer = Answer {
+            invitation_id: inv.id.clone(),
+            campaign_id: self.campaign.id.clone(),
+            score: Score::new(score).unwrap(),
+            comment: None,
+            contact_ok: false,
+            ratings: Default::default(),
+            version,
+            first_answered_at: previous.map_or(now, |p| p.first_answered_at),
+            answered_at: now,
+        };
+        let event = Event {
+            id: format!("answer-{}-{version}", inv.id),
+            at: now,
+            kind: EventKind::AnswerRecorded { invitation_id: inv.id.clone(), version, previous_score: None, score: answer.score },
+        };
+        self.store.record_answer(&answer, &event).await.unwrap();
+        event
+    }
+
+    fn sent(&self, to: &str, kind: &str) -> usize {
+        self.outbox.messages().unwrap().iter().filter(|m| m.to.contains(to) && m.kind == kind).count()
+    }
+}
+
+
+#[tokio::test]
+async fn invitations_go_out_by_email_or_sms_once_each() {
+    let w = world(0).await;
+    let summary = dispatch::dispatch_pending(&w.services).await.unwrap();
+    assert_eq!(summary.handled, 4);
+    assert_eq!(w.sent("pro@example.com", "invitation"), 1);
+    let sms: Vec<_> = w.outbox.messages().unwrap().into_iter().filter(|m| m.channel == "sms").collect();
+    assert_eq!(sms.len(), 1);
+    assert!(sms[0].text.contains("https://nps.example/s/"));
+    assert_eq!(dispatch::dispatch_pending(&w.services).await.unwrap().handled, 0);
+}
+
+#[tokio::test]
+async fn a_redelivered_event_sends_nothing_twice() {
+    let w = world(0).await;
+    dispatch::dispatch_pending(&w.services).await.unwrap();
+    let event = w.answer("Dag", 2).await;
+    dispatch::handle_event(&w.services, &event).await.unwrap();
+    let before = w.outbox.messages().unwrap().len();
+    dispatch::handle_event(&w.services, &event).await.unwrap();
+    dispatch::handle_event(&w.services, &event).await.unwrap();
+    assert_eq!(w.outbox.messages().unwrap().len(), before);
+    assert_eq!(w.sent("det@example.com", "thank_you"), 1);
+    assert_eq!(w.sent("owner@acme.example", "alert"), 1);
+}
+
+#[tokio::test]
+async fn a_temporary_send_failure_is_retried_and_then_sent_exactly_once() {
+    let w = world(1).await;
+    let first = dispatch::dispatch_pending(&w.services).await.unwrap();
+    assert_eq!(first.deferred, 1, "the failed invitation stays pending");
+    let second = dispatch::dispatch_pending(&w.services).await.unwrap();
+    assert_eq!(second.deferred, 0);
+    for to in ["pro@", "pas@", "det@"] {
+        assert_eq!(w.sent(to, "invitation"), 1, "{to}");
+    }
+}
+
+#[tokio::test]
+async fn each_group_gets_its_own_reactions() {
+    let w = world(0).await;
+    dispatch::dispatch_pending(&w.services).await.unwrap();
+    w.answer("Pia", 10).await;
+    w.answer("Per", 7).await;
+    w.answer("Dag", 0).await;
+    dispatch::dispatch_pending(&w.services).await.unwrap();
+    assert_eq!(w.sent("pro@", "thank_you"), 1);
+    assert_eq!(w.sent("pro@", "review_invitation"), 1, "promoters are pushed to review");
+    assert_eq!(w.sent("pas@", "thank_you"), 1);
+    assert_eq!(w.sent("pas@", "review_invitation"), 0);
+    assert_eq!(w.sent("det@", "review_invitation"), 0);
+    let alerts: Vec<_> = w.outbox.messages().unwrap().into_iter().filter(|m| m.kind == "alert").collect();
+    assert_eq!(alerts.len(), 1, "only the detractor raises an alert");
+    assert!(alerts[0].text.contains("Dag") && alerts[0].text.contains("Score: 0"));
+    let case = w.store.case(&w.invitation("Dag").id).await.unwrap().unwrap();
+    assert_eq!(case.due_at, T0.plus_hours(24));
+    let thanks = w.outbox.messages().unwrap().into_iter().find(|m| m.to.contains("pas@") && m.kind == "thank_you").unwrap();
+    assert!(thanks.headers.contains(&("List-Unsubscribe-Post".to_owned(), "List-Unsubscribe=One-Click".to_owned())));
+    assert!(thanks.text.contains("/r/") && thanks.text.contains("/google"), "passives see the site open to everyone");
+}
+
+#[tokio::test]
+async fn changing_to_a_detractor_score_raises_the_alert_then() {
+    let w = world(0).await;
+    w.answer("Pia", 9).await;
+    dispatch::dispatch_pending(&w.services).await.unwrap();
+    assert_eq!(w.sent("owner@", "alert"), 0);
+    w.answer("Pia", 3).await;
+    dispatch::dispatch_pending(&w.services).await.unwrap();
+    assert_eq!(w.sent("owner@", "alert"), 1);
+    assert_eq!(w.sent("pro@", "thank_you"), 1, "thanked once per invitation, not per edit");
+}
+
+#[tokio::test]
+async fn reminders_reach_only_the_silent_and_only_once() {
+    let w = world(0).await;
+    dispatch::dispatch_pending(&w.services).await.unwrap();
+    w.answer("Pia", 9).await;
+    for key in w.invitation("Per").contact.keys() {
+        w.store.suppress(&key, closeloop_core::SuppressionReason::Unsubscribed, T0).await.unwrap();
+    }
+    dispatch::dispatch_pending(&w.services).await.unwrap();
+    let early = schedule::run(&w.services, T0.plus_days(2)).await.unwrap();
+    assert_eq!(early.reminders_sent, 0, "not before the delay");
+    let due = schedule::run(&w.services, T0.plus_days(3)).await.unwrap();
+    assert_eq!(due.reminders_sent, 2, "Dag by email and Sid by SMS");
+    assert_eq!(w.sent("det@", "reminder"), 1);
+    assert_eq!(w.sent("pro@", "reminder") + w.sent("pas@", "reminder"), 0);
+    let later = schedule::run(&w.services, T0.plus_days(30)).await.unwrap();
+    assert_eq!(later.reminders_sent, 0, "max one reminder");
+}
+
+#[tokio::test]
+async fn an_overdue_follow_up_escalates_to_the_manager_once() {
+    let w = world(0).await;
+    w.answer("Dag", 1).await;
+    dispatch::dispatch_pending(&w.services).await.unwrap();
+    assert_eq!(schedule::run(&w.services, T0.plus_hours(23)).await.unwrap().escalations_sent, 0);
+    assert_eq!(schedule::run(&w.services, T0.plus_hours(25)).await.unwrap().escalations_sent, 1);
+    assert_eq!(schedule::run(&w.services, T0.plus_hours(50)).await.unwrap().escalations_sent, 0);
+    let escalation = w.outbox.messages().unwrap().into_iter().find(|m| m.kind == "escalation").unwrap();
+    assert_eq!(escalation.to, "boss@acme.example");
+}
