@@ -1,0 +1,220 @@
+//! Item layouts: keys, index attributes and the conversions between records and items.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use closeloop_core::campaign::{Campaign, CampaignId};
+use closeloop_core::model::*;
+use closeloop_core::ports::StoreError;
+use closeloop_core::Timestamp;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+pub const CAMPAIGNS_PK: &str = "CAMPAIGNS";
+pub const INVITATION_SK: &str = "INV";
+pub const ANSWER_SK: &str = "ANSWER";
+pub const CASE_SK: &str = "CASE";
+pub const EVENT_SK: &str = "EVENT";
+pub const SEND_SK: &str = "SEND";
+pub const SUPPRESSED_SK: &str = "SUPPRESSED";
+pub const LAST_INVITED_SK: &str = "LAST";
+/// Partitions of the sparse work index: only what is still due carries these.
+pub const DUE_REMINDER: &str = "DUE_REMINDER";
+pub const OVERDUE_CASE: &str = "OVERDUE_CASE";
+pub const PENDING_EVENT: &str = "PENDING_EVENT";
+
+/// Events and send claims expire after this long (TTL attribute `expires_at`, in seconds).
+const EVENT_TTL_DAYS: u32 = 30;
+const SEND_CLAIM_TTL_DAYS: u32 = 400;
+
+pub fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+pub fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        .ok_or_else(|| StoreError::Corrupt(format!("item lacks string attribute {name}")))
+}
+
+pub fn get_n(item: &Item, name: &str) -> Option<i64> {
+    item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
+}
+
+fn json<T: Serialize>(value: &T) -> Result<AttributeValue, StoreError> {
+    serde_json::to_string(value).map(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub fn body<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
+    serde_json::from_str(get_s(item, "body")?).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Sort keys of the work index: zero-padded time, then id, so string order is time order.
+pub fn order_key(at: Timestamp, id: &str) -> String {
+    format!("{:015}#{id}", at.millis())
+}
+
+/// Everything due at or before `at`: '~' sorts after every id character.
+pub fn upper_bound(at: Timestamp) -> String {
+    format!("{:015}#~", at.millis())
+}
+
+fn expires_at(at: Timestamp, days: u32) -> AttributeValue {
+    n(at.plus_days(days).millis() / 1000)
+}
+
+pub fn invitation_pk(id: &InvitationId) -> String {
+    format!("INV#{}", id.0)
+}
+
+pub fn contact_pk(key: &ContactKey) -> String {
+    format!("CONTACT#{}", key.as_str())
+}
+
+pub fn campaign_sk(id: &CampaignId) -> String {
+    format!("CAMPAIGN#{id}")
+}
+
+pub fn campaign_partition(id: &CampaignId) -> String {
+    format!("CAMPAIGN#{id}")
+}
+
+pub fn campaign_item(campaign: &Campaign) -> Result<Item, StoreError> {
+    Ok(HashMap::from([
+        ("pk".into(), s(CAMPAIGNS_PK)),
+        ("sk".into(), s(campaign_sk(&campaign.id))),
+        ("body".into(), json(campaign)?),
+    ]))
+}
+
+/// The body holds what never changes; the changing fields are attributes of their own so that
+/// updates are single expressions and need no read.
+pub fn invitation_item(inv: &Invitation) -> Result<Item, StoreError> {
+    let mut item = HashMap::from([
+        ("pk".into(), s(invitation_pk(&inv.id))),
+        ("sk".into(), s(INVITATION_SK)),
+        ("body".into(), json(inv)?),
+        ("link_token".into(), s(inv.token.as_str())),
+        ("created_at".into(), n(inv.created_at.millis())),
+        ("reminders_sent".into(), n(i64::from(inv.reminders_sent))),
+        ("review_clicks".into(), n(0)),
+        ("gsi2pk".into(), s(campaign_partition(&inv.campaign_id))),
+        ("gsi2sk".into(), s(format!("{}#{INVITATION_SK}", inv.id))),
+    ]);
+    if let Some(next) = inv.next_reminder_at {
+        item.insert("next_reminder_at".into(), n(next.millis()));
+        item.insert("gsi1pk".into(), s(DUE_REMINDER));
+        item.insert("gsi1sk".into(), s(order_key(next, &inv.id.0)));
+    }
+    if let Some(answered) = inv.answered_at {
+        item.insert("answered_at".into(), n(answered.millis()));
+    }
+    Ok(item)
+}
+
+pub fn invitation_from(item: &Item) -> Result<Invitation, StoreError> {
+    let mut inv: Invitation = body(item)?;
+    inv.reminders_sent = get_n(item, "reminders_sent").unwrap_or(0) as u32;
+    inv.next_reminder_at = get_n(item, "next_reminder_at").map(Timestamp::from_millis);
+    inv.answered_at = get_n(item, "answered_at").map(Timestamp::from_millis);
+    Ok(inv)
+}
+
+pub fn last_invited_item(key: &ContactKey, at: Timestamp) -> Item {
+    HashMap::from([("pk".into(), s(contact_pk(key))), ("sk".into(), s(LAST_INVITED_SK)), ("invited_at".into(), n(at.millis()))])
+}
+
+pub fn contact_link_item(key: &ContactKey, id: &InvitationId) -> Item {
+    HashMap::from([("pk".into(), s(contact_pk(key))), ("sk".into(), s(format!("INV#{}", id.0)))])
+}
+
+pub fn answer_item(answer: &Answer) -> Result<Item, StoreError> {
+    Ok(HashMap::from([
+        ("pk".into(), s(invitation_pk(&answer.invitation_id))),
+        ("sk".into(), s(ANSWER_SK)),
+        ("body".into(), json(answer)?),
+        ("version".into(), n(i64::from(answer.version))),
+        ("score".into(), n(i64::from(answer.score.value()))),
+        ("gsi2pk".into(), s(campaign_partition(&answer.campaign_id))),
+        ("gsi2sk".into(), s(format!("{}#{ANSWER_SK}", answer.invitation_id))),
+    ]))
+}
+
+pub fn event_item(event: &Event) -> Result<Item, StoreError> {
+    Ok(HashMap::from([
+        ("pk".into(), s(format!("EVENT#{}", event.id))),
+        ("sk".into(), s(EVENT_SK)),
+        ("body".into(), json(&event.kind)?),
+        ("at".into(), n(event.at.millis())),
+        ("gsi1pk".into(), s(PENDING_EVENT)),
+        ("gsi1sk".into(), s(order_key(event.at, &event.id))),
+        ("expires_at".into(), expires_at(event.at, EVENT_TTL_DAYS)),
+    ]))
+}
+
+/// Reads an event item, from the table or from a stream record's new image.
+pub fn event_from_item(item: &Item) -> Option<Event> {
+    let id = get_s(item, "pk").ok()?.strip_prefix("EVENT#")?.to_owned();
+    let kind = serde_json::from_str(get_s(item, "body").ok()?).ok()?;
+    Some(Event { id, at: Timestamp::from_millis(get_n(item, "at")?), kind })
+}
+
+pub fn send_claim_item(key: &str, at: Timestamp) -> Item {
+    HashMap::from([
+        ("pk".into(), s(format!("SEND#{key}"))),
+        ("sk".into(), s(SEND_SK)),
+        ("claimed_at".into(), n(at.millis())),
+        ("expires_at".into(), expires_at(at, SEND_CLAIM_TTL_DAYS)),
+    ])
+}
+
+pub fn suppression_item(key: &ContactKey, reason: SuppressionReason, at: Timestamp) -> Result<Item, StoreError> {
+    Ok(HashMap::from([
+        ("pk".into(), s(contact_pk(key))),
+        ("sk".into(), s(SUPPRESSED_SK)),
+        ("reason".into(), json(&reason)?),
+        ("at".into(), n(at.millis())),
+    ]))
+}
+
+pub fn click_item(id: &InvitationId, site: &str, at: Timestamp) -> Item {
+    HashMap::from([
+        ("pk".into(), s(invitation_pk(id))),
+        ("sk".into(), s(format!("CLICK#{:015}#{site}", at.millis()))),
+        ("site".into(), s(site)),
+    ])
+}
+
+pub fn case_item(case: &FollowUpCase) -> Result<Item, StoreError> {
+    let mut item = HashMap::from([
+        ("pk".into(), s(invitation_pk(&case.invitation_id))),
+        ("sk".into(), s(CASE_SK)),
+        ("body".into(), json(case)?),
+        ("due_at".into(), n(case.due_at.millis())),
+    ]);
+    match case.escalated_at {
+        Some(at) => {
+            item.insert("escalated_at".into(), n(at.millis()));
+        }
+        None if case.status == CaseStatus::Open => {
+            item.insert("gsi1pk".into(), s(OVERDUE_CASE));
+            item.insert("gsi1sk".into(), s(order_key(case.due_at, &case.invitation_id.0)));
+        }
+        None => {}
+    }
+    Ok(item)
+}
+
+pub fn case_from(item: &Item) -> Result<FollowUpCase, StoreError> {
+    let mut case: FollowUpCase = body(item)?;
+    case.escalated_at = get_n(item, "escalated_at").map(Timestamp::from_millis);
+    Ok(case)
+}
