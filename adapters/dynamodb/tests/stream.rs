@@ -1,0 +1,165 @@
+//! Answer changes reach the same reaction handlers through the table's stream
+//! (NEW_AND_OLD_IMAGES) as through the local dispatcher; a redelivered batch sends nothing twice.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodbstreams::types::{AttributeValue as StreamValue, OperationType, ShardIteratorType};
+use closeloop_core::model::{Answer, Event, EventKind};
+use closeloop_core::ports::{Clock, Links, ManualClock, Store};
+use closeloop_core::{Campaign, Score, Timestamp};
+use closeloop_dynamodb::{create_table, event_from_item, local_client, DynamoStore, TableSettings};
+use closeloop_embedded::SqliteStore;
+use closeloop_functions::{dispatch, launch, Services};
+
+const T0: Timestamp = Timestamp::from_millis(1_795_000_000_000);
+
+fn convert(value: &StreamValue) -> AttributeValue {
+    match value {
+        StreamValue::S(s) => AttributeValue::S(s.clone()),
+        StreamValue::N(n) => AttributeValue::N(n.clone()),
+        StreamValue::Bool(b) => AttributeValue::Bool(*b),
+        StreamValue::Null(b) => AttributeValue::Null(*b),
+        StreamValue::L(l) => AttributeValue::L(l.iter().map(convert).collect()),
+        StreamValue::M(m) => AttributeValue::M(m.iter().map(|(k, v)| (k.clone(), convert(v))).collect()),
+        other => panic!("attribute type not used by closeloop: {other:?}"),
+    }
+}
+
+struct Record {
+    operation: OperationType,
+    new_image: Option<HashMap<String, AttributeValue>>,
+    old_image: Option<HashMap<String, AttributeValue>>,
+}
+
+/// Every record the table's stream holds, oldest first.
+async fn read_stream(store: &DynamoStore) -> Vec<Record> {
+    let endpoint = std::env::var("DYNAMODB_ENDPOINT").unwrap();
+    let config = aws_sdk_dynamodbstreams::Config::builder()
+        .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodbstreams::config::Region::new("eu-north-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new("local", "local", None, None, "test"))
+        .build();
+    let streams = aws_sdk_dynamodbstreams::Client::from_conf(config);
+    let table = store.client().describe_table().table_name(store.table()).send().await.unwrap();
+    let arn = table.table.unwrap().latest_stream_arn.unwrap();
+    let description = streams.describe_stream().stream_arn(&arn).send().await.unwrap().stream_description.unwrap();
+    let mut records = Vec::new();
+    for shard in description.shards.unwrap_or_default() {
+        let mut iterator = streams
+            .get_shard_iterator()
+            .stream_arn(&arn)
+            .shard_id(shard.shard_id.unwrap())
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap()
+            .shard_iterator;
+        while let Some(it) = iterator {
+            let out = streams.get_records().shard_iterator(it).send().await.unwrap();
+            let batch = out.records.unwrap_or_default();
+            if batch.is_empty() {
+                break;
+            }
+            for r in batch {
+                let data = r.dynamodb.unwrap();
+                let image = |i: Option<HashMap<String, StreamValue>>| i.map(|m| m.iter().map(|(k, v)| (k.clone(), convert(v))).collect());
+                records.push(Record { operation: r.event_name.unwrap(), new_image: image(data.new_image), old_image: image(data.old_image) });
+            }
+            iterator = out.next_shard_iterator;
+        }
+    }
+    records
+}
+
+fn events_in(records: &[Record]) -> Vec<Event> {
+    records.iter().filter(|r| r.operation == OperationType::Insert).filter_map(|r| r.new_image.as_ref().and_then(event_from_item)).collect()
+}
+
+async fn answer(store: &DynamoStore, campaign: &Campaign, invitation_id: &closeloop_core::InvitationId, score: u8, at: Timestamp) {
+    let previous = store.answer(invitation_id).await.unwrap();
+    let version = previous.as_ref().map_or(1, |p| p.version + 1);
+    let answer = Answer {
+        invitation_id: invitation_id.clone(),
+        campaign_id: campaign.id.clone(),
+        score: Score::new(score).unwrap(),
+        comment: Some(format!("score {score}")),
+        contact_ok: false,
+        ratings: Default::default(),
+        version,
+        first_answered_at: previous.as_ref().map_or(at, |p| p.first_answered_at),
+        answered_at: at,
+    };
+    let event = Event {
+        id: format!("answer-{invitation_id}-{version}"),
+        at,
+        kind: EventKind::AnswerRecorded { invitation_id: invitation_id.clone(), version, previous_score: previous.map(|p| p.score), score: answer.score },
+    };
+    store.record_answer(&answer, &event).await.unwrap();
+}
+
+#[tokio::test]
+async fn stream_records_drive_the_reactions_exactly_once() {
+    let client = local_client().unwrap();
+    let table = format!("closeloop-stream-{}", std::process::id());
+    create_table(&client, &TableSettings { name: table.clone() }).await.unwrap();
+    let store = DynamoStore::new(client, table);
+    let outbox_db = SqliteStore::open_in_memory().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let outbox = outbox_db.outbox(clock.clone());
+    let services = Services {
+        store: Arc::new(store.clone()),
+        mailer: Arc::new(outbox.clone()),
+        sms: Arc::new(outbox.clone()),
+        clock: clock.clone(),
+        links: Links::new("https://nps.example"),
+    };
+    let campaign = Campaign::from_toml(
+        "id = \"stream\"\nname = \"Stream\"\ncompany = \"Acme\"\nsender_name = \"Sam\"\nsender_email = \"sam@acme.example\"\nmanager_email = \"boss@acme.example\"\n",
+    )
+    .unwrap();
+    let csv = "email,first_name\npia@example.com,Pia\ndag@example.com,Dag\nuna@example.com,Una\n";
+    launch::launch(&services, &campaign, csv.as_bytes()).await.unwrap();
+    let rows = store.campaign_rows(&campaign.id).await.unwrap();
+    let id = |name: &str| rows.iter().find(|r| r.invitation.contact.first_name.as_deref() == Some(name)).unwrap().invitation.id.clone();
+
+    clock.set(T0.plus_hours(1));
+    answer(&store, &campaign, &id("Pia"), 10, clock.now()).await;
+    answer(&store, &campaign, &id("Dag"), 2, clock.now()).await;
+    answer(&store, &campaign, &id("Dag"), 3, clock.now()).await;
+
+    let records = read_stream(&store).await;
+    let events = events_in(&records);
+    assert_eq!(events.iter().filter(|e| matches!(e.kind, EventKind::InvitationCreated { .. })).count(), 3);
+    let answer_events: Vec<_> = events.iter().filter(|e| matches!(e.kind, EventKind::AnswerRecorded { .. })).collect();
+    assert_eq!(answer_events.len(), 3, "one event per answer change, each exactly once in the stream");
+    // Answer items: Pia's inserted once, Dag's inserted then modified once; nothing else touched them.
+    let answer_records: Vec<_> = records
+        .iter()
+        .filter(|r| r.new_image.as_ref().or(r.old_image.as_ref()).and_then(|i| i.get("sk")).and_then(|v| v.as_s().ok()).map(String::as_str) == Some("ANSWER"))
+        .collect();
+    assert_eq!(answer_records.len(), 3);
+    assert_eq!(answer_records.iter().filter(|r| r.operation == OperationType::Insert).count(), 2);
+    let modify = answer_records.iter().find(|r| r.operation == OperationType::Modify).unwrap();
+    assert_eq!(modify.old_image.as_ref().unwrap()["version"].as_n().unwrap(), "1");
+    assert_eq!(modify.new_image.as_ref().unwrap()["version"].as_n().unwrap(), "2");
+
+    for event in &events {
+        dispatch::handle_event(&services, event).await.unwrap();
+    }
+    let first_pass = outbox.messages().unwrap();
+    // The platform delivers the same batch again: nobody gets a second message.
+    for event in &events {
+        dispatch::handle_event(&services, event).await.unwrap();
+    }
+    let messages = outbox.messages().unwrap();
+    assert_eq!(messages.len(), first_pass.len());
+    let count = |kind: &str| messages.iter().filter(|m| m.kind == kind).count();
+    assert_eq!(count("invitation"), 3);
+    assert_eq!(count("thank_you"), 2);
+    assert_eq!(count("alert"), 1);
+    assert_eq!(messages.len(), 6);
+    assert_eq!(store.answer(&id("Dag")).await.unwrap().unwrap().version, 2);
+}
