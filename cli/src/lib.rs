@@ -47,7 +47,7 @@ impl LocalApp {
 
     /// The edge router plus the local-only outbox pages.
     pub fn router(&self, api_token: Option<&str>) -> axum::Router {
-        let state = closeloop_edge::AppState::new(self.services.clone(), api_token);
+        let state = closeloop_edge::AppState::new(&self.services, api_token);
         closeloop_edge::router(state).merge(outbox_page::routes(self.outbox.clone()))
     }
 

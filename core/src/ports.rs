@@ -1,7 +1,7 @@
 //! The ports adapters implement: storage, mail, SMS and time.
 //!
-//! Futures are `Send` natively (axum, tokio, Lambda) and not on wasm32, where the Worker's
-//! JavaScript-backed futures never are.
+//! Futures are `Send` everywhere, as axum and the AWS SDK require; on the Worker the adapters wrap
+//! their JavaScript-backed futures (the isolate is single-threaded, so that is sound).
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -40,8 +40,7 @@ pub struct InvitationRow {
     pub review_clicks: u32,
 }
 
-#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
-#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+#[async_trait]
 pub trait Store: Sync + Send {
     async fn put_campaign(&self, campaign: &Campaign) -> Result<(), StoreError>;
     async fn campaign(&self, id: &CampaignId) -> Result<Option<Campaign>, StoreError>;
@@ -150,15 +149,13 @@ pub enum SendError {
     Permanent(String),
 }
 
-#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
-#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+#[async_trait]
 pub trait Mailer: Sync + Send {
     /// Returns the provider's message id.
     async fn send_mail(&self, mail: &OutgoingMail) -> Result<String, SendError>;
 }
 
-#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
-#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+#[async_trait]
 pub trait SmsSender: Sync + Send {
     async fn send_sms(&self, sms: &OutgoingSms) -> Result<String, SendError>;
 }

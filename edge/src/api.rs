@@ -132,7 +132,7 @@ pub async fn create_invitation(State(state): State<AppState>, headers: HeaderMap
         Ok(c) => c,
         Err(response) => return response,
     };
-    match invite_one(services, &campaign, contact).await {
+    match invite_one(services.store.as_ref(), &campaign, contact, services.clock.now()).await {
         Ok((CreateOutcome::Created, invitation)) => (
             StatusCode::CREATED,
             Json(json!({

@@ -4,6 +4,8 @@
 mod api;
 mod headers;
 mod pages;
+#[cfg(target_arch = "wasm32")]
+mod worker;
 
 use std::sync::Arc;
 
@@ -12,20 +14,37 @@ use axum::routing::{get, post};
 use axum::Router;
 use sha2::{Digest, Sha256};
 
+use closeloop_core::ports::{Clock, Links, Store};
 use closeloop_functions::Services;
 
 /// Forms and API bodies are small; anything larger is refused with 413 before it is read.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// What the edge needs: it records and reads, and never sends mail or SMS itself (the
+/// reactions do, from the events it writes).
+#[derive(Clone)]
+pub struct EdgeServices {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub links: Links,
+}
+
+impl From<&Services> for EdgeServices {
+    fn from(s: &Services) -> Self {
+        Self { store: s.store.clone(), clock: s.clock.clone(), links: s.links.clone() }
+    }
+}
+
 #[derive(Clone)]
 pub struct AppState {
-    pub services: Services,
+    pub services: EdgeServices,
     api_token_sha256: Option<Arc<[u8; 32]>>,
 }
 
 impl AppState {
     /// `api_token`: the bearer token CRMs use for the invitation API; `None` disables the API.
-    pub fn new(services: Services, api_token: Option<&str>) -> Self {
+    pub fn new(services: impl Into<EdgeServices>, api_token: Option<&str>) -> Self {
+        let services = services.into();
         let api_token_sha256 = api_token.filter(|t| !t.is_empty()).map(|t| Arc::new(Sha256::digest(t.as_bytes()).into()));
         Self { services, api_token_sha256 }
     }

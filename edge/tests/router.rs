@@ -62,7 +62,7 @@ async fn spawn_app() -> TestApp {
     let csv = "email,first_name,owner_email\nasa@example.se,Åsa,owner@acme.example\nbo@example.se,Bo,\n";
     launch::launch(&services, &campaign, csv.as_bytes()).await.unwrap();
     dispatch::dispatch_pending(&services).await.unwrap();
-    let router = router(AppState::new(services.clone(), Some(API_TOKEN)));
+    let router = router(AppState::new(&services, Some(API_TOKEN)));
     TestApp { router, store, outbox, services, campaign }
 }
 

@@ -1,0 +1,63 @@
+//! The Worker entry point: the same router as the local process, over the DynamoDB adapter
+//! reached through `fetch`. Built to WASM with worker-build; configuration in wrangler.toml.
+
+mod fetch_client;
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use closeloop_core::ports::{Clock, Links};
+use closeloop_core::Timestamp;
+use closeloop_dynamodb::DynamoStore;
+use tower_service::Service;
+use worker::{event, Context, Env, HttpRequest};
+
+use crate::{router, AppState, EdgeServices};
+
+/// Time from the JavaScript clock: `SystemTime::now()` does not exist on wasm32-unknown-unknown.
+struct JsClock;
+
+impl Clock for JsClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(js_sys::Date::now() as i64)
+    }
+}
+
+fn setting(env: &Env, name: &str) -> worker::Result<String> {
+    env.var(name).map(|v| v.to_string()).map_err(|_| worker::Error::RustError(format!("the Worker var {name} is not set (wrangler.toml)")))
+}
+
+fn secret(env: &Env, name: &str) -> Option<String> {
+    env.secret(name).ok().map(|s| s.to_string()).filter(|s| !s.is_empty())
+}
+
+fn build_state(env: &Env) -> worker::Result<AppState> {
+    let endpoint = env.var("DYNAMODB_ENDPOINT").ok().map(|v| v.to_string()).filter(|v| !v.is_empty());
+    let region = setting(env, "AWS_REGION")?;
+    let table = setting(env, "DYNAMODB_TABLE")?;
+    let public_url = setting(env, "PUBLIC_URL")?;
+    let access_key = secret(env, "AWS_ACCESS_KEY_ID").ok_or_else(|| worker::Error::RustError("secret AWS_ACCESS_KEY_ID is not set".into()))?;
+    let secret_key = secret(env, "AWS_SECRET_ACCESS_KEY").ok_or_else(|| worker::Error::RustError("secret AWS_SECRET_ACCESS_KEY is not set".into()))?;
+    let client = fetch_client::dynamodb_client(endpoint, region, access_key, secret_key);
+    let services = EdgeServices { store: Arc::new(DynamoStore::new(client, table)), clock: Arc::new(JsClock), links: Links::new(&public_url) };
+    Ok(AppState::new(services, secret(env, "API_TOKEN").as_deref()))
+}
+
+thread_local! {
+    // A Worker isolate is single-threaded and reused across requests: build the client once.
+    static STATE: RefCell<Option<AppState>> = const { RefCell::new(None) };
+}
+
+#[event(fetch)]
+async fn fetch(request: HttpRequest, env: Env, _ctx: Context) -> worker::Result<axum::http::Response<axum::body::Body>> {
+    console_error_panic_hook::set_once();
+    let state = match STATE.with(|s| s.borrow().clone()) {
+        Some(state) => state,
+        None => {
+            let state = build_state(&env)?;
+            STATE.with(|s| *s.borrow_mut() = Some(state.clone()));
+            state
+        }
+    };
+    Ok(router(state).call(request).await?)
+}
