@@ -57,11 +57,8 @@ const TEMPLATES: &[(&str, &str)] = templates!(
     "sms/reminder.txt",
 );
 
-const LOCALES: &[(Locale, &str)] = &[
-    (Locale::En, include_str!("../../templates/locales/en.toml")),
-    (Locale::Sv, include_str!("../../templates/locales/sv.toml")),
-    (Locale::Da, include_str!("../../templates/locales/da.toml")),
-];
+// LOCALE_STRINGS: the locale files, compiled by build.rs.
+include!(concat!(env!("OUT_DIR"), "/locales.rs"));
 
 fn environment() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
@@ -106,9 +103,12 @@ type StringTable = BTreeMap<String, String>;
 fn tables() -> &'static BTreeMap<Locale, StringTable> {
     static TABLES: OnceLock<BTreeMap<Locale, StringTable>> = OnceLock::new();
     TABLES.get_or_init(|| {
-        LOCALES
+        LOCALE_STRINGS
             .iter()
-            .map(|(locale, source)| (*locale, toml::from_str(source).unwrap_or_default()))
+            .filter_map(|(code, strings)| {
+                let table = strings.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+                Some((Locale::parse(code)?, table))
+            })
             .collect()
     })
 }

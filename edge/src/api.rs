@@ -126,7 +126,10 @@ pub async fn create_invitation(State(state): State<AppState>, headers: HeaderMap
     let campaign = match services.store.campaign(&campaign_id).await {
         Ok(Some(c)) => c,
         Ok(None) => return error(StatusCode::NOT_FOUND, "unknown_campaign", format!("no campaign {campaign_id:?}")),
-        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", format!("storage is unavailable, retry later: {e}")),
+        Err(e) => {
+            log_error!("reading the campaign failed: {e}");
+            return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage is unavailable; retry later");
+        }
     };
     let contact = match contact_from(request.contact, non_empty(request.touchpoint)) {
         Ok(c) => c,
@@ -146,6 +149,9 @@ pub async fn create_invitation(State(state): State<AppState>, headers: HeaderMap
         // Not errors: the CRM did nothing wrong, the contact is just not to be asked now.
         Ok((skipped, _)) => (StatusCode::OK, Json(json!({ "status": "skipped", "reason": skipped }))).into_response(),
         Err(InviteError::Contact(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_contact", format!("contact: {e}")),
-        Err(InviteError::Function(e)) => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", format!("retry later: {e}")),
+        Err(InviteError::Function(e)) => {
+            log_error!("creating the invitation failed: {e}");
+            error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage is unavailable; retry later")
+        }
     }
 }

@@ -1,6 +1,17 @@
 //! The one HTTP router: survey pages, answers, review redirects, unsubscribe and the CRM API.
 //! The local process serves it natively; the Worker serves the same router from WASM.
 
+/// Logs a failure where operators look: the tracing subscriber natively, the Workers console
+/// (`wrangler tail`, `wrangler dev` output) on the Worker, where no subscriber runs.
+macro_rules! log_error {
+    ($($arg:tt)*) => {{
+        #[cfg(target_arch = "wasm32")]
+        worker::console_error!($($arg)*);
+        #[cfg(not(target_arch = "wasm32"))]
+        tracing::error!($($arg)*);
+    }};
+}
+
 mod api;
 mod headers;
 mod pages;

@@ -26,19 +26,19 @@ fn notice(status: StatusCode, locale: Locale, kind: Notice) -> Response {
     match render::notice_page(locale, kind) {
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => {
-            tracing::error!(error = %e, "notice page failed to render");
+            log_error!("notice page failed to render: {e}");
             (status, "closeloop").into_response()
         }
     }
 }
 
 fn render_failed(e: render::RenderError) -> Response {
-    tracing::error!(error = %e, "render failed");
+    log_error!("render failed: {e}");
     notice(StatusCode::INTERNAL_SERVER_ERROR, Locale::En, Notice::Unavailable)
 }
 
 fn store_failed(e: StoreError, locale: Locale) -> Response {
-    tracing::error!(error = %e, "store failed");
+    log_error!("store failed: {e}");
     notice(StatusCode::SERVICE_UNAVAILABLE, locale, Notice::Unavailable)
 }
 
@@ -138,7 +138,7 @@ pub async fn answer(State(state): State<AppState>, Path(token): Path<String>, he
         let previous = match store.answer(&invitation.id).await {
             Ok(previous) => previous,
             Err(e) => {
-                tracing::error!(error = %e, "reading the answer failed");
+                log_error!("reading the answer failed: {e}");
                 return page(StatusCode::SERVICE_UNAVAILABLE, &campaign, &invitation, &form, None, &[], true);
             }
         };
@@ -168,7 +168,7 @@ pub async fn answer(State(state): State<AppState>, Path(token): Path<String>, he
             Ok(()) => return Redirect::to(&format!("/s/{}/thanks", invitation.token.as_str())).into_response(),
             Err(StoreError::Conflict) => continue,
             Err(e) => {
-                tracing::error!(error = %e, "recording the answer failed");
+                log_error!("recording the answer failed: {e}");
                 return page(StatusCode::SERVICE_UNAVAILABLE, &campaign, &invitation, &form, None, &[], true);
             }
         }
@@ -211,7 +211,7 @@ pub async fn review_redirect(State(state): State<AppState>, Path((token, site)):
     }
     // A lost click record must not cost the review: log it and redirect anyway.
     if let Err(e) = store.record_review_click(&invitation.id, &site.key, state.services.clock.now()).await {
-        tracing::warn!(error = %e, "review click not recorded");
+        log_error!("review click not recorded: {e}");
     }
     (StatusCode::FOUND, [(header::LOCATION, site.url.as_str())]).into_response()
 }

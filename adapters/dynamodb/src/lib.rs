@@ -4,6 +4,8 @@
 
 mod items;
 mod schema;
+#[cfg(feature = "stream-reader")]
+pub mod stream;
 
 use std::collections::HashMap;
 

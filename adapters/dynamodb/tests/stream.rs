@@ -1,81 +1,20 @@
 //! Answer changes reach the same reaction handlers through the table's stream
 //! (NEW_AND_OLD_IMAGES) as through the local dispatcher; a redelivered batch sends nothing twice.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_dynamodbstreams::types::{AttributeValue as StreamValue, OperationType, ShardIteratorType};
 use closeloop_core::model::{Answer, Event, EventKind};
 use closeloop_core::ports::{Clock, Links, ManualClock, Store};
 use closeloop_core::{Campaign, Score, Timestamp};
-use closeloop_dynamodb::{create_table, event_from_item, local_client, DynamoStore, TableSettings};
+use closeloop_dynamodb::stream::{local_streams_client, read_all, Operation as OperationType, StreamRecord};
+use closeloop_dynamodb::{create_table, local_client, DynamoStore, TableSettings};
 use closeloop_embedded::SqliteStore;
 use closeloop_functions::{dispatch, launch, Services};
 
 const T0: Timestamp = Timestamp::from_millis(1_795_000_000_000);
 
-fn convert(value: &StreamValue) -> AttributeValue {
-    match value {
-        StreamValue::S(s) => AttributeValue::S(s.clone()),
-        StreamValue::N(n) => AttributeValue::N(n.clone()),
-        StreamValue::Bool(b) => AttributeValue::Bool(*b),
-        StreamValue::Null(b) => AttributeValue::Null(*b),
-        StreamValue::L(l) => AttributeValue::L(l.iter().map(convert).collect()),
-        StreamValue::M(m) => AttributeValue::M(m.iter().map(|(k, v)| (k.clone(), convert(v))).collect()),
-        other => panic!("attribute type not used by closeloop: {other:?}"),
-    }
-}
-
-struct Record {
-    operation: OperationType,
-    new_image: Option<HashMap<String, AttributeValue>>,
-    old_image: Option<HashMap<String, AttributeValue>>,
-}
-
-/// Every record the table's stream holds, oldest first.
-async fn read_stream(store: &DynamoStore) -> Vec<Record> {
-    let endpoint = std::env::var("DYNAMODB_ENDPOINT").unwrap();
-    let config = aws_sdk_dynamodbstreams::Config::builder()
-        .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
-        .region(aws_sdk_dynamodbstreams::config::Region::new("eu-north-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new("local", "local", None, None, "test"))
-        .build();
-    let streams = aws_sdk_dynamodbstreams::Client::from_conf(config);
-    let table = store.client().describe_table().table_name(store.table()).send().await.unwrap();
-    let arn = table.table.unwrap().latest_stream_arn.unwrap();
-    let description = streams.describe_stream().stream_arn(&arn).send().await.unwrap().stream_description.unwrap();
-    let mut records = Vec::new();
-    for shard in description.shards.unwrap_or_default() {
-        let mut iterator = streams
-            .get_shard_iterator()
-            .stream_arn(&arn)
-            .shard_id(shard.shard_id.unwrap())
-            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .unwrap()
-            .shard_iterator;
-        while let Some(it) = iterator {
-            let out = streams.get_records().shard_iterator(it).send().await.unwrap();
-            let batch = out.records.unwrap_or_default();
-            if batch.is_empty() {
-                break;
-            }
-            for r in batch {
-                let data = r.dynamodb.unwrap();
-                let image = |i: Option<HashMap<String, StreamValue>>| i.map(|m| m.iter().map(|(k, v)| (k.clone(), convert(v))).collect());
-                records.push(Record { operation: r.event_name.unwrap(), new_image: image(data.new_image), old_image: image(data.old_image) });
-            }
-            iterator = out.next_shard_iterator;
-        }
-    }
-    records
-}
-
-fn events_in(records: &[Record]) -> Vec<Event> {
-    records.iter().filter(|r| r.operation == OperationType::Insert).filter_map(|r| r.new_image.as_ref().and_then(event_from_item)).collect()
+fn events_in(records: &[StreamRecord]) -> Vec<Event> {
+    records.iter().filter_map(StreamRecord::event).collect()
 }
 
 async fn answer(store: &DynamoStore, campaign: &Campaign, invitation_id: &closeloop_core::InvitationId, score: u8, at: Timestamp) {
@@ -130,7 +69,7 @@ async fn stream_records_drive_the_reactions_exactly_once() {
     answer(&store, &campaign, &id("Dag"), 2, clock.now()).await;
     answer(&store, &campaign, &id("Dag"), 3, clock.now()).await;
 
-    let records = read_stream(&store).await;
+    let records = read_all(&store, &local_streams_client().unwrap()).await.unwrap();
     let events = events_in(&records);
     assert_eq!(events.iter().filter(|e| matches!(e.kind, EventKind::InvitationCreated { .. })).count(), 3);
     let answer_events: Vec<_> = events.iter().filter(|e| matches!(e.kind, EventKind::AnswerRecorded { .. })).collect();
@@ -138,7 +77,7 @@ async fn stream_records_drive_the_reactions_exactly_once() {
     // Answer items: Pia's inserted once, Dag's inserted then modified once; nothing else touched them.
     let answer_records: Vec<_> = records
         .iter()
-        .filter(|r| r.new_image.as_ref().or(r.old_image.as_ref()).and_then(|i| i.get("sk")).and_then(|v| v.as_s().ok()).map(String::as_str) == Some("ANSWER"))
+        .filter(|r| r.key().1 == "ANSWER")
         .collect();
     assert_eq!(answer_records.len(), 3);
     assert_eq!(answer_records.iter().filter(|r| r.operation == OperationType::Insert).count(), 2);

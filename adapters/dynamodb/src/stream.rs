@@ -1,0 +1,101 @@
+//! Reading a table's stream (NEW_AND_OLD_IMAGES) through the DynamoDB Streams API, as records
+//! with images in the table's own attribute type.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodbstreams::types::{AttributeValue as StreamValue, OperationType, ShardIteratorType};
+
+use closeloop_core::model::Event;
+use closeloop_core::ports::StoreError;
+
+use crate::{event_from_item, unavailable, DynamoStore};
+
+pub use aws_sdk_dynamodbstreams::types::OperationType as Operation;
+
+#[derive(Debug, Clone)]
+pub struct StreamRecord {
+    pub operation: OperationType,
+    pub new_image: Option<HashMap<String, AttributeValue>>,
+    pub old_image: Option<HashMap<String, AttributeValue>>,
+}
+
+impl StreamRecord {
+    /// The item's keys, from whichever image the record has.
+    pub fn key(&self) -> (String, String) {
+        let image = self.new_image.as_ref().or(self.old_image.as_ref());
+        let get = |name: &str| image.and_then(|i| i.get(name)).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        (get("pk"), get("sk"))
+    }
+
+    /// The event an inserted event item carries: what the on-answer function consumes.
+    pub fn event(&self) -> Option<Event> {
+        (self.operation == OperationType::Insert).then_some(())?;
+        event_from_item(self.new_image.as_ref()?)
+    }
+}
+
+fn convert(value: &StreamValue) -> Option<AttributeValue> {
+    Some(match value {
+        StreamValue::S(s) => AttributeValue::S(s.clone()),
+        StreamValue::N(n) => AttributeValue::N(n.clone()),
+        StreamValue::Bool(b) => AttributeValue::Bool(*b),
+        StreamValue::Null(b) => AttributeValue::Null(*b),
+        StreamValue::L(l) => AttributeValue::L(l.iter().filter_map(convert).collect()),
+        StreamValue::M(m) => AttributeValue::M(m.iter().filter_map(|(k, v)| Some((k.clone(), convert(v)?))).collect()),
+        _ => return None,
+    })
+}
+
+fn image(i: Option<HashMap<String, StreamValue>>) -> Option<HashMap<String, AttributeValue>> {
+    i.map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), convert(v)?))).collect())
+}
+
+/// Every record the stream holds now, oldest first per shard.
+pub async fn read_all(store: &DynamoStore, streams: &aws_sdk_dynamodbstreams::Client) -> Result<Vec<StreamRecord>, StoreError> {
+    let table = store.client().describe_table().table_name(store.table()).send().await.map_err(unavailable)?;
+    let arn = table
+        .table
+        .and_then(|t| t.latest_stream_arn)
+        .ok_or_else(|| StoreError::Unavailable(format!("table {} has no stream", store.table())))?;
+    let description = streams.describe_stream().stream_arn(&arn).send().await.map_err(unavailable)?;
+    let shards = description.stream_description.and_then(|d| d.shards).unwrap_or_default();
+    let mut records = Vec::new();
+    for shard in shards {
+        let Some(shard_id) = shard.shard_id else { continue };
+        let mut iterator = streams
+            .get_shard_iterator()
+            .stream_arn(&arn)
+            .shard_id(shard_id)
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .map_err(unavailable)?
+            .shard_iterator;
+        while let Some(it) = iterator {
+            let out = streams.get_records().shard_iterator(it).send().await.map_err(unavailable)?;
+            let batch = out.records.unwrap_or_default();
+            if batch.is_empty() {
+                break;
+            }
+            for r in batch {
+                let (Some(operation), Some(data)) = (r.event_name, r.dynamodb) else { continue };
+                records.push(StreamRecord { operation, new_image: image(data.new_image), old_image: image(data.old_image) });
+            }
+            iterator = out.next_shard_iterator;
+        }
+    }
+    Ok(records)
+}
+
+/// A Streams client for DynamoDB Local at `DYNAMODB_ENDPOINT`.
+pub fn local_streams_client() -> Result<aws_sdk_dynamodbstreams::Client, StoreError> {
+    let endpoint = std::env::var("DYNAMODB_ENDPOINT").map_err(|_| StoreError::Unavailable("DYNAMODB_ENDPOINT is not set".into()))?;
+    let config = aws_sdk_dynamodbstreams::Config::builder()
+        .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodbstreams::config::Region::new("eu-north-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new("local", "local", None, None, "closeloop-local"))
+        .build();
+    Ok(aws_sdk_dynamodbstreams::Client::from_conf(config))
+}

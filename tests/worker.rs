@@ -1,0 +1,103 @@
+//! The survey edge as a real Worker: the WASM bundle from worker-build, served by workerd
+//! (`wrangler dev --local`), recording into DynamoDB Local. Then the table and its stream are read
+//! back: every answer exactly once, and nothing else changed.
+
+#[path = "support/worker_harness.rs"]
+mod harness;
+
+use std::collections::BTreeSet;
+
+use closeloop_core::ports::Store;
+use closeloop_dynamodb::stream::{local_streams_client, read_all, Operation};
+use harness::{seed, start_wrangler};
+
+#[tokio::test]
+async fn the_worker_serves_the_survey_records_answers_once_and_changes_nothing_else() {
+    let table = format!("closeloop-worker-{}", std::process::id());
+    let wrangler = tokio::task::spawn_blocking({
+        let table = table.clone();
+        move || start_wrangler(&table, None)
+    })
+    .await
+    .unwrap();
+    let seeded = seed(&table, &wrangler.base, 2).await;
+    let (invitation_id, token) = seeded.tokens[0].clone();
+    let (other_id, _) = seeded.tokens[1].clone();
+    let before = read_all(&seeded.store, &local_streams_client().unwrap()).await.unwrap().len();
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let url = |path: &str| format!("{}{path}", wrangler.base);
+
+    // The page, as opened from the email's score link: nothing is recorded by a GET.
+    let page = http.get(url(&format!("/s/{token}?score=9"))).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["cache-control"], "private, no-store");
+    assert_eq!(page.headers()["referrer-policy"], "no-referrer");
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"));
+    let html = page.text().await.unwrap();
+    assert!(html.contains("value=\"9\" checked") && html.contains("Nordhavn Cykler"));
+    assert!(seeded.store.answer(&closeloop_core::InvitationId(invitation_id.clone())).await.unwrap().is_none());
+
+    // Bad requests change nothing.
+    assert_eq!(http.delete(url(&format!("/s/{token}"))).send().await.unwrap().status(), 405);
+    let huge = "x".repeat(70 * 1024);
+    let too_big = http.post(url(&format!("/s/{token}"))).form(&[("score", "5"), ("comment", huge.as_str())]).send().await.unwrap();
+    assert_eq!(too_big.status(), 413);
+    let not_form = http.post(url(&format!("/s/{token}"))).header("content-type", "application/json").body("{}").send().await.unwrap();
+    let status = not_form.status();
+    assert_eq!(status, 400, "{}", not_form.text().await.unwrap());
+    let invalid = http.post(url(&format!("/s/{token}"))).form(&[("score", "12"), ("comment", "kept")]).send().await.unwrap();
+    assert_eq!(invalid.status(), 400);
+    assert!(invalid.text().await.unwrap().contains(">kept</textarea>"));
+    assert_eq!(http.get(url("/s/0000000000000000000000")).send().await.unwrap().status(), 404);
+
+    // Answer, then change the answer.
+    let answered = http.post(url(&format!("/s/{token}"))).form(&[("score", "9"), ("comment", "Bra!"), ("rating.ease", "4")]).send().await.unwrap();
+    assert_eq!(answered.status(), 303);
+    assert_eq!(answered.headers()["location"], format!("/s/{token}/thanks"));
+    let changed = http.post(url(&format!("/s/{token}"))).form(&[("score", "10"), ("comment", "Mycket bra!")]).send().await.unwrap();
+    assert_eq!(changed.status(), 303);
+    let thanks = http.get(url(&format!("/s/{token}/thanks"))).send().await.unwrap().text().await.unwrap();
+    assert!(thanks.contains(&format!("/r/{token}/trustpilot")));
+
+    // The review redirect, then unsubscribe.
+    let review = http.get(url(&format!("/r/{token}/trustpilot"))).send().await.unwrap();
+    assert_eq!(review.status(), 302);
+    assert_eq!(review.headers()["location"], "https://www.trustpilot.com/evaluate/nordhavn-cykler.example");
+    assert_eq!(review.headers()["referrer-policy"], "no-referrer");
+    let unsubscribed = http.post(url(&format!("/u/{token}"))).form(&[("List-Unsubscribe", "One-Click")]).send().await.unwrap();
+    assert_eq!(unsubscribed.status(), 200);
+
+    // The table: the answer once, at version 2, the click counted, the person suppressed.
+    let id = closeloop_core::InvitationId(invitation_id.clone());
+    let answer = seeded.store.answer(&id).await.unwrap().unwrap();
+    assert_eq!((answer.score.value(), answer.version, answer.comment.as_deref()), (10, 2, Some("Mycket bra!")));
+    let rows = seeded.store.campaign_rows(&seeded.campaign.id).await.unwrap();
+    let row = rows.iter().find(|r| r.invitation.id == id).unwrap();
+    assert_eq!(row.review_clicks, 1);
+    assert!(row.suppressed);
+    let other = rows.iter().find(|r| r.invitation.id.0 == other_id).unwrap();
+    assert!(other.answer.is_none() && !other.suppressed && other.review_clicks == 0, "the other invitation is untouched");
+
+    // The stream: exactly what the requests above should have written, nothing else.
+    let records = read_all(&seeded.store, &local_streams_client().unwrap()).await.unwrap();
+    let new: Vec<_> = records[before..].iter().collect();
+    let events: Vec<_> = new.iter().filter_map(|r| r.event()).collect();
+    assert_eq!(events.len(), 2, "one answer-recorded event per change: {events:?}");
+    let answers: Vec<_> = new.iter().filter(|r| r.key().1 == "ANSWER").collect();
+    assert_eq!(answers.len(), 2);
+    assert_eq!(answers[0].operation, Operation::Insert);
+    assert_eq!(answers[1].operation, Operation::Modify);
+    let touched: BTreeSet<String> = new.iter().map(|r| r.key().0).collect();
+    let email_key = format!("CONTACT#email:person0@example.se");
+    let allowed: BTreeSet<String> = [
+        format!("INV#{invitation_id}"),
+        format!("EVENT#answer-{invitation_id}-1"),
+        format!("EVENT#answer-{invitation_id}-2"),
+        email_key,
+    ]
+    .into_iter()
+    .collect();
+    assert!(touched.is_subset(&allowed), "unexpected items changed: {:?}", touched.difference(&allowed).collect::<Vec<_>>());
+    drop(wrangler);
+}
