@@ -59,5 +59,29 @@ async fn fetch(request: HttpRequest, env: Env, _ctx: Context) -> worker::Result<
             state
         }
     };
+    let request = buffered(request).await?;
     Ok(router(state).call(request).await?)
+}
+
+/// Reads the whole request body before routing. An unread or half-read body wedges the isolate
+/// (seen under workerd after an early 413), so an oversized body is drained and dropped, and the
+/// router is handed one byte over the limit, to refuse with the same 413 as everywhere else.
+async fn buffered(request: HttpRequest) -> worker::Result<axum::http::Request<axum::body::Body>> {
+    use http_body_util::BodyExt;
+    let (mut parts, mut body) = request.into_parts();
+    let mut bytes = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            total += data.len();
+            if total <= crate::MAX_BODY_BYTES {
+                bytes.extend_from_slice(&data);
+            }
+        }
+    }
+    if total > crate::MAX_BODY_BYTES {
+        bytes.resize(crate::MAX_BODY_BYTES + 1, 0);
+        parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    }
+    Ok(axum::http::Request::from_parts(parts, axum::body::Body::from(bytes)))
 }
