@@ -305,3 +305,39 @@ async fn the_api_creates_and_sends_one_invitation_and_skips_a_repeat() {
     assert_eq!(again.status(), StatusCode::OK);
     assert_eq!(json(again).await, serde_json::json!({"status": "skipped", "reason": "throttled"}));
 }
+
+#[tokio::test]
+async fn a_storage_failure_gives_a_503_page_that_keeps_what_the_person_typed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("closeloop.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let outbox = store.outbox(clock.clone());
+    let services = Services {
+        store: Arc::new(store.clone()),
+        mailer: Arc::new(outbox.clone()),
+        sms: Arc::new(outbox),
+        clock,
+        links: Links::new("https://nps.example"),
+    };
+    let campaign = Campaign::from_toml(CAMPAIGN).unwrap();
+    launch::launch(&services, &campaign, b"email\nasa@example.se\n").await.unwrap();
+    let token = store.campaign_rows(&campaign.id).await.unwrap()[0].invitation.token.clone();
+    let router = router(AppState::new(&services, None));
+    // The database loses the answers table under the running app: every answer write fails.
+    rusqlite::Connection::open(&path).unwrap().execute_batch("DROP TABLE answers").unwrap();
+    let response = router
+        .oneshot(
+            Request::post(format!("/s/{}", token.as_str()))
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from("score=4&comment=Mitt+svar+%C3%A5%C3%A4%C3%B6&contact_ok=yes"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let html = text(response).await;
+    assert!(html.contains("We could not save your answer just now"));
+    assert!(html.contains(">Mitt svar åäö</textarea>"), "the comment survives the failure");
+    assert!(html.contains("value=\"4\" checked") && html.contains("name=\"contact_ok\" value=\"yes\" checked"));
+}
