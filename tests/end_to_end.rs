@@ -175,6 +175,9 @@ async fn the_whole_loop_runs_from_launch_to_report() {
     assert!(total.small_sample && total.margin_95.unwrap() > 30.0);
     assert_eq!(total.unsubscribed, 1);
     assert_eq!(total.review_clicks, 1);
+    let counters = t.app.store.campaign_counters(&campaign.id).await.unwrap();
+    assert_eq!(counters.invited, 5);
+    assert_eq!((counters.tally.promoters, counters.tally.passives, counters.tally.detractors), (1, 1, 1), "counters agree with the report");
     let malmo = &reports[0].report.by["store"]["Malmö"];
     assert_eq!((malmo.sent, malmo.answered, malmo.nps), (2, 2, Some(50.0)));
     let aarhus = &reports[0].report.by["store"]["Aarhus"];

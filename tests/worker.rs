@@ -79,6 +79,10 @@ async fn the_worker_serves_the_survey_records_answers_once_and_changes_nothing_e
     let other = rows.iter().find(|r| r.invitation.id.0 == other_id).unwrap();
     assert!(other.answer.is_none() && !other.suppressed && other.review_clicks == 0, "the other invitation is untouched");
 
+    // The counters moved once into promoters; the edit 9 → 10 stayed in the group.
+    let counters = seeded.store.campaign_counters(&seeded.campaign.id).await.unwrap();
+    assert_eq!((counters.invited, counters.tally.promoters, counters.tally.passives, counters.tally.detractors), (2, 1, 0, 0));
+
     // The stream: exactly what the requests above should have written, nothing else.
     let records = read_all(&seeded.store, &local_streams_client().unwrap()).await.unwrap();
     let new: Vec<_> = records[before..].iter().collect();
@@ -89,9 +93,10 @@ async fn the_worker_serves_the_survey_records_answers_once_and_changes_nothing_e
     assert_eq!(answers[0].operation, Operation::Insert);
     assert_eq!(answers[1].operation, Operation::Modify);
     let touched: BTreeSet<String> = new.iter().map(|r| r.key().0).collect();
-    let email_key = format!("CONTACT#email:person0@example.se");
+    let email_key = "CONTACT#email:person0@example.se".to_owned();
     let allowed: BTreeSet<String> = [
         format!("INV#{invitation_id}"),
+        format!("CAMPAIGN#{}", seeded.campaign.id),
         format!("EVENT#answer-{invitation_id}-1"),
         format!("EVENT#answer-{invitation_id}-2"),
         email_key,

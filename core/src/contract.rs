@@ -41,6 +41,11 @@ pub fn invitation(campaign: &Campaign, n: u8, at: Timestamp) -> Invitation {
 }
 
 pub fn answer(invitation: &Invitation, score: u8, version: u32, at: Timestamp) -> (Answer, Event) {
+    answer_after(invitation, None, score, version, at)
+}
+
+/// An answer change from `previous` (the score before, if any) to `score`.
+pub fn answer_after(invitation: &Invitation, previous: Option<u8>, score: u8, version: u32, at: Timestamp) -> (Answer, Event) {
     let answer = Answer {
         invitation_id: invitation.id.clone(),
         campaign_id: invitation.campaign_id.clone(),
@@ -58,7 +63,7 @@ pub fn answer(invitation: &Invitation, score: u8, version: u32, at: Timestamp) -
         kind: EventKind::AnswerRecorded {
             invitation_id: invitation.id.clone(),
             version,
-            previous_score: None,
+            previous_score: previous.map(|p| Score::new(p).expect("0..=10")),
             score: answer.score,
         },
     };
@@ -229,6 +234,32 @@ pub async fn campaign_rows_carry_answers_suppression_and_review_clicks(store: &d
     assert!(rows[2].answer.is_none());
 }
 
+pub async fn counters_follow_invitations_and_group_changes_atomically(store: &dyn Store) {
+    let c = campaign("counters");
+    store.put_campaign(&c).await.unwrap();
+    let invs: Vec<Invitation> = (30..34).map(|n| invitation(&c, n, T0)).collect();
+    store.create_invitations(&invs, T0.minus_days(90)).await.unwrap();
+    let throttled = store.create_invitations(&invs[..1], T0.minus_days(90)).await.unwrap();
+    assert_eq!(throttled, vec![CreateOutcome::Throttled]);
+    for (inv, score) in invs.iter().zip([10, 8, 0]) {
+        let (a, e) = answer(inv, score, 1, T0.plus_hours(1));
+        store.record_answer(&a, &e).await.unwrap();
+    }
+    // The detractor becomes a promoter; a stale duplicate of the change is refused and counts nothing.
+    let (a2, e2) = answer_after(&invs[2], Some(0), 9, 2, T0.plus_hours(2));
+    store.record_answer(&a2, &e2).await.unwrap();
+    assert!(matches!(store.record_answer(&a2, &e2).await, Err(StoreError::Conflict)));
+    // A change within a group moves nothing.
+    let (a3, e3) = answer_after(&invs[0], Some(10), 9, 2, T0.plus_hours(3));
+    store.record_answer(&a3, &e3).await.unwrap();
+    let counters = store.campaign_counters(&c.id).await.unwrap();
+    assert_eq!(counters.invited, 4);
+    assert_eq!(counters.tally, crate::nps::Tally { promoters: 2, passives: 1, detractors: 0 });
+    let from_rows = crate::report::build_report(&store.campaign_rows(&c.id).await.unwrap()).total;
+    assert_eq!((from_rows.promoters, from_rows.passives, from_rows.detractors), (2, 1, 0), "counters agree with the rows");
+    assert_eq!(store.campaign_counters(&CampaignId::parse("no-such").unwrap()).await.unwrap(), Default::default());
+}
+
 /// Expands to one `#[tokio::test]` per contract case. `$make` is an async function returning a
 /// fresh store; cases use distinct campaign ids, so a shared backing table is fine too.
 #[macro_export]
@@ -246,6 +277,7 @@ macro_rules! store_contract_tests {
             reminders_are_due_only_for_the_unanswered_after_the_delay,
             a_case_opens_once_and_is_overdue_until_escalated,
             campaign_rows_carry_answers_suppression_and_review_clicks,
+            counters_follow_invitations_and_group_changes_atomically,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

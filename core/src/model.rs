@@ -377,6 +377,19 @@ pub enum EventKind {
     AnswerRecorded { invitation_id: InvitationId, version: u32, previous_score: Option<Score>, score: Score },
 }
 
+impl EventKind {
+    /// For an answer change: the group it leaves (if any) and the group it joins, when they differ.
+    pub fn group_move(&self) -> Option<(Option<crate::nps::Group>, crate::nps::Group)> {
+        match self {
+            EventKind::AnswerRecorded { previous_score, score, .. } => {
+                let from = previous_score.map(|s| s.group());
+                (from != Some(score.group())).then_some((from, score.group()))
+            }
+            EventKind::InvitationCreated { .. } => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub id: String,

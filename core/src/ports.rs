@@ -31,6 +31,14 @@ pub enum CreateOutcome {
     Throttled,
 }
 
+/// A campaign's running totals, kept as atomic counters in the same transactions as the changes
+/// they count, so an overview never scans every answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CampaignCounters {
+    pub invited: u64,
+    pub tally: crate::nps::Tally,
+}
+
 /// An invitation with its current answer, for reports.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InvitationRow {
@@ -56,10 +64,12 @@ pub trait Store: Sync + Send {
     async fn invitation(&self, id: &InvitationId) -> Result<Option<Invitation>, StoreError>;
     async fn invitation_by_token(&self, token: &Token) -> Result<Option<Invitation>, StoreError>;
     async fn campaign_rows(&self, campaign: &CampaignId) -> Result<Vec<InvitationRow>, StoreError>;
+    async fn campaign_counters(&self, campaign: &CampaignId) -> Result<CampaignCounters, StoreError>;
 
     async fn answer(&self, invitation: &InvitationId) -> Result<Option<Answer>, StoreError>;
     /// Writes `answer` if the stored version is `answer.version - 1` (none for version 1), marks the
-    /// invitation answered and appends an `AnswerRecorded` event, all or nothing. `Conflict` otherwise.
+    /// invitation answered, moves the campaign's group counters from the previous score's group
+    /// to this one's, and appends an `AnswerRecorded` event, all or nothing. `Conflict` otherwise.
     async fn record_answer(&self, answer: &Answer, event: &Event) -> Result<(), StoreError>;
 
     /// Events not yet completed, oldest first.

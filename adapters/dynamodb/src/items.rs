@@ -21,6 +21,7 @@ pub const EVENT_SK: &str = "EVENT";
 pub const SEND_SK: &str = "SEND";
 pub const SUPPRESSED_SK: &str = "SUPPRESSED";
 pub const LAST_INVITED_SK: &str = "LAST";
+pub const COUNTERS_SK: &str = "COUNTERS";
 /// Partitions of the sparse work index: only what is still due carries these.
 pub const DUE_REMINDER: &str = "DUE_REMINDER";
 pub const OVERDUE_CASE: &str = "OVERDUE_CASE";
@@ -85,6 +86,15 @@ pub fn campaign_sk(id: &CampaignId) -> String {
 
 pub fn campaign_partition(id: &CampaignId) -> String {
     format!("CAMPAIGN#{id}")
+}
+
+/// The counter attribute of a group on the campaign's `COUNTERS` item.
+pub fn counter_attribute(group: closeloop_core::Group) -> &'static str {
+    match group {
+        closeloop_core::Group::Promoter => "promoters",
+        closeloop_core::Group::Passive => "passives",
+        closeloop_core::Group::Detractor => "detractors",
+    }
 }
 
 pub fn campaign_item(campaign: &Campaign) -> Result<Item, StoreError> {

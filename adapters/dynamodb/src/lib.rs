@@ -16,7 +16,7 @@ use aws_sdk_dynamodb::Client;
 
 use closeloop_core::campaign::{Campaign, CampaignId};
 use closeloop_core::model::*;
-use closeloop_core::ports::{CreateOutcome, InvitationRow, Store, StoreError};
+use closeloop_core::ports::{CampaignCounters, CreateOutcome, InvitationRow, Store, StoreError};
 use closeloop_core::Timestamp;
 
 pub use items::event_from_item;
@@ -123,6 +123,20 @@ impl DynamoStore {
         }
     }
 
+    /// An ADD of counters on the campaign's `COUNTERS` item, as one transaction item.
+    fn counters_update(&self, campaign: &CampaignId, adds: &[(&str, i64)]) -> Result<TransactWriteItem, StoreError> {
+        let expression = adds.iter().enumerate().map(|(i, (name, _))| format!("{name} :d{i}")).collect::<Vec<_>>().join(", ");
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(campaign_partition(campaign)))
+            .key("sk", s(COUNTERS_SK))
+            .update_expression(format!("ADD {expression}"));
+        for (i, (_, delta)) in adds.iter().enumerate() {
+            update = update.expression_attribute_values(format!(":d{i}"), n(*delta));
+        }
+        Ok(TransactWriteItem::builder().update(update.build().map_err(request_bug)?).build())
+    }
+
     async fn invitation_item(&self, id: &InvitationId) -> Result<Option<Invitation>, StoreError> {
         self.get(invitation_pk(id), INVITATION_SK).await?.map(|item| invitation_from(&item)).transpose()
     }
@@ -218,6 +232,7 @@ impl Store for DynamoStore {
                 kind: EventKind::InvitationCreated { invitation_id: inv.id.clone() },
             };
             items.push(TransactWriteItem::builder().put(Put::builder().table_name(&self.table).set_item(Some(event_item(&event)?)).build().map_err(request_bug)?).build());
+            items.push(self.counters_update(&inv.campaign_id, &[("invited", 1)])?);
 
             let outcome = match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
                 Ok(_) => CreateOutcome::Created,
@@ -279,6 +294,17 @@ impl Store for DynamoStore {
         Ok(rows)
     }
 
+    async fn campaign_counters(&self, campaign: &CampaignId) -> Result<CampaignCounters, StoreError> {
+        let Some(item) = self.get(campaign_partition(campaign), COUNTERS_SK).await? else {
+            return Ok(CampaignCounters::default());
+        };
+        let count = |name: &str| get_n(&item, name).unwrap_or(0).max(0) as u64;
+        Ok(CampaignCounters {
+            invited: count("invited"),
+            tally: closeloop_core::Tally { promoters: count("promoters"), passives: count("passives"), detractors: count("detractors") },
+        })
+    }
+
     async fn answer(&self, invitation: &InvitationId) -> Result<Option<Answer>, StoreError> {
         self.get(invitation_pk(invitation), ANSWER_SK).await?.map(|item| body(&item)).transpose()
     }
@@ -305,14 +331,17 @@ impl Store for DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(request_bug)?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put.build().map_err(request_bug)?).build())
-            .transact_items(TransactWriteItem::builder().update(mark_answered).build())
-            .transact_items(TransactWriteItem::builder().put(event_put).build())
-            .send()
-            .await;
+        let mut items = vec![
+            TransactWriteItem::builder().put(put.build().map_err(request_bug)?).build(),
+            TransactWriteItem::builder().update(mark_answered).build(),
+            TransactWriteItem::builder().put(event_put).build(),
+        ];
+        if let Some((from, to)) = event.kind.group_move() {
+            let mut adds = vec![(counter_attribute(to), 1)];
+            adds.extend(from.map(|from| (counter_attribute(from), -1)));
+            items.push(self.counters_update(&answer.campaign_id, &adds)?);
+        }
+        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
         match result {
             Ok(_) => Ok(()),
             Err(e) => {

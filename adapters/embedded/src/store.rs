@@ -9,7 +9,8 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use closeloop_core::campaign::{Campaign, CampaignId};
 use closeloop_core::model::*;
-use closeloop_core::ports::{CreateOutcome, InvitationRow, Store, StoreError};
+use closeloop_core::nps::Group;
+use closeloop_core::ports::{CampaignCounters, CreateOutcome, InvitationRow, Store, StoreError};
 use closeloop_core::Timestamp;
 
 const SCHEMA: &str = r#"
@@ -60,6 +61,13 @@ CREATE TABLE IF NOT EXISTS cases (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS cases_overdue ON cases(due_at) WHERE status = 'open' AND escalated_at IS NULL;
+CREATE TABLE IF NOT EXISTS campaign_counters (
+    campaign_id TEXT PRIMARY KEY,
+    invited INTEGER NOT NULL DEFAULT 0,
+    promoters INTEGER NOT NULL DEFAULT 0,
+    passives INTEGER NOT NULL DEFAULT 0,
+    detractors INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     channel TEXT NOT NULL,
@@ -105,6 +113,25 @@ fn invitation_columns(row: &rusqlite::Row<'_>) -> rusqlite::Result<InvitationCol
 }
 
 /// The body holds what never changes; the columns hold what does.
+fn counter_column(group: Group) -> &'static str {
+    match group {
+        Group::Promoter => "promoters",
+        Group::Passive => "passives",
+        Group::Detractor => "detractors",
+    }
+}
+
+/// Adds `delta` to one counter of a campaign, creating its row on first use.
+fn bump(tx: &rusqlite::Transaction<'_>, campaign: &str, column: &str, delta: i64) -> Result<(), StoreError> {
+    tx.prepare_cached(&format!(
+        "INSERT INTO campaign_counters (campaign_id, {column}) VALUES (?1, ?2)
+         ON CONFLICT(campaign_id) DO UPDATE SET {column} = {column} + excluded.{column}"
+    ))
+    .and_then(|mut stmt| stmt.execute(params![campaign, delta]))
+    .map_err(unavailable)?;
+    Ok(())
+}
+
 fn invitation_from((body, reminders_sent, next, answered): InvitationColumns) -> Result<Invitation, StoreError> {
     let mut inv: Invitation = from_json(&body)?;
     inv.reminders_sent = reminders_sent;
@@ -231,6 +258,7 @@ impl Store for SqliteStore {
                     for key in &keys {
                         link.execute(params![key.as_str(), inv.id.0, inv.created_at.millis()]).map_err(unavailable)?;
                     }
+                    bump(&tx, inv.campaign_id.as_str(), "invited", 1)?;
                     let kind = EventKind::InvitationCreated { invitation_id: inv.id.clone() };
                     event
                         .execute(params![format!("invitation-{}", inv.id), inv.created_at.millis(), to_json(&kind)?])
@@ -314,9 +342,31 @@ impl Store for SqliteStore {
         if updated != 1 {
             return Err(StoreError::Conflict);
         }
+        if let Some((from, to)) = event.kind.group_move() {
+            bump(&tx, answer.campaign_id.as_str(), counter_column(to), 1)?;
+            if let Some(from) = from {
+                bump(&tx, answer.campaign_id.as_str(), counter_column(from), -1)?;
+            }
+        }
         tx.execute("INSERT INTO events (id, at, body) VALUES (?1, ?2, ?3)", params![event.id, event.at.millis(), to_json(&event.kind)?])
             .map_err(unavailable)?;
         tx.commit().map_err(unavailable)
+    }
+
+    async fn campaign_counters(&self, campaign: &CampaignId) -> Result<CampaignCounters, StoreError> {
+        let row: Option<(u64, u64, u64, u64)> = self
+            .lock()?
+            .query_row(
+                "SELECT invited, promoters, passives, detractors FROM campaign_counters WHERE campaign_id = ?1",
+                [campaign.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()
+            .map_err(unavailable)?;
+        Ok(row.map_or_else(Default::default, |(invited, promoters, passives, detractors)| CampaignCounters {
+            invited,
+            tally: closeloop_core::Tally { promoters, passives, detractors },
+        }))
     }
 
     async fn pending_events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
