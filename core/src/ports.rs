@@ -132,6 +132,9 @@ impl MessageKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutgoingMail {
     pub kind: MessageKind,
+    /// The send's idempotency key (`thank_you:{id}`); set by the sender, becomes the Message-ID.
+    #[serde(default)]
+    pub key: String,
     pub from_name: String,
     pub from_email: String,
     pub to_name: Option<String>,

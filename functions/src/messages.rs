@@ -15,7 +15,10 @@ pub enum Outgoing {
 /// Sends `message` unless a message with the same `key` was sent before. The claim is taken
 /// first and given back if the send fails, so a retry after a failure sends, and a retry after
 /// a success does not. Returns whether this call sent.
-pub async fn send_once(services: &Services, key: &str, message: Outgoing) -> Result<bool, FunctionError> {
+pub async fn send_once(services: &Services, key: &str, mut message: Outgoing) -> Result<bool, FunctionError> {
+    if let Outgoing::Mail(mail) = &mut message {
+        mail.key = key.to_owned();
+    }
     if !services.store.claim_send(key, services.clock.now()).await? {
         tracing::debug!(key, "already sent");
         return Ok(false);
@@ -45,6 +48,7 @@ pub fn to_respondent(kind: MessageKind, campaign: &Campaign, invitation: &Invita
     let unsubscribe = services.links.unsubscribe(&invitation.token);
     Some(OutgoingMail {
         kind,
+        key: String::new(),
         from_name: campaign.sender_name.clone(),
         from_email: campaign.sender_email.as_str().to_owned(),
         to_name: Some(invitation.contact.full_name()).filter(|n| !n.is_empty()),
@@ -63,6 +67,7 @@ pub fn to_respondent(kind: MessageKind, campaign: &Campaign, invitation: &Invita
 pub fn to_staff(kind: MessageKind, campaign: &Campaign, to: &str, rendered: RenderedMail) -> OutgoingMail {
     OutgoingMail {
         kind,
+        key: String::new(),
         from_name: format!("closeloop · {}", campaign.name),
         from_email: campaign.sender_email.as_str().to_owned(),
         to_name: None,

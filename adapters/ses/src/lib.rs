@@ -1,0 +1,70 @@
+//! The mail port on Amazon SES: `SendRawEmail` with a message we build (mime.rs), sent in a
+//! configuration set so bounces and complaints come back through SNS.
+
+pub mod mime;
+
+use async_trait::async_trait;
+use aws_sdk_ses::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_ses::primitives::Blob;
+use aws_sdk_ses::types::RawMessage;
+use aws_sdk_ses::Client;
+
+use closeloop_core::ports::{Mailer, OutgoingMail, SendError};
+
+#[derive(Clone)]
+pub struct SesMailer {
+    client: Client,
+    configuration_set: Option<String>,
+}
+
+/// A client for SES at `endpoint` (a local stand-in) or AWS, with static credentials.
+pub fn client_for(endpoint: Option<&str>, region: &str, credentials: aws_credential_types::Credentials) -> Client {
+    let mut builder = aws_sdk_ses::Config::builder()
+        .behavior_version(aws_sdk_ses::config::BehaviorVersion::latest())
+        .region(aws_sdk_ses::config::Region::new(region.to_owned()))
+        .credentials_provider(credentials)
+        // Throttling and 5xx are retried with the SDK's exponential backoff and jitter.
+        .retry_config(aws_sdk_ses::config::retry::RetryConfig::standard().with_max_attempts(5));
+    builder.set_endpoint_url(endpoint.map(str::to_owned));
+    Client::from_conf(builder.build())
+}
+
+impl SesMailer {
+    pub fn new(client: Client, configuration_set: Option<String>) -> Self {
+        Self { client, configuration_set }
+    }
+}
+
+/// Errors SES gives for a message or address that will never be accepted.
+const PERMANENT: &[&str] = &["MessageRejected", "MailFromDomainNotVerifiedException", "ConfigurationSetDoesNotExistException", "AccountSendingPausedException"];
+
+#[async_trait]
+impl Mailer for SesMailer {
+    async fn send_mail(&self, mail: &OutgoingMail) -> Result<String, SendError> {
+        let boundary = format!("closeloop-{}", uuid::Uuid::new_v4().simple());
+        let raw = mime::build(mail, &mail.key, &boundary);
+        let message = RawMessage::builder()
+            .data(Blob::new(raw.into_bytes()))
+            .build()
+            .map_err(|e| SendError::Permanent(format!("building the message: {e}")))?;
+        let result = self
+            .client
+            .send_raw_email()
+            .raw_message(message)
+            .set_configuration_set_name(self.configuration_set.clone())
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(out.message_id),
+            Err(e) => {
+                let code = e.code().unwrap_or_default().to_owned();
+                let text = DisplayErrorContext(&e).to_string();
+                if PERMANENT.contains(&code.as_str()) {
+                    Err(SendError::Permanent(text))
+                } else {
+                    Err(SendError::Transient(text))
+                }
+            }
+        }
+    }
+}
