@@ -1,0 +1,50 @@
+//! Configuration from the function's environment, read once at cold start.
+
+use aws_credential_types::Credentials;
+
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {0} is not set")]
+pub struct ConfigError(pub &'static str);
+
+#[derive(Debug, Clone)]
+pub struct LambdaConfig {
+    pub table: String,
+    pub region: String,
+    /// Set only against stand-ins (DynamoDB Local); empty means AWS.
+    pub dynamodb_endpoint: Option<String>,
+    pub ses_endpoint: Option<String>,
+    pub ses_configuration_set: Option<String>,
+    pub public_url: String,
+    pub api_token: Option<String>,
+    pub credentials: Credentials,
+}
+
+fn required(name: &'static str) -> Result<String, ConfigError> {
+    optional(name).ok_or(ConfigError(name))
+}
+
+fn optional(name: &str) -> Option<String> {
+    std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+impl LambdaConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            table: required("TABLE_NAME")?,
+            region: required("AWS_REGION")?,
+            dynamodb_endpoint: optional("DYNAMODB_ENDPOINT"),
+            ses_endpoint: optional("SES_ENDPOINT"),
+            ses_configuration_set: optional("SES_CONFIGURATION_SET"),
+            public_url: required("PUBLIC_URL")?,
+            api_token: optional("API_TOKEN"),
+            // Lambda puts the execution role's temporary credentials in the environment.
+            credentials: Credentials::new(
+                required("AWS_ACCESS_KEY_ID")?,
+                required("AWS_SECRET_ACCESS_KEY")?,
+                optional("AWS_SESSION_TOKEN"),
+                None,
+                "lambda-environment",
+            ),
+        })
+    }
+}

@@ -1,0 +1,85 @@
+//! The Lambda functions' handlers and their wiring. Each `src/bin/*.rs` main only loads the
+//! configuration, builds the services once and hands events to a handler here.
+
+pub mod config;
+pub mod mail_feedback;
+pub mod on_answer;
+pub mod schedule;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use closeloop_core::ports::{Clock, Links, OutgoingSms, SendError, SmsSender};
+use closeloop_core::Timestamp;
+use closeloop_dynamodb::DynamoStore;
+use closeloop_functions::Services;
+use closeloop_ses::SesMailer;
+
+pub use config::LambdaConfig;
+
+/// Wall-clock time in a Lambda.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        Timestamp::from_millis(ms)
+    }
+}
+
+/// SMS is not wired on AWS yet (SNS is the next step): refusing loudly beats dropping silently,
+/// and a permanent error keeps the event from being retried forever.
+pub struct SmsNotConfigured;
+
+#[async_trait]
+impl SmsSender for SmsNotConfigured {
+    async fn send_sms(&self, sms: &OutgoingSms) -> Result<String, SendError> {
+        Err(SendError::Permanent(format!("no SMS sender is configured for {:?} to {}", sms.kind, sms.to)))
+    }
+}
+
+/// The adapters every function shares, built once per execution environment.
+pub fn services(config: &LambdaConfig) -> Services {
+    let dynamodb = closeloop_dynamodb::client_for(config.dynamodb_endpoint.as_deref(), &config.region, config.credentials.clone());
+    let ses = closeloop_ses::client_for(config.ses_endpoint.as_deref(), &config.region, config.credentials.clone());
+    Services {
+        store: Arc::new(DynamoStore::new(dynamodb, config.table.clone())),
+        mailer: Arc::new(SesMailer::new(ses, config.ses_configuration_set.clone())),
+        sms: Arc::new(SmsNotConfigured),
+        clock: Arc::new(SystemClock),
+        links: Links::new(&config.public_url),
+    }
+}
+
+/// Structured logs to CloudWatch, configured by `RUST_LOG`.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .without_time()
+        .with_target(false)
+        .init();
+}
+
+/// What a function returns to the platform as an error: only failures that may succeed on a
+/// retry. Those that cannot are logged and the invocation succeeds, so nothing is retried in vain.
+#[derive(Debug, thiserror::Error)]
+#[error("retryable: {0}")]
+pub struct Retryable(#[from] closeloop_functions::FunctionError);
+
+impl From<Retryable> for lambda_runtime::Diagnostic {
+    fn from(e: Retryable) -> Self {
+        lambda_runtime::Diagnostic { error_type: "Retryable".into(), error_message: e.to_string() }
+    }
+}
+
+/// Sorts a handler's outcome into success, a retry, or a logged permanent failure.
+pub fn retry_or_log<T: Default>(result: Result<T, closeloop_functions::FunctionError>) -> Result<T, Retryable> {
+    match result {
+        Ok(value) => Ok(value),
+        Err(e) if e.is_retryable() => Err(Retryable(e)),
+        Err(e) => {
+            tracing::error!(error = %e, "permanent failure, not retried");
+            Ok(T::default())
+        }
+    }
+}
