@@ -1,0 +1,190 @@
+//! The Lambda handlers with real event payloads, against DynamoDB Local and the local SES
+//! endpoint: a stream batch read from the table's stream (delivered twice), an SNS bounce and
+//! complaint from SES, and an EventBridge schedule.
+
+use std::collections::HashMap;
+
+use aws_lambda_events::event::dynamodb::Event as StreamBatch;
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::sns::SnsEvent;
+use aws_sdk_dynamodb::types::AttributeValue;
+use closeloop_core::contract;
+use closeloop_core::model::{Answer, Event, EventKind};
+use closeloop_core::ports::Store;
+use closeloop_core::{ContactKey, Email, Score, Timestamp};
+use closeloop_dynamodb::stream::{local_streams_client, read_all};
+use closeloop_dynamodb::{create_table, DynamoStore, TableSettings};
+use closeloop_functions::{launch, Services};
+use closeloop_lambdas::{mail_feedback, on_answer, schedule, services, LambdaConfig, SystemClock};
+use serde_json::json;
+
+fn config(table: &str) -> LambdaConfig {
+    LambdaConfig {
+        table: table.to_owned(),
+        region: "eu-north-1".into(),
+        dynamodb_endpoint: Some(std::env::var("DYNAMODB_ENDPOINT").expect("DYNAMODB_ENDPOINT: run through scripts/with-services")),
+        ses_endpoint: Some(std::env::var("SES_ENDPOINT").expect("SES_ENDPOINT: run through scripts/with-services")),
+        ses_configuration_set: Some("closeloop".into()),
+        public_url: "https://nps.example".into(),
+        api_token: None,
+        credentials: aws_credential_types::Credentials::new("local", "local", None, None, "test"),
+    }
+}
+
+async fn world(name: &str) -> (Services, DynamoStore, String) {
+    let table = format!("closeloop-lambda-{name}-{}", std::process::id());
+    let config = config(&table);
+    let client = closeloop_dynamodb::client_for(config.dynamodb_endpoint.as_deref(), &config.region, config.credentials.clone());
+    create_table(&client, &TableSettings { name: table.clone() }).await.unwrap();
+    (services(&config), DynamoStore::new(client, table.clone()), table)
+}
+
+/// Mail the local SES endpoint holds for addresses containing `marker`.
+async fn sent_to(marker: &str) -> Vec<serde_json::Value> {
+    let store: serde_json::Value =
+        reqwest::get(format!("{}/store", std::env::var("SES_ENDPOINT").unwrap())).await.unwrap().json().await.unwrap();
+    store["emails"].as_array().unwrap().iter().filter(|e| e["destination"].to_string().contains(marker)).cloned().collect()
+}
+
+/// The stream's records as the Lambda service delivers them (DynamoDB JSON images).
+fn lambda_batch(records: &[closeloop_dynamodb::stream::StreamRecord]) -> StreamBatch {
+    let records: Vec<serde_json::Value> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let image = |i: &Option<HashMap<String, AttributeValue>>| {
+                i.clone().map(|m| serde_json::to_value(serde_dynamo::Item::from(m)).unwrap()).unwrap_or(json!({}))
+            };
+            let (pk, sk) = r.key();
+            json!({
+                "eventID": format!("e{i}"),
+                "eventName": r.operation.as_str(),
+                "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb",
+                "awsRegion": "eu-north-1",
+                "eventSourceARN": "arn:aws:dynamodb:eu-north-1:000000000000:table/t/stream/2026",
+                "dynamodb": {
+                    "ApproximateCreationDateTime": 1795000000.0,
+                    "Keys": {"pk": {"S": pk}, "sk": {"S": sk}},
+                    "NewImage": image(&r.new_image),
+                    "OldImage": image(&r.old_image),
+                    "SequenceNumber": format!("{:021}", i + 1),
+                    "SizeBytes": 100,
+                    "StreamViewType": "NEW_AND_OLD_IMAGES"
+                }
+            })
+        })
+        .collect();
+    serde_json::from_value(json!({ "Records": records })).expect("a DynamoDB stream event")
+}
+
+#[tokio::test]
+async fn a_stream_batch_delivered_twice_mails_nobody_twice() {
+    let (services, store, _) = world("stream").await;
+    let marker = format!("m{}", std::process::id());
+    let campaign = closeloop_core::Campaign::from_toml(include_str!("../../../demo/campaign.toml")).unwrap();
+    let csv = format!("email;first_name;owner_email\npia.{marker}@example.se;Pia;owner.{marker}@example.se\ndag.{marker}@example.se;Dag;owner.{marker}@example.se\n");
+    launch::launch(&services, &campaign, csv.as_bytes()).await.unwrap();
+    let rows = store.campaign_rows(&campaign.id).await.unwrap();
+    let now = services.clock.now();
+    for (row, score) in rows.iter().zip([10u8, 1]) {
+        let id = row.invitation.id.clone();
+        let answer = Answer {
+            invitation_id: id.clone(),
+            campaign_id: campaign.id.clone(),
+            score: Score::new(score).unwrap(),
+            comment: Some("via the stream".into()),
+            contact_ok: false,
+            ratings: Default::default(),
+            version: 1,
+            first_answered_at: now,
+            answered_at: now,
+        };
+        let event = Event {
+            id: format!("answer-{id}-1"),
+            at: now,
+            kind: EventKind::AnswerRecorded { invitation_id: id, version: 1, previous_score: None, score: answer.score },
+        };
+        store.record_answer(&answer, &event).await.unwrap();
+    }
+    let batch = lambda_batch(&read_all(&store, &local_streams_client().unwrap()).await.unwrap());
+    assert!(batch.records.len() > 4, "the batch holds invitations, answers, events and counters");
+
+    let first = on_answer::handle(&services, batch.clone()).await.unwrap();
+    assert!(first.batch_item_failures.is_empty());
+    let after_first = sent_to(&marker).await;
+    // 2 invitations, 2 thank-yous, 1 review invitation (the promoter), 1 alert (the detractor).
+    assert_eq!(after_first.len(), 6, "{after_first:#?}");
+    let second = on_answer::handle(&services, batch).await.unwrap();
+    assert!(second.batch_item_failures.is_empty());
+    assert_eq!(sent_to(&marker).await.len(), 6, "the redelivered batch sent nothing");
+    let subjects: Vec<String> = after_first.iter().map(|m| m["subject"].as_str().unwrap().to_owned()).collect();
+    assert!(subjects.iter().any(|s| s.starts_with("Hur gick det?")), "{subjects:?}");
+    assert!(subjects.iter().any(|s| s.contains("Dag svarade 1")), "the alert, in the campaign's first language: {subjects:?}");
+}
+
+#[tokio::test]
+async fn an_sns_bounce_or_complaint_from_ses_suppresses_the_address() {
+    let (services, store, _) = world("feedback").await;
+    let notification = |kind: &str, address: &str| {
+        let message = if kind == "Bounce" {
+            json!({"notificationType": "Bounce", "bounce": {"bounceType": "Permanent", "bounceSubType": "General",
+                   "bouncedRecipients": [{"emailAddress": address}], "timestamp": "2026-11-22T10:00:00.000Z", "feedbackId": "f"},
+                   "mail": {"messageId": "m", "source": "karin@nordhavn.example", "destination": [address]}})
+        } else {
+            json!({"notificationType": "Complaint", "complaint": {"complainedRecipients": [{"emailAddress": address}],
+                   "timestamp": "2026-11-22T10:00:00.000Z", "feedbackId": "f"},
+                   "mail": {"messageId": "m", "source": "karin@nordhavn.example", "destination": [address]}})
+        };
+        json!({"EventSource": "aws:sns", "EventVersion": "1.0", "EventSubscriptionArn": "arn:aws:sns:eu-north-1:000000000000:ses-feedback:1",
+               "Sns": {"Type": "Notification", "MessageId": "n1", "TopicArn": "arn:aws:sns:eu-north-1:000000000000:ses-feedback",
+                       "Subject": null, "Message": message.to_string(), "Timestamp": "2026-11-22T10:00:01.000Z",
+                       "SignatureVersion": "1", "Signature": "x", "SigningCertUrl": "https://x", "UnsubscribeUrl": "https://x",
+                       "MessageAttributes": {}}})
+    };
+    let transient = {
+        let mut n = notification("Bounce", "full@example.se");
+        let message = n["Sns"]["Message"].as_str().unwrap().replace("\"Permanent\"", "\"Transient\"");
+        n["Sns"]["Message"] = json!(message);
+        n
+    };
+    let event: SnsEvent = serde_json::from_value(json!({"Records": [
+        notification("Bounce", "gone@example.se"),
+        notification("Complaint", "Angry Person <angry@example.se>"),
+        transient,
+    ]}))
+    .unwrap();
+    let summary = mail_feedback::handle(&services, event).await.unwrap();
+    assert_eq!((summary.suppressed, summary.ignored), (2, 1));
+    let suppressed = |a: &str| {
+        let store = store.clone();
+        let key = ContactKey::email(&Email::parse(a).unwrap());
+        async move { store.is_suppressed(&[key]).await.unwrap() }
+    };
+    assert!(suppressed("gone@example.se").await);
+    assert!(suppressed("angry@example.se").await);
+    assert!(!suppressed("full@example.se").await, "a full mailbox may recover");
+}
+
+#[tokio::test]
+async fn the_scheduled_event_sends_due_reminders_once() {
+    let (services, store, _) = world("schedule").await;
+    let campaign = contract::campaign("lambda-schedule");
+    store.put_campaign(&campaign).await.unwrap();
+    // Invited four days ago by the clock the function itself reads.
+    let invited_at = Timestamp::from_millis(closeloop_core::ports::Clock::now(&SystemClock).millis() - 4 * closeloop_core::time::DAY_MS);
+    let inv = contract::invitation(&campaign, 7, invited_at);
+    store.create_invitations(std::slice::from_ref(&inv), invited_at.minus_days(90)).await.unwrap();
+    let event: EventBridgeEvent<serde_json::Value> = serde_json::from_value(json!({
+        "version": "0", "id": "e", "detail-type": "Scheduled Event", "source": "aws.events", "account": "000000000000",
+        "time": "2026-11-22T09:00:00Z", "region": "eu-north-1", "resources": ["arn:aws:events:eu-north-1:000000000000:rule/closeloop"],
+        "detail": {}
+    }))
+    .unwrap();
+    let first = schedule::handle(&services, event.clone()).await.unwrap();
+    assert_eq!(first.reminders_sent, 1);
+    assert_eq!(schedule::handle(&services, event).await.unwrap().reminders_sent, 0);
+    let reminders = sent_to(inv.contact.email.as_ref().unwrap().as_str()).await;
+    assert_eq!(reminders.len(), 1);
+    assert!(reminders[0]["body"]["text"].as_str().unwrap().contains("https://nps.example/s/"));
+}
