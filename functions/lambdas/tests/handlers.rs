@@ -2,81 +2,19 @@
 //! endpoint: a stream batch read from the table's stream (delivered twice), an SNS bounce and
 //! complaint from SES, and an EventBridge schedule.
 
-use std::collections::HashMap;
-
-use aws_lambda_events::event::dynamodb::Event as StreamBatch;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sns::SnsEvent;
-use aws_sdk_dynamodb::types::AttributeValue;
 use closeloop_core::contract;
 use closeloop_core::model::{Answer, Event, EventKind};
 use closeloop_core::ports::Store;
 use closeloop_core::{ContactKey, Email, Score, Timestamp};
 use closeloop_dynamodb::stream::{local_streams_client, read_all};
-use closeloop_dynamodb::{create_table, DynamoStore, TableSettings};
-use closeloop_functions::{launch, Services};
-use closeloop_lambdas::{mail_feedback, on_answer, schedule, services, LambdaConfig, SystemClock};
+use closeloop_functions::launch;
+use closeloop_lambdas::{mail_feedback, on_answer, schedule, SystemClock};
 use serde_json::json;
 
-fn config(table: &str) -> LambdaConfig {
-    LambdaConfig {
-        table: table.to_owned(),
-        region: "eu-north-1".into(),
-        dynamodb_endpoint: Some(std::env::var("DYNAMODB_ENDPOINT").expect("DYNAMODB_ENDPOINT: run through scripts/with-services")),
-        ses_endpoint: Some(std::env::var("SES_ENDPOINT").expect("SES_ENDPOINT: run through scripts/with-services")),
-        ses_configuration_set: Some("closeloop".into()),
-        public_url: "https://nps.example".into(),
-        api_token: None,
-        credentials: aws_credential_types::Credentials::new("local", "local", None, None, "test"),
-    }
-}
-
-async fn world(name: &str) -> (Services, DynamoStore, String) {
-    let table = format!("closeloop-lambda-{name}-{}", std::process::id());
-    let config = config(&table);
-    let client = closeloop_dynamodb::client_for(config.dynamodb_endpoint.as_deref(), &config.region, config.credentials.clone());
-    create_table(&client, &TableSettings { name: table.clone() }).await.unwrap();
-    (services(&config), DynamoStore::new(client, table.clone()), table)
-}
-
-/// Mail the local SES endpoint holds for addresses containing `marker`.
-async fn sent_to(marker: &str) -> Vec<serde_json::Value> {
-    let store: serde_json::Value =
-        reqwest::get(format!("{}/store", std::env::var("SES_ENDPOINT").unwrap())).await.unwrap().json().await.unwrap();
-    store["emails"].as_array().unwrap().iter().filter(|e| e["destination"].to_string().contains(marker)).cloned().collect()
-}
-
-/// The stream's records as the Lambda service delivers them (DynamoDB JSON images).
-fn lambda_batch(records: &[closeloop_dynamodb::stream::StreamRecord]) -> StreamBatch {
-    let records: Vec<serde_json::Value> = records
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let image = |i: &Option<HashMap<String, AttributeValue>>| {
-                i.clone().map(|m| serde_json::to_value(serde_dynamo::Item::from(m)).unwrap()).unwrap_or(json!({}))
-            };
-            let (pk, sk) = r.key();
-            json!({
-                "eventID": format!("e{i}"),
-                "eventName": r.operation.as_str(),
-                "eventVersion": "1.1",
-                "eventSource": "aws:dynamodb",
-                "awsRegion": "eu-north-1",
-                "eventSourceARN": "arn:aws:dynamodb:eu-north-1:000000000000:table/t/stream/2026",
-                "dynamodb": {
-                    "ApproximateCreationDateTime": 1795000000.0,
-                    "Keys": {"pk": {"S": pk}, "sk": {"S": sk}},
-                    "NewImage": image(&r.new_image),
-                    "OldImage": image(&r.old_image),
-                    "SequenceNumber": format!("{:021}", i + 1),
-                    "SizeBytes": 100,
-                    "StreamViewType": "NEW_AND_OLD_IMAGES"
-                }
-            })
-        })
-        .collect();
-    serde_json::from_value(json!({ "Records": records })).expect("a DynamoDB stream event")
-}
+mod support;
+use support::{lambda_batch, sent_to, world};
 
 #[tokio::test]
 async fn a_stream_batch_delivered_twice_mails_nobody_twice() {

@@ -1,0 +1,144 @@
+//! The real binaries, invoked through the Lambda runtime API as `cargo lambda watch` emulates it,
+//! against DynamoDB Local and the local SES endpoint: a schedule event, an SNS bounce, a stream
+//! batch read from the table's stream (twice), and a function-URL request to the API.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use closeloop_core::ports::Store;
+use closeloop_dynamodb::stream::{local_streams_client, read_all};
+use closeloop_functions::launch;
+use serde_json::{json, Value};
+
+mod support;
+use support::{lambda_batch_json, sent_to, world};
+
+const API_TOKEN: &str = "runtime-api-token";
+
+/// `cargo lambda watch`, stopped through its own process group when dropped.
+struct Watch {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let group = self.child.id() as libc::pid_t;
+        if group > 1 {
+            // SAFETY: signals only the process group this test created.
+            unsafe { libc::kill(-group, libc::SIGKILL) };
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn start_watch(table: &str) -> Watch {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let vars = [
+        format!("TABLE_NAME={table}"),
+        "AWS_REGION=eu-north-1".into(),
+        format!("DYNAMODB_ENDPOINT={}", std::env::var("DYNAMODB_ENDPOINT").unwrap()),
+        format!("SES_ENDPOINT={}", std::env::var("SES_ENDPOINT").unwrap()),
+        "SES_CONFIGURATION_SET=closeloop".into(),
+        "PUBLIC_URL=https://nps.example".into(),
+        "AWS_ACCESS_KEY_ID=local".into(),
+        "AWS_SECRET_ACCESS_KEY=local".into(),
+        format!("API_TOKEN={API_TOKEN}"),
+    ];
+    let mut cmd = Command::new("cargo");
+    cmd.args(["lambda", "watch", "--package", "closeloop-lambdas", "--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
+        .args(["--ignore-changes", "--offline", "--quiet"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    for v in &vars {
+        cmd.args(["--env-var", v]);
+    }
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let child = cmd.spawn().expect("cargo lambda is installed by scripts/setup-tests");
+    let watch = Watch { child, base: format!("http://127.0.0.1:{port}") };
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "cargo lambda watch did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    watch
+}
+
+async fn invoke(http: &reqwest::Client, watch: &Watch, function: &str, payload: &Value) -> Value {
+    let response = http
+        .post(format!("{}/2015-03-31/functions/{function}/invocations", watch.base))
+        .json(payload)
+        .timeout(Duration::from_secs(240))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    assert!(status.is_success(), "{function}: {status} {body}");
+    serde_json::from_str(&body).unwrap_or(Value::String(body))
+}
+
+#[tokio::test]
+async fn the_binaries_handle_real_events_through_the_runtime_api() {
+    let (services, store, table) = world("runtime").await;
+    let watch = tokio::task::spawn_blocking({
+        let table = table.clone();
+        move || start_watch(&table)
+    })
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let marker = format!("rt{}", std::process::id());
+
+    // A function URL request to the launch function: the CRM API.
+    let campaign = closeloop_core::Campaign::from_toml(include_str!("../../../demo/campaign.toml")).unwrap();
+    store.put_campaign(&campaign).await.unwrap();
+    let api = http
+        .post(format!("{}/lambda-url/launch/api/v1/invitations", watch.base))
+        .bearer_auth(API_TOKEN)
+        .json(&json!({"campaign_id": campaign.id.as_str(), "contact": {"email": format!("lo.{marker}@example.se"), "first_name": "Lo"}}))
+        .timeout(Duration::from_secs(240))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 201, "{}", api.text().await.unwrap());
+
+    // More contacts by the launch code, then answers.
+    let csv = format!("email;first_name;owner_email\npia.{marker}@example.se;Pia;owner.{marker}@example.se\n");
+    launch::launch(&services, &campaign, csv.as_bytes()).await.unwrap();
+    let rows = store.campaign_rows(&campaign.id).await.unwrap();
+    let pia = rows.iter().find(|r| r.invitation.contact.first_name.as_deref() == Some("Pia")).unwrap();
+    let (answer, event) = closeloop_core::contract::answer(&pia.invitation, 2, 1, services.clock.now());
+    store.record_answer(&answer, &event).await.unwrap();
+
+    // The on-answer function gets the stream batch; delivered twice, nobody gets a second mail.
+    let batch = lambda_batch_json(&read_all(&store, &local_streams_client().unwrap()).await.unwrap());
+    let first = invoke(&http, &watch, "on_answer", &batch).await;
+    assert_eq!(first["batchItemFailures"], json!([]), "{first}");
+    let mails = sent_to(&marker).await;
+    // Lo's and Pia's invitations, Pia's thank-you and the owner's alert.
+    assert_eq!(mails.len(), 4, "{mails:#?}");
+    let again = invoke(&http, &watch, "on_answer", &batch).await;
+    assert_eq!(again["batchItemFailures"], json!([]));
+    assert_eq!(sent_to(&marker).await.len(), 4, "the redelivered batch sent nothing");
+
+    // SES says Lo's address bounced: suppressed everywhere.
+    let message = json!({"notificationType": "Bounce", "bounce": {"bounceType": "Permanent",
+        "bouncedRecipients": [{"emailAddress": format!("lo.{marker}@example.se")}]}, "mail": {"messageId": "m"}});
+    let sns = json!({"Records": [{"EventSource": "aws:sns", "EventVersion": "1.0", "EventSubscriptionArn": "arn:aws:sns:eu-north-1:0:t:1",
+        "Sns": {"Type": "Notification", "MessageId": "n", "TopicArn": "arn:aws:sns:eu-north-1:0:t", "Message": message.to_string(),
+                "Timestamp": "2026-11-22T10:00:01.000Z", "SignatureVersion": "1", "Signature": "x", "SigningCertUrl": "https://x",
+                "UnsubscribeUrl": "https://x", "MessageAttributes": {}}}]});
+    let feedback = invoke(&http, &watch, "mail_feedback", &sns).await;
+    assert_eq!(feedback["suppressed"], 1, "{feedback}");
+
+    // The schedule runs: nothing is due yet (invited just now), and it says so.
+    let scheduled = json!({"version": "0", "id": "e", "detail-type": "Scheduled Event", "source": "aws.events", "account": "0",
+        "time": "2026-11-22T09:00:00Z", "region": "eu-north-1", "resources": [], "detail": {}});
+    let summary = invoke(&http, &watch, "schedule", &scheduled).await;
+    assert_eq!(summary["reminders_sent"], 0, "{summary}");
+    drop(watch);
+}
