@@ -24,7 +24,10 @@ fn required(name: &'static str) -> Result<String, ConfigError> {
 }
 
 fn optional(name: &str) -> Option<String> {
-    std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
 }
 
 impl LambdaConfig {

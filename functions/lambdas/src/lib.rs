@@ -22,7 +22,10 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
-        let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
         Timestamp::from_millis(ms)
     }
 }
@@ -34,14 +37,25 @@ pub struct SmsNotConfigured;
 #[async_trait]
 impl SmsSender for SmsNotConfigured {
     async fn send_sms(&self, sms: &OutgoingSms) -> Result<String, SendError> {
-        Err(SendError::Permanent(format!("no SMS sender is configured for {:?} to {}", sms.kind, sms.to)))
+        Err(SendError::Permanent(format!(
+            "no SMS sender is configured for {:?} to {}",
+            sms.kind, sms.to
+        )))
     }
 }
 
 /// The adapters every function shares, built once per execution environment.
 pub fn services(config: &LambdaConfig) -> Services {
-    let dynamodb = closeloop_dynamodb::client_for(config.dynamodb_endpoint.as_deref(), &config.region, config.credentials.clone());
-    let ses = closeloop_ses::client_for(config.ses_endpoint.as_deref(), &config.region, config.credentials.clone());
+    let dynamodb = closeloop_dynamodb::client_for(
+        config.dynamodb_endpoint.as_deref(),
+        &config.region,
+        config.credentials.clone(),
+    );
+    let ses = closeloop_ses::client_for(
+        config.ses_endpoint.as_deref(),
+        &config.region,
+        config.credentials.clone(),
+    );
     Services {
         store: Arc::new(DynamoStore::new(dynamodb, config.table.clone())),
         mailer: Arc::new(SesMailer::new(ses, config.ses_configuration_set.clone())),
@@ -54,7 +68,9 @@ pub fn services(config: &LambdaConfig) -> Services {
 /// Structured logs to CloudWatch, configured by `RUST_LOG`.
 pub fn init_logging() {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .without_time()
         .with_target(false)
         .init();
@@ -68,12 +84,17 @@ pub struct Retryable(#[from] closeloop_functions::FunctionError);
 
 impl From<Retryable> for lambda_runtime::Diagnostic {
     fn from(e: Retryable) -> Self {
-        lambda_runtime::Diagnostic { error_type: "Retryable".into(), error_message: e.to_string() }
+        lambda_runtime::Diagnostic {
+            error_type: "Retryable".into(),
+            error_message: e.to_string(),
+        }
     }
 }
 
 /// Sorts a handler's outcome into success, a retry, or a logged permanent failure.
-pub fn retry_or_log<T: Default>(result: Result<T, closeloop_functions::FunctionError>) -> Result<T, Retryable> {
+pub fn retry_or_log<T: Default>(
+    result: Result<T, closeloop_functions::FunctionError>,
+) -> Result<T, Retryable> {
     match result {
         Ok(value) => Ok(value),
         Err(e) if e.is_retryable() => Err(Retryable(e)),

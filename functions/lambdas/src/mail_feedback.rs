@@ -39,11 +39,17 @@ pub struct FeedbackSummary {
     pub ignored: usize,
 }
 
-pub async fn handle(services: &Services, event: SnsEvent) -> Result<FeedbackSummary, crate::Retryable> {
+pub async fn handle(
+    services: &Services,
+    event: SnsEvent,
+) -> Result<FeedbackSummary, crate::Retryable> {
     crate::retry_or_log(suppress_all(services, event).await)
 }
 
-async fn suppress_all(services: &Services, event: SnsEvent) -> Result<FeedbackSummary, FunctionError> {
+async fn suppress_all(
+    services: &Services,
+    event: SnsEvent,
+) -> Result<FeedbackSummary, FunctionError> {
     let mut summary = FeedbackSummary::default();
     for record in event.records {
         let Ok(notification) = serde_json::from_str::<Notification>(&record.sns.message) else {
@@ -51,9 +57,15 @@ async fn suppress_all(services: &Services, event: SnsEvent) -> Result<FeedbackSu
             summary.ignored += 1;
             continue;
         };
-        let (reason, recipients) = match (notification.notification_type.as_str(), notification.bounce, notification.complaint) {
+        let (reason, recipients) = match (
+            notification.notification_type.as_str(),
+            notification.bounce,
+            notification.complaint,
+        ) {
             // Only a permanent bounce means the address is gone; a full mailbox may recover.
-            ("Bounce", Some(b), _) if b.bounce_type == "Permanent" => (SuppressionReason::Bounced, b.bounced_recipients),
+            ("Bounce", Some(b), _) if b.bounce_type == "Permanent" => {
+                (SuppressionReason::Bounced, b.bounced_recipients)
+            }
             ("Complaint", _, Some(c)) => (SuppressionReason::Complained, c.complained_recipients),
             _ => {
                 summary.ignored += 1;
@@ -62,10 +74,18 @@ async fn suppress_all(services: &Services, event: SnsEvent) -> Result<FeedbackSu
         };
         for recipient in recipients {
             // SES reports "Name <address>" at times.
-            let address = recipient.email_address.rsplit('<').next().unwrap_or_default().trim_end_matches('>');
+            let address = recipient
+                .email_address
+                .rsplit('<')
+                .next()
+                .unwrap_or_default()
+                .trim_end_matches('>');
             match Email::parse(address) {
                 Ok(email) => {
-                    services.store.suppress(&ContactKey::email(&email), reason, services.clock.now()).await?;
+                    services
+                        .store
+                        .suppress(&ContactKey::email(&email), reason, services.clock.now())
+                        .await?;
                     summary.suppressed += 1;
                 }
                 Err(e) => {

@@ -12,7 +12,10 @@ use closeloop_dynamodb::event_from_item;
 use closeloop_functions::{dispatch, Services};
 
 /// Never fails as a whole: failures are reported per record.
-pub async fn handle(services: &Services, batch: StreamBatch) -> Result<DynamoDbEventResponse, crate::Retryable> {
+pub async fn handle(
+    services: &Services,
+    batch: StreamBatch,
+) -> Result<DynamoDbEventResponse, crate::Retryable> {
     let mut failures = Vec::new();
     for record in batch.records {
         if record.event_name != "INSERT" {
@@ -30,7 +33,9 @@ pub async fn handle(services: &Services, batch: StreamBatch) -> Result<DynamoDbE
                 failure.item_identifier = record.change.sequence_number.clone();
                 failures.push(failure);
             }
-            Err(e) => tracing::error!(event = %event.id, error = %e, "dropped: retrying cannot help"),
+            Err(e) => {
+                tracing::error!(event = %event.id, error = %e, "dropped: retrying cannot help")
+            }
         }
     }
     let mut response = DynamoDbEventResponse::default();

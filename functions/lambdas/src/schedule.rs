@@ -6,6 +6,9 @@ use closeloop_functions::Services;
 
 use crate::{retry_or_log, Retryable};
 
-pub async fn handle(services: &Services, _event: EventBridgeEvent<serde_json::Value>) -> Result<ScheduleSummary, Retryable> {
+pub async fn handle(
+    services: &Services,
+    _event: EventBridgeEvent<serde_json::Value>,
+) -> Result<ScheduleSummary, Retryable> {
     retry_or_log(schedule::run(services, services.clock.now()).await)
 }

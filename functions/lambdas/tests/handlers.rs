@@ -20,9 +20,12 @@ use support::{lambda_batch, sent_to, world};
 async fn a_stream_batch_delivered_twice_mails_nobody_twice() {
     let (services, store, _) = world("stream").await;
     let marker = format!("m{}", std::process::id());
-    let campaign = closeloop_core::Campaign::from_toml(include_str!("../../../demo/campaign.toml")).unwrap();
+    let campaign =
+        closeloop_core::Campaign::from_toml(include_str!("../../../demo/campaign.toml")).unwrap();
     let csv = format!("email;first_name;owner_email\npia.{marker}@example.se;Pia;owner.{marker}@example.se\ndag.{marker}@example.se;Dag;owner.{marker}@example.se\n");
-    launch::launch(&services, &campaign, csv.as_bytes()).await.unwrap();
+    launch::launch(&services, &campaign, csv.as_bytes())
+        .await
+        .unwrap();
     let rows = store.campaign_rows(&campaign.id).await.unwrap();
     let now = services.clock.now();
     for (row, score) in rows.iter().zip([10u8, 1]) {
@@ -41,12 +44,24 @@ async fn a_stream_batch_delivered_twice_mails_nobody_twice() {
         let event = Event {
             id: format!("answer-{id}-1"),
             at: now,
-            kind: EventKind::AnswerRecorded { invitation_id: id, version: 1, previous_score: None, score: answer.score },
+            kind: EventKind::AnswerRecorded {
+                invitation_id: id,
+                version: 1,
+                previous_score: None,
+                score: answer.score,
+            },
         };
         store.record_answer(&answer, &event).await.unwrap();
     }
-    let batch = lambda_batch(&read_all(&store, &local_streams_client().unwrap()).await.unwrap());
-    assert!(batch.records.len() > 4, "the batch holds invitations, answers, events and counters");
+    let batch = lambda_batch(
+        &read_all(&store, &local_streams_client().unwrap())
+            .await
+            .unwrap(),
+    );
+    assert!(
+        batch.records.len() > 4,
+        "the batch holds invitations, answers, events and counters"
+    );
 
     let first = on_answer::handle(&services, batch.clone()).await.unwrap();
     assert!(first.batch_item_failures.is_empty());
@@ -55,10 +70,23 @@ async fn a_stream_batch_delivered_twice_mails_nobody_twice() {
     assert_eq!(after_first.len(), 6, "{after_first:#?}");
     let second = on_answer::handle(&services, batch).await.unwrap();
     assert!(second.batch_item_failures.is_empty());
-    assert_eq!(sent_to(&marker).await.len(), 6, "the redelivered batch sent nothing");
-    let subjects: Vec<String> = after_first.iter().map(|m| m["subject"].as_str().unwrap().to_owned()).collect();
-    assert!(subjects.iter().any(|s| s.starts_with("Hur gick det?")), "{subjects:?}");
-    assert!(subjects.iter().any(|s| s.contains("Dag svarade 1")), "the alert, in the campaign's first language: {subjects:?}");
+    assert_eq!(
+        sent_to(&marker).await.len(),
+        6,
+        "the redelivered batch sent nothing"
+    );
+    let subjects: Vec<String> = after_first
+        .iter()
+        .map(|m| m["subject"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        subjects.iter().any(|s| s.starts_with("Hur gick det?")),
+        "{subjects:?}"
+    );
+    assert!(
+        subjects.iter().any(|s| s.contains("Dag svarade 1")),
+        "the alert, in the campaign's first language: {subjects:?}"
+    );
 }
 
 #[tokio::test]
@@ -82,7 +110,10 @@ async fn an_sns_bounce_or_complaint_from_ses_suppresses_the_address() {
     };
     let transient = {
         let mut n = notification("Bounce", "full@example.se");
-        let message = n["Sns"]["Message"].as_str().unwrap().replace("\"Permanent\"", "\"Transient\"");
+        let message = n["Sns"]["Message"]
+            .as_str()
+            .unwrap()
+            .replace("\"Permanent\"", "\"Transient\"");
         n["Sns"]["Message"] = json!(message);
         n
     };
@@ -101,7 +132,10 @@ async fn an_sns_bounce_or_complaint_from_ses_suppresses_the_address() {
     };
     assert!(suppressed("gone@example.se").await);
     assert!(suppressed("angry@example.se").await);
-    assert!(!suppressed("full@example.se").await, "a full mailbox may recover");
+    assert!(
+        !suppressed("full@example.se").await,
+        "a full mailbox may recover"
+    );
 }
 
 #[tokio::test]
@@ -110,9 +144,14 @@ async fn the_scheduled_event_sends_due_reminders_once() {
     let campaign = contract::campaign("lambda-schedule");
     store.put_campaign(&campaign).await.unwrap();
     // Invited four days ago by the clock the function itself reads.
-    let invited_at = Timestamp::from_millis(closeloop_core::ports::Clock::now(&SystemClock).millis() - 4 * closeloop_core::time::DAY_MS);
+    let invited_at = Timestamp::from_millis(
+        closeloop_core::ports::Clock::now(&SystemClock).millis() - 4 * closeloop_core::time::DAY_MS,
+    );
     let inv = contract::invitation(&campaign, 7, invited_at);
-    store.create_invitations(std::slice::from_ref(&inv), invited_at.minus_days(90)).await.unwrap();
+    store
+        .create_invitations(std::slice::from_ref(&inv), invited_at.minus_days(90))
+        .await
+        .unwrap();
     let event: EventBridgeEvent<serde_json::Value> = serde_json::from_value(json!({
         "version": "0", "id": "e", "detail-type": "Scheduled Event", "source": "aws.events", "account": "000000000000",
         "time": "2026-11-22T09:00:00Z", "region": "eu-north-1", "resources": ["arn:aws:events:eu-north-1:000000000000:rule/closeloop"],
@@ -121,8 +160,17 @@ async fn the_scheduled_event_sends_due_reminders_once() {
     .unwrap();
     let first = schedule::handle(&services, event.clone()).await.unwrap();
     assert_eq!(first.reminders_sent, 1);
-    assert_eq!(schedule::handle(&services, event).await.unwrap().reminders_sent, 0);
+    assert_eq!(
+        schedule::handle(&services, event)
+            .await
+            .unwrap()
+            .reminders_sent,
+        0
+    );
     let reminders = sent_to(inv.contact.email.as_ref().unwrap().as_str()).await;
     assert_eq!(reminders.len(), 1);
-    assert!(reminders[0]["body"]["text"].as_str().unwrap().contains("https://nps.example/s/"));
+    assert!(reminders[0]["body"]["text"]
+        .as_str()
+        .unwrap()
+        .contains("https://nps.example/s/"));
 }

@@ -34,11 +34,18 @@ impl Drop for Watch {
 }
 
 fn start_watch(table: &str) -> Watch {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let vars = [
         format!("TABLE_NAME={table}"),
         "AWS_REGION=eu-north-1".into(),
-        format!("DYNAMODB_ENDPOINT={}", std::env::var("DYNAMODB_ENDPOINT").unwrap()),
+        format!(
+            "DYNAMODB_ENDPOINT={}",
+            std::env::var("DYNAMODB_ENDPOINT").unwrap()
+        ),
         format!("SES_ENDPOINT={}", std::env::var("SES_ENDPOINT").unwrap()),
         "SES_CONFIGURATION_SET=closeloop".into(),
         "PUBLIC_URL=https://nps.example".into(),
@@ -47,21 +54,38 @@ fn start_watch(table: &str) -> Watch {
         format!("API_TOKEN={API_TOKEN}"),
     ];
     let mut cmd = Command::new("cargo");
-    cmd.args(["lambda", "watch", "--package", "closeloop-lambdas", "--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
-        .args(["--ignore-changes", "--offline", "--quiet"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
+    cmd.args([
+        "lambda",
+        "watch",
+        "--package",
+        "closeloop-lambdas",
+        "--invoke-address",
+        "127.0.0.1",
+        "--invoke-port",
+        &port.to_string(),
+    ])
+    .args(["--ignore-changes", "--offline", "--quiet"])
+    .current_dir(env!("CARGO_MANIFEST_DIR"))
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::inherit());
     for v in &vars {
         cmd.args(["--env-var", v]);
     }
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let child = cmd.spawn().expect("cargo lambda is installed by scripts/setup-tests");
-    let watch = Watch { child, base: format!("http://127.0.0.1:{port}") };
+    let child = cmd
+        .spawn()
+        .expect("cargo lambda is installed by scripts/setup-tests");
+    let watch = Watch {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
     let deadline = Instant::now() + Duration::from_secs(240);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "cargo lambda watch did not listen");
+        assert!(
+            Instant::now() < deadline,
+            "cargo lambda watch did not listen"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     watch
@@ -69,7 +93,10 @@ fn start_watch(table: &str) -> Watch {
 
 async fn invoke(http: &reqwest::Client, watch: &Watch, function: &str, payload: &Value) -> Value {
     let response = http
-        .post(format!("{}/2015-03-31/functions/{function}/invocations", watch.base))
+        .post(format!(
+            "{}/2015-03-31/functions/{function}/invocations",
+            watch.base
+        ))
         .json(payload)
         .timeout(Duration::from_secs(240))
         .send()
@@ -94,7 +121,8 @@ async fn the_binaries_handle_real_events_through_the_runtime_api() {
     let marker = format!("rt{}", std::process::id());
 
     // A function URL request to the launch function: the CRM API.
-    let campaign = closeloop_core::Campaign::from_toml(include_str!("../../../demo/campaign.toml")).unwrap();
+    let campaign =
+        closeloop_core::Campaign::from_toml(include_str!("../../../demo/campaign.toml")).unwrap();
     store.put_campaign(&campaign).await.unwrap();
     let api = http
         .post(format!("{}/lambda-url/launch/api/v1/invitations", watch.base))
@@ -107,15 +135,27 @@ async fn the_binaries_handle_real_events_through_the_runtime_api() {
     assert_eq!(api.status(), 201, "{}", api.text().await.unwrap());
 
     // More contacts by the launch code, then answers.
-    let csv = format!("email;first_name;owner_email\npia.{marker}@example.se;Pia;owner.{marker}@example.se\n");
-    launch::launch(&services, &campaign, csv.as_bytes()).await.unwrap();
+    let csv = format!(
+        "email;first_name;owner_email\npia.{marker}@example.se;Pia;owner.{marker}@example.se\n"
+    );
+    launch::launch(&services, &campaign, csv.as_bytes())
+        .await
+        .unwrap();
     let rows = store.campaign_rows(&campaign.id).await.unwrap();
-    let pia = rows.iter().find(|r| r.invitation.contact.first_name.as_deref() == Some("Pia")).unwrap();
-    let (answer, event) = closeloop_core::contract::answer(&pia.invitation, 2, 1, services.clock.now());
+    let pia = rows
+        .iter()
+        .find(|r| r.invitation.contact.first_name.as_deref() == Some("Pia"))
+        .unwrap();
+    let (answer, event) =
+        closeloop_core::contract::answer(&pia.invitation, 2, 1, services.clock.now());
     store.record_answer(&answer, &event).await.unwrap();
 
     // The on-answer function gets the stream batch; delivered twice, nobody gets a second mail.
-    let batch = lambda_batch_json(&read_all(&store, &local_streams_client().unwrap()).await.unwrap());
+    let batch = lambda_batch_json(
+        &read_all(&store, &local_streams_client().unwrap())
+            .await
+            .unwrap(),
+    );
     let first = invoke(&http, &watch, "on_answer", &batch).await;
     assert_eq!(first["batchItemFailures"], json!([]), "{first}");
     let mails = sent_to(&marker).await;
@@ -123,7 +163,11 @@ async fn the_binaries_handle_real_events_through_the_runtime_api() {
     assert_eq!(mails.len(), 4, "{mails:#?}");
     let again = invoke(&http, &watch, "on_answer", &batch).await;
     assert_eq!(again["batchItemFailures"], json!([]));
-    assert_eq!(sent_to(&marker).await.len(), 4, "the redelivered batch sent nothing");
+    assert_eq!(
+        sent_to(&marker).await.len(),
+        4,
+        "the redelivered batch sent nothing"
+    );
 
     // SES says Lo's address bounced: suppressed everywhere.
     let message = json!({"notificationType": "Bounce", "bounce": {"bounceType": "Permanent",

@@ -6,5 +6,9 @@ use closeloop_lambdas::{services, LambdaConfig};
 async fn main() -> Result<(), lambda_http::Error> {
     closeloop_lambdas::init_logging();
     let config = LambdaConfig::from_env()?;
-    lambda_http::run(router(AppState::new(&services(&config), config.api_token.as_deref()))).await
+    lambda_http::run(router(AppState::new(
+        &services(&config),
+        config.api_token.as_deref(),
+    )))
+    .await
 }

@@ -5,5 +5,8 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 async fn main() -> Result<(), Error> {
     closeloop_lambdas::init_logging();
     let services = services(&LambdaConfig::from_env()?);
-    lambda_runtime::run(service_fn(|event: LambdaEvent<_>| schedule::handle(&services, event.payload))).await
+    lambda_runtime::run(service_fn(|event: LambdaEvent<_>| {
+        schedule::handle(&services, event.payload)
+    }))
+    .await
 }

@@ -14,8 +14,13 @@ pub fn config(table: &str) -> LambdaConfig {
     LambdaConfig {
         table: table.to_owned(),
         region: "eu-north-1".into(),
-        dynamodb_endpoint: Some(std::env::var("DYNAMODB_ENDPOINT").expect("DYNAMODB_ENDPOINT: run through scripts/with-services")),
-        ses_endpoint: Some(std::env::var("SES_ENDPOINT").expect("SES_ENDPOINT: run through scripts/with-services")),
+        dynamodb_endpoint: Some(
+            std::env::var("DYNAMODB_ENDPOINT")
+                .expect("DYNAMODB_ENDPOINT: run through scripts/with-services"),
+        ),
+        ses_endpoint: Some(
+            std::env::var("SES_ENDPOINT").expect("SES_ENDPOINT: run through scripts/with-services"),
+        ),
         ses_configuration_set: Some("closeloop".into()),
         public_url: "https://nps.example".into(),
         api_token: None,
@@ -26,16 +31,42 @@ pub fn config(table: &str) -> LambdaConfig {
 pub async fn world(name: &str) -> (Services, DynamoStore, String) {
     let table = format!("closeloop-lambda-{name}-{}", std::process::id());
     let config = config(&table);
-    let client = closeloop_dynamodb::client_for(config.dynamodb_endpoint.as_deref(), &config.region, config.credentials.clone());
-    create_table(&client, &TableSettings { name: table.clone() }).await.unwrap();
-    (services(&config), DynamoStore::new(client, table.clone()), table)
+    let client = closeloop_dynamodb::client_for(
+        config.dynamodb_endpoint.as_deref(),
+        &config.region,
+        config.credentials.clone(),
+    );
+    create_table(
+        &client,
+        &TableSettings {
+            name: table.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    (
+        services(&config),
+        DynamoStore::new(client, table.clone()),
+        table,
+    )
 }
 
 /// Mail the local SES endpoint holds for addresses containing `marker`.
 pub async fn sent_to(marker: &str) -> Vec<serde_json::Value> {
     let store: serde_json::Value =
-        reqwest::get(format!("{}/store", std::env::var("SES_ENDPOINT").unwrap())).await.unwrap().json().await.unwrap();
-    store["emails"].as_array().unwrap().iter().filter(|e| e["destination"].to_string().contains(marker)).cloned().collect()
+        reqwest::get(format!("{}/store", std::env::var("SES_ENDPOINT").unwrap()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    store["emails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["destination"].to_string().contains(marker))
+        .cloned()
+        .collect()
 }
 
 /// The stream's records as the Lambda service delivers them (DynamoDB JSON images).
@@ -44,13 +75,17 @@ pub fn lambda_batch(records: &[closeloop_dynamodb::stream::StreamRecord]) -> Str
 }
 
 /// The same batch as the JSON payload the runtime API hands the function.
-pub fn lambda_batch_json(records: &[closeloop_dynamodb::stream::StreamRecord]) -> serde_json::Value {
+pub fn lambda_batch_json(
+    records: &[closeloop_dynamodb::stream::StreamRecord],
+) -> serde_json::Value {
     let records: Vec<serde_json::Value> = records
         .iter()
         .enumerate()
         .map(|(i, r)| {
             let image = |i: &Option<HashMap<String, AttributeValue>>| {
-                i.clone().map(|m| serde_json::to_value(serde_dynamo::Item::from(m)).unwrap()).unwrap_or(json!({}))
+                i.clone()
+                    .map(|m| serde_json::to_value(serde_dynamo::Item::from(m)).unwrap())
+                    .unwrap_or(json!({}))
             };
             let (pk, sk) = r.key();
             json!({
@@ -74,4 +109,3 @@ pub fn lambda_batch_json(records: &[closeloop_dynamodb::stream::StreamRecord]) -
         .collect();
     json!({ "Records": records })
 }
-
