@@ -201,6 +201,21 @@ impl Links {
     }
 }
 
+/// Wall-clock time for native processes (the local process, Lambdas). Not for the Worker:
+/// wasm32-unknown-unknown has no system clock, the Worker reads JavaScript's instead.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        Timestamp::from_millis(ms)
+    }
+}
+
 /// A clock that moves only when told: for tests and for `run-schedule --at`.
 #[derive(Debug)]
 pub struct ManualClock(std::sync::atomic::AtomicI64);

@@ -141,22 +141,30 @@ impl DynamoStore {
         self.get(invitation_pk(id), INVITATION_SK).await?.map(|item| invitation_from(&item)).transpose()
     }
 
-    async fn clear_reminder(&self, id: &str) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("INV#{id}")))
-            .key("sk", s(INVITATION_SK))
-            .update_expression("REMOVE next_reminder_at, gsi1pk, gsi1sk")
-            .condition_expression("attribute_exists(pk)")
-            .send()
-            .await;
-        match result {
+    /// Runs a conditional update whose failed condition means the step was already done, which
+    /// makes retried steps (completing an event, escalating a case) idempotent.
+    async fn update_unless_done(
+        &self,
+        update: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+    ) -> Result<(), StoreError> {
+        match update.send().await {
             Ok(_) => Ok(()),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(()),
             Err(e) => Err(unavailable(e)),
         }
+    }
+
+    async fn clear_reminder(&self, id: &str) -> Result<(), StoreError> {
+        self.update_unless_done(
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(format!("INV#{id}")))
+                .key("sk", s(INVITATION_SK))
+                .update_expression("REMOVE next_reminder_at, gsi1pk, gsi1sk")
+                .condition_expression("attribute_exists(pk)")
+        )
+        .await
     }
 }
 
@@ -361,22 +369,17 @@ impl Store for DynamoStore {
     }
 
     async fn complete_event(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("EVENT#{id}")))
-            .key("sk", s(EVENT_SK))
-            .update_expression("SET done_at = :at REMOVE gsi1pk, gsi1sk")
-            .condition_expression("attribute_exists(pk) AND attribute_not_exists(done_at)")
-            .expression_attribute_values(":at", n(at.millis()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(unavailable(e)),
-        }
+        self.update_unless_done(
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(format!("EVENT#{id}")))
+                .key("sk", s(EVENT_SK))
+                .update_expression("SET done_at = :at REMOVE gsi1pk, gsi1sk")
+                .condition_expression("attribute_exists(pk) AND attribute_not_exists(done_at)")
+                .expression_attribute_values(":at", n(at.millis()))
+        )
+        .await
     }
 
     async fn claim_send(&self, key: &str, at: Timestamp) -> Result<bool, StoreError> {
@@ -499,22 +502,17 @@ impl Store for DynamoStore {
     }
 
     async fn case_escalated(&self, invitation: &InvitationId, at: Timestamp) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(invitation_pk(invitation)))
-            .key("sk", s(CASE_SK))
-            .update_expression("SET escalated_at = :at REMOVE gsi1pk, gsi1sk")
-            .condition_expression("attribute_exists(pk) AND attribute_not_exists(escalated_at)")
-            .expression_attribute_values(":at", n(at.millis()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(unavailable(e)),
-        }
+        self.update_unless_done(
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(invitation_pk(invitation)))
+                .key("sk", s(CASE_SK))
+                .update_expression("SET escalated_at = :at REMOVE gsi1pk, gsi1sk")
+                .condition_expression("attribute_exists(pk) AND attribute_not_exists(escalated_at)")
+                .expression_attribute_values(":at", n(at.millis()))
+        )
+        .await
     }
 }
 

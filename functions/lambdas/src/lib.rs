@@ -9,26 +9,14 @@ pub mod schedule;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use closeloop_core::ports::{Clock, Links, OutgoingSms, SendError, SmsSender};
-use closeloop_core::Timestamp;
+use closeloop_core::ports::{Links, OutgoingSms, SendError, SmsSender};
 use closeloop_dynamodb::DynamoStore;
 use closeloop_functions::Services;
 use closeloop_ses::SesMailer;
 
 pub use config::LambdaConfig;
 
-/// Wall-clock time in a Lambda.
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
-        let ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        Timestamp::from_millis(ms)
-    }
-}
+pub use closeloop_core::ports::SystemClock;
 
 /// SMS is not wired on AWS yet (SNS is the next step): refusing loudly beats dropping silently,
 /// and a permanent error keeps the event from being retried forever.
