@@ -118,6 +118,7 @@ async fn main() {
             std::env::var("DYNAMODB_ENDPOINT").unwrap(),
         ),
         ("SES_ENDPOINT", std::env::var("SES_ENDPOINT").unwrap()),
+        ("SNS_ENDPOINT", std::env::var("SNS_ENDPOINT").unwrap()),
         ("PUBLIC_URL", "https://nps.example".to_owned()),
         ("AWS_ACCESS_KEY_ID", "local".to_owned()),
         ("AWS_SECRET_ACCESS_KEY", "local".to_owned()),

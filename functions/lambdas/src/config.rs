@@ -14,6 +14,9 @@ pub struct LambdaConfig {
     pub dynamodb_endpoint: Option<String>,
     pub ses_endpoint: Option<String>,
     pub ses_configuration_set: Option<String>,
+    pub sns_endpoint: Option<String>,
+    /// Alphanumeric SMS sender id, where the destination country allows one.
+    pub sms_sender_id: Option<String>,
     pub public_url: String,
     pub api_token: Option<String>,
     pub credentials: Credentials,
@@ -38,6 +41,8 @@ impl LambdaConfig {
             dynamodb_endpoint: optional("DYNAMODB_ENDPOINT"),
             ses_endpoint: optional("SES_ENDPOINT"),
             ses_configuration_set: optional("SES_CONFIGURATION_SET"),
+            sns_endpoint: optional("SNS_ENDPOINT"),
+            sms_sender_id: optional("SMS_SENDER_ID"),
             public_url: required("PUBLIC_URL")?,
             api_token: optional("API_TOKEN"),
             // Lambda puts the execution role's temporary credentials in the environment.

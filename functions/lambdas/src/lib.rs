@@ -8,29 +8,15 @@ pub mod schedule;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use closeloop_core::ports::{Links, OutgoingSms, SendError, SmsSender};
+use closeloop_core::ports::Links;
 use closeloop_dynamodb::DynamoStore;
 use closeloop_functions::Services;
 use closeloop_ses::SesMailer;
+use closeloop_sns::SnsSms;
 
 pub use config::LambdaConfig;
 
 pub use closeloop_core::ports::SystemClock;
-
-/// SMS is not wired on AWS yet (SNS is the next step): refusing loudly beats dropping silently,
-/// and a permanent error keeps the event from being retried forever.
-pub struct SmsNotConfigured;
-
-#[async_trait]
-impl SmsSender for SmsNotConfigured {
-    async fn send_sms(&self, sms: &OutgoingSms) -> Result<String, SendError> {
-        Err(SendError::Permanent(format!(
-            "no SMS sender is configured for {:?} to {}",
-            sms.kind, sms.to
-        )))
-    }
-}
 
 /// The adapters every function shares, built once per execution environment.
 pub fn services(config: &LambdaConfig) -> Services {
@@ -44,10 +30,11 @@ pub fn services(config: &LambdaConfig) -> Services {
         &config.region,
         config.credentials.clone(),
     );
+    let sns = closeloop_sns::client_for(config.sns_endpoint.as_deref(), &config.region, config.credentials.clone());
     Services {
         store: Arc::new(DynamoStore::new(dynamodb, config.table.clone())),
         mailer: Arc::new(SesMailer::new(ses, config.ses_configuration_set.clone())),
-        sms: Arc::new(SmsNotConfigured),
+        sms: Arc::new(SnsSms::new(sns, config.sms_sender_id.clone())),
         clock: Arc::new(SystemClock),
         links: Links::new(&config.public_url),
     }

@@ -22,13 +22,17 @@ async fn a_stream_batch_delivered_twice_mails_nobody_twice() {
     let marker = format!("m{}", std::process::id());
     let campaign =
         closeloop_core::Campaign::from_toml(include_str!("../../../demo/campaign.toml")).unwrap();
-    let csv = format!("email;first_name;owner_email\npia.{marker}@example.se;Pia;owner.{marker}@example.se\ndag.{marker}@example.se;Dag;owner.{marker}@example.se\n");
+    let phone = format!("+4673{:07}", std::process::id() % 10_000_000);
+    let csv = format!(
+        "email;phone;first_name;owner_email\npia.{marker}@example.se;;Pia;owner.{marker}@example.se\ndag.{marker}@example.se;;Dag;owner.{marker}@example.se\n;{phone};Sid;\n"
+    );
     launch::launch(&services, &campaign, csv.as_bytes())
         .await
         .unwrap();
     let rows = store.campaign_rows(&campaign.id).await.unwrap();
     let now = services.clock.now();
-    for (row, score) in rows.iter().zip([10u8, 1]) {
+    for (name, score) in [("Pia", 10u8), ("Dag", 1)] {
+        let row = rows.iter().find(|r| r.invitation.contact.first_name.as_deref() == Some(name)).unwrap();
         let id = row.invitation.id.clone();
         let answer = Answer {
             invitation_id: id.clone(),

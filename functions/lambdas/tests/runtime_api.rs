@@ -48,6 +48,7 @@ fn start_watch(table: &str) -> Watch {
         ),
         format!("SES_ENDPOINT={}", std::env::var("SES_ENDPOINT").unwrap()),
         "SES_CONFIGURATION_SET=closeloop".into(),
+        format!("SNS_ENDPOINT={}", std::env::var("SNS_ENDPOINT").unwrap()),
         "PUBLIC_URL=https://nps.example".into(),
         "AWS_ACCESS_KEY_ID=local".into(),
         "AWS_SECRET_ACCESS_KEY=local".into(),

@@ -22,6 +22,8 @@ pub fn config(table: &str) -> LambdaConfig {
             std::env::var("SES_ENDPOINT").expect("SES_ENDPOINT: run through scripts/with-services"),
         ),
         ses_configuration_set: Some("closeloop".into()),
+        sns_endpoint: Some(std::env::var("SNS_ENDPOINT").expect("SNS_ENDPOINT: run through scripts/with-services")),
+        sms_sender_id: Some("Nordhavn".into()),
         public_url: "https://nps.example".into(),
         api_token: None,
         credentials: aws_credential_types::Credentials::new("local", "local", None, None, "test"),
@@ -108,4 +110,11 @@ pub fn lambda_batch_json(
         })
         .collect();
     json!({ "Records": records })
+}
+
+/// SMS the local SNS endpoint (moto) holds for a phone number.
+pub async fn sms_to(phone: &str) -> Vec<serde_json::Value> {
+    let data: serde_json::Value =
+        reqwest::get(format!("{}/moto-api/data.json", std::env::var("SNS_ENDPOINT").unwrap())).await.unwrap().json().await.unwrap();
+    data["sns"]["SMS"].as_array().cloned().unwrap_or_default().into_iter().filter(|m| m["phone_number"] == phone).collect()
 }
