@@ -15,7 +15,8 @@ use sha2::{Digest, Sha256};
 use closeloop_core::model::{Contact, Email, Locale, Phone};
 use closeloop_core::ports::CreateOutcome;
 use closeloop_core::CampaignId;
-use closeloop_functions::launch::{invite_one, InviteError};
+use closeloop_core::{rules, Campaign};
+use closeloop_functions::launch::{invite_one, new_invitation, InviteError};
 
 use crate::AppState;
 
@@ -27,14 +28,19 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response
     (status, body).into_response()
 }
 
+/// One contact (`contact`) or a batch (`contacts`, at most [`MAX_BATCH`]).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct InvitationRequest {
     campaign_id: String,
     #[serde(default)]
     touchpoint: Option<String>,
-    contact: ContactRequest,
+    contact: Option<ContactRequest>,
+    contacts: Option<Vec<ContactRequest>>,
 }
+
+/// Keeps one request's work (and a Worker's subrequests) bounded.
+pub const MAX_BATCH: usize = 100;
 
 /// Fields arrive as plain strings and are validated one by one, so each error names its field.
 #[derive(Debug, Deserialize)]
@@ -58,15 +64,16 @@ fn non_empty(value: Option<String>) -> Option<String> {
     value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
-fn contact_from(request: ContactRequest, touchpoint: Option<String>) -> Result<Contact, Response> {
-    let invalid = |field: &str, e: closeloop_core::ContactError| error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", format!("contact.{field}: {e}"));
+/// A rejected contact: the error code and a message naming the field.
+type Invalid = (&'static str, String);
+
+fn contact_from(request: ContactRequest, touchpoint: Option<String>) -> Result<Contact, Invalid> {
+    let invalid = |field: &str, e: closeloop_core::ContactError| ("invalid_field", format!("contact.{field}: {e}"));
     let email = non_empty(request.email).map(|v| Email::parse(&v)).transpose().map_err(|e| invalid("email", e))?;
     let phone = non_empty(request.phone).map(|v| Phone::parse(&v)).transpose().map_err(|e| invalid("phone", e))?;
     let owner_email = non_empty(request.owner_email).map(|v| Email::parse(&v)).transpose().map_err(|e| invalid("owner_email", e))?;
     let locale = match non_empty(request.locale) {
-        Some(l) => Some(Locale::parse(&l).ok_or_else(|| {
-            error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", format!("contact.locale: {l:?} is not one of en, sv, da"))
-        })?),
+        Some(l) => Some(Locale::parse(&l).ok_or_else(|| ("invalid_field", format!("contact.locale: {l:?} is not one of en, sv, da")))?),
         None => None,
     };
     let contact = Contact {
@@ -82,7 +89,7 @@ fn contact_from(request: ContactRequest, touchpoint: Option<String>) -> Result<C
         locale,
         properties: request.properties,
     };
-    contact.validate().map_err(|e| error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_contact", format!("contact: {e}")))?;
+    contact.validate().map_err(|e| ("invalid_contact", format!("contact: {e}")))?;
     Ok(contact)
 }
 
@@ -131,9 +138,15 @@ pub async fn create_invitation(State(state): State<AppState>, headers: HeaderMap
             return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage is unavailable; retry later");
         }
     };
-    let contact = match contact_from(request.contact, non_empty(request.touchpoint)) {
+    let touchpoint = non_empty(request.touchpoint);
+    let contact = match (request.contact, request.contacts) {
+        (Some(contact), None) => contact,
+        (None, Some(contacts)) => return invite_batch(&state, &campaign, contacts, touchpoint).await,
+        _ => return error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", "send either \"contact\" or \"contacts\""),
+    };
+    let contact = match contact_from(contact, touchpoint) {
         Ok(c) => c,
-        Err(response) => return response,
+        Err((code, message)) => return error(StatusCode::UNPROCESSABLE_ENTITY, code, message),
     };
     match invite_one(services.store.as_ref(), &campaign, contact, services.clock.now()).await {
         Ok((CreateOutcome::Created, invitation)) => (
@@ -154,4 +167,47 @@ pub async fn create_invitation(State(state): State<AppState>, headers: HeaderMap
             error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage is unavailable; retry later")
         }
     }
+}
+
+/// A batch answers 200 with one result per contact, in order: a bad contact is reported and the
+/// others go on, as with a CSV.
+async fn invite_batch(state: &AppState, campaign: &Campaign, contacts: Vec<ContactRequest>, touchpoint: Option<String>) -> Response {
+    if contacts.is_empty() || contacts.len() > MAX_BATCH {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", format!("\"contacts\" must hold 1 to {MAX_BATCH} contacts"));
+    }
+    let services = &state.services;
+    let now = services.clock.now();
+    let mut results: Vec<serde_json::Value> = Vec::with_capacity(contacts.len());
+    let mut invitations = Vec::new();
+    let mut positions = Vec::new();
+    for (index, request) in contacts.into_iter().enumerate() {
+        match contact_from(request, touchpoint.clone()).and_then(|c| new_invitation(campaign, c, now).map_err(|e| ("invalid_contact", format!("contact: {e}")))) {
+            Ok(invitation) => {
+                positions.push(index);
+                invitations.push(invitation);
+                results.push(serde_json::Value::Null);
+            }
+            Err((code, message)) => results.push(json!({ "index": index, "status": "invalid", "error": { "code": code, "message": message } })),
+        }
+    }
+    let outcomes = match services.store.create_invitations(&invitations, rules::throttle_since(campaign, now)).await {
+        Ok(outcomes) => outcomes,
+        Err(e) => {
+            log_error!("creating invitations failed: {e}");
+            return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage is unavailable; retry later");
+        }
+    };
+    for ((index, invitation), outcome) in positions.into_iter().zip(&invitations).zip(outcomes) {
+        results[index] = match outcome {
+            CreateOutcome::Created => json!({
+                "index": index,
+                "status": "created",
+                "invitation_id": invitation.id,
+                "channel": invitation.channel,
+                "survey_url": services.links.survey(&invitation.token),
+            }),
+            skipped => json!({ "index": index, "status": "skipped", "reason": skipped }),
+        };
+    }
+    (StatusCode::OK, Json(json!({ "results": results }))).into_response()
 }

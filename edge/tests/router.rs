@@ -341,3 +341,36 @@ async fn a_storage_failure_gives_a_503_page_that_keeps_what_the_person_typed() {
     assert!(html.contains(">Mitt svar åäö</textarea>"), "the comment survives the failure");
     assert!(html.contains("value=\"4\" checked") && html.contains("name=\"contact_ok\" value=\"yes\" checked"));
 }
+
+#[tokio::test]
+async fn a_batch_invites_each_contact_and_reports_each_one_in_order() {
+    let app = spawn_app().await;
+    let auth = format!("Bearer {API_TOKEN}");
+    let body = serde_json::json!({
+        "campaign_id": "router",
+        "touchpoint": "purchase",
+        "contacts": [
+            {"email": "one@example.com", "first_name": "Ett"},
+            {"email": "not-an-email"},
+            {"phone": "+45 20 11 22 33"},
+            {"email": "ONE@example.com"},
+            {"email": "asa@example.se"}
+        ]
+    });
+    let response = app.post_api(Some(&auth), "application/json", &body.to_string()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let results = json(response).await["results"].as_array().unwrap().clone();
+    let statuses: Vec<&str> = results.iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, vec!["created", "invalid", "created", "skipped", "skipped"]);
+    assert!(results[1]["error"]["message"].as_str().unwrap().contains("contact.email"));
+    assert_eq!(results[3]["reason"], "throttled", "the same person twice in one batch");
+    assert_eq!(results[4]["reason"], "throttled", "invited by the launch just before");
+    dispatch::dispatch_pending(&app.services).await.unwrap();
+    let sms = app.outbox.messages().unwrap().into_iter().filter(|m| m.channel == "sms").count();
+    assert_eq!(sms, 1);
+    let too_many = serde_json::json!({"campaign_id": "router", "contacts": vec![serde_json::json!({"email": "x@example.com"}); 101]});
+    let response = app.post_api(Some(&auth), "application/json", &too_many.to_string()).await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let both = r#"{"campaign_id":"router","contact":{"email":"a@example.com"},"contacts":[]}"#;
+    assert_eq!(app.post_api(Some(&auth), "application/json", both).await.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
