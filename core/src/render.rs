@@ -276,6 +276,10 @@ pub fn survey_page(page: &SurveyPage<'_>) -> Result<String, RenderError> {
             },
             follow_up_label,
             max_comment => MAX_COMMENT_CHARS,
+            // The scales come from here rather than from a template `range`, so the template
+            // engine's builtins need not ship in the Worker.
+            scale => (0..=crate::nps::Score::MAX).collect::<Vec<u8>>(),
+            rating_scale => (1..=crate::campaign::RATING_MAX).collect::<Vec<u8>>(),
             answered_note,
             errors => messages,
             error_heading,
