@@ -20,7 +20,8 @@ use closeloop_functions::launch::{invite_one, new_invitation, InviteError};
 
 use crate::AppState;
 
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+/// A JSON API error: `{"error": {"code", "message"}}`.
+pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     let body = Json(json!({ "error": { "code": code, "message": message.into() } }));
     if status == StatusCode::UNAUTHORIZED {
         return (status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response();
@@ -93,8 +94,9 @@ fn contact_from(request: ContactRequest, touchpoint: Option<String>) -> Result<C
     Ok(contact)
 }
 
-/// Compares hashes, so the comparison takes the same time however much of a guess is right.
-fn authorised(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+/// Checks the bearer token of an API request. Compares hashes, so the comparison takes the same
+/// time however much of a guess is right.
+pub fn authorised(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
     let Some(expected) = &state.api_token_sha256 else {
         return Err(error(StatusCode::UNAUTHORIZED, "api_disabled", "the invitation API is disabled: start closeloop with CLOSELOOP_API_TOKEN set"));
     };

@@ -12,7 +12,7 @@ macro_rules! log_error {
     }};
 }
 
-mod api;
+pub mod api;
 mod headers;
 mod pages;
 #[cfg(target_arch = "wasm32")]

@@ -2,6 +2,7 @@
 //! configuration, builds the services once and hands events to a handler here.
 
 pub mod config;
+pub mod launch;
 pub mod mail_feedback;
 pub mod on_answer;
 pub mod schedule;

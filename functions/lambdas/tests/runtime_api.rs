@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use closeloop_core::ports::Store;
 use closeloop_dynamodb::stream::{local_streams_client, read_all};
-use closeloop_functions::launch;
 use serde_json::{json, Value};
 
 mod support;
@@ -121,10 +120,31 @@ async fn the_binaries_handle_real_events_through_the_runtime_api() {
     let http = reqwest::Client::new();
     let marker = format!("rt{}", std::process::id());
 
-    // A function URL request to the launch function: the CRM API.
-    let campaign =
-        closeloop_core::Campaign::from_toml(include_str!("../../../demo/campaign.toml")).unwrap();
-    store.put_campaign(&campaign).await.unwrap();
+    // Function URL requests to the launch function: the campaign file, a CSV launch, the CRM API.
+    let campaign_file = include_str!("../../../demo/campaign.toml");
+    let campaign = closeloop_core::Campaign::from_toml(campaign_file).unwrap();
+    let put = http
+        .put(format!("{}/lambda-url/launch/api/v1/campaigns/{}", watch.base, campaign.id))
+        .bearer_auth(API_TOKEN)
+        .body(campaign_file)
+        .timeout(Duration::from_secs(240))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200, "{}", put.text().await.unwrap());
+    let csv = format!("email;first_name;owner_email\npia.{marker}@example.se;Pia;owner.{marker}@example.se\nbroken;Bad;\n");
+    let launched = http
+        .post(format!("{}/lambda-url/launch/api/v1/campaigns/{}/launch", watch.base, campaign.id))
+        .bearer_auth(API_TOKEN)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(launched.status(), 200);
+    let summary: Value = launched.json().await.unwrap();
+    assert_eq!(summary["invited"], 1, "{summary}");
+    assert_eq!(summary["bad_rows"][0]["line"], 3, "{summary}");
     let api = http
         .post(format!("{}/lambda-url/launch/api/v1/invitations", watch.base))
         .bearer_auth(API_TOKEN)
@@ -135,18 +155,13 @@ async fn the_binaries_handle_real_events_through_the_runtime_api() {
         .unwrap();
     assert_eq!(api.status(), 201, "{}", api.text().await.unwrap());
 
-    // More contacts by the launch code, then answers.
-    let csv = format!(
-        "email;first_name;owner_email\npia.{marker}@example.se;Pia;owner.{marker}@example.se\n"
-    );
-    launch::launch(&services, &campaign, csv.as_bytes())
-        .await
-        .unwrap();
+    // Pia answers.
     let rows = store.campaign_rows(&campaign.id).await.unwrap();
+    let names: Vec<_> = rows.iter().map(|r| r.invitation.contact.full_name()).collect();
     let pia = rows
         .iter()
         .find(|r| r.invitation.contact.first_name.as_deref() == Some("Pia"))
-        .unwrap();
+        .unwrap_or_else(|| panic!("Pia was not invited: {names:?} ({summary})"));
     let (answer, event) =
         closeloop_core::contract::answer(&pia.invitation, 2, 1, services.clock.now());
     store.record_answer(&answer, &event).await.unwrap();

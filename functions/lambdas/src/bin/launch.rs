@@ -1,14 +1,9 @@
-//! The invitation API behind a function URL: the same router as the edge and the local process.
-use closeloop_edge::{router, AppState};
-use closeloop_lambdas::{services, LambdaConfig};
+//! The API behind a function URL: the edge's router plus campaign files and CSV launches.
+use closeloop_lambdas::{launch, services, LambdaConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     closeloop_lambdas::init_logging();
     let config = LambdaConfig::from_env()?;
-    lambda_http::run(router(AppState::new(
-        &services(&config),
-        config.api_token.as_deref(),
-    )))
-    .await
+    lambda_http::run(launch::router(&services(&config), config.api_token.as_deref())).await
 }
