@@ -162,6 +162,18 @@ pub enum SendError {
     Permanent(String),
 }
 
+impl SendError {
+    /// Sorts a provider's error by its code: the listed codes can never succeed as sent, every
+    /// other failure (throttling, timeouts, 5xx) may succeed later.
+    pub fn classify(code: Option<&str>, permanent_codes: &[&str], detail: String) -> Self {
+        if code.is_some_and(|c| permanent_codes.contains(&c)) {
+            SendError::Permanent(detail)
+        } else {
+            SendError::Transient(detail)
+        }
+    }
+}
+
 #[async_trait]
 pub trait Mailer: Sync + Send {
     /// Returns the provider's message id.
@@ -232,5 +244,18 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
         Timestamp::from_millis(self.0.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_listed_provider_codes_are_permanent() {
+        let permanent = ["MessageRejected"];
+        assert!(matches!(SendError::classify(Some("MessageRejected"), &permanent, "x".into()), SendError::Permanent(_)));
+        assert!(matches!(SendError::classify(Some("Throttling"), &permanent, "x".into()), SendError::Transient(_)));
+        assert!(matches!(SendError::classify(None, &permanent, "timeout".into()), SendError::Transient(_)));
     }
 }

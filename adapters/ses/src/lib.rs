@@ -56,15 +56,7 @@ impl Mailer for SesMailer {
             .await;
         match result {
             Ok(out) => Ok(out.message_id),
-            Err(e) => {
-                let code = e.code().unwrap_or_default().to_owned();
-                let text = DisplayErrorContext(&e).to_string();
-                if PERMANENT.contains(&code.as_str()) {
-                    Err(SendError::Permanent(text))
-                } else {
-                    Err(SendError::Transient(text))
-                }
-            }
+            Err(e) => Err(SendError::classify(e.code(), PERMANENT, DisplayErrorContext(&e).to_string())),
         }
     }
 }

@@ -62,15 +62,7 @@ impl SmsSender for SnsSms {
         }
         match request.send().await {
             Ok(out) => Ok(out.message_id.unwrap_or_default()),
-            Err(e) => {
-                let code = e.code().unwrap_or_default().to_owned();
-                let text = DisplayErrorContext(&e).to_string();
-                if PERMANENT.contains(&code.as_str()) {
-                    Err(SendError::Permanent(text))
-                } else {
-                    Err(SendError::Transient(text))
-                }
-            }
+            Err(e) => Err(SendError::classify(e.code(), PERMANENT, DisplayErrorContext(&e).to_string())),
         }
     }
 }
