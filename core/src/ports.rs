@@ -114,6 +114,7 @@ pub enum MessageKind {
     ReviewInvitation,
     Alert,
     Escalation,
+    Digest,
 }
 
 impl MessageKind {
@@ -125,6 +126,7 @@ impl MessageKind {
             MessageKind::ReviewInvitation => "review_invitation",
             MessageKind::Alert => "alert",
             MessageKind::Escalation => "escalation",
+            MessageKind::Digest => "digest",
         }
     }
 }

@@ -53,6 +53,9 @@ const TEMPLATES: &[(&str, &str)] = templates!(
     "mail/escalation/subject.txt",
     "mail/escalation/body.txt",
     "mail/escalation/body.html",
+    "mail/digest/subject.txt",
+    "mail/digest/body.txt",
+    "mail/digest/body.html",
     "sms/invitation.txt",
     "sms/reminder.txt",
 );
@@ -501,6 +504,64 @@ pub fn follow_up_mail(
             fields,
             due => due.to_display(),
         },
+    )
+}
+
+#[derive(Serialize)]
+struct DigestLine {
+    name: String,
+    score: u8,
+    comment: Option<String>,
+    case: Option<String>,
+}
+
+/// The weekly digest for one owner (`scope` names them) or a whole campaign. `cases` gives, per
+/// new detractor, the follow-up deadline and whether it has passed.
+pub fn digest_mail(
+    locale: Locale,
+    scope: &str,
+    digest: &crate::report::WeeklyDigest,
+    cases: &[Option<(crate::time::Timestamp, bool)>],
+) -> Result<RenderedMail, RenderError> {
+    let this = digest.this_week;
+    let estimate = this.estimate();
+    let show = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:+.0}"));
+    let strings = Strings::new(locale)
+        .with("scope", scope.to_owned())
+        .with("nps", show(estimate.map(|e| e.nps)))
+        .with("margin", estimate.map_or("–".to_owned(), |e| format!("{:.0}", e.margin_95)))
+        .with("answered", this.answered().to_string())
+        .with("promoters", this.promoters.to_string())
+        .with("passives", this.passives.to_string())
+        .with("detractors", this.detractors.to_string());
+    let change = crate::nps::change(&digest.last_week, &this).map(|c| {
+        let margin = format!("{:.0}", c.margin_95);
+        let significance = Strings::new(locale)
+            .with("margin", margin)
+            .get(if c.significant { "digest_significant" } else { "digest_not_significant" });
+        Strings::new(locale).with("delta", format!("{:+.0}", c.delta)).with("significance", significance).get("digest_change")
+    });
+    let detractors: Vec<DigestLine> = digest
+        .new_detractors
+        .iter()
+        .enumerate()
+        .map(|(i, e)| DigestLine {
+            name: e.name.clone(),
+            score: e.score,
+            comment: e.comment.clone(),
+            case: cases.get(i).copied().flatten().map(|(due, overdue)| {
+                Strings::new(locale).with("due", due.to_display()).get(if overdue { "digest_case_overdue" } else { "digest_case_open" })
+            }),
+        })
+        .collect();
+    let comments: Vec<DigestLine> = digest
+        .comments
+        .iter()
+        .map(|e| DigestLine { name: e.name.clone(), score: e.score, comment: e.comment.clone(), case: None })
+        .collect();
+    mail(
+        MessageKind::Digest,
+        context! { lang => locale.code(), t => strings.all(), change, detractors, comments },
     )
 }
 

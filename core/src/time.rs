@@ -56,6 +56,21 @@ impl Timestamp {
             .unwrap_or(OffsetDateTime::UNIX_EPOCH)
     }
 
+    /// ISO 8601 week, as "2026-W48": a week's key for once-a-week work.
+    pub fn iso_week(self) -> String {
+        let (year, week, _) = self.datetime().to_iso_week_date();
+        format!("{year}-W{week:02}")
+    }
+
+    /// Monday is 1, Sunday 7 (UTC).
+    pub fn weekday_number(self) -> u8 {
+        self.datetime().weekday().number_from_monday()
+    }
+
+    pub fn hour(self) -> u8 {
+        self.datetime().hour()
+    }
+
     pub fn plus_hours(self, hours: u32) -> Self {
         Self(self.0 + hours as i64 * HOUR_MS)
     }
@@ -80,6 +95,15 @@ mod tests {
         assert_eq!(t.to_display(), "2026-11-22 09:30 UTC");
         let offset = Timestamp::parse_rfc3339("2026-11-22T10:30:00.250+01:00").unwrap();
         assert_eq!(offset, t);
+    }
+
+    #[test]
+    fn iso_weeks_and_weekdays() {
+        let monday = Timestamp::parse_rfc3339("2026-11-23T08:00:00Z").unwrap();
+        assert_eq!(monday.weekday_number(), 1);
+        assert_eq!(monday.iso_week(), "2026-W48");
+        assert_eq!(monday.minus_days(1).iso_week(), "2026-W47");
+        assert_eq!(monday.hour(), 8);
     }
 
     #[test]

@@ -211,3 +211,26 @@ async fn an_overdue_follow_up_escalates_to_the_manager_once() {
     let escalation = w.outbox.messages().unwrap().into_iter().find(|m| m.kind == "escalation").unwrap();
     assert_eq!(escalation.to, "boss@acme.example");
 }
+
+#[tokio::test]
+async fn monday_morning_brings_each_owner_one_digest_of_their_week() {
+    let w = world(0).await;
+    w.answer("Pia", 10).await;
+    w.answer("Dag", 2).await;
+    dispatch::dispatch_pending(&w.services).await.unwrap();
+    // T0 is a Monday afternoon (2026-09-21 14:13 UTC): the next Monday 08:00 UTC is within a week.
+    let monday = (1..=7).map(|d| T0.plus_days(d)).find(|t| t.weekday_number() == 1).unwrap();
+    let monday_morning = Timestamp::from_millis(monday.millis() - (monday.millis() % closeloop_core::time::DAY_MS) + 8 * closeloop_core::time::HOUR_MS);
+    let sunday = monday_morning.minus_days(1);
+    assert_eq!(schedule::run(&w.services, sunday).await.unwrap().digests_sent, 0, "not on Sundays");
+    let run = schedule::run(&w.services, monday_morning).await.unwrap();
+    assert_eq!(run.digests_sent, 2, "the owner of Pia's and Dag's contacts, and the campaign's manager");
+    let digests: Vec<_> = w.outbox.messages().unwrap().into_iter().filter(|m| m.kind == "digest").collect();
+    let owner = digests.iter().find(|m| m.to == "owner@acme.example").unwrap();
+    assert!(owner.subject.as_deref().unwrap().contains("NPS: +0 from 2 answers"), "{:?}", owner.subject);
+    assert!(owner.text.contains("Dag: 2"), "the new detractor with the follow-up: {}", owner.text);
+    assert!(owner.text.contains("overdue since") || owner.text.contains("follow-up due"));
+    assert!(digests.iter().any(|m| m.to == "boss@acme.example"));
+    let later = schedule::run(&w.services, monday_morning.plus_hours(1)).await.unwrap();
+    assert_eq!(later.digests_sent, 0, "once a week");
+}
