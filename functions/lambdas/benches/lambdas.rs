@@ -17,10 +17,10 @@ use closeloop_lambdas::on_answer;
 
 const BINARIES: [&str; 4] = ["launch", "on_answer", "schedule", "mail_feedback"];
 
+/// The release binaries scripts/bench-lambdas set aside.
 fn binary(name: &str) -> std::path::PathBuf {
-    // Benches run from target/<profile>/deps; the binaries sit one level up.
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join(name)
+    let dir = std::env::var("LAMBDA_BIN_DIR").expect("LAMBDA_BIN_DIR: run scripts/bench-lambdas");
+    std::path::Path::new(&dir).join(name)
 }
 
 /// Reads one HTTP request (head and body) from a kept-alive connection; empty at its end.
@@ -104,7 +104,7 @@ async fn main() {
             .map(|m| m.len())
             .unwrap_or(0);
         println!(
-            "bootstrap {name:<14} {:>10} bytes (x86_64, bench profile, unstripped)",
+            "bootstrap {name:<14} {:>10} bytes (x86_64 release: opt-level z, LTO, debuginfo stripped)",
             size
         );
     }
