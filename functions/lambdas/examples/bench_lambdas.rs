@@ -2,6 +2,8 @@
 //! (the real binary against a minimal runtime API on loopback), and handler time for a
 //! 100-record stream batch against DynamoDB Local and the local SES endpoint. Prints figures.
 
+// An example rather than a `cargo bench` target: it is built in the release profile, beside the
+// binaries it measures, instead of rebuilding them in the bench profile.
 #[path = "../tests/support/mod.rs"]
 mod support;
 
