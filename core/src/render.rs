@@ -303,8 +303,11 @@ pub fn review_links(campaign: &Campaign, invitation: &Invitation, answer: &Answe
     crate::rules::review_sites_for(campaign, answer)
         .into_iter()
         .map(|site| {
-            let url = links.review(&invitation.token, &site.key);
-            let url = if relative { format!("/r/{}/{}", invitation.token.as_str(), site.key) } else { url };
+            let url = if relative {
+                format!("/r/{}/{}", invitation.token.as_str(), site.key)
+            } else {
+                links.review(&invitation.token, &site.key)
+            };
             let label = fill(&strings.get("review_button"), &[("site", site.name.clone())].into_iter().collect());
             LinkView { label, url }
         })
