@@ -157,6 +157,37 @@ pub struct Campaign {
     /// Gets alerts for contacts without an owner, and escalations of overdue cases.
     #[serde(default)]
     pub manager_email: Option<Email>,
+    /// Whose benchmark the response rate is compared with.
+    #[serde(default)]
+    pub market: Market,
+    /// Comment themes: a name and the keywords (word beginnings) that put a comment in it.
+    #[serde(default)]
+    pub themes: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Market {
+    #[default]
+    B2c,
+    B2b,
+}
+
+impl Market {
+    /// Satmetrix response-rate benchmarks (DOMAIN.md): (average low, average high, best low, best high).
+    pub fn response_benchmarks(self) -> (f64, f64, f64, f64) {
+        match self {
+            Market::B2c => (0.13, 0.14, 0.42, 0.52),
+            Market::B2b => (0.23, 0.32, 0.66, 0.68),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Market::B2c => "B2C",
+            Market::B2b => "B2B",
+        }
+    }
 }
 
 fn default_locales() -> Vec<Locale> {
@@ -207,6 +238,17 @@ impl Campaign {
         }
         if self.drivers.len() > 5 {
             return invalid("at most 5 driver questions: the survey stays within 5-7 questions".into());
+        }
+        if self.themes.len() > 30 {
+            return invalid("at most 30 comment themes".into());
+        }
+        for (name, keywords) in &self.themes {
+            if name.trim().is_empty() || name.chars().count() > 40 {
+                return invalid(format!("theme name {name:?} must be 1-40 characters"));
+            }
+            if keywords.is_empty() || keywords.iter().any(|k| k.trim().chars().count() < 2 || k.contains(char::is_whitespace)) {
+                return invalid(format!("theme {name:?} needs keywords of at least 2 letters, one word each"));
+            }
         }
         let mut sites = std::collections::BTreeSet::new();
         for s in &self.review_sites {

@@ -5,6 +5,7 @@
 use crate::campaign::{Campaign, CampaignId};
 use crate::model::*;
 use crate::nps::Score;
+use crate::counters::{answer_deltas, Aggregates, CounterDeltas, OPENED, REVIEW_CLICKERS, TOTAL};
 use crate::ports::{CreateOutcome, Store, StoreError};
 use crate::time::Timestamp;
 
@@ -40,12 +41,12 @@ pub fn invitation(campaign: &Campaign, n: u8, at: Timestamp) -> Invitation {
     .expect("valid invitation")
 }
 
-pub fn answer(invitation: &Invitation, score: u8, version: u32, at: Timestamp) -> (Answer, Event) {
+pub fn answer(invitation: &Invitation, score: u8, version: u32, at: Timestamp) -> (Answer, Event, CounterDeltas) {
     answer_after(invitation, None, score, version, at)
 }
 
-/// An answer change from `previous` (the score before, if any) to `score`.
-pub fn answer_after(invitation: &Invitation, previous: Option<u8>, score: u8, version: u32, at: Timestamp) -> (Answer, Event) {
+/// An answer change from `previous` (the stored answer, if any) to `score`, with its counter deltas.
+pub fn answer_after(invitation: &Invitation, previous: Option<&Answer>, score: u8, version: u32, at: Timestamp) -> (Answer, Event, CounterDeltas) {
     let answer = Answer {
         invitation_id: invitation.id.clone(),
         campaign_id: invitation.campaign_id.clone(),
@@ -54,20 +55,21 @@ pub fn answer_after(invitation: &Invitation, previous: Option<u8>, score: u8, ve
         contact_ok: false,
         ratings: [("ease".to_owned(), 4)].into_iter().collect(),
         version,
-        first_answered_at: at,
+        first_answered_at: previous.map_or(at, |p| p.first_answered_at),
         answered_at: at,
     };
+    let deltas = answer_deltas(&campaign(invitation.campaign_id.as_str()), invitation, previous, &answer);
     let event = Event {
         id: format!("answer-{}-{version}", invitation.id),
         at,
         kind: EventKind::AnswerRecorded {
             invitation_id: invitation.id.clone(),
             version,
-            previous_score: previous.map(|p| Score::new(p).expect("0..=10")),
+            previous_score: previous.map(|p| p.score),
             score: answer.score,
         },
     };
-    (answer, event)
+    (answer, event, deltas)
 }
 
 async fn seeded(store: &dyn Store, id: &str) -> (Campaign, Invitation) {
@@ -147,14 +149,13 @@ pub async fn creating_an_invitation_leaves_one_pending_event_until_completed(sto
 
 pub async fn answers_are_versioned_and_a_stale_write_conflicts(store: &dyn Store) {
     let (_, inv) = seeded(store, "answers").await;
-    let (a1, e1) = answer(&inv, 3, 1, T0.plus_hours(1));
-    store.record_answer(&a1, &e1).await.unwrap();
-    let (dup, dup_event) = answer(&inv, 9, 1, T0.plus_hours(2));
-    assert!(matches!(store.record_answer(&dup, &dup_event).await, Err(StoreError::Conflict)));
+    let (a1, e1, d1) = answer(&inv, 3, 1, T0.plus_hours(1));
+    store.record_answer(&a1, &e1, &d1).await.unwrap();
+    let (dup, dup_event, dup_deltas) = answer(&inv, 9, 1, T0.plus_hours(2));
+    assert!(matches!(store.record_answer(&dup, &dup_event, &dup_deltas).await, Err(StoreError::Conflict)));
     assert_eq!(store.answer(&inv.id).await.unwrap(), Some(a1.clone()), "the conflicting write left nothing behind");
-    let (mut a2, e2) = answer(&inv, 9, 2, T0.plus_hours(3));
-    a2.first_answered_at = a1.first_answered_at;
-    store.record_answer(&a2, &e2).await.unwrap();
+    let (a2, e2, d2) = answer_after(&inv, Some(&a1), 9, 2, T0.plus_hours(3));
+    store.record_answer(&a2, &e2, &d2).await.unwrap();
     assert_eq!(store.answer(&inv.id).await.unwrap(), Some(a2));
     let stored = store.invitation(&inv.id).await.unwrap().unwrap();
     assert_eq!(stored.answered_at, Some(T0.plus_hours(1)));
@@ -181,8 +182,8 @@ pub async fn reminders_are_due_only_for_the_unanswered_after_the_delay(store: &d
     store.put_campaign(&c).await.unwrap();
     let invs: Vec<Invitation> = (10..13).map(|n| invitation(&c, n, T0)).collect();
     store.create_invitations(&invs, T0.minus_days(90)).await.unwrap();
-    let (a, e) = answer(&invs[0], 8, 1, T0.plus_hours(5));
-    store.record_answer(&a, &e).await.unwrap();
+    let (a, e, d) = answer(&invs[0], 8, 1, T0.plus_hours(5));
+    store.record_answer(&a, &e, &d).await.unwrap();
     let mine = |list: Vec<Invitation>| list.into_iter().filter(|i| i.campaign_id == c.id).map(|i| i.id).collect::<Vec<_>>();
     assert!(mine(store.due_reminders(T0.plus_days(2), 100).await.unwrap()).is_empty(), "not before the delay");
     let due = mine(store.due_reminders(T0.plus_days(3), 100).await.unwrap());
@@ -194,15 +195,7 @@ pub async fn reminders_are_due_only_for_the_unanswered_after_the_delay(store: &d
 
 pub async fn a_case_opens_once_and_is_overdue_until_escalated(store: &dyn Store) {
     let (c, inv) = seeded(store, "cases").await;
-    let case = FollowUpCase {
-        invitation_id: inv.id.clone(),
-        campaign_id: c.id.clone(),
-        owner_email: Some(Email::parse("owner@acme.example").unwrap()),
-        opened_at: T0,
-        due_at: T0.plus_hours(48),
-        status: CaseStatus::Open,
-        escalated_at: None,
-    };
+    let case = FollowUpCase::new(inv.id.clone(), c.id.clone(), Some(Email::parse("owner@acme.example").unwrap()), T0, T0.plus_hours(48));
     assert!(store.open_case(&case).await.unwrap());
     assert!(!store.open_case(&case).await.unwrap());
     assert_eq!(store.case(&inv.id).await.unwrap(), Some(case.clone()));
@@ -219,8 +212,8 @@ pub async fn campaign_rows_carry_answers_suppression_and_review_clicks(store: &d
     store.put_campaign(&c).await.unwrap();
     let invs: Vec<Invitation> = (20..23).map(|n| invitation(&c, n, T0)).collect();
     store.create_invitations(&invs, T0.minus_days(90)).await.unwrap();
-    let (a, e) = answer(&invs[0], 10, 1, T0.plus_hours(1));
-    store.record_answer(&a, &e).await.unwrap();
+    let (a, e, d) = answer(&invs[0], 10, 1, T0.plus_hours(1));
+    store.record_answer(&a, &e, &d).await.unwrap();
     store.record_review_click(&invs[0].id, "google", T0.plus_hours(2)).await.unwrap();
     store.record_review_click(&invs[0].id, "google", T0.plus_hours(3)).await.unwrap();
     store.suppress(&invs[1].contact.keys()[1], SuppressionReason::Bounced, T0).await.unwrap();
@@ -241,23 +234,90 @@ pub async fn counters_follow_invitations_and_group_changes_atomically(store: &dy
     store.create_invitations(&invs, T0.minus_days(90)).await.unwrap();
     let throttled = store.create_invitations(&invs[..1], T0.minus_days(90)).await.unwrap();
     assert_eq!(throttled, vec![CreateOutcome::Throttled]);
+    let mut firsts = Vec::new();
     for (inv, score) in invs.iter().zip([10, 8, 0]) {
-        let (a, e) = answer(inv, score, 1, T0.plus_hours(1));
-        store.record_answer(&a, &e).await.unwrap();
+        let (a, e, d) = answer(inv, score, 1, T0.plus_hours(1));
+        store.record_answer(&a, &e, &d).await.unwrap();
+        firsts.push(a);
     }
     // The detractor becomes a promoter; a stale duplicate of the change is refused and counts nothing.
-    let (a2, e2) = answer_after(&invs[2], Some(0), 9, 2, T0.plus_hours(2));
-    store.record_answer(&a2, &e2).await.unwrap();
-    assert!(matches!(store.record_answer(&a2, &e2).await, Err(StoreError::Conflict)));
-    // A change within a group moves nothing.
-    let (a3, e3) = answer_after(&invs[0], Some(10), 9, 2, T0.plus_hours(3));
-    store.record_answer(&a3, &e3).await.unwrap();
+    let (a2, e2, d2) = answer_after(&invs[2], Some(&firsts[2]), 9, 2, T0.plus_hours(2));
+    store.record_answer(&a2, &e2, &d2).await.unwrap();
+    assert!(matches!(store.record_answer(&a2, &e2, &d2).await, Err(StoreError::Conflict)));
+    // A change within a group moves no group counter (the week, segment and driver buckets stay too).
+    let (a3, e3, d3) = answer_after(&invs[0], Some(&firsts[0]), 9, 2, T0.plus_hours(3));
+    store.record_answer(&a3, &e3, &d3).await.unwrap();
     let counters = store.campaign_counters(&c.id).await.unwrap();
     assert_eq!(counters.invited, 4);
     assert_eq!(counters.tally, crate::nps::Tally { promoters: 2, passives: 1, detractors: 0 });
     let from_rows = crate::report::build_report(&store.campaign_rows(&c.id).await.unwrap()).total;
     assert_eq!((from_rows.promoters, from_rows.passives, from_rows.detractors), (2, 1, 0), "counters agree with the rows");
+    let rows = store.campaign_rows(&c.id).await.unwrap();
+    let counted = Aggregates::from_buckets(store.counter_buckets(&c.id).await.unwrap());
+    assert_eq!(counted, Aggregates::from_rows(&c, &rows), "every bucket (weeks, segments, drivers) agrees with the rows");
+    assert_eq!(counted.segment("segment", "retail").map(|s| (s.invited, s.tally.promoters)), Some((4, 2)));
+    assert_eq!(counted.driver("ease").answers, 3);
     assert_eq!(store.campaign_counters(&CampaignId::parse("no-such").unwrap()).await.unwrap(), Default::default());
+}
+
+pub async fn opens_review_clickers_and_suppressions_count_each_person_once(store: &dyn Store) {
+    let c = campaign("funnel");
+    store.put_campaign(&c).await.unwrap();
+    let invs: Vec<Invitation> = (40..43).map(|n| invitation(&c, n, T0)).collect();
+    store.create_invitations(&invs, T0.minus_days(90)).await.unwrap();
+    assert!(store.record_open(&invs[0].id, T0.plus_hours(1)).await.unwrap());
+    assert!(!store.record_open(&invs[0].id, T0.plus_hours(2)).await.unwrap(), "a second open is not counted");
+    assert_eq!(store.invitation(&invs[0].id).await.unwrap().unwrap().opened_at, Some(T0.plus_hours(1)));
+    assert!(!store.record_open(&InvitationId("no-such".into()), T0).await.unwrap());
+    store.record_review_click(&invs[0].id, "google", T0.plus_hours(2)).await.unwrap();
+    store.record_review_click(&invs[0].id, "trustpilot", T0.plus_hours(3)).await.unwrap();
+    // Suppressed by email, then by phone: one person, counted once.
+    let keys = invs[1].contact.keys();
+    store.suppress(&keys[0], SuppressionReason::Bounced, T0.plus_hours(4)).await.unwrap();
+    store.suppress(&keys[1], SuppressionReason::Unsubscribed, T0.plus_hours(5)).await.unwrap();
+    assert_eq!(store.invitation(&invs[1].id).await.unwrap().unwrap().suppressed, Some(SuppressionReason::Bounced));
+    let buckets = store.counter_buckets(&c.id).await.unwrap();
+    let total = buckets.get(TOTAL).cloned().unwrap_or_default();
+    assert_eq!(total.get(OPENED), Some(&1));
+    assert_eq!(total.get(REVIEW_CLICKERS), Some(&1));
+    assert_eq!(total.get("bounced"), Some(&1));
+    assert_eq!(total.get("unsubscribed").copied().unwrap_or(0), 0);
+    let rows = store.campaign_rows(&c.id).await.unwrap();
+    assert_eq!(Aggregates::from_buckets(buckets), Aggregates::from_rows(&c, &rows));
+}
+
+pub async fn cases_are_listed_by_owner_take_notes_and_close_once(store: &dyn Store) {
+    let c = campaign("caselist");
+    store.put_campaign(&c).await.unwrap();
+    let invs: Vec<Invitation> = (50..53).map(|n| invitation(&c, n, T0)).collect();
+    store.create_invitations(&invs, T0.minus_days(90)).await.unwrap();
+    let anna = Email::parse("anna@acme.example").unwrap();
+    let bo = Email::parse("bo@acme.example").unwrap();
+    for (inv, owner, due) in [(&invs[0], &anna, 48), (&invs[1], &bo, 24), (&invs[2], &anna, 12)] {
+        store.open_case(&FollowUpCase::new(inv.id.clone(), c.id.clone(), Some(owner.clone()), T0, T0.plus_hours(due))).await.unwrap();
+    }
+    let ids = |list: Vec<FollowUpCase>| list.into_iter().map(|k| k.invitation_id).collect::<Vec<_>>();
+    assert_eq!(ids(store.cases(&c.id, Some(&anna)).await.unwrap()), vec![invs[2].id.clone(), invs[0].id.clone()], "soonest due first");
+    assert_eq!(store.cases(&c.id, None).await.unwrap().len(), 3);
+    assert!(store.cases(&c.id, Some(&Email::parse("nobody@acme.example").unwrap())).await.unwrap().is_empty());
+
+    let note = CaseNote { by: "anna@acme.example".into(), at: T0.plus_hours(1), text: "Called, <b>left</b> a message".into() };
+    assert!(store.add_case_note(&invs[0].id, &note).await.unwrap());
+    assert!(!store.add_case_note(&InvitationId("no-such".into()), &note).await.unwrap());
+    let closure = CaseClosure { by: "anna@acme.example".into(), at: T0.plus_hours(2), outcome: "Refunded".into() };
+    assert!(store.close_case(&invs[0].id, &closure).await.unwrap());
+    let later = CaseClosure { by: "bo@acme.example".into(), at: T0.plus_hours(3), outcome: "Other".into() };
+    assert!(!store.close_case(&invs[0].id, &later).await.unwrap(), "the first closure stands");
+    let closed = store.case(&invs[0].id).await.unwrap().unwrap();
+    assert_eq!(closed.status, CaseStatus::Closed);
+    assert_eq!(closed.closed, Some(closure));
+    assert_eq!(closed.notes, vec![note]);
+    assert!(
+        store.overdue_cases(T0.plus_hours(100), 1000).await.unwrap().iter().all(|k| k.invitation_id != invs[0].id),
+        "a closed case never escalates"
+    );
+    let listed = store.cases(&c.id, Some(&anna)).await.unwrap();
+    assert_eq!(listed.iter().find(|k| k.invitation_id == invs[0].id).map(|k| k.status), Some(CaseStatus::Closed));
 }
 
 /// Expands to one `#[tokio::test]` per contract case. `$make` is an async function returning a
@@ -278,6 +338,8 @@ macro_rules! store_contract_tests {
             a_case_opens_once_and_is_overdue_until_escalated,
             campaign_rows_carry_answers_suppression_and_review_clicks,
             counters_follow_invitations_and_group_changes_atomically,
+            opens_review_clickers_and_suppressions_count_each_person_once,
+            cases_are_listed_by_owner_take_notes_and_close_once,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

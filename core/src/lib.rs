@@ -2,6 +2,7 @@
 //! No I/O, no runtime: it builds for wasm32 and native alike.
 
 pub mod campaign;
+pub mod counters;
 pub mod gsm;
 pub mod import;
 pub mod model;

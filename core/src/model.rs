@@ -322,6 +322,12 @@ pub struct Invitation {
     /// Set while a reminder may still be due; cleared by an answer, an unsubscribe or the last reminder.
     pub next_reminder_at: Option<Timestamp>,
     pub answered_at: Option<Timestamp>,
+    /// When the personal page was first opened (a mail scanner's open counts too).
+    #[serde(default)]
+    pub opened_at: Option<Timestamp>,
+    /// Set once when the contact is suppressed, so the campaign's funnel counts each person once.
+    #[serde(default)]
+    pub suppressed: Option<SuppressionReason>,
 }
 
 impl Invitation {
@@ -348,6 +354,8 @@ impl Invitation {
             reminders_sent: 0,
             next_reminder_at: crate::rules::first_reminder_at(&campaign.reminders, now),
             answered_at: None,
+            opened_at: None,
+            suppressed: None,
         })
     }
 }
@@ -414,6 +422,38 @@ pub struct FollowUpCase {
     pub due_at: Timestamp,
     pub status: CaseStatus,
     pub escalated_at: Option<Timestamp>,
+    #[serde(default)]
+    pub notes: Vec<CaseNote>,
+    #[serde(default)]
+    pub closed: Option<CaseClosure>,
+}
+
+impl FollowUpCase {
+    pub fn new(invitation_id: InvitationId, campaign_id: CampaignId, owner_email: Option<Email>, opened_at: Timestamp, due_at: Timestamp) -> Self {
+        Self { invitation_id, campaign_id, owner_email, opened_at, due_at, status: CaseStatus::Open, escalated_at: None, notes: Vec::new(), closed: None }
+    }
+
+    pub fn is_overdue(&self, at: Timestamp) -> bool {
+        self.status == CaseStatus::Open && self.due_at <= at
+    }
+}
+
+pub const MAX_NOTE_CHARS: usize = 2000;
+
+/// A line someone wrote while following up: who, when, what.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseNote {
+    pub by: String,
+    pub at: Timestamp,
+    pub text: String,
+}
+
+/// Who closed a case, when, and how it ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseClosure {
+    pub by: String,
+    pub at: Timestamp,
+    pub outcome: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -422,6 +462,20 @@ pub enum SuppressionReason {
     Unsubscribed,
     Bounced,
     Complained,
+}
+
+impl SuppressionReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuppressionReason::Unsubscribed => "unsubscribed",
+            SuppressionReason::Bounced => "bounced",
+            SuppressionReason::Complained => "complained",
+        }
+    }
+
+    pub fn parse(input: &str) -> Option<Self> {
+        [SuppressionReason::Unsubscribed, SuppressionReason::Bounced, SuppressionReason::Complained].into_iter().find(|r| r.as_str() == input)
+    }
 }
 
 #[cfg(test)]

@@ -7,8 +7,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::campaign::{Campaign, CampaignId};
+use crate::counters::{Aggregates, CounterDeltas, Fields};
 use crate::model::{
-    Answer, ContactKey, Event, FollowUpCase, Invitation, InvitationId, SuppressionReason, Token,
+    Answer, CaseClosure, CaseNote, ContactKey, Email, Event, FollowUpCase, Invitation, InvitationId, SuppressionReason, Token,
 };
 use crate::time::Timestamp;
 
@@ -64,13 +65,24 @@ pub trait Store: Sync + Send {
     async fn invitation(&self, id: &InvitationId) -> Result<Option<Invitation>, StoreError>;
     async fn invitation_by_token(&self, token: &Token) -> Result<Option<Invitation>, StoreError>;
     async fn campaign_rows(&self, campaign: &CampaignId) -> Result<Vec<InvitationRow>, StoreError>;
-    async fn campaign_counters(&self, campaign: &CampaignId) -> Result<CampaignCounters, StoreError>;
+    /// Every counter bucket of a campaign (see `counters`): one read of a few items, however
+    /// many answers the campaign has.
+    async fn counter_buckets(&self, campaign: &CampaignId) -> Result<std::collections::BTreeMap<String, Fields>, StoreError>;
+
+    async fn campaign_counters(&self, campaign: &CampaignId) -> Result<CampaignCounters, StoreError> {
+        let aggregates = Aggregates::from_buckets(self.counter_buckets(campaign).await?);
+        Ok(CampaignCounters { invited: aggregates.funnel().invited, tally: aggregates.tally() })
+    }
 
     async fn answer(&self, invitation: &InvitationId) -> Result<Option<Answer>, StoreError>;
     /// Writes `answer` if the stored version is `answer.version - 1` (none for version 1), marks the
     /// invitation answered, moves the campaign's group counters from the previous score's group
     /// to this one's, and appends an `AnswerRecorded` event, all or nothing. `Conflict` otherwise.
-    async fn record_answer(&self, answer: &Answer, event: &Event) -> Result<(), StoreError>;
+    /// `counters` are `counters::answer_deltas` of the replaced answer (the one of version − 1).
+    async fn record_answer(&self, answer: &Answer, event: &Event, counters: &CounterDeltas) -> Result<(), StoreError>;
+
+    /// Marks the invitation's page as opened and counts it, the first time only; true if first.
+    async fn record_open(&self, invitation: &InvitationId, at: Timestamp) -> Result<bool, StoreError>;
 
     /// Events not yet completed, oldest first.
     async fn pending_events(&self, limit: usize) -> Result<Vec<Event>, StoreError>;
@@ -81,7 +93,8 @@ pub trait Store: Sync + Send {
     /// Gives a claim back after a send failed, so a retry may send.
     async fn release_send(&self, key: &str) -> Result<(), StoreError>;
 
-    /// True if the key was not suppressed before. Clears pending reminders of that contact.
+    /// True if the key was not suppressed before. Clears pending reminders of that contact and
+    /// counts the reason once in each campaign the contact was invited to.
     async fn suppress(&self, key: &ContactKey, reason: SuppressionReason, at: Timestamp) -> Result<bool, StoreError>;
     async fn is_suppressed(&self, keys: &[ContactKey]) -> Result<bool, StoreError>;
 
@@ -95,6 +108,7 @@ pub trait Store: Sync + Send {
         next: Option<Timestamp>,
     ) -> Result<(), StoreError>;
 
+    /// Records a click; the first click of an invitation also counts a review clicker.
     async fn record_review_click(&self, invitation: &InvitationId, site: &str, at: Timestamp) -> Result<(), StoreError>;
 
     /// Opens a case unless the invitation already has one; true if opened.
@@ -102,6 +116,12 @@ pub trait Store: Sync + Send {
     async fn case(&self, invitation: &InvitationId) -> Result<Option<FollowUpCase>, StoreError>;
     async fn overdue_cases(&self, at: Timestamp, limit: usize) -> Result<Vec<FollowUpCase>, StoreError>;
     async fn case_escalated(&self, invitation: &InvitationId, at: Timestamp) -> Result<(), StoreError>;
+    /// A campaign's cases, all or one owner's, through an index on (campaign, owner, due).
+    async fn cases(&self, campaign: &CampaignId, owner: Option<&Email>) -> Result<Vec<FollowUpCase>, StoreError>;
+    /// Appends a note; false if there is no such case.
+    async fn add_case_note(&self, invitation: &InvitationId, note: &CaseNote) -> Result<bool, StoreError>;
+    /// Closes an open case; false if there is none or it was closed already (the first closure stands).
+    async fn close_case(&self, invitation: &InvitationId, closure: &CaseClosure) -> Result<bool, StoreError>;
 }
 
 /// What a message is for: shown in the outbox and used in idempotency keys.

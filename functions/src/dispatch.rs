@@ -59,15 +59,13 @@ async fn react_to_answer(services: &Services, id: &InvitationId) -> Result<(), F
 
     if rules::needs_follow_up(&campaign, &answer) {
         let owner = invitation.contact.owner_email.clone().or_else(|| campaign.manager_email.clone());
-        let case = FollowUpCase {
-            invitation_id: id.clone(),
-            campaign_id: campaign.id.clone(),
-            owner_email: owner.clone(),
-            opened_at: answer.answered_at,
-            due_at: rules::follow_up_due(&campaign, answer.answered_at),
-            status: CaseStatus::Open,
-            escalated_at: None,
-        };
+        let case = FollowUpCase::new(
+            id.clone(),
+            campaign.id.clone(),
+            owner.clone(),
+            answer.answered_at,
+            rules::follow_up_due(&campaign, answer.answered_at),
+        );
         services.store.open_case(&case).await?;
         let case = services.store.case(id).await?.unwrap_or(case);
         match owner {

@@ -1,6 +1,7 @@
 //! The storage port on SQLite. Every multi-row change is one transaction; WAL mode lets the
 //! `up` server and a `launch` in another process share the file.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -9,8 +10,8 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use closeloop_core::campaign::{Campaign, CampaignId};
 use closeloop_core::model::*;
-use closeloop_core::nps::Group;
-use closeloop_core::ports::{CampaignCounters, CreateOutcome, InvitationRow, Store, StoreError};
+use closeloop_core::counters::{self, CounterDeltas, Fields, OPENED, REVIEW_CLICKERS, TOTAL};
+use closeloop_core::ports::{CreateOutcome, InvitationRow, Store, StoreError};
 use closeloop_core::Timestamp;
 
 const SCHEMA: &str = r#"
@@ -23,7 +24,9 @@ CREATE TABLE IF NOT EXISTS invitations (
     created_at INTEGER NOT NULL,
     reminders_sent INTEGER NOT NULL DEFAULT 0,
     next_reminder_at INTEGER,
-    answered_at INTEGER
+    answered_at INTEGER,
+    opened_at INTEGER,
+    suppressed TEXT
 );
 CREATE INDEX IF NOT EXISTS invitations_by_campaign ON invitations(campaign_id);
 CREATE INDEX IF NOT EXISTS invitations_due ON invitations(next_reminder_at) WHERE next_reminder_at IS NOT NULL;
@@ -58,16 +61,17 @@ CREATE TABLE IF NOT EXISTS cases (
     due_at INTEGER NOT NULL,
     escalated_at INTEGER,
     status TEXT NOT NULL,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    owner TEXT
 );
 CREATE INDEX IF NOT EXISTS cases_overdue ON cases(due_at) WHERE status = 'open' AND escalated_at IS NULL;
-CREATE TABLE IF NOT EXISTS campaign_counters (
-    campaign_id TEXT PRIMARY KEY,
-    invited INTEGER NOT NULL DEFAULT 0,
-    promoters INTEGER NOT NULL DEFAULT 0,
-    passives INTEGER NOT NULL DEFAULT 0,
-    detractors INTEGER NOT NULL DEFAULT 0
-);
+CREATE TABLE IF NOT EXISTS counters (
+    campaign_id TEXT NOT NULL,
+    bucket TEXT NOT NULL,
+    field TEXT NOT NULL,
+    value INTEGER NOT NULL,
+    PRIMARY KEY (campaign_id, bucket, field)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     channel TEXT NOT NULL,
@@ -104,40 +108,87 @@ fn from_json<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, StoreError
     serde_json::from_str(body).map_err(corrupt)
 }
 
-const INVITATION_COLUMNS: &str = "body, reminders_sent, next_reminder_at, answered_at";
+const INVITATION_COLUMNS: &str = "body, reminders_sent, next_reminder_at, answered_at, opened_at, suppressed";
 
-type InvitationColumns = (String, u32, Option<i64>, Option<i64>);
+type InvitationColumns = (String, u32, Option<i64>, Option<i64>, Option<i64>, Option<String>);
 
 fn invitation_columns(row: &rusqlite::Row<'_>) -> rusqlite::Result<InvitationColumns> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
 }
 
-/// The body holds what never changes; the columns hold what does.
-fn counter_column(group: Group) -> &'static str {
-    match group {
-        Group::Promoter => "promoters",
-        Group::Passive => "passives",
-        Group::Detractor => "detractors",
+/// Adds counter deltas, creating rows on first use.
+fn apply_counters(tx: &rusqlite::Transaction<'_>, campaign: &str, deltas: &CounterDeltas) -> Result<(), StoreError> {
+    let mut stmt = tx
+        .prepare_cached(
+            "INSERT INTO counters (campaign_id, bucket, field, value) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(campaign_id, bucket, field) DO UPDATE SET value = value + excluded.value",
+        )
+        .map_err(unavailable)?;
+    for (bucket, fields) in deltas.buckets() {
+        for (field, delta) in fields {
+            stmt.execute(params![campaign, bucket, field, delta]).map_err(unavailable)?;
+        }
     }
-}
-
-/// Adds `delta` to one counter of a campaign, creating its row on first use.
-fn bump(tx: &rusqlite::Transaction<'_>, campaign: &str, column: &str, delta: i64) -> Result<(), StoreError> {
-    tx.prepare_cached(&format!(
-        "INSERT INTO campaign_counters (campaign_id, {column}) VALUES (?1, ?2)
-         ON CONFLICT(campaign_id) DO UPDATE SET {column} = {column} + excluded.{column}"
-    ))
-    .and_then(|mut stmt| stmt.execute(params![campaign, delta]))
-    .map_err(unavailable)?;
     Ok(())
 }
 
-fn invitation_from((body, reminders_sent, next, answered): InvitationColumns) -> Result<Invitation, StoreError> {
+/// The body holds what never changes; the columns hold what does.
+fn invitation_from((body, reminders_sent, next, answered, opened, suppressed): InvitationColumns) -> Result<Invitation, StoreError> {
     let mut inv: Invitation = from_json(&body)?;
     inv.reminders_sent = reminders_sent;
     inv.next_reminder_at = next.map(Timestamp::from_millis);
     inv.answered_at = answered.map(Timestamp::from_millis);
+    inv.opened_at = opened.map(Timestamp::from_millis);
+    inv.suppressed = suppressed.as_deref().and_then(SuppressionReason::parse);
     Ok(inv)
+}
+
+fn case_from((body, escalated, status): (String, Option<i64>, String)) -> Result<FollowUpCase, StoreError> {
+    let mut case: FollowUpCase = from_json(&body)?;
+    case.escalated_at = escalated.map(Timestamp::from_millis);
+    case.status = if status == "closed" { CaseStatus::Closed } else { CaseStatus::Open };
+    Ok(case)
+}
+
+/// Brings a file written by an earlier version up to this schema (`user_version` 2).
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(unavailable)?;
+    if version >= 2 {
+        return Ok(());
+    }
+    let has_column = |table: &str, column: &str| -> Result<bool, StoreError> {
+        let mut stmt = conn.prepare(&format!("SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1")).map_err(unavailable)?;
+        stmt.exists([column]).map_err(unavailable)
+    };
+    for (table, column, declaration) in
+        [("invitations", "opened_at", "INTEGER"), ("invitations", "suppressed", "TEXT"), ("cases", "owner", "TEXT")]
+    {
+        if !has_column(table, column)? {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {declaration}")).map_err(unavailable)?;
+        }
+    }
+    conn.execute_batch(
+        "UPDATE cases SET owner = json_extract(body, '$.owner_email') WHERE owner IS NULL;
+         CREATE INDEX IF NOT EXISTS cases_by_owner ON cases(campaign_id, owner, due_at);",
+    )
+    .map_err(unavailable)?;
+    let old_counters: bool = conn
+        .query_row("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'campaign_counters'", [], |_| Ok(true))
+        .optional()
+        .map_err(unavailable)?
+        .unwrap_or(false);
+    if old_counters {
+        // Version 1 kept four counters per campaign in columns; they become the `total` bucket.
+        conn.execute_batch(
+            "INSERT OR IGNORE INTO counters SELECT campaign_id, 'total', 'invited', invited FROM campaign_counters;
+             INSERT OR IGNORE INTO counters SELECT campaign_id, 'total', 'promoters', promoters FROM campaign_counters;
+             INSERT OR IGNORE INTO counters SELECT campaign_id, 'total', 'passives', passives FROM campaign_counters;
+             INSERT OR IGNORE INTO counters SELECT campaign_id, 'total', 'detractors', detractors FROM campaign_counters;
+             DROP TABLE campaign_counters;",
+        )
+        .map_err(unavailable)?;
+    }
+    conn.pragma_update(None, "user_version", 2).map_err(unavailable)
 }
 
 impl SqliteStore {
@@ -157,6 +208,7 @@ impl SqliteStore {
     fn init(conn: Connection) -> Result<Self, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
+        migrate(&conn)?;
         Ok(Self { conn: Arc::new(Mutex::new(conn)) })
     }
 
@@ -258,7 +310,7 @@ impl Store for SqliteStore {
                     for key in &keys {
                         link.execute(params![key.as_str(), inv.id.0, inv.created_at.millis()]).map_err(unavailable)?;
                     }
-                    bump(&tx, inv.campaign_id.as_str(), "invited", 1)?;
+                    apply_counters(&tx, inv.campaign_id.as_str(), &counters::invitation_deltas(inv))?;
                     let kind = EventKind::InvitationCreated { invitation_id: inv.id.clone() };
                     event
                         .execute(params![format!("invitation-{}", inv.id), inv.created_at.millis(), to_json(&kind)?])
@@ -283,7 +335,7 @@ impl Store for SqliteStore {
         let conn = self.lock()?;
         let mut stmt = conn
             .prepare(
-                "SELECT i.body, i.reminders_sent, i.next_reminder_at, i.answered_at, a.body,
+                "SELECT i.body, i.reminders_sent, i.next_reminder_at, i.answered_at, i.opened_at, i.suppressed, a.body,
                         (SELECT COUNT(*) FROM review_clicks r WHERE r.invitation_id = i.id),
                         EXISTS (SELECT 1 FROM contact_invitations ci JOIN suppressions s ON s.contact_key = ci.contact_key
                                 WHERE ci.invitation_id = i.id)
@@ -293,7 +345,7 @@ impl Store for SqliteStore {
             .map_err(unavailable)?;
         let rows = stmt
             .query_map([campaign.as_str()], |r| {
-                Ok((invitation_columns(r)?, r.get::<_, Option<String>>(4)?, r.get::<_, u32>(5)?, r.get::<_, bool>(6)?))
+                Ok((invitation_columns(r)?, r.get::<_, Option<String>>(6)?, r.get::<_, u32>(7)?, r.get::<_, bool>(8)?))
             })
             .map_err(unavailable)?;
         rows.map(|row| {
@@ -317,7 +369,7 @@ impl Store for SqliteStore {
         body.map(|b| from_json(&b)).transpose()
     }
 
-    async fn record_answer(&self, answer: &Answer, event: &Event) -> Result<(), StoreError> {
+    async fn record_answer(&self, answer: &Answer, event: &Event, deltas: &CounterDeltas) -> Result<(), StoreError> {
         let mut conn = self.lock()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
         let stored: Option<u32> = tx
@@ -342,31 +394,41 @@ impl Store for SqliteStore {
         if updated != 1 {
             return Err(StoreError::Conflict);
         }
-        if let Some((from, to)) = event.kind.group_move() {
-            bump(&tx, answer.campaign_id.as_str(), counter_column(to), 1)?;
-            if let Some(from) = from {
-                bump(&tx, answer.campaign_id.as_str(), counter_column(from), -1)?;
-            }
-        }
+        apply_counters(&tx, answer.campaign_id.as_str(), deltas)?;
         tx.execute("INSERT INTO events (id, at, body) VALUES (?1, ?2, ?3)", params![event.id, event.at.millis(), to_json(&event.kind)?])
             .map_err(unavailable)?;
         tx.commit().map_err(unavailable)
     }
 
-    async fn campaign_counters(&self, campaign: &CampaignId) -> Result<CampaignCounters, StoreError> {
-        let row: Option<(u64, u64, u64, u64)> = self
-            .lock()?
+    async fn counter_buckets(&self, campaign: &CampaignId) -> Result<BTreeMap<String, Fields>, StoreError> {
+        let conn = self.lock()?;
+        let mut stmt = conn.prepare_cached("SELECT bucket, field, value FROM counters WHERE campaign_id = ?1").map_err(unavailable)?;
+        let rows = stmt
+            .query_map([campaign.as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))
+            .map_err(unavailable)?;
+        let mut buckets: BTreeMap<String, Fields> = BTreeMap::new();
+        for row in rows {
+            let (bucket, field, value) = row.map_err(unavailable)?;
+            buckets.entry(bucket).or_default().insert(field, value);
+        }
+        Ok(buckets)
+    }
+
+    async fn record_open(&self, invitation: &InvitationId, at: Timestamp) -> Result<bool, StoreError> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+        let campaign: Option<String> = tx
             .query_row(
-                "SELECT invited, promoters, passives, detractors FROM campaign_counters WHERE campaign_id = ?1",
-                [campaign.as_str()],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                "UPDATE invitations SET opened_at = ?2 WHERE id = ?1 AND opened_at IS NULL RETURNING campaign_id",
+                params![invitation.0, at.millis()],
+                |r| r.get(0),
             )
             .optional()
             .map_err(unavailable)?;
-        Ok(row.map_or_else(Default::default, |(invited, promoters, passives, detractors)| CampaignCounters {
-            invited,
-            tally: closeloop_core::Tally { promoters, passives, detractors },
-        }))
+        let Some(campaign) = campaign else { return Ok(false) };
+        apply_counters(&tx, &campaign, &CounterDeltas::single(TOTAL, OPENED, 1))?;
+        tx.commit().map_err(unavailable)?;
+        Ok(true)
     }
 
     async fn pending_events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
@@ -406,9 +468,11 @@ impl Store for SqliteStore {
     async fn suppress(&self, key: &ContactKey, reason: SuppressionReason, at: Timestamp) -> Result<bool, StoreError> {
         let mut conn = self.lock()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
-        let reason = serde_json::to_value(reason).map_err(corrupt)?.as_str().unwrap_or("unsubscribed").to_owned();
         let inserted = tx
-            .execute("INSERT OR IGNORE INTO suppressions (contact_key, reason, at) VALUES (?1, ?2, ?3)", params![key.as_str(), reason, at.millis()])
+            .execute(
+                "INSERT OR IGNORE INTO suppressions (contact_key, reason, at) VALUES (?1, ?2, ?3)",
+                params![key.as_str(), reason.as_str(), at.millis()],
+            )
             .map_err(unavailable)?;
         tx.execute(
             "UPDATE invitations SET next_reminder_at = NULL
@@ -416,6 +480,21 @@ impl Store for SqliteStore {
             [key.as_str()],
         )
         .map_err(unavailable)?;
+        // Each invitation of this person counts once, under the first reason it was suppressed for.
+        let newly_marked: Vec<String> = {
+            let mut stmt = tx
+                .prepare_cached(
+                    "UPDATE invitations SET suppressed = ?2
+                     WHERE suppressed IS NULL AND id IN (SELECT invitation_id FROM contact_invitations WHERE contact_key = ?1)
+                     RETURNING campaign_id",
+                )
+                .map_err(unavailable)?;
+            let rows = stmt.query_map(params![key.as_str(), reason.as_str()], |r| r.get(0)).map_err(unavailable)?;
+            rows.collect::<Result<_, _>>().map_err(unavailable)?
+        };
+        for campaign in newly_marked {
+            apply_counters(&tx, &campaign, &CounterDeltas::single(TOTAL, counters::suppression_field(reason), 1))?;
+        }
         tx.commit().map_err(unavailable)?;
         Ok(inserted == 1)
     }
@@ -455,35 +534,54 @@ impl Store for SqliteStore {
     }
 
     async fn record_review_click(&self, invitation: &InvitationId, site: &str, at: Timestamp) -> Result<(), StoreError> {
-        self.lock()?
-            .execute("INSERT INTO review_clicks (invitation_id, site, at) VALUES (?1, ?2, ?3)", params![invitation.0, site, at.millis()])
+        let mut conn = self.lock()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+        let first = !tx
+            .prepare_cached("SELECT 1 FROM review_clicks WHERE invitation_id = ?1")
+            .and_then(|mut s| s.exists([&invitation.0]))
             .map_err(unavailable)?;
-        Ok(())
+        tx.execute("INSERT INTO review_clicks (invitation_id, site, at) VALUES (?1, ?2, ?3)", params![invitation.0, site, at.millis()])
+            .map_err(unavailable)?;
+        if first {
+            let campaign: Option<String> = tx
+                .query_row("SELECT campaign_id FROM invitations WHERE id = ?1", [&invitation.0], |r| r.get(0))
+                .optional()
+                .map_err(unavailable)?;
+            if let Some(campaign) = campaign {
+                apply_counters(&tx, &campaign, &CounterDeltas::single(TOTAL, REVIEW_CLICKERS, 1))?;
+            }
+        }
+        tx.commit().map_err(unavailable)
     }
 
     async fn open_case(&self, case: &FollowUpCase) -> Result<bool, StoreError> {
         let inserted = self
             .lock()?
             .execute(
-                "INSERT OR IGNORE INTO cases (invitation_id, campaign_id, due_at, escalated_at, status, body) VALUES (?1, ?2, ?3, ?4, 'open', ?5)",
-                params![case.invitation_id.0, case.campaign_id.as_str(), case.due_at.millis(), case.escalated_at.map(Timestamp::millis), to_json(case)?],
+                "INSERT OR IGNORE INTO cases (invitation_id, campaign_id, due_at, escalated_at, status, body, owner)
+                 VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6)",
+                params![
+                    case.invitation_id.0,
+                    case.campaign_id.as_str(),
+                    case.due_at.millis(),
+                    case.escalated_at.map(Timestamp::millis),
+                    to_json(case)?,
+                    case.owner_email.as_ref().map(Email::as_str)
+                ],
             )
             .map_err(unavailable)?;
         Ok(inserted == 1)
     }
 
     async fn case(&self, invitation: &InvitationId) -> Result<Option<FollowUpCase>, StoreError> {
-        let row: Option<(String, Option<i64>)> = self
+        let row = self
             .lock()?
-            .query_row("SELECT body, escalated_at FROM cases WHERE invitation_id = ?1", [&invitation.0], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row("SELECT body, escalated_at, status FROM cases WHERE invitation_id = ?1", [&invitation.0], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .optional()
             .map_err(unavailable)?;
-        row.map(|(body, escalated)| {
-            let mut case: FollowUpCase = from_json(&body)?;
-            case.escalated_at = escalated.map(Timestamp::from_millis);
-            Ok(case)
-        })
-        .transpose()
+        row.map(case_from).transpose()
     }
 
     async fn overdue_cases(&self, at: Timestamp, limit: usize) -> Result<Vec<FollowUpCase>, StoreError> {
@@ -503,6 +601,62 @@ impl Store for SqliteStore {
             .map_err(unavailable)?;
         Ok(())
     }
+
+    async fn cases(&self, campaign: &CampaignId, owner: Option<&Email>) -> Result<Vec<FollowUpCase>, StoreError> {
+        let conn = self.lock()?;
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT body, escalated_at, status FROM cases
+                 WHERE campaign_id = ?1 AND (?2 IS NULL OR owner = ?2) ORDER BY due_at, invitation_id",
+            )
+            .map_err(unavailable)?;
+        let rows = stmt
+            .query_map(params![campaign.as_str(), owner.map(Email::as_str)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(unavailable)?;
+        rows.map(|r| case_from(r.map_err(unavailable)?)).collect()
+    }
+
+    async fn add_case_note(&self, invitation: &InvitationId, note: &CaseNote) -> Result<bool, StoreError> {
+        self.change_case(invitation, |case| {
+            case.notes.push(note.clone());
+            true
+        })
+    }
+
+    async fn close_case(&self, invitation: &InvitationId, closure: &CaseClosure) -> Result<bool, StoreError> {
+        self.change_case(invitation, |case| {
+            if case.status == CaseStatus::Closed {
+                return false;
+            }
+            case.status = CaseStatus::Closed;
+            case.closed = Some(closure.clone());
+            true
+        })
+    }
+}
+
+impl SqliteStore {
+    /// Reads, changes and writes a case in one transaction; `change` says whether to write.
+    fn change_case(&self, invitation: &InvitationId, change: impl FnOnce(&mut FollowUpCase) -> bool) -> Result<bool, StoreError> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+        let row = tx
+            .query_row("SELECT body, escalated_at, status FROM cases WHERE invitation_id = ?1", [&invitation.0], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()
+            .map_err(unavailable)?;
+        let Some(row) = row else { return Ok(false) };
+        let mut case = case_from(row)?;
+        if !change(&mut case) {
+            return Ok(false);
+        }
+        let status = if case.status == CaseStatus::Closed { "closed" } else { "open" };
+        tx.execute("UPDATE cases SET body = ?2, status = ?3 WHERE invitation_id = ?1", params![invitation.0, to_json(&case)?, status])
+            .map_err(unavailable)?;
+        tx.commit().map_err(unavailable)?;
+        Ok(true)
+    }
 }
 
 #[cfg(test)]
@@ -514,6 +668,34 @@ mod tests {
     }
 
     closeloop_core::store_contract_tests!(fresh_store);
+
+    #[tokio::test]
+    async fn a_file_from_the_first_schema_keeps_its_counters_and_gains_the_new_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("closeloop.db");
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(
+                "CREATE TABLE invitations (id TEXT PRIMARY KEY, token TEXT NOT NULL UNIQUE, campaign_id TEXT NOT NULL, body TEXT NOT NULL,
+                     created_at INTEGER NOT NULL, reminders_sent INTEGER NOT NULL DEFAULT 0, next_reminder_at INTEGER, answered_at INTEGER);
+                 CREATE TABLE cases (invitation_id TEXT PRIMARY KEY, campaign_id TEXT NOT NULL, due_at INTEGER NOT NULL,
+                     escalated_at INTEGER, status TEXT NOT NULL, body TEXT NOT NULL);
+                 INSERT INTO cases VALUES ('i1', 'old', 5, NULL, 'open', '{\"invitation_id\":\"i1\",\"campaign_id\":\"old\",\"owner_email\":\"anna@acme.example\",\"opened_at\":1,\"due_at\":5,\"status\":\"open\",\"escalated_at\":null}');
+                 CREATE TABLE campaign_counters (campaign_id TEXT PRIMARY KEY, invited INTEGER NOT NULL DEFAULT 0,
+                     promoters INTEGER NOT NULL DEFAULT 0, passives INTEGER NOT NULL DEFAULT 0, detractors INTEGER NOT NULL DEFAULT 0);
+                 INSERT INTO campaign_counters VALUES ('old', 7, 3, 2, 1);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let old = CampaignId::parse("old").unwrap();
+        let counters = store.campaign_counters(&old).await.unwrap();
+        assert_eq!((counters.invited, counters.tally.promoters, counters.tally.detractors), (7, 3, 1));
+        let anna = Email::parse("anna@acme.example").unwrap();
+        assert_eq!(store.cases(&old, Some(&anna)).await.unwrap().len(), 1, "old cases are found by owner");
+        drop(store);
+        assert_eq!(SqliteStore::open(&path).unwrap().campaign_counters(&old).await.unwrap(), counters, "migrating twice changes nothing");
+    }
 
     #[tokio::test]
     async fn data_survives_reopening_the_file() {
