@@ -15,9 +15,7 @@ pub struct CampaignId(String);
 impl CampaignId {
     /// Lower-case letters, digits and dashes, up to 64: it appears in URLs, keys and reports.
     pub fn parse(input: &str) -> Result<Self, CampaignError> {
-        let ok = !input.is_empty()
-            && input.len() <= 64
-            && input.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        let ok = !input.is_empty() && input.len() <= 64 && input.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if ok {
             Ok(Self(input.to_owned()))
         } else {
@@ -69,12 +67,9 @@ impl LocalizedText {
     pub fn get(&self, locale: Locale) -> &str {
         match self {
             LocalizedText::Same(s) => s,
-            LocalizedText::PerLocale(map) => map
-                .get(&locale)
-                .or_else(|| map.get(&Locale::En))
-                .or_else(|| map.values().next())
-                .map(String::as_str)
-                .unwrap_or(""),
+            LocalizedText::PerLocale(map) => {
+                map.get(&locale).or_else(|| map.get(&Locale::En)).or_else(|| map.values().next()).map(String::as_str).unwrap_or("")
+            }
         }
     }
 }
@@ -317,19 +312,15 @@ mod tests {
         assert!(err.to_string().contains("alert_threshold"));
         let err = Campaign::from_toml(&MINIMAL.replace("\"visit\"", "\"Visit 2\"")).unwrap_err();
         assert!(err.to_string().contains("campaign id"));
-        let err = Campaign::from_toml(&format!(
-            "{MINIMAL}\n[[review_sites]]\nkey = \"x\"\nname = \"X\"\nurl = \"javascript:alert(1)\"\n"
-        ))
-        .unwrap_err();
+        let err = Campaign::from_toml(&format!("{MINIMAL}\n[[review_sites]]\nkey = \"x\"\nname = \"X\"\nurl = \"javascript:alert(1)\"\n"))
+            .unwrap_err();
         assert!(err.to_string().contains("https"));
     }
 
     #[test]
     fn localized_text_falls_back_to_english() {
-        let t: LocalizedText = toml::from_str::<BTreeMap<String, LocalizedText>>("l = { en = \"Ease\", sv = \"Enkelhet\" }")
-            .unwrap()
-            .remove("l")
-            .unwrap();
+        let t: LocalizedText =
+            toml::from_str::<BTreeMap<String, LocalizedText>>("l = { en = \"Ease\", sv = \"Enkelhet\" }").unwrap().remove("l").unwrap();
         assert_eq!(t.get(Locale::Sv), "Enkelhet");
         assert_eq!(t.get(Locale::Da), "Ease");
     }

@@ -3,9 +3,9 @@
 //! cannot drift apart.
 
 use crate::campaign::{Campaign, CampaignId};
+use crate::counters::{answer_deltas, Aggregates, CounterDeltas, OPENED, REVIEW_CLICKERS, TOTAL};
 use crate::model::*;
 use crate::nps::Score;
-use crate::counters::{answer_deltas, Aggregates, CounterDeltas, OPENED, REVIEW_CLICKERS, TOTAL};
 use crate::ports::{CreateOutcome, Store, StoreError};
 use crate::time::Timestamp;
 
@@ -31,14 +31,8 @@ pub fn invitation(campaign: &Campaign, n: u8, at: Timestamp) -> Invitation {
     let mut bytes = [n; 16];
     bytes[0] = campaign.id.as_str().len() as u8;
     bytes[1] = (at.millis() % 251) as u8;
-    Invitation::new(
-        InvitationId(format!("{}-{n}-{}", campaign.id, at.millis())),
-        Token::from_random_bytes(bytes),
-        campaign,
-        contact,
-        at,
-    )
-    .expect("valid invitation")
+    Invitation::new(InvitationId(format!("{}-{n}-{}", campaign.id, at.millis())), Token::from_random_bytes(bytes), campaign, contact, at)
+        .expect("valid invitation")
 }
 
 pub fn answer(invitation: &Invitation, score: u8, version: u32, at: Timestamp) -> (Answer, Event, CounterDeltas) {
@@ -46,7 +40,13 @@ pub fn answer(invitation: &Invitation, score: u8, version: u32, at: Timestamp) -
 }
 
 /// An answer change from `previous` (the stored answer, if any) to `score`, with its counter deltas.
-pub fn answer_after(invitation: &Invitation, previous: Option<&Answer>, score: u8, version: u32, at: Timestamp) -> (Answer, Event, CounterDeltas) {
+pub fn answer_after(
+    invitation: &Invitation,
+    previous: Option<&Answer>,
+    score: u8,
+    version: u32,
+    at: Timestamp,
+) -> (Answer, Event, CounterDeltas) {
     let answer = Answer {
         invitation_id: invitation.id.clone(),
         campaign_id: invitation.campaign_id.clone(),
@@ -137,10 +137,8 @@ pub async fn suppression_covers_every_campaign_and_is_idempotent(store: &dyn Sto
 pub async fn creating_an_invitation_leaves_one_pending_event_until_completed(store: &dyn Store) {
     let (_, inv) = seeded(store, "events").await;
     let pending = store.pending_events(1000).await.unwrap();
-    let mine: Vec<_> = pending
-        .iter()
-        .filter(|e| matches!(&e.kind, EventKind::InvitationCreated { invitation_id } if *invitation_id == inv.id))
-        .collect();
+    let mine: Vec<_> =
+        pending.iter().filter(|e| matches!(&e.kind, EventKind::InvitationCreated { invitation_id } if *invitation_id == inv.id)).collect();
     assert_eq!(mine.len(), 1);
     store.complete_event(&mine[0].id, T0).await.unwrap();
     store.complete_event(&mine[0].id, T0).await.unwrap();

@@ -104,10 +104,8 @@ pub fn segment_values(invitation: &Invitation) -> Vec<(String, String)> {
         ("company", c.company.clone()),
         ("locale", Some(invitation.locale.code().to_owned())),
     ];
-    let mut values: Vec<(String, String)> = named
-        .into_iter()
-        .filter_map(|(dim, value)| value.filter(|v| !v.trim().is_empty()).map(|v| (dim.to_owned(), v)))
-        .collect();
+    let mut values: Vec<(String, String)> =
+        named.into_iter().filter_map(|(dim, value)| value.filter(|v| !v.trim().is_empty()).map(|v| (dim.to_owned(), v))).collect();
     values.extend(c.properties.iter().filter(|(_, v)| !v.trim().is_empty()).map(|(k, v)| (format!("prop:{k}"), v.clone())));
     values
 }
@@ -133,10 +131,12 @@ pub fn themes_of<'a>(themes: &'a BTreeMap<String, Vec<String>>, comment: &str) -
     let words: Vec<String> = words(comment).collect();
     themes
         .iter()
-        .filter(|(_, keywords)| keywords.iter().any(|k| {
-            let k = k.trim().to_lowercase();
-            words.iter().any(|w| w.starts_with(&k))
-        }))
+        .filter(|(_, keywords)| {
+            keywords.iter().any(|k| {
+                let k = k.trim().to_lowercase();
+                words.iter().any(|w| w.starts_with(&k))
+            })
+        })
         .map(|(name, _)| name.as_str())
         .collect()
 }
@@ -301,7 +301,11 @@ impl Aggregates {
 
     pub fn segment(&self, dimension: &str, value: &str) -> Option<Segment> {
         let bucket = segment_bucket(dimension, value);
-        self.buckets.contains_key(&bucket).then(|| Segment { value: value.to_owned(), invited: self.get(&bucket, INVITED), tally: self.tally_of(&bucket) })
+        self.buckets.contains_key(&bucket).then(|| Segment {
+            value: value.to_owned(),
+            invited: self.get(&bucket, INVITED),
+            tally: self.tally_of(&bucket),
+        })
     }
 
     pub fn driver(&self, key: &str) -> DriverStat {
@@ -342,7 +346,8 @@ mod tests {
             properties: [("region".to_owned(), "Syd".to_owned())].into(),
             ..Contact::default()
         };
-        Invitation::new(InvitationId("i".into()), Token::from_random_bytes([1; 16]), &campaign(), contact, Timestamp::from_millis(0)).unwrap()
+        Invitation::new(InvitationId("i".into()), Token::from_random_bytes([1; 16]), &campaign(), contact, Timestamp::from_millis(0))
+            .unwrap()
     }
 
     fn answer(score: u8, rating: u8, comment: &str, version: u32) -> Answer {
@@ -371,7 +376,10 @@ mod tests {
         assert_eq!(agg.tally(), Tally { promoters: 1, passives: 0, detractors: 0 });
         assert_eq!(agg.segment("store", "Malmö").unwrap().tally.promoters, 1);
         assert_eq!(agg.segment("prop:region", "Syd").unwrap().invited, 1);
-        assert_eq!(agg.themes(), vec![("price".to_owned(), Tally::default()), ("staff".to_owned(), Tally { promoters: 1, passives: 0, detractors: 0 })]);
+        assert_eq!(
+            agg.themes(),
+            vec![("price".to_owned(), Tally::default()), ("staff".to_owned(), Tally { promoters: 1, passives: 0, detractors: 0 })]
+        );
         assert_eq!(agg.driver("ease").answers, 1);
         assert_eq!(agg.driver("ease").mean, Some(5.0));
     }

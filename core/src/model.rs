@@ -109,8 +109,7 @@ pub struct Phone(String);
 impl Phone {
     pub fn parse(input: &str) -> Result<Self, ContactError> {
         let bad = || ContactError::BadPhone(input.trim().chars().take(40).collect());
-        let compact: String =
-            input.trim().chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')' | '\u{a0}')).collect();
+        let compact: String = input.trim().chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')' | '\u{a0}')).collect();
         let digits = if let Some(rest) = compact.strip_prefix('+') {
             rest
         } else if let Some(rest) = compact.strip_prefix("00") {
@@ -205,11 +204,7 @@ impl Contact {
     }
 
     pub fn full_name(&self) -> String {
-        [self.first_name.as_deref(), self.last_name.as_deref()]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(" ")
+        [self.first_name.as_deref(), self.last_name.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" ")
     }
 
     /// Checks invariants that hold however the contact arrived (CSV, API).
@@ -281,8 +276,7 @@ impl Token {
 
     /// A syntactic check only: refuses junk before any storage lookup.
     pub fn parse(input: &str) -> Option<Self> {
-        (input.len() == TOKEN_LEN && input.bytes().all(|b| b.is_ascii_alphanumeric()))
-            .then(|| Self(input.to_owned()))
+        (input.len() == TOKEN_LEN && input.bytes().all(|b| b.is_ascii_alphanumeric())).then(|| Self(input.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -331,13 +325,7 @@ pub struct Invitation {
 }
 
 impl Invitation {
-    pub fn new(
-        id: InvitationId,
-        token: Token,
-        campaign: &Campaign,
-        contact: Contact,
-        now: Timestamp,
-    ) -> Result<Self, ContactError> {
+    pub fn new(id: InvitationId, token: Token, campaign: &Campaign, contact: Contact, now: Timestamp) -> Result<Self, ContactError> {
         contact.validate()?;
         let channel = contact.channel().ok_or(ContactError::NoChannel)?;
         let locale = campaign.locale_for(contact.locale);
@@ -429,8 +417,24 @@ pub struct FollowUpCase {
 }
 
 impl FollowUpCase {
-    pub fn new(invitation_id: InvitationId, campaign_id: CampaignId, owner_email: Option<Email>, opened_at: Timestamp, due_at: Timestamp) -> Self {
-        Self { invitation_id, campaign_id, owner_email, opened_at, due_at, status: CaseStatus::Open, escalated_at: None, notes: Vec::new(), closed: None }
+    pub fn new(
+        invitation_id: InvitationId,
+        campaign_id: CampaignId,
+        owner_email: Option<Email>,
+        opened_at: Timestamp,
+        due_at: Timestamp,
+    ) -> Self {
+        Self {
+            invitation_id,
+            campaign_id,
+            owner_email,
+            opened_at,
+            due_at,
+            status: CaseStatus::Open,
+            escalated_at: None,
+            notes: Vec::new(),
+            closed: None,
+        }
     }
 
     pub fn is_overdue(&self, at: Timestamp) -> bool {
@@ -474,7 +478,9 @@ impl SuppressionReason {
     }
 
     pub fn parse(input: &str) -> Option<Self> {
-        [SuppressionReason::Unsubscribed, SuppressionReason::Bounced, SuppressionReason::Complained].into_iter().find(|r| r.as_str() == input)
+        [SuppressionReason::Unsubscribed, SuppressionReason::Bounced, SuppressionReason::Complained]
+            .into_iter()
+            .find(|r| r.as_str() == input)
     }
 }
 

@@ -57,11 +57,7 @@ pub trait Store: Sync + Send {
 
     /// Creates each invitation unless one of its contact keys is suppressed or was invited at or
     /// after `throttle_since`; each creation writes its `InvitationCreated` event atomically.
-    async fn create_invitations(
-        &self,
-        invitations: &[Invitation],
-        throttle_since: Timestamp,
-    ) -> Result<Vec<CreateOutcome>, StoreError>;
+    async fn create_invitations(&self, invitations: &[Invitation], throttle_since: Timestamp) -> Result<Vec<CreateOutcome>, StoreError>;
     async fn invitation(&self, id: &InvitationId) -> Result<Option<Invitation>, StoreError>;
     async fn invitation_by_token(&self, token: &Token) -> Result<Option<Invitation>, StoreError>;
     async fn campaign_rows(&self, campaign: &CampaignId) -> Result<Vec<InvitationRow>, StoreError>;
@@ -101,12 +97,7 @@ pub trait Store: Sync + Send {
     /// Invitations whose next reminder is due at or before `at`, oldest first.
     async fn due_reminders(&self, at: Timestamp, limit: usize) -> Result<Vec<Invitation>, StoreError>;
     /// Records that reminder number `sent` went out, and when the next is due (if any).
-    async fn reminder_sent(
-        &self,
-        invitation: &InvitationId,
-        sent: u32,
-        next: Option<Timestamp>,
-    ) -> Result<(), StoreError>;
+    async fn reminder_sent(&self, invitation: &InvitationId, sent: u32, next: Option<Timestamp>) -> Result<(), StoreError>;
 
     /// Records a click; the first click of an invitation also counts a review clicker.
     async fn record_review_click(&self, invitation: &InvitationId, site: &str, at: Timestamp) -> Result<(), StoreError>;
@@ -242,10 +233,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
-        let ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
+        let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
         Timestamp::from_millis(ms)
     }
 }

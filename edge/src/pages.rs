@@ -102,6 +102,12 @@ pub async fn survey(State(state): State<AppState>, Path(token): Path<String>, Ra
     if let Some(score) = linked_score {
         form.score = Some(score.value());
     }
+    if invitation.opened_at.is_none() {
+        // The funnel's "opened" step; failing to count it must not cost the respondent the page.
+        if let Err(e) = state.services.store.record_open(&invitation.id, state.services.clock.now()).await {
+            log_error!("recording the page open failed: {e}");
+        }
+    }
     page(StatusCode::OK, &campaign, &invitation, &form, existing.as_ref(), &[], false)
 }
 
@@ -154,6 +160,7 @@ pub async fn answer(State(state): State<AppState>, Path(token): Path<String>, he
             first_answered_at: previous.as_ref().map_or(now, |p| p.first_answered_at),
             answered_at: now,
         };
+        let counters = closeloop_core::counters::answer_deltas(&campaign, &invitation, previous.as_ref(), &answer);
         let event = Event {
             id: format!("answer-{}-{version}", invitation.id),
             at: now,
@@ -164,7 +171,7 @@ pub async fn answer(State(state): State<AppState>, Path(token): Path<String>, he
                 score: valid.score,
             },
         };
-        match store.record_answer(&answer, &event).await {
+        match store.record_answer(&answer, &event, &counters).await {
             Ok(()) => return Redirect::to(&format!("/s/{}/thanks", invitation.token.as_str())).into_response(),
             Err(StoreError::Conflict) => continue,
             Err(e) => {
@@ -199,7 +206,9 @@ pub async fn review_redirect(State(state): State<AppState>, Path((token, site)):
         Err(response) => return response,
     };
     let not_found = || notice(StatusCode::NOT_FOUND, invitation.locale, Notice::NotFound);
-    let Some(site) = campaign.review_site(&site) else { return not_found() };
+    let Some(site) = campaign.review_site(&site) else {
+        return not_found();
+    };
     let store = &state.services.store;
     let answer = match store.answer(&invitation.id).await {
         Ok(Some(answer)) => answer,

@@ -2,7 +2,7 @@
 //! review, detractors and "contact me" answers open a follow-up case and alert its owner.
 //! Every message has a key, so a redelivered event sends nothing twice.
 
-use closeloop_core::model::{Event, EventKind, FollowUpCase, CaseStatus, InvitationId};
+use closeloop_core::model::{Event, EventKind, FollowUpCase, InvitationId};
 use closeloop_core::ports::MessageKind;
 use closeloop_core::{render, rules};
 
@@ -74,7 +74,9 @@ async fn react_to_answer(services: &Services, id: &InvitationId) -> Result<(), F
                 let mail = to_staff(MessageKind::Alert, &campaign, owner.as_str(), alert);
                 send_once(services, &format!("alert:{id}"), Outgoing::Mail(mail)).await?;
             }
-            None => tracing::warn!(invitation = %id, "follow-up case has no owner and the campaign no manager_email"),
+            None => {
+                tracing::warn!(invitation = %id, "follow-up case has no owner and the campaign no manager_email")
+            }
         }
     }
     Ok(())

@@ -88,21 +88,36 @@ pub fn campaign_partition(id: &CampaignId) -> String {
     format!("CAMPAIGN#{id}")
 }
 
-/// The counter attribute of a group on the campaign's `COUNTERS` item.
-pub fn counter_attribute(group: closeloop_core::Group) -> &'static str {
-    match group {
-        closeloop_core::Group::Promoter => "promoters",
-        closeloop_core::Group::Passive => "passives",
-        closeloop_core::Group::Detractor => "detractors",
+/// The sort key of a counter bucket: the total keeps the `COUNTERS` item of the first schema.
+pub fn counter_sk(bucket: &str) -> String {
+    if bucket == closeloop_core::counters::TOTAL {
+        COUNTERS_SK.to_owned()
+    } else {
+        format!("COUNTER#{bucket}")
     }
 }
 
+/// The bucket a counter item holds, from its sort key.
+pub fn counter_bucket(sk: &str) -> Option<&str> {
+    if sk == COUNTERS_SK {
+        Some(closeloop_core::counters::TOTAL)
+    } else {
+        sk.strip_prefix("COUNTER#")
+    }
+}
+
+/// Cases of a campaign on the `campaign` index, ordered by owner then due date.
+pub fn case_index_sk(case: &FollowUpCase) -> String {
+    format!("{}{}", case_owner_prefix(case.owner_email.as_ref()), order_key(case.due_at, &case.invitation_id.0))
+}
+
+/// A domain cannot hold `#`, so one owner's prefix never matches another's.
+pub fn case_owner_prefix(owner: Option<&closeloop_core::Email>) -> String {
+    format!("CASE#{}#", owner.map_or("-", |o| o.as_str()))
+}
+
 pub fn campaign_item(campaign: &Campaign) -> Result<Item, StoreError> {
-    Ok(HashMap::from([
-        ("pk".into(), s(CAMPAIGNS_PK)),
-        ("sk".into(), s(campaign_sk(&campaign.id))),
-        ("body".into(), json(campaign)?),
-    ]))
+    Ok(HashMap::from([("pk".into(), s(CAMPAIGNS_PK)), ("sk".into(), s(campaign_sk(&campaign.id))), ("body".into(), json(campaign)?)]))
 }
 
 /// The body holds what never changes; the changing fields are attributes of their own so that
@@ -135,6 +150,8 @@ pub fn invitation_from(item: &Item) -> Result<Invitation, StoreError> {
     inv.reminders_sent = get_n(item, "reminders_sent").unwrap_or(0) as u32;
     inv.next_reminder_at = get_n(item, "next_reminder_at").map(Timestamp::from_millis);
     inv.answered_at = get_n(item, "answered_at").map(Timestamp::from_millis);
+    inv.opened_at = get_n(item, "opened_at").map(Timestamp::from_millis);
+    inv.suppressed = get_s(item, "suppressed").ok().and_then(SuppressionReason::parse);
     Ok(inv)
 }
 
@@ -209,6 +226,8 @@ pub fn case_item(case: &FollowUpCase) -> Result<Item, StoreError> {
         ("sk".into(), s(CASE_SK)),
         ("body".into(), json(case)?),
         ("due_at".into(), n(case.due_at.millis())),
+        ("gsi2pk".into(), s(campaign_partition(&case.campaign_id))),
+        ("gsi2sk".into(), s(case_index_sk(case))),
     ]);
     match case.escalated_at {
         Some(at) => {
@@ -227,4 +246,8 @@ pub fn case_from(item: &Item) -> Result<FollowUpCase, StoreError> {
     let mut case: FollowUpCase = body(item)?;
     case.escalated_at = get_n(item, "escalated_at").map(Timestamp::from_millis);
     Ok(case)
+}
+
+pub fn case_body(case: &FollowUpCase) -> Result<AttributeValue, StoreError> {
+    json(case)
 }

@@ -15,8 +15,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWrite
 use aws_sdk_dynamodb::Client;
 
 use closeloop_core::campaign::{Campaign, CampaignId};
+use closeloop_core::counters::{self, CounterDeltas, Fields, OPENED, REVIEW_CLICKERS, TOTAL};
 use closeloop_core::model::*;
-use closeloop_core::ports::{CampaignCounters, CreateOutcome, InvitationRow, Store, StoreError};
+use closeloop_core::ports::{CreateOutcome, InvitationRow, Store, StoreError};
 use closeloop_core::Timestamp;
 
 pub use items::event_from_item;
@@ -123,18 +124,74 @@ impl DynamoStore {
         }
     }
 
-    /// An ADD of counters on the campaign's `COUNTERS` item, as one transaction item.
-    fn counters_update(&self, campaign: &CampaignId, adds: &[(&str, i64)]) -> Result<TransactWriteItem, StoreError> {
-        let expression = adds.iter().enumerate().map(|(i, (name, _))| format!("{name} :d{i}")).collect::<Vec<_>>().join(", ");
-        let mut update = Update::builder()
-            .table_name(&self.table)
-            .key("pk", s(campaign_partition(campaign)))
-            .key("sk", s(COUNTERS_SK))
-            .update_expression(format!("ADD {expression}"));
-        for (i, (_, delta)) in adds.iter().enumerate() {
-            update = update.expression_attribute_values(format!(":d{i}"), n(*delta));
+    /// One ADD per counter bucket, as transaction items (a transaction may touch an item once).
+    fn counter_updates(&self, campaign: &CampaignId, deltas: &CounterDeltas) -> Result<Vec<TransactWriteItem>, StoreError> {
+        deltas
+            .buckets()
+            .map(|(bucket, fields)| {
+                let expression = (0..fields.len()).map(|i| format!("#f{i} :d{i}")).collect::<Vec<_>>().join(", ");
+                let mut update = Update::builder()
+                    .table_name(&self.table)
+                    .key("pk", s(campaign_partition(campaign)))
+                    .key("sk", s(counter_sk(bucket)))
+                    .update_expression(format!("ADD {expression}"));
+                for (i, (field, delta)) in fields.iter().enumerate() {
+                    update =
+                        update.expression_attribute_names(format!("#f{i}"), field).expression_attribute_values(format!(":d{i}"), n(*delta));
+                }
+                Ok(TransactWriteItem::builder().update(update.build().map_err(request_bug)?).build())
+            })
+            .collect()
+    }
+
+    /// Runs a transaction; `Ok(false)` when a condition failed.
+    async fn transact_if(&self, items: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let reasons = cancellation_reasons(e)?;
+                if reasons.iter().any(|r| r.code() == Some("ConditionalCheckFailed")) {
+                    Ok(false)
+                } else {
+                    Err(StoreError::Unavailable(format!("transaction cancelled: {reasons:?}")))
+                }
+            }
         }
-        Ok(TransactWriteItem::builder().update(update.build().map_err(request_bug)?).build())
+    }
+
+    /// Reads, changes and writes a case under the condition that nobody changed it meanwhile.
+    async fn change_case(&self, invitation: &InvitationId, change: impl Fn(&mut FollowUpCase) -> bool) -> Result<bool, StoreError> {
+        for _ in 0..5 {
+            let Some(item) = self.get(invitation_pk(invitation), CASE_SK).await? else {
+                return Ok(false);
+            };
+            let mut case = case_from(&item)?;
+            if !change(&mut case) {
+                return Ok(false);
+            }
+            let old_body = item.get("body").cloned().ok_or_else(|| StoreError::Corrupt("case without body".into()))?;
+            let mut update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(invitation_pk(invitation)))
+                .key("sk", s(CASE_SK))
+                .condition_expression("body = :old")
+                .expression_attribute_values(":old", old_body)
+                .expression_attribute_values(":new", case_body(&case)?);
+            // A closed case leaves the overdue index: it can no longer escalate.
+            update = if case.status == CaseStatus::Closed {
+                update.update_expression("SET body = :new REMOVE gsi1pk, gsi1sk")
+            } else {
+                update.update_expression("SET body = :new")
+            };
+            match update.send().await {
+                Ok(_) => return Ok(true),
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => continue,
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        Err(StoreError::Conflict)
     }
 
     async fn invitation_item(&self, id: &InvitationId) -> Result<Option<Invitation>, StoreError> {
@@ -162,7 +219,7 @@ impl DynamoStore {
                 .key("pk", s(format!("INV#{id}")))
                 .key("sk", s(INVITATION_SK))
                 .update_expression("REMOVE next_reminder_at, gsi1pk, gsi1sk")
-                .condition_expression("attribute_exists(pk)")
+                .condition_expression("attribute_exists(pk)"),
         )
         .await
     }
@@ -230,7 +287,13 @@ impl Store for DynamoStore {
                 );
                 items.push(
                     TransactWriteItem::builder()
-                        .put(Put::builder().table_name(&self.table).set_item(Some(contact_link_item(key, &inv.id))).build().map_err(request_bug)?)
+                        .put(
+                            Put::builder()
+                                .table_name(&self.table)
+                                .set_item(Some(contact_link_item(key, &inv.id)))
+                                .build()
+                                .map_err(request_bug)?,
+                        )
                         .build(),
                 );
             }
@@ -239,8 +302,12 @@ impl Store for DynamoStore {
                 at: inv.created_at,
                 kind: EventKind::InvitationCreated { invitation_id: inv.id.clone() },
             };
-            items.push(TransactWriteItem::builder().put(Put::builder().table_name(&self.table).set_item(Some(event_item(&event)?)).build().map_err(request_bug)?).build());
-            items.push(self.counters_update(&inv.campaign_id, &[("invited", 1)])?);
+            items.push(
+                TransactWriteItem::builder()
+                    .put(Put::builder().table_name(&self.table).set_item(Some(event_item(&event)?)).build().map_err(request_bug)?)
+                    .build(),
+            );
+            items.extend(self.counter_updates(&inv.campaign_id, &counters::invitation_deltas(inv))?);
 
             let outcome = match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
                 Ok(_) => CreateOutcome::Created,
@@ -270,7 +337,8 @@ impl Store for DynamoStore {
     }
 
     async fn campaign_rows(&self, campaign: &CampaignId) -> Result<Vec<InvitationRow>, StoreError> {
-        let items = self.query_all(Some(schema::CAMPAIGN_INDEX), "gsi2pk = :c", vec![(":c", s(campaign_partition(campaign)))], None).await?;
+        let items =
+            self.query_all(Some(schema::CAMPAIGN_INDEX), "gsi2pk = :c", vec![(":c", s(campaign_partition(campaign)))], None).await?;
         let mut rows: Vec<InvitationRow> = Vec::new();
         let mut answers: HashMap<String, Answer> = HashMap::new();
         for item in &items {
@@ -302,22 +370,56 @@ impl Store for DynamoStore {
         Ok(rows)
     }
 
-    async fn campaign_counters(&self, campaign: &CampaignId) -> Result<CampaignCounters, StoreError> {
-        let Some(item) = self.get(campaign_partition(campaign), COUNTERS_SK).await? else {
-            return Ok(CampaignCounters::default());
+    async fn counter_buckets(&self, campaign: &CampaignId) -> Result<std::collections::BTreeMap<String, Fields>, StoreError> {
+        let items = self
+            .query_all(
+                None,
+                "pk = :p AND begins_with(sk, :counter)",
+                vec![(":p", s(campaign_partition(campaign))), (":counter", s("COUNTER"))],
+                None,
+            )
+            .await?;
+        let mut buckets = std::collections::BTreeMap::new();
+        for item in &items {
+            let Some(bucket) = counter_bucket(get_s(item, "sk")?) else {
+                continue;
+            };
+            let fields: Fields = item
+                .iter()
+                .filter(|(name, _)| name.as_str() != "pk" && name.as_str() != "sk")
+                .filter_map(|(name, value)| value.as_n().ok().and_then(|v| v.parse().ok()).map(|v| (name.clone(), v)))
+                .collect();
+            buckets.insert(bucket.to_owned(), fields);
+        }
+        Ok(buckets)
+    }
+
+    async fn record_open(&self, invitation: &InvitationId, at: Timestamp) -> Result<bool, StoreError> {
+        let Some(inv) = self.invitation_item(invitation).await? else {
+            return Ok(false);
         };
-        let count = |name: &str| get_n(&item, name).unwrap_or(0).max(0) as u64;
-        Ok(CampaignCounters {
-            invited: count("invited"),
-            tally: closeloop_core::Tally { promoters: count("promoters"), passives: count("passives"), detractors: count("detractors") },
-        })
+        if inv.opened_at.is_some() {
+            return Ok(false);
+        }
+        let mark = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(invitation_pk(invitation)))
+            .key("sk", s(INVITATION_SK))
+            .update_expression("SET opened_at = :at")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(opened_at)")
+            .expression_attribute_values(":at", n(at.millis()))
+            .build()
+            .map_err(request_bug)?;
+        let mut items = vec![TransactWriteItem::builder().update(mark).build()];
+        items.extend(self.counter_updates(&inv.campaign_id, &CounterDeltas::single(TOTAL, OPENED, 1))?);
+        self.transact_if(items).await
     }
 
     async fn answer(&self, invitation: &InvitationId) -> Result<Option<Answer>, StoreError> {
         self.get(invitation_pk(invitation), ANSWER_SK).await?.map(|item| body(&item)).transpose()
     }
 
-    async fn record_answer(&self, answer: &Answer, event: &Event) -> Result<(), StoreError> {
+    async fn record_answer(&self, answer: &Answer, event: &Event, deltas: &CounterDeltas) -> Result<(), StoreError> {
         let mut put = Put::builder().table_name(&self.table).set_item(Some(answer_item(answer)?));
         put = if answer.version <= 1 {
             put.condition_expression("attribute_not_exists(pk)")
@@ -344,11 +446,7 @@ impl Store for DynamoStore {
             TransactWriteItem::builder().update(mark_answered).build(),
             TransactWriteItem::builder().put(event_put).build(),
         ];
-        if let Some((from, to)) = event.kind.group_move() {
-            let mut adds = vec![(counter_attribute(to), 1)];
-            adds.extend(from.map(|from| (counter_attribute(from), -1)));
-            items.push(self.counters_update(&answer.campaign_id, &adds)?);
-        }
+        items.extend(self.counter_updates(&answer.campaign_id, deltas)?);
         let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
         match result {
             Ok(_) => Ok(()),
@@ -377,7 +475,7 @@ impl Store for DynamoStore {
                 .key("sk", s(EVENT_SK))
                 .update_expression("SET done_at = :at REMOVE gsi1pk, gsi1sk")
                 .condition_expression("attribute_exists(pk) AND attribute_not_exists(done_at)")
-                .expression_attribute_values(":at", n(at.millis()))
+                .expression_attribute_values(":at", n(at.millis())),
         )
         .await
     }
@@ -402,12 +500,30 @@ impl Store for DynamoStore {
         let newly = self.put_if(suppression_item(key, reason, at)?, "attribute_not_exists(pk)").await?;
         // Reminders of this person stop everywhere; repeated on every call so a crash between the
         // two steps heals on the next unsubscribe or bounce.
-        let links = self
-            .query_all(None, "pk = :p AND begins_with(sk, :inv)", vec![(":p", s(contact_pk(key))), (":inv", s("INV#"))], None)
-            .await?;
+        let links =
+            self.query_all(None, "pk = :p AND begins_with(sk, :inv)", vec![(":p", s(contact_pk(key))), (":inv", s("INV#"))], None).await?;
         for link in &links {
             if let Some(id) = get_s(link, "sk")?.strip_prefix("INV#") {
-                self.clear_reminder(id).await?;
+                let id = InvitationId(id.to_owned());
+                let Some(inv) = self.invitation_item(&id).await? else {
+                    continue;
+                };
+                // Each invitation counts once, under the first reason it was suppressed for.
+                let mark = Update::builder()
+                    .table_name(&self.table)
+                    .key("pk", s(invitation_pk(&id)))
+                    .key("sk", s(INVITATION_SK))
+                    .update_expression("SET suppressed = :r REMOVE next_reminder_at, gsi1pk, gsi1sk")
+                    .condition_expression("attribute_exists(pk) AND attribute_not_exists(suppressed)")
+                    .expression_attribute_values(":r", s(reason.as_str()))
+                    .build()
+                    .map_err(request_bug)?;
+                let mut items = vec![TransactWriteItem::builder().update(mark).build()];
+                items
+                    .extend(self.counter_updates(&inv.campaign_id, &CounterDeltas::single(TOTAL, counters::suppression_field(reason), 1))?);
+                if !self.transact_if(items).await? {
+                    self.clear_reminder(&id.0).await?;
+                }
             }
         }
         Ok(newly)
@@ -450,7 +566,9 @@ impl Store for DynamoStore {
                 .expression_attribute_values(":next", n(next.millis()))
                 .expression_attribute_values(":due", s(DUE_REMINDER))
                 .expression_attribute_values(":order", s(order_key(next, &invitation.0))),
-            None => update.update_expression("SET reminders_sent = :sent REMOVE next_reminder_at, gsi1pk, gsi1sk").condition_expression("attribute_exists(pk)"),
+            None => update
+                .update_expression("SET reminders_sent = :sent REMOVE next_reminder_at, gsi1pk, gsi1sk")
+                .condition_expression("attribute_exists(pk)"),
         };
         match update.send().await {
             Ok(_) => Ok(()),
@@ -466,7 +584,8 @@ impl Store for DynamoStore {
     }
 
     async fn record_review_click(&self, invitation: &InvitationId, site: &str, at: Timestamp) -> Result<(), StoreError> {
-        self.client
+        let updated = self
+            .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(invitation_pk(invitation)))
@@ -474,10 +593,24 @@ impl Store for DynamoStore {
             .update_expression("ADD review_clicks :one")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":one", n(1))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .send()
             .await
             .map_err(unavailable)?;
-        self.client.put_item().table_name(&self.table).set_item(Some(click_item(invitation, site, at))).send().await.map_err(unavailable)?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(click_item(invitation, site, at)))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let clicked = updated.attributes.unwrap_or_default();
+        if get_n(&clicked, "review_clicks") == Some(1) {
+            // The first click of this invitation: one more person went on to a review site.
+            let inv = invitation_from(&clicked)?;
+            let items = self.counter_updates(&inv.campaign_id, &CounterDeltas::single(TOTAL, REVIEW_CLICKERS, 1))?;
+            self.client.transact_write_items().set_transact_items(Some(items)).send().await.map_err(unavailable)?;
+        }
         Ok(())
     }
 
@@ -510,8 +643,46 @@ impl Store for DynamoStore {
                 .key("sk", s(CASE_SK))
                 .update_expression("SET escalated_at = :at REMOVE gsi1pk, gsi1sk")
                 .condition_expression("attribute_exists(pk) AND attribute_not_exists(escalated_at)")
-                .expression_attribute_values(":at", n(at.millis()))
+                .expression_attribute_values(":at", n(at.millis())),
         )
+        .await
+    }
+
+    async fn cases(&self, campaign: &CampaignId, owner: Option<&Email>) -> Result<Vec<FollowUpCase>, StoreError> {
+        let prefix = match owner {
+            Some(owner) => case_owner_prefix(Some(owner)),
+            None => "CASE#".to_owned(),
+        };
+        let items = self
+            .query_all(
+                Some(schema::CAMPAIGN_INDEX),
+                "gsi2pk = :c AND begins_with(gsi2sk, :prefix)",
+                vec![(":c", s(campaign_partition(campaign))), (":prefix", s(prefix))],
+                None,
+            )
+            .await?;
+        let mut cases = items.iter().map(case_from).collect::<Result<Vec<_>, _>>()?;
+        cases.sort_by(|a, b| (a.due_at, &a.invitation_id).cmp(&(b.due_at, &b.invitation_id)));
+        Ok(cases)
+    }
+
+    async fn add_case_note(&self, invitation: &InvitationId, note: &CaseNote) -> Result<bool, StoreError> {
+        self.change_case(invitation, |case| {
+            case.notes.push(note.clone());
+            true
+        })
+        .await
+    }
+
+    async fn close_case(&self, invitation: &InvitationId, closure: &CaseClosure) -> Result<bool, StoreError> {
+        self.change_case(invitation, |case| {
+            if case.status == CaseStatus::Closed {
+                return false;
+            }
+            case.status = CaseStatus::Closed;
+            case.closed = Some(closure.clone());
+            true
+        })
         .await
     }
 }

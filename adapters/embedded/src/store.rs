@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use closeloop_core::campaign::{Campaign, CampaignId};
-use closeloop_core::model::*;
 use closeloop_core::counters::{self, CounterDeltas, Fields, OPENED, REVIEW_CLICKERS, TOTAL};
+use closeloop_core::model::*;
 use closeloop_core::ports::{CreateOutcome, InvitationRow, Store, StoreError};
 use closeloop_core::Timestamp;
 
@@ -259,11 +259,7 @@ impl Store for SqliteStore {
         bodies.map(|b| from_json(&b.map_err(unavailable)?)).collect()
     }
 
-    async fn create_invitations(
-        &self,
-        invitations: &[Invitation],
-        throttle_since: Timestamp,
-    ) -> Result<Vec<CreateOutcome>, StoreError> {
+    async fn create_invitations(&self, invitations: &[Invitation], throttle_since: Timestamp) -> Result<Vec<CreateOutcome>, StoreError> {
         let mut conn = self.lock()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
         let mut outcomes = Vec::with_capacity(invitations.len());
@@ -425,7 +421,9 @@ impl Store for SqliteStore {
             )
             .optional()
             .map_err(unavailable)?;
-        let Some(campaign) = campaign else { return Ok(false) };
+        let Some(campaign) = campaign else {
+            return Ok(false);
+        };
         apply_counters(&tx, &campaign, &CounterDeltas::single(TOTAL, OPENED, 1))?;
         tx.commit().map_err(unavailable)?;
         Ok(true)
@@ -597,7 +595,10 @@ impl Store for SqliteStore {
 
     async fn case_escalated(&self, invitation: &InvitationId, at: Timestamp) -> Result<(), StoreError> {
         self.lock()?
-            .execute("UPDATE cases SET escalated_at = ?2 WHERE invitation_id = ?1 AND escalated_at IS NULL", params![invitation.0, at.millis()])
+            .execute(
+                "UPDATE cases SET escalated_at = ?2 WHERE invitation_id = ?1 AND escalated_at IS NULL",
+                params![invitation.0, at.millis()],
+            )
             .map_err(unavailable)?;
         Ok(())
     }

@@ -147,8 +147,8 @@ async fn main() {
         store.complete_event(&pending.id, at).await.unwrap();
     }
     for (i, inv) in invitations.iter().enumerate() {
-        let (answer, event) = contract::answer(inv, (i % 11) as u8, 1, at);
-        store.record_answer(&answer, &event).await.unwrap();
+        let (answer, event, counters) = contract::answer(inv, (i % 11) as u8, 1, at);
+        store.record_answer(&answer, &event, &counters).await.unwrap();
     }
     let records = read_all(&store, &local_streams_client().unwrap())
         .await

@@ -162,9 +162,9 @@ async fn the_binaries_handle_real_events_through_the_runtime_api() {
         .iter()
         .find(|r| r.invitation.contact.first_name.as_deref() == Some("Pia"))
         .unwrap_or_else(|| panic!("Pia was not invited: {names:?} ({summary})"));
-    let (answer, event) =
+    let (answer, event, counters) =
         closeloop_core::contract::answer(&pia.invitation, 2, 1, services.clock.now());
-    store.record_answer(&answer, &event).await.unwrap();
+    store.record_answer(&answer, &event, &counters).await.unwrap();
 
     // The on-answer function gets the stream batch; delivered twice, nobody gets a second mail.
     let batch = lambda_batch_json(
