@@ -378,7 +378,7 @@ mod tests {
         assert_eq!(agg.segment("prop:region", "Syd").unwrap().invited, 1);
         assert_eq!(
             agg.themes(),
-            vec![("price".to_owned(), Tally::default()), ("staff".to_owned(), Tally { promoters: 1, passives: 0, detractors: 0 })]
+            vec![("staff".to_owned(), Tally { promoters: 1, passives: 0, detractors: 0 })],
         );
         assert_eq!(agg.driver("ease").answers, 1);
         assert_eq!(agg.driver("ease").mean, Some(5.0));

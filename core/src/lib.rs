@@ -1,7 +1,11 @@
 //! closeloop's pure core: domain types, NPS maths, rules, rendering and the ports.
 //! No I/O, no runtime: it builds for wasm32 and native alike.
 
+pub mod accounts;
 pub mod campaign;
+pub mod charts;
+pub mod dashboard;
+pub mod export;
 pub mod counters;
 pub mod gsm;
 pub mod import;

@@ -58,6 +58,16 @@ const TEMPLATES: &[(&str, &str)] = templates!(
     "mail/digest/body.html",
     "sms/invitation.txt",
     "sms/reminder.txt",
+    "admin/layout.html",
+    "admin/campaign_nav.html",
+    "admin/sign_in.html",
+    "admin/message.html",
+    "admin/campaigns.html",
+    "admin/overview.html",
+    "admin/segments.html",
+    "admin/comments.html",
+    "admin/drivers.html",
+    "admin/cases.html",
 );
 
 // LOCALE_STRINGS: the locale files, compiled by build.rs.
@@ -179,6 +189,11 @@ fn render(name: &str, ctx: Value) -> Result<String, RenderError> {
     let fail = |source| RenderError { template: name.to_owned(), source };
     let template = environment().get_template(name).map_err(fail)?;
     template.render(ctx).map_err(fail)
+}
+
+/// A dashboard page (`admin/*.html`) from its view model.
+pub fn render_admin(name: &str, ctx: &impl Serialize) -> Result<String, RenderError> {
+    render(name, Value::from_serialize(ctx))
 }
 
 fn campaign_strings(campaign: &Campaign, invitation: &Invitation) -> Strings {

@@ -12,6 +12,7 @@ macro_rules! log_error {
     }};
 }
 
+pub mod admin;
 pub mod api;
 mod headers;
 mod pages;
@@ -50,6 +51,8 @@ impl From<&Services> for EdgeServices {
 pub struct AppState {
     pub services: EdgeServices,
     api_token_sha256: Option<Arc<[u8; 32]>>,
+    /// The dashboard's accounts and session key; `None` leaves `/admin` switched off.
+    pub admin: Option<Arc<admin::AdminConfig>>,
 }
 
 impl AppState {
@@ -57,7 +60,12 @@ impl AppState {
     pub fn new(services: impl Into<EdgeServices>, api_token: Option<&str>) -> Self {
         let services = services.into();
         let api_token_sha256 = api_token.filter(|t| !t.is_empty()).map(|t| Arc::new(Sha256::digest(t.as_bytes()).into()));
-        Self { services, api_token_sha256 }
+        Self { services, api_token_sha256, admin: None }
+    }
+
+    pub fn with_admin(mut self, admin: admin::AdminConfig) -> Self {
+        self.admin = Some(Arc::new(admin));
+        self
     }
 }
 
@@ -69,6 +77,17 @@ pub fn router(state: AppState) -> Router {
         .route("/r/{token}/{site}", get(pages::review_redirect))
         .route("/u/{token}", get(pages::unsubscribe_form).post(pages::unsubscribe))
         .route("/api/v1/invitations", post(api::create_invitation))
+        .route("/admin", get(admin::campaigns))
+        .route("/admin/sign-in", get(admin::sign_in_form).post(admin::sign_in))
+        .route("/admin/sign-out", post(admin::sign_out))
+        .route("/admin/c/{id}", get(admin::overview))
+        .route("/admin/c/{id}/segments", get(admin::segments))
+        .route("/admin/c/{id}/comments", get(admin::comments))
+        .route("/admin/c/{id}/drivers", get(admin::drivers))
+        .route("/admin/c/{id}/cases", get(admin::cases))
+        .route("/admin/c/{id}/cases/{invitation}/notes", post(admin::add_note))
+        .route("/admin/c/{id}/cases/{invitation}/close", post(admin::close_case))
+        .route("/admin/c/{id}/export.csv", get(admin::export))
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(headers::security_headers))

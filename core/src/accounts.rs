@@ -1,0 +1,223 @@
+//! Who may read the dashboard, and what they see. Sign-in tokens are kept only as SHA-256
+//! hashes, so the accounts file (or the Worker's `ACCOUNTS` secret) never holds a usable token.
+//!
+//! ```toml
+//! [[account]]
+//! name = "Karin"
+//! role = "admin"                 # admin: everything; viewer: read everything; owner: own contacts
+//! email = "karin@example.com"    # required for owners (matches the contacts' owner_email)
+//! locale = "sv"                  # the language of the weekly digest
+//! token_sha256 = "9f86d0…"       # sha256 of the sign-in token, in hex
+//! ```
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::model::{Email, Locale};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Viewer,
+    Owner,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Viewer => "viewer",
+            Role::Owner => "owner",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub name: String,
+    pub role: Role,
+    pub email: Option<Email>,
+    pub locale: Option<Locale>,
+    token_sha256: [u8; 32],
+}
+
+/// Whose answers and cases an account sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope<'a> {
+    Everything,
+    OwnedBy(&'a Email),
+}
+
+impl Account {
+    pub fn scope(&self) -> Scope<'_> {
+        match (&self.role, &self.email) {
+            (Role::Owner, Some(email)) => Scope::OwnedBy(email),
+            _ => Scope::Everything,
+        }
+    }
+
+    /// Admins work any case; owners their own; viewers none.
+    pub fn may_work_case(&self, case_owner: Option<&Email>) -> bool {
+        match self.role {
+            Role::Admin => true,
+            Role::Owner => self.email.is_some() && self.email.as_ref() == case_owner,
+            Role::Viewer => false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountsError {
+    #[error("the accounts file is not valid TOML: {0}")]
+    Toml(#[from] toml::de::Error),
+    #[error("account {name:?}: {problem}")]
+    Invalid { name: String, problem: String },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountFile {
+    #[serde(default)]
+    account: Vec<AccountEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountEntry {
+    name: String,
+    role: Role,
+    email: Option<String>,
+    locale: Option<String>,
+    token_sha256: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Accounts(Vec<Account>);
+
+/// The hex SHA-256 of a sign-in token, as the accounts file stores it.
+pub fn token_hash_hex(token: &str) -> String {
+    Sha256::digest(token.trim().as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_hex32(hex: &str) -> Option<[u8; 32]> {
+    let hex = hex.trim();
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Compares without stopping at the first difference, so timing tells nothing about a hash.
+fn same_bytes(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Sign-in tokens are at least this long: they are the only secret standing in front of the data.
+pub const MIN_TOKEN_CHARS: usize = 20;
+
+impl Accounts {
+    pub fn from_toml(text: &str) -> Result<Self, AccountsError> {
+        let file: AccountFile = toml::from_str(text)?;
+        let mut accounts = Vec::with_capacity(file.account.len());
+        for entry in file.account {
+            let invalid = |problem: &str| AccountsError::Invalid { name: entry.name.clone(), problem: problem.to_owned() };
+            if entry.name.trim().is_empty() || entry.name.chars().count() > 80 {
+                return Err(invalid("name must be 1-80 characters"));
+            }
+            if accounts.iter().any(|a: &Account| a.name == entry.name) {
+                return Err(invalid("name is used twice"));
+            }
+            let email = entry.email.as_deref().map(Email::parse).transpose().map_err(|e| invalid(&e.to_string()))?;
+            if entry.role == Role::Owner && email.is_none() {
+                return Err(invalid("an owner needs the email their contacts carry as owner_email"));
+            }
+            let locale = match entry.locale.as_deref() {
+                Some(code) => Some(Locale::parse(code).ok_or_else(|| invalid("locale must be en, sv or da"))?),
+                None => None,
+            };
+            let token_sha256 = parse_hex32(&entry.token_sha256).ok_or_else(|| invalid("token_sha256 must be 64 hex digits"))?;
+            accounts.push(Account { name: entry.name, role: entry.role, email, locale, token_sha256 });
+        }
+        Ok(Self(accounts))
+    }
+
+    /// One account from its parts, for programs that create accounts.
+    pub fn with(mut self, name: &str, role: Role, email: Option<Email>, token: &str) -> Self {
+        let token_sha256 = Sha256::digest(token.trim().as_bytes()).into();
+        self.0.push(Account { name: name.to_owned(), role, email, locale: None, token_sha256 });
+        self
+    }
+
+    /// The account whose token this is. Every account is compared, found or not.
+    pub fn by_token(&self, token: &str) -> Option<&Account> {
+        let token = token.trim();
+        if token.chars().count() < MIN_TOKEN_CHARS {
+            return None;
+        }
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        self.0.iter().fold(None, |found, a| if same_bytes(&a.token_sha256, &hash) { Some(a) } else { found })
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&Account> {
+        self.0.iter().find(|a| a.name == name)
+    }
+
+    pub fn by_email(&self, email: &Email) -> Option<&Account> {
+        self.0.iter().find(|a| a.email.as_ref() == Some(email))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Account> {
+        self.0.iter()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(role: &str, email: &str) -> String {
+        format!(
+            "[[account]]\nname = \"A\"\nrole = \"{role}\"\n{email}\ntoken_sha256 = \"{}\"\n",
+            token_hash_hex("correct horse battery staple")
+        )
+    }
+
+    #[test]
+    fn a_token_finds_its_account_only_through_its_hash() {
+        let accounts = Accounts::from_toml(&file("admin", "")).unwrap();
+        assert_eq!(accounts.by_token("correct horse battery staple").map(|a| a.role), Some(Role::Admin));
+        assert!(accounts.by_token("correct horse battery stapl").is_none());
+        assert!(accounts.by_token(&token_hash_hex("correct horse battery staple")).is_none(), "the hash is not the token");
+        assert!(accounts.by_token("").is_none());
+    }
+
+    #[test]
+    fn an_owner_without_an_email_is_refused() {
+        let err = Accounts::from_toml(&file("owner", "")).unwrap_err();
+        assert!(err.to_string().contains("owner_email"), "{err}");
+        let owner = Accounts::from_toml(&file("owner", "email = \"bo@x.example\"")).unwrap();
+        let bo = Email::parse("bo@x.example").unwrap();
+        let account = owner.by_name("A").unwrap();
+        assert_eq!(account.scope(), Scope::OwnedBy(&bo));
+        assert!(account.may_work_case(Some(&bo)));
+        assert!(!account.may_work_case(Some(&Email::parse("other@x.example").unwrap())));
+        assert!(!account.may_work_case(None));
+    }
+
+    #[test]
+    fn unknown_roles_and_bad_hashes_are_refused() {
+        assert!(Accounts::from_toml(&file("superuser", "")).is_err());
+        assert!(Accounts::from_toml("[[account]]\nname = \"A\"\nrole = \"admin\"\ntoken_sha256 = \"abc\"\n").is_err());
+        let viewer = Accounts::default().with("V", Role::Viewer, None, "a viewer token of some length");
+        assert!(!viewer.by_name("V").unwrap().may_work_case(None));
+    }
+}

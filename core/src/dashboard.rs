@@ -1,0 +1,534 @@
+//! The dashboard's pages: figures worked out from counters or rows, rendered from
+//! `templates/admin/`. The edge fetches; everything shown is decided here, where it is testable.
+//!
+//! Staff pages are in English for now; respondent-facing text is localised.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::accounts::Account;
+use crate::campaign::Campaign;
+use crate::charts::{self, MatrixPoint};
+use crate::counters::{themes_of, Aggregates, Funnel};
+use crate::model::{Answer, CaseStatus, FollowUpCase, Invitation};
+use crate::nps::{change, Group, Tally};
+use crate::ports::InvitationRow;
+use crate::render::{render_admin, RenderError};
+use crate::time::Timestamp;
+
+/// Below this many answers a segment's NPS is flagged as uncertain.
+pub const UNCERTAIN_BELOW: u64 = 30;
+/// Comments shown at once; the export has them all.
+pub const COMMENTS_SHOWN: usize = 200;
+
+/// The signed-in person, as every page's header shows them.
+#[derive(Debug, Clone, Serialize)]
+pub struct Viewer {
+    pub name: String,
+    pub role: &'static str,
+    pub scope: Option<String>,
+    pub csrf: String,
+    pub may_work_cases: bool,
+}
+
+impl Viewer {
+    pub fn new(account: &Account, csrf: String) -> Self {
+        let scope = match account.scope() {
+            crate::accounts::Scope::OwnedBy(email) => Some(email.as_str().to_owned()),
+            crate::accounts::Scope::Everything => None,
+        };
+        let may_work_cases = account.role != crate::accounts::Role::Viewer;
+        Self { name: account.name.clone(), role: account.role.as_str(), scope, csrf, may_work_cases }
+    }
+}
+
+/// A drill-down to one value of one CRM field.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SegmentFilter {
+    pub by: String,
+    pub value: String,
+}
+
+impl SegmentFilter {
+    pub fn parse(by: Option<&str>, value: Option<&str>) -> Option<Self> {
+        let (by, value) = (by?.trim(), value?.trim());
+        (!by.is_empty() && !value.is_empty()).then(|| Self { by: by.to_owned(), value: value.to_owned() })
+    }
+
+    pub fn matches(&self, invitation: &Invitation) -> bool {
+        crate::counters::segment_values(invitation).iter().any(|(d, v)| *d == self.by && *v == self.value)
+    }
+
+    pub fn query(&self) -> String {
+        let enc = |s: &str| form_encode(s);
+        format!("by={}&value={}", enc(&self.by), enc(&self.value))
+    }
+}
+
+/// `application/x-www-form-urlencoded` for a query value.
+pub fn form_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+fn signed(v: f64) -> String {
+    let r = v.round();
+    if r == 0.0 {
+        "0".into()
+    } else {
+        format!("{r:+.0}")
+    }
+}
+
+fn percent(part: u64, whole: u64) -> Option<String> {
+    (whole > 0).then(|| format!("{:.1} %", 100.0 * part as f64 / whole as f64))
+}
+
+/// NPS, margin and group split of a tally, ready to show.
+fn nps_view(tally: &Tally) -> Value {
+    let answered = tally.answered();
+    match tally.estimate() {
+        Some(e) => json!({
+            "answered": answered,
+            "nps": signed(e.nps),
+            "margin": format!("{:.0}", e.margin_95),
+            "small_sample": e.small_sample,
+            "uncertain": answered < UNCERTAIN_BELOW,
+            "promoters": tally.promoters, "passives": tally.passives, "detractors": tally.detractors,
+            "promoters_pct": percent(tally.promoters, answered),
+            "passives_pct": percent(tally.passives, answered),
+            "detractors_pct": percent(tally.detractors, answered),
+            "promoters_w": format!("{:.1}", 100.0 * tally.promoters as f64 / answered as f64),
+            "passives_w": format!("{:.1}", 100.0 * tally.passives as f64 / answered as f64),
+            "detractors_w": format!("{:.1}", 100.0 * tally.detractors as f64 / answered as f64),
+        }),
+        None => json!({ "answered": 0, "nps": null }),
+    }
+}
+
+fn funnel_view(funnel: &Funnel) -> Value {
+    let step = |label: &str, n: u64| json!({ "label": label, "count": n, "share": percent(n, funnel.invited) });
+    json!([
+        step("Invited", funnel.invited),
+        step("Opened the page", funnel.opened),
+        step("Answered", funnel.answered),
+        step("Went on to a review site", funnel.review_clickers),
+        step("Unsubscribed", funnel.unsubscribed),
+        step("Bounced or complained", funnel.bounced + funnel.complained),
+    ])
+}
+
+fn response_view(campaign: &Campaign, funnel: &Funnel) -> Value {
+    let (avg_lo, avg_hi, best_lo, best_hi) = campaign.market.response_benchmarks();
+    let rate = (funnel.invited > 0).then(|| funnel.answered as f64 / funnel.invited as f64);
+    let verdict = rate.map(|r| {
+        if r >= best_lo {
+            "among the best"
+        } else if r > avg_hi {
+            "above average"
+        } else if r >= avg_lo {
+            "average"
+        } else {
+            "below average"
+        }
+    });
+    json!({
+        "rate": rate.map(|r| format!("{:.1} %", 100.0 * r)),
+        "verdict": verdict,
+        "market": campaign.market.as_str(),
+        "average": format!("{:.0}–{:.0} %", 100.0 * avg_lo, 100.0 * avg_hi),
+        "best": format!("{:.0}–{:.0} %", 100.0 * best_lo, 100.0 * best_hi),
+    })
+}
+
+fn campaign_view(campaign: &Campaign) -> Value {
+    json!({ "id": campaign.id.as_str(), "name": campaign.name, "company": campaign.company })
+}
+
+fn page(template: &str, viewer: &Viewer, title: &str, mut ctx: Value) -> Result<String, RenderError> {
+    if let Value::Object(map) = &mut ctx {
+        map.insert("viewer".into(), json!(viewer));
+        map.insert("title".into(), json!(title));
+    }
+    render_admin(template, &ctx)
+}
+
+/// Where the figures came from, said on the page so nobody mistakes an owner's view for the total.
+fn scope_note(viewer: &Viewer, filter: Option<&SegmentFilter>) -> Option<String> {
+    match (filter, &viewer.scope) {
+        (Some(f), Some(owner)) => Some(format!("Your contacts ({owner}) with {} = {}", f.by, f.value)),
+        (Some(f), None) => Some(format!("Only contacts with {} = {}", f.by, f.value)),
+        (None, Some(owner)) => Some(format!("Your contacts only ({owner})")),
+        (None, None) => None,
+    }
+}
+
+pub fn campaigns_page(viewer: &Viewer, campaigns: &[(Campaign, Aggregates)]) -> Result<String, RenderError> {
+    let list: Vec<Value> = campaigns
+        .iter()
+        .map(|(c, agg)| {
+            let funnel = agg.funnel();
+            json!({ "campaign": campaign_view(c), "nps": nps_view(&agg.tally()), "invited": funnel.invited, "rate": percent(funnel.answered, funnel.invited) })
+        })
+        .collect();
+    page("admin/campaigns.html", viewer, "Campaigns", json!({ "campaigns": list }))
+}
+
+pub fn overview_page(
+    viewer: &Viewer,
+    campaign: &Campaign,
+    aggregates: &Aggregates,
+    filter: Option<&SegmentFilter>,
+) -> Result<String, RenderError> {
+    let funnel = aggregates.funnel();
+    let points = charts::trend_points(&aggregates.weeks());
+    let weeks: Vec<Value> = points
+        .iter()
+        .rev()
+        .take(12)
+        .map(|p| json!({ "week": p.week, "nps": signed(p.nps), "margin": format!("{:.0}", p.margin), "answers": p.answers }))
+        .collect();
+    let answered_weeks: Vec<(String, Tally)> = aggregates.weeks().into_iter().filter(|(_, t)| t.answered() > 0).collect();
+    let period_change = match answered_weeks.as_slice() {
+        [.., (before_week, before), (after_week, after)] => change(before, after).map(|c| {
+            json!({
+                "after": after_week, "before": before_week,
+                "delta": signed(c.delta), "margin": format!("{:.0}", c.margin_95), "significant": c.significant,
+            })
+        }),
+        _ => None,
+    };
+    let trend = charts::trend_svg(&points.iter().rev().take(26).rev().cloned().collect::<Vec<_>>());
+    let dimensions = aggregates.dimensions();
+    page(
+        "admin/overview.html",
+        viewer,
+        &format!("{} – overview", campaign.name),
+        json!({
+            "campaign": campaign_view(campaign),
+            "nps": nps_view(&aggregates.tally()),
+            "funnel": funnel_view(&funnel),
+            "response": response_view(campaign, &funnel),
+            "trend_svg": trend,
+            "weeks": weeks,
+            "change": period_change,
+            "dimensions": dimensions,
+            "filter": filter,
+            "filter_query": filter.map(SegmentFilter::query),
+            "scope_note": scope_note(viewer, filter),
+            "section": "overview",
+        }),
+    )
+}
+
+/// How the segment table is ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentSort {
+    Nps,
+    Answers,
+    Name,
+}
+
+impl SegmentSort {
+    pub fn parse(input: Option<&str>) -> Self {
+        match input {
+            Some("answers") => SegmentSort::Answers,
+            Some("name") => SegmentSort::Name,
+            _ => SegmentSort::Nps,
+        }
+    }
+    fn as_str(self) -> &'static str {
+        match self {
+            SegmentSort::Nps => "nps",
+            SegmentSort::Answers => "answers",
+            SegmentSort::Name => "name",
+        }
+    }
+}
+
+pub fn segments_page(
+    viewer: &Viewer,
+    campaign: &Campaign,
+    aggregates: &Aggregates,
+    dimension: Option<&str>,
+    sort: SegmentSort,
+) -> Result<String, RenderError> {
+    let dimensions = aggregates.dimensions();
+    let chosen = dimension.filter(|d| dimensions.iter().any(|x| x == d)).or(dimensions.first().map(String::as_str)).map(str::to_owned);
+    let mut segments = chosen.as_deref().map(|d| aggregates.segments(d)).unwrap_or_default();
+    match sort {
+        SegmentSort::Nps => segments.sort_by(|a, b| b.tally.nps().unwrap_or(f64::NEG_INFINITY).total_cmp(&a.tally.nps().unwrap_or(f64::NEG_INFINITY))),
+        SegmentSort::Answers => segments.sort_by(|a, b| b.tally.answered().cmp(&a.tally.answered())),
+        SegmentSort::Name => segments.sort_by(|a, b| a.value.cmp(&b.value)),
+    }
+    let total = aggregates.tally();
+    let rows: Vec<Value> = segments
+        .iter()
+        .map(|s| {
+            let filter = SegmentFilter { by: chosen.clone().unwrap_or_default(), value: s.value.clone() };
+            json!({
+                "value": s.value, "invited": s.invited, "rate": percent(s.tally.answered(), s.invited),
+                "nps": nps_view(&s.tally), "query": filter.query(),
+            })
+        })
+        .collect();
+    page(
+        "admin/segments.html",
+        viewer,
+        &format!("{} – segments", campaign.name),
+        json!({
+            "campaign": campaign_view(campaign),
+            "dimensions": dimensions,
+            "dimension": chosen,
+            "sort": sort.as_str(),
+            "segments": rows,
+            "total": nps_view(&total),
+            "total_invited": aggregates.funnel().invited,
+            "uncertain_below": UNCERTAIN_BELOW,
+            "scope_note": scope_note(viewer, None),
+            "section": "segments",
+        }),
+    )
+}
+
+/// What the comment list is narrowed to.
+#[derive(Debug, Clone, Default)]
+pub struct CommentFilter {
+    pub group: Option<Group>,
+    pub query: String,
+    pub theme: Option<String>,
+}
+
+impl CommentFilter {
+    pub fn parse(group: Option<&str>, query: Option<&str>, theme: Option<&str>) -> Self {
+        let group = match group {
+            Some("promoter") => Some(Group::Promoter),
+            Some("passive") => Some(Group::Passive),
+            Some("detractor") => Some(Group::Detractor),
+            _ => None,
+        };
+        Self {
+            group,
+            query: query.unwrap_or("").trim().chars().take(100).collect(),
+            theme: theme.map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned),
+        }
+    }
+
+    fn matches(&self, campaign: &Campaign, answer: &Answer) -> bool {
+        let Some(comment) = answer.comment.as_deref() else { return false };
+        self.group.is_none_or(|g| answer.score.group() == g)
+            && (self.query.is_empty() || comment.to_lowercase().contains(&self.query.to_lowercase()))
+            && self.theme.as_deref().is_none_or(|t| themes_of(&campaign.themes, comment).contains(&t))
+    }
+}
+
+fn display_name(invitation: &Invitation) -> String {
+    let c = &invitation.contact;
+    Some(c.full_name())
+        .filter(|n| !n.is_empty())
+        .or_else(|| c.email.as_ref().map(|e| e.as_str().to_owned()))
+        .or_else(|| c.phone.as_ref().map(|p| p.as_str().to_owned()))
+        .unwrap_or_default()
+}
+
+pub fn comments_page(
+    viewer: &Viewer,
+    campaign: &Campaign,
+    aggregates: &Aggregates,
+    rows: &[InvitationRow],
+    filter: &CommentFilter,
+) -> Result<String, RenderError> {
+    let mut matching: Vec<(&InvitationRow, &Answer)> =
+        rows.iter().filter_map(|r| r.answer.as_ref().map(|a| (r, a))).filter(|(_, a)| filter.matches(campaign, a)).collect();
+    matching.sort_by(|a, b| b.1.answered_at.cmp(&a.1.answered_at));
+    let total = matching.len();
+    let comments: Vec<Value> = matching
+        .iter()
+        .take(COMMENTS_SHOWN)
+        .map(|(row, a)| {
+            let c = &row.invitation.contact;
+            json!({
+                "name": display_name(&row.invitation),
+                "company": c.company, "store": c.store,
+                "score": a.score.value(), "group": a.score.group().as_str(),
+                "comment": a.comment,
+                "themes": a.comment.as_deref().map(|t| themes_of(&campaign.themes, t)).unwrap_or_default(),
+                "at": a.answered_at.to_display(),
+            })
+        })
+        .collect();
+    let themes: Vec<Value> = aggregates
+        .themes()
+        .into_iter()
+        .map(|(name, t)| json!({ "name": name, "total": t.answered(), "promoters": t.promoters, "passives": t.passives, "detractors": t.detractors }))
+        .collect();
+    let configured: Vec<&String> = campaign.themes.keys().collect();
+    page(
+        "admin/comments.html",
+        viewer,
+        &format!("{} – comments", campaign.name),
+        json!({
+            "campaign": campaign_view(campaign),
+            "comments": comments,
+            "total": total,
+            "shown": comments.len(),
+            "themes": themes,
+            "configured_themes": configured,
+            "group": filter.group.map(Group::as_str),
+            "q": filter.query,
+            "theme": filter.theme,
+            "scope_note": scope_note(viewer, None),
+            "section": "comments",
+        }),
+    )
+}
+
+pub fn drivers_page(viewer: &Viewer, campaign: &Campaign, aggregates: &Aggregates) -> Result<String, RenderError> {
+    let stats: Vec<(String, crate::counters::DriverStat)> =
+        campaign.drivers.iter().map(|d| (d.label.get(campaign.locales[0]).to_owned(), aggregates.driver(&d.key))).collect();
+    let points: Vec<MatrixPoint> = stats
+        .iter()
+        .filter_map(|(label, s)| Some(MatrixPoint { label: label.clone(), mean: s.mean?, correlation: s.correlation? }))
+        .collect();
+    let table: Vec<Value> = stats
+        .iter()
+        .map(|(label, s)| {
+            json!({
+                "label": label, "answers": s.answers,
+                "mean": s.mean.map(|m| format!("{m:.2}")),
+                "correlation": s.correlation.map(|c| format!("{c:.2}")),
+            })
+        })
+        .collect();
+    page(
+        "admin/drivers.html",
+        viewer,
+        &format!("{} – drivers", campaign.name),
+        json!({
+            "campaign": campaign_view(campaign),
+            "drivers": table,
+            "matrix_svg": if points.is_empty() { None } else { Some(charts::priority_matrix_svg(&points)) },
+            "scope_note": scope_note(viewer, None),
+            "section": "drivers",
+        }),
+    )
+}
+
+/// Which cases the list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaseView {
+    Open,
+    Overdue,
+    Closed,
+    All,
+}
+
+impl CaseView {
+    pub fn parse(input: Option<&str>) -> Self {
+        match input {
+            Some("overdue") => CaseView::Overdue,
+            Some("closed") => CaseView::Closed,
+            Some("all") => CaseView::All,
+            _ => CaseView::Open,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseView::Open => "open",
+            CaseView::Overdue => "overdue",
+            CaseView::Closed => "closed",
+            CaseView::All => "all",
+        }
+    }
+    pub fn includes(self, case: &FollowUpCase, at: Timestamp) -> bool {
+        match self {
+            CaseView::Open => case.status == CaseStatus::Open,
+            CaseView::Overdue => case.is_overdue(at),
+            CaseView::Closed => case.status == CaseStatus::Closed,
+            CaseView::All => true,
+        }
+    }
+}
+
+/// A case with what the list shows of its respondent.
+pub struct CaseLine {
+    pub case: FollowUpCase,
+    pub invitation: Option<Invitation>,
+    pub answer: Option<Answer>,
+}
+
+pub fn cases_page(
+    viewer: &Viewer,
+    campaign: &Campaign,
+    lines: &[CaseLine],
+    counts: &BTreeMap<&'static str, usize>,
+    view: CaseView,
+    owners: &[String],
+    owner: Option<&str>,
+    at: Timestamp,
+    may_work: &dyn Fn(&FollowUpCase) -> bool,
+) -> Result<String, RenderError> {
+    let cases: Vec<Value> = lines
+        .iter()
+        .map(|line| {
+            let case = &line.case;
+            let status = if case.status == CaseStatus::Closed {
+                "closed"
+            } else if case.is_overdue(at) {
+                "overdue"
+            } else {
+                "open"
+            };
+            let c = line.invitation.as_ref().map(|i| &i.contact);
+            json!({
+                "id": case.invitation_id.0,
+                "name": line.invitation.as_ref().map(display_name),
+                "company": c.and_then(|c| c.company.clone()),
+                "email": c.and_then(|c| c.email.as_ref().map(|e| e.as_str().to_owned())),
+                "phone": c.and_then(|c| c.phone.as_ref().map(|p| p.as_str().to_owned())),
+                "score": line.answer.as_ref().map(|a| a.score.value()),
+                "comment": line.answer.as_ref().and_then(|a| a.comment.clone()),
+                "contact_ok": line.answer.as_ref().is_some_and(|a| a.contact_ok),
+                "owner": case.owner_email.as_ref().map(|e| e.as_str()),
+                "due": case.due_at.to_display(),
+                "escalated": case.escalated_at.map(Timestamp::to_display),
+                "status": status,
+                "notes": case.notes.iter().map(|n| json!({ "by": n.by, "at": n.at.to_display(), "text": n.text })).collect::<Vec<_>>(),
+                "closed": case.closed.as_ref().map(|c| json!({ "by": c.by, "at": c.at.to_display(), "outcome": c.outcome })),
+                "may_work": may_work(case),
+            })
+        })
+        .collect();
+    page(
+        "admin/cases.html",
+        viewer,
+        &format!("{} – follow-up cases", campaign.name),
+        json!({
+            "campaign": campaign_view(campaign),
+            "cases": cases,
+            "counts": counts,
+            "view": view.as_str(),
+            "owners": owners,
+            "owner": owner,
+            "scope_note": scope_note(viewer, None),
+            "section": "cases",
+        }),
+    )
+}
+
+pub fn sign_in_page(csrf: &str, error: Option<&str>) -> Result<String, RenderError> {
+    render_admin("admin/sign_in.html", &json!({ "title": "Sign in", "csrf": csrf, "error": error }))
+}
+
+pub fn message_page(viewer: Option<&Viewer>, title: &str, message: &str) -> Result<String, RenderError> {
+    render_admin("admin/message.html", &json!({ "title": title, "message": message, "viewer": viewer }))
+}

@@ -1,0 +1,433 @@
+//! The dashboard at `/admin`: sign-in, campaign overview, segments, comments, drivers, follow-up
+//! cases and the CSV export. Served by the same router locally and on the Worker.
+//!
+//! Every page needs a session; every form a CSRF token bound to it. Owners see only their own
+//! contacts: their figures are folded from their rows, everyone else's come from the counters.
+
+mod session;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+
+use closeloop_core::accounts::{Account, Accounts, Scope};
+use closeloop_core::counters::Aggregates;
+use closeloop_core::dashboard::{self, CaseLine, CaseView, CommentFilter, SegmentFilter, SegmentSort, Viewer};
+use closeloop_core::model::{CaseClosure, CaseNote, Email, InvitationId, MAX_NOTE_CHARS};
+use closeloop_core::ports::{InvitationRow, StoreError};
+use closeloop_core::{Campaign, CampaignId};
+
+pub use session::{SessionKeys, WeakSecret, MIN_SECRET_CHARS};
+use session::{cookie, same_origin, set_cookie, SESSION_COOKIE, SESSION_HOURS, SIGN_IN_COOKIE};
+
+use crate::AppState;
+
+/// Who may sign in, and the key their sessions are signed with.
+pub struct AdminConfig {
+    pub accounts: Accounts,
+    pub keys: SessionKeys,
+}
+
+impl AdminConfig {
+    pub fn new(accounts: Accounts, session_secret: &str) -> Result<Self, WeakSecret> {
+        Ok(Self { accounts, keys: SessionKeys::new(session_secret)? })
+    }
+}
+
+/// Cases shown at once on the case list, each with its respondent read alongside.
+const CASES_SHOWN: usize = 100;
+const MAX_OUTCOME_CHARS: usize = 200;
+
+fn html(status: StatusCode, result: Result<String, closeloop_core::render::RenderError>) -> Response {
+    match result {
+        Ok(body) => (status, Html(body)).into_response(),
+        Err(e) => {
+            log_error!("dashboard render failed: {e}");
+            (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered").into_response()
+        }
+    }
+}
+
+fn message(status: StatusCode, viewer: Option<&Viewer>, title: &str, text: &str) -> Response {
+    html(status, dashboard::message_page(viewer, title, text))
+}
+
+fn store_failed(e: StoreError, viewer: &Viewer) -> Response {
+    log_error!("dashboard store call failed: {e}");
+    message(StatusCode::SERVICE_UNAVAILABLE, Some(viewer), "Storage is unavailable", "The figures could not be read. Try again in a moment.")
+}
+
+fn query_map(query: Option<&str>) -> BTreeMap<String, String> {
+    query.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
+}
+
+fn form_map(body: &[u8]) -> BTreeMap<String, String> {
+    form_urlencoded::parse(body).into_owned().collect()
+}
+
+fn config(state: &AppState) -> Result<&Arc<AdminConfig>, Response> {
+    state.admin.as_ref().ok_or_else(|| {
+        message(StatusCode::NOT_FOUND, None, "The dashboard is not set up", "Give this deployment accounts and a session secret to use the dashboard.")
+    })
+}
+
+/// The signed-in account, or the response to give instead: pages send strangers to sign in,
+/// forms refuse them.
+fn signed_in<'a>(config: &'a AdminConfig, state: &AppState, headers: &HeaderMap) -> Option<(&'a Account, Viewer, session::Session)> {
+    let raw = cookie(headers, SESSION_COOKIE)?;
+    let session = config.keys.check(raw, state.services.clock.now())?;
+    let account = config.accounts.by_name(&session.account)?;
+    let viewer = Viewer::new(account, config.keys.csrf_for(&session));
+    Some((account, viewer, session))
+}
+
+fn to_sign_in() -> Response {
+    Redirect::to("/admin/sign-in").into_response()
+}
+
+/// A page's guard: signed in, or off to the sign-in form.
+macro_rules! page_guard {
+    ($state:expr, $headers:expr) => {{
+        let config = match config(&$state) {
+            Ok(c) => c.clone(),
+            Err(r) => return r,
+        };
+        match signed_in(&config, &$state, &$headers) {
+            Some((account, viewer, _)) => (config.clone(), account.clone(), viewer),
+            None => return to_sign_in(),
+        }
+    }};
+}
+
+/// A form's guard: signed in, same origin, and carrying this session's CSRF token.
+macro_rules! form_guard {
+    ($state:expr, $headers:expr, $form:expr) => {{
+        let config = match config(&$state) {
+            Ok(c) => c.clone(),
+            Err(r) => return r,
+        };
+        let Some((account, viewer, session)) = signed_in(&config, &$state, &$headers) else {
+            return message(StatusCode::FORBIDDEN, None, "Signed out", "Your session has ended. Sign in again and repeat the change.");
+        };
+        let token = $form.get("csrf").map(String::as_str).unwrap_or("");
+        if !same_origin(&$headers) || !config.keys.csrf_ok(&session, token) {
+            return message(StatusCode::FORBIDDEN, Some(&viewer), "Refused", "This form did not come from this dashboard. Reload the page and try again.");
+        }
+        (account.clone(), viewer)
+    }};
+}
+
+pub async fn sign_in_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let config = match config(&state) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if signed_in(config, &state, &headers).is_some() {
+        return Redirect::to("/admin").into_response();
+    }
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    let mut response = html(StatusCode::OK, dashboard::sign_in_page(&config.keys.sign_in_csrf(&nonce), None));
+    response.headers_mut().append(header::SET_COOKIE, set_cookie(SIGN_IN_COOKIE, &nonce, 3600));
+    response
+}
+
+pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let config = match config(&state) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let form = form_map(&body);
+    let nonce = cookie(&headers, SIGN_IN_COOKIE).unwrap_or("");
+    let csrf = form.get("csrf").map(String::as_str).unwrap_or("");
+    if !same_origin(&headers) || !config.keys.sign_in_csrf_ok(nonce, csrf) {
+        let fresh = uuid::Uuid::new_v4().simple().to_string();
+        let mut response = html(
+            StatusCode::FORBIDDEN,
+            dashboard::sign_in_page(&config.keys.sign_in_csrf(&fresh), Some("The sign-in form had expired. Please try again.")),
+        );
+        response.headers_mut().append(header::SET_COOKIE, set_cookie(SIGN_IN_COOKIE, &fresh, 3600));
+        return response;
+    }
+    let Some(account) = form.get("token").and_then(|t| config.accounts.by_token(t)) else {
+        return html(
+            StatusCode::UNAUTHORIZED,
+            dashboard::sign_in_page(&config.keys.sign_in_csrf(nonce), Some("That token is not valid. Check it and try again.")),
+        );
+    };
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    let session = config.keys.issue(&account.name, &nonce, state.services.clock.now());
+    let mut response = Redirect::to("/admin").into_response();
+    response.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &session, u64::from(SESSION_HOURS) * 3600));
+    response.headers_mut().append(header::SET_COOKIE, set_cookie(SIGN_IN_COOKIE, "", 0));
+    response
+}
+
+pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = form_map(&body);
+    let _ = form_guard!(state, headers, form);
+    let mut response = Redirect::to("/admin/sign-in").into_response();
+    response.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", 0));
+    response
+}
+
+/// Rows the account may see, narrowed to a segment if asked.
+fn visible_rows(rows: Vec<InvitationRow>, account: &Account, filter: Option<&SegmentFilter>) -> Vec<InvitationRow> {
+    rows.into_iter()
+        .filter(|r| match account.scope() {
+            Scope::Everything => true,
+            Scope::OwnedBy(owner) => r.invitation.contact.owner_email.as_ref() == Some(owner),
+        })
+        .filter(|r| filter.is_none_or(|f| f.matches(&r.invitation)))
+        .collect()
+}
+
+/// The figures an account sees: counters for the whole campaign, rows folded the same way for
+/// an owner or a segment drill-down.
+async fn aggregates_for(state: &AppState, campaign: &Campaign, account: &Account, filter: Option<&SegmentFilter>) -> Result<Aggregates, StoreError> {
+    let store = &state.services.store;
+    if account.scope() == Scope::Everything && filter.is_none() {
+        return Ok(Aggregates::from_buckets(store.counter_buckets(&campaign.id).await?));
+    }
+    let rows = visible_rows(store.campaign_rows(&campaign.id).await?, account, filter);
+    Ok(Aggregates::from_rows(campaign, &rows))
+}
+
+async fn find_campaign(state: &AppState, id: &str, viewer: &Viewer) -> Result<Campaign, Response> {
+    let missing = || message(StatusCode::NOT_FOUND, Some(viewer), "No such campaign", "There is no campaign with that id.");
+    let id = CampaignId::parse(id).map_err(|_| missing())?;
+    match state.services.store.campaign(&id).await {
+        Ok(Some(c)) => Ok(c),
+        Ok(None) => Err(missing()),
+        Err(e) => Err(store_failed(e, viewer)),
+    }
+}
+
+pub async fn campaigns(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let (_, account, viewer) = page_guard!(state, headers);
+    let list = match state.services.store.campaigns().await {
+        Ok(list) => list,
+        Err(e) => return store_failed(e, &viewer),
+    };
+    let mut shown = Vec::with_capacity(list.len());
+    for campaign in list {
+        match aggregates_for(&state, &campaign, &account, None).await {
+            Ok(agg) => shown.push((campaign, agg)),
+            Err(e) => return store_failed(e, &viewer),
+        }
+    }
+    html(StatusCode::OK, dashboard::campaigns_page(&viewer, &shown))
+}
+
+pub async fn overview(State(state): State<AppState>, Path(id): Path<String>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
+    let (_, account, viewer) = page_guard!(state, headers);
+    let campaign = match find_campaign(&state, &id, &viewer).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let q = query_map(query.as_deref());
+    let filter = SegmentFilter::parse(q.get("by").map(String::as_str), q.get("value").map(String::as_str));
+    match aggregates_for(&state, &campaign, &account, filter.as_ref()).await {
+        Ok(agg) => html(StatusCode::OK, dashboard::overview_page(&viewer, &campaign, &agg, filter.as_ref())),
+        Err(e) => store_failed(e, &viewer),
+    }
+}
+
+pub async fn segments(State(state): State<AppState>, Path(id): Path<String>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
+    let (_, account, viewer) = page_guard!(state, headers);
+    let campaign = match find_campaign(&state, &id, &viewer).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let q = query_map(query.as_deref());
+    match aggregates_for(&state, &campaign, &account, None).await {
+        Ok(agg) => html(
+            StatusCode::OK,
+            dashboard::segments_page(&viewer, &campaign, &agg, q.get("by").map(String::as_str), SegmentSort::parse(q.get("sort").map(String::as_str))),
+        ),
+        Err(e) => store_failed(e, &viewer),
+    }
+}
+
+pub async fn comments(State(state): State<AppState>, Path(id): Path<String>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
+    let (_, account, viewer) = page_guard!(state, headers);
+    let campaign = match find_campaign(&state, &id, &viewer).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let q = query_map(query.as_deref());
+    let filter = CommentFilter::parse(q.get("group").map(String::as_str), q.get("q").map(String::as_str), q.get("theme").map(String::as_str));
+    let rows = match state.services.store.campaign_rows(&campaign.id).await {
+        Ok(rows) => visible_rows(rows, &account, None),
+        Err(e) => return store_failed(e, &viewer),
+    };
+    let agg = match aggregates_for(&state, &campaign, &account, None).await {
+        Ok(agg) => agg,
+        Err(e) => return store_failed(e, &viewer),
+    };
+    html(StatusCode::OK, dashboard::comments_page(&viewer, &campaign, &agg, &rows, &filter))
+}
+
+pub async fn drivers(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let (_, account, viewer) = page_guard!(state, headers);
+    let campaign = match find_campaign(&state, &id, &viewer).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match aggregates_for(&state, &campaign, &account, None).await {
+        Ok(agg) => html(StatusCode::OK, dashboard::drivers_page(&viewer, &campaign, &agg)),
+        Err(e) => store_failed(e, &viewer),
+    }
+}
+
+pub async fn cases(State(state): State<AppState>, Path(id): Path<String>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
+    let (_, account, viewer) = page_guard!(state, headers);
+    let campaign = match find_campaign(&state, &id, &viewer).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let q = query_map(query.as_deref());
+    let view = CaseView::parse(q.get("status").map(String::as_str));
+    let asked_owner = q.get("owner").and_then(|o| Email::parse(o).ok());
+    let owner = match account.scope() {
+        Scope::OwnedBy(own) => Some(own.clone()),
+        Scope::Everything => asked_owner,
+    };
+    let store = &state.services.store;
+    let all = match store.cases(&campaign.id, owner.as_ref()).await {
+        Ok(all) => all,
+        Err(e) => return store_failed(e, &viewer),
+    };
+    let now = state.services.clock.now();
+    let counts: BTreeMap<&'static str, usize> = [CaseView::Open, CaseView::Overdue, CaseView::Closed, CaseView::All]
+        .into_iter()
+        .map(|v| (v.as_str(), all.iter().filter(|c| v.includes(c, now)).count()))
+        .collect();
+    let mut lines = Vec::new();
+    for case in all.into_iter().filter(|c| view.includes(c, now)).take(CASES_SHOWN) {
+        let invitation = store.invitation(&case.invitation_id).await;
+        let answer = store.answer(&case.invitation_id).await;
+        match (invitation, answer) {
+            (Ok(invitation), Ok(answer)) => lines.push(CaseLine { case, invitation, answer }),
+            (Err(e), _) | (_, Err(e)) => return store_failed(e, &viewer),
+        }
+    }
+    // The owner list for admins and viewers comes from the open and closed cases of everyone.
+    let owners: Vec<String> = if account.scope() == Scope::Everything {
+        match store.cases(&campaign.id, None).await {
+            Ok(everyone) => {
+                let mut o: Vec<String> = everyone.iter().filter_map(|c| c.owner_email.as_ref().map(|e| e.as_str().to_owned())).collect();
+                o.sort();
+                o.dedup();
+                o
+            }
+            Err(e) => return store_failed(e, &viewer),
+        }
+    } else {
+        Vec::new()
+    };
+    let may_work = |case: &closeloop_core::FollowUpCase| account.may_work_case(case.owner_email.as_ref());
+    html(
+        StatusCode::OK,
+        dashboard::cases_page(&viewer, &campaign, &lines, &counts, view, &owners, owner.as_ref().map(Email::as_str), now, &may_work),
+    )
+}
+
+/// Finds a case of this campaign the account may work on, or the response to give instead.
+async fn workable_case(state: &AppState, campaign_id: &str, invitation: &str, account: &Account, viewer: &Viewer) -> Result<InvitationId, Response> {
+    let id = InvitationId(invitation.to_owned());
+    let missing = || message(StatusCode::NOT_FOUND, Some(viewer), "No such case", "There is no follow-up case with that id in this campaign.");
+    let case = match state.services.store.case(&id).await {
+        Ok(Some(case)) if case.campaign_id.as_str() == campaign_id => case,
+        Ok(_) => return Err(missing()),
+        Err(e) => return Err(store_failed(e, viewer)),
+    };
+    if !account.may_work_case(case.owner_email.as_ref()) {
+        // An owner probing another owner's case learns nothing more than "not found".
+        return Err(match account.scope() {
+            Scope::OwnedBy(_) => missing(),
+            Scope::Everything => {
+                message(StatusCode::FORBIDDEN, Some(viewer), "Read only", "Your account can read the dashboard but not change cases.")
+            }
+        });
+    }
+    Ok(id)
+}
+
+fn back_to_case(campaign: &str, invitation: &InvitationId) -> Response {
+    Redirect::to(&format!("/admin/c/{campaign}/cases?status=all#case-{}", dashboard::form_encode(&invitation.0))).into_response()
+}
+
+pub async fn add_note(State(state): State<AppState>, Path((campaign, invitation)): Path<(String, String)>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = form_map(&body);
+    let (account, viewer) = form_guard!(state, headers, form);
+    let id = match workable_case(&state, &campaign, &invitation, &account, &viewer).await {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let text = form.get("text").map(|t| t.trim()).unwrap_or("");
+    if text.is_empty() || text.chars().count() > MAX_NOTE_CHARS {
+        return message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(&viewer),
+            "The note was not saved",
+            &format!("A note needs some text, at most {MAX_NOTE_CHARS} characters. Go back to keep what you typed."),
+        );
+    }
+    let note = CaseNote { by: account.name.clone(), at: state.services.clock.now(), text: text.to_owned() };
+    match state.services.store.add_case_note(&id, &note).await {
+        Ok(_) => back_to_case(&campaign, &id),
+        Err(e) => store_failed(e, &viewer),
+    }
+}
+
+pub async fn close_case(State(state): State<AppState>, Path((campaign, invitation)): Path<(String, String)>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = form_map(&body);
+    let (account, viewer) = form_guard!(state, headers, form);
+    let id = match workable_case(&state, &campaign, &invitation, &account, &viewer).await {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let outcome = form.get("outcome").map(|t| t.trim()).unwrap_or("");
+    if outcome.is_empty() || outcome.chars().count() > MAX_OUTCOME_CHARS {
+        return message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(&viewer),
+            "The case was not closed",
+            &format!("Say how the case ended, in at most {MAX_OUTCOME_CHARS} characters."),
+        );
+    }
+    let closure = CaseClosure { by: account.name.clone(), at: state.services.clock.now(), outcome: outcome.to_owned() };
+    match state.services.store.close_case(&id, &closure).await {
+        Ok(true) => back_to_case(&campaign, &id),
+        Ok(false) => message(StatusCode::CONFLICT, Some(&viewer), "Already closed", "Someone closed this case first; their outcome stands."),
+        Err(e) => store_failed(e, &viewer),
+    }
+}
+
+pub async fn export(State(state): State<AppState>, Path(id): Path<String>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
+    let (_, account, viewer) = page_guard!(state, headers);
+    let campaign = match find_campaign(&state, &id, &viewer).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let q = query_map(query.as_deref());
+    let filter = SegmentFilter::parse(q.get("by").map(String::as_str), q.get("value").map(String::as_str));
+    let rows = match state.services.store.campaign_rows(&campaign.id).await {
+        Ok(rows) => visible_rows(rows, &account, filter.as_ref()),
+        Err(e) => return store_failed(e, &viewer),
+    };
+    let csv = closeloop_core::export::answers_csv(&campaign, &rows);
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}-answers.csv\"", campaign.id)),
+        ],
+        csv,
+    )
+        .into_response()
+}
