@@ -361,7 +361,7 @@ pub fn comments_page(
                 "company": c.company, "store": c.store,
                 "score": a.score.value(), "group": a.score.group().as_str(),
                 "comment": a.comment,
-                "themes": a.comment.as_deref().map(|t| themes_of(&campaign.themes, t)).unwrap_or_default(),
+                "themes": a.comment.as_deref().map(|t| themes_of(&campaign.themes, t).join(", ")).unwrap_or_default(),
                 "at": a.answered_at.to_display(),
             })
         })
@@ -369,7 +369,7 @@ pub fn comments_page(
     let themes: Vec<Value> = aggregates
         .themes()
         .into_iter()
-        .map(|(name, t)| json!({ "name": name, "total": t.answered(), "promoters": t.promoters, "passives": t.passives, "detractors": t.detractors }))
+        .map(|(name, t)| json!({ "query": format!("theme={}", form_encode(&name)), "name": name, "total": t.answered(), "promoters": t.promoters, "passives": t.passives, "detractors": t.detractors }))
         .collect();
     let configured: Vec<&String> = campaign.themes.keys().collect();
     page(

@@ -1,0 +1,421 @@
+//! The dashboard in process, against the embedded store: who may see and change what, and that
+//! nothing a customer or a CRM typed reaches a page or a spreadsheet unescaped.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::response::Response;
+use axum::Router;
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+use closeloop_core::accounts::{Accounts, Role};
+use closeloop_core::model::{CaseStatus, Email, InvitationId};
+use closeloop_core::ports::{Links, ManualClock, Store};
+use closeloop_core::{Campaign, Timestamp};
+use closeloop_edge::admin::AdminConfig;
+use closeloop_edge::{router, AppState};
+use closeloop_embedded::SqliteStore;
+use closeloop_functions::{dispatch, launch, Services};
+
+const T0: Timestamp = Timestamp::from_millis(1_790_000_000_000);
+const ADMIN: &str = "admin-token-0123456789abcdef";
+const VIEWER: &str = "viewer-token-0123456789abcdef";
+const ANNA: &str = "anna-token-0123456789abcdef";
+const BO: &str = "bo-token-0123456789abcdef";
+const SECRET: &str = "a test session secret of some length";
+
+const CAMPAIGN: &str = r#"
+id = "dash"
+name = "Dashboard <test>"
+company = "Acme"
+sender_name = "Sam"
+sender_email = "sam@acme.example"
+[[drivers]]
+key = "ease"
+label = "Ease"
+[themes]
+price = ["price", "pris"]
+"#;
+
+/// Hostile values in every kind of field: markup, a formula, quotes.
+const XSS: &str = "<script>alert(1)</script>";
+const CSV: &str = "email,first_name,company,store,owner_email,region\n\
+    asa@example.se,Åsa,\"<script>alert(1)</script>\",=cmd|' /C calc'!A0,anna@acme.example,\"<b>Syd</b>\"\n\
+    bo@example.se,Bosse,Bo AB,Lund,bo@acme.example,Nord\n\
+    cy@example.se,Cy,Cy AB,Lund,bo@acme.example,Nord\n";
+
+struct TestApp {
+    router: Router,
+    store: SqliteStore,
+    services: Services,
+    campaign: Campaign,
+}
+
+/// A signed-in browser: its cookie and the CSRF token the pages give it.
+struct Session {
+    cookie: String,
+    csrf: String,
+}
+
+async fn spawn_app() -> TestApp {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let outbox = store.outbox(clock.clone());
+    let services = Services {
+        store: Arc::new(store.clone()),
+        mailer: Arc::new(outbox.clone()),
+        sms: Arc::new(outbox),
+        clock,
+        links: Links::new("https://nps.example"),
+    };
+    let campaign = Campaign::from_toml(CAMPAIGN).unwrap();
+    launch::launch(&services, &campaign, CSV.as_bytes()).await.unwrap();
+    let accounts = Accounts::default()
+        .with("Admin", Role::Admin, None, ADMIN)
+        .with("Vera Viewer", Role::Viewer, None, VIEWER)
+        .with("Anna", Role::Owner, Some(Email::parse("anna@acme.example").unwrap()), ANNA)
+        .with("Bo", Role::Owner, Some(Email::parse("bo@acme.example").unwrap()), BO);
+    let state = AppState::new(&services, None).with_admin(AdminConfig::new(accounts, SECRET).unwrap());
+    let app = TestApp { router: router(state), store, services, campaign };
+    // Everyone answers through the real page; all three are detractors, so each gets a case.
+    app.answer("Åsa", "2", &format!("The price! {XSS}")).await;
+    app.answer("Bosse", "4", "Bo's secret complaint").await;
+    app.answer("Cy", "10", "Lovely").await;
+    dispatch::dispatch_pending(&app.services).await.unwrap();
+    app
+}
+
+fn set_cookie_value(response: &Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix(&format!("{name}=")).map(|rest| rest.split(';').next().unwrap_or("").to_owned()))
+}
+
+fn csrf_in(html: &str) -> String {
+    let start = html.find("name=\"csrf\" value=\"").expect("a form with a CSRF token") + 19;
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+async fn text(response: Response) -> String {
+    String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+}
+
+impl TestApp {
+    async fn send(&self, request: Request<Body>) -> Response {
+        self.router.clone().oneshot(request).await.unwrap()
+    }
+
+    async fn token_of(&self, first_name: &str) -> String {
+        let rows = self.store.campaign_rows(&self.campaign.id).await.unwrap();
+        let row = rows.iter().find(|r| r.invitation.contact.first_name.as_deref() == Some(first_name)).unwrap();
+        row.invitation.token.as_str().to_owned()
+    }
+
+    async fn id_of(&self, first_name: &str) -> InvitationId {
+        let rows = self.store.campaign_rows(&self.campaign.id).await.unwrap();
+        rows.into_iter().find(|r| r.invitation.contact.first_name.as_deref() == Some(first_name)).unwrap().invitation.id
+    }
+
+    async fn answer(&self, first_name: &str, score: &str, comment: &str) {
+        let token = self.token_of(first_name).await;
+        let body = format!("score={score}&rating.ease=3&comment={}", closeloop_core::dashboard::form_encode(comment));
+        let response = self
+            .send(
+                Request::post(format!("/s/{token}"))
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(Body::from(body))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "answer of {first_name} recorded");
+    }
+
+    async fn sign_in(&self, token: &str) -> Session {
+        let form = self.send(Request::get("/admin/sign-in").body(Body::empty()).unwrap()).await;
+        let nonce = set_cookie_value(&form, "cl_signin").expect("the sign-in form sets its nonce cookie");
+        let csrf = csrf_in(&text(form).await);
+        let response = self
+            .send(
+                Request::post("/admin/sign-in")
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .header(header::COOKIE, format!("cl_signin={nonce}"))
+                    .body(Body::from(format!("csrf={}&token={token}", closeloop_core::dashboard::form_encode(&csrf))))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "signed in");
+        let cookie = format!("cl_session={}", set_cookie_value(&response, "cl_session").expect("a session cookie"));
+        let page = self.get_as(&cookie, "/admin").await;
+        assert_eq!(page.status(), StatusCode::OK);
+        let csrf = csrf_in(&text(page).await);
+        Session { cookie, csrf }
+    }
+
+    async fn get_as(&self, cookie: &str, uri: &str) -> Response {
+        self.send(Request::get(uri).header(header::COOKIE, cookie).body(Body::empty()).unwrap()).await
+    }
+
+    async fn page(&self, session: &Session, uri: &str) -> String {
+        let response = self.get_as(&session.cookie, uri).await;
+        assert_eq!(response.status(), StatusCode::OK, "{uri}");
+        text(response).await
+    }
+
+    async fn post_as(&self, session: &Session, uri: &str, body: &str) -> Response {
+        self.send(
+            Request::post(uri)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(header::COOKIE, &session.cookie)
+                .body(Body::from(format!("csrf={}&{body}", closeloop_core::dashboard::form_encode(&session.csrf))))
+                .unwrap(),
+        )
+        .await
+    }
+
+    async fn case_status(&self, first_name: &str) -> CaseStatus {
+        self.store.case(&self.id_of(first_name).await).await.unwrap().expect("a case").status
+    }
+}
+
+const PAGES: [&str; 7] = [
+    "/admin",
+    "/admin/c/dash",
+    "/admin/c/dash/segments",
+    "/admin/c/dash/comments",
+    "/admin/c/dash/drivers",
+    "/admin/c/dash/cases",
+    "/admin/c/dash/export.csv",
+];
+
+#[tokio::test]
+async fn no_dashboard_page_is_served_without_sign_in() {
+    let app = spawn_app().await;
+    for uri in PAGES {
+        let response = app.send(Request::get(uri).body(Body::empty()).unwrap()).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{uri}");
+        assert_eq!(response.headers()[header::LOCATION], "/admin/sign-in");
+        let forged = app.get_as("cl_session=QWRtaW4.99999999999999.n.bad", uri).await;
+        assert_eq!(forged.status(), StatusCode::SEE_OTHER, "a forged session is no session: {uri}");
+    }
+    let asa = app.id_of("Åsa").await;
+    let response = app
+        .send(
+            Request::post(format!("/admin/c/dash/cases/{}/close", asa.0))
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from("outcome=done"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.case_status("Åsa").await, CaseStatus::Open);
+}
+
+#[tokio::test]
+async fn a_wrong_token_is_refused_and_so_is_a_sign_in_posted_from_elsewhere() {
+    let app = spawn_app().await;
+    let form = app.send(Request::get("/admin/sign-in").body(Body::empty()).unwrap()).await;
+    let nonce = set_cookie_value(&form, "cl_signin").unwrap();
+    let csrf = csrf_in(&text(form).await);
+    let post = |cookie: String, body: String| {
+        Request::post("/admin/sign-in")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::COOKIE, cookie)
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let wrong = app.send(post(format!("cl_signin={nonce}"), format!("csrf={csrf}&token=not-the-admin-token-at-all"))).await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(set_cookie_value(&wrong, "cl_session").is_none());
+    assert!(text(wrong).await.contains("not valid"));
+    // Login CSRF: a page elsewhere cannot sign this browser in, lacking the nonce cookie.
+    let forged = app.send(post(String::new(), format!("csrf={csrf}&token={ADMIN}"))).await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert!(set_cookie_value(&forged, "cl_session").is_none());
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_secure_http_only_and_strict() {
+    let app = spawn_app().await;
+    let form = app.send(Request::get("/admin/sign-in").body(Body::empty()).unwrap()).await;
+    let nonce = set_cookie_value(&form, "cl_signin").unwrap();
+    let csrf = csrf_in(&text(form).await);
+    let response = app
+        .send(
+            Request::post("/admin/sign-in")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(header::COOKIE, format!("cl_signin={nonce}"))
+                .body(Body::from(format!("csrf={csrf}&token={ADMIN}")))
+                .unwrap(),
+        )
+        .await;
+    let cookie = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("cl_session="))
+        .unwrap()
+        .to_owned();
+    for attribute in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/admin"] {
+        assert!(cookie.contains(attribute), "{attribute} missing from {cookie}");
+    }
+}
+
+#[tokio::test]
+async fn an_owner_never_sees_another_owners_answers_or_cases() {
+    let app = spawn_app().await;
+    let anna = app.sign_in(ANNA).await;
+    let comments = app.page(&anna, "/admin/c/dash/comments").await;
+    assert!(comments.contains("The price!"));
+    assert!(!comments.contains("secret complaint"), "Bo's contact's comment leaked to Anna");
+    let overview = app.page(&anna, "/admin/c/dash").await;
+    assert!(overview.contains("Your contacts only (anna@acme.example)"));
+    assert!(overview.contains("<span class=\"big\" id=\"nps-value\">-100</span>"), "one detractor of her own");
+    let cases = app.page(&anna, "/admin/c/dash/cases?status=all").await;
+    assert!(cases.contains("Åsa"));
+    assert!(!cases.contains("Bosse"));
+    let cases_of_bo = app.page(&anna, "/admin/c/dash/cases?status=all&owner=bo%40acme.example").await;
+    assert!(!cases_of_bo.contains("Bosse"), "asking for Bo's cases still shows only her own");
+    let export = app.page(&anna, "/admin/c/dash/export.csv").await;
+    assert!(export.contains("asa@example.se") && !export.contains("bo@example.se"));
+    let segments = app.page(&anna, "/admin/c/dash/segments?by=store").await;
+    assert!(!segments.contains("Lund"), "Bo's contacts' stores are not Anna's segments");
+
+    let bosse = app.id_of("Bosse").await;
+    let response = app.post_as(&anna, &format!("/admin/c/dash/cases/{}/close", bosse.0), "outcome=mine+now").await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let response = app.post_as(&anna, &format!("/admin/c/dash/cases/{}/notes", bosse.0), "text=peek").await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let case = app.store.case(&bosse).await.unwrap().unwrap();
+    assert_eq!((case.status, case.notes.len()), (CaseStatus::Open, 0), "Bo's case is untouched");
+}
+
+#[tokio::test]
+async fn a_viewer_reads_everything_but_cannot_change_a_case() {
+    let app = spawn_app().await;
+    let vera = app.sign_in(VIEWER).await;
+    let comments = app.page(&vera, "/admin/c/dash/comments").await;
+    assert!(comments.contains("The price!") && comments.contains("secret complaint"));
+    let cases = app.page(&vera, "/admin/c/dash/cases?status=all").await;
+    assert!(cases.contains("Åsa") && cases.contains("Bosse"));
+    assert!(!cases.contains("Close case"), "no case forms for a viewer");
+    let asa = app.id_of("Åsa").await;
+    let response = app.post_as(&vera, &format!("/admin/c/dash/cases/{}/close", asa.0), "outcome=viewed").await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let response = app.post_as(&vera, &format!("/admin/c/dash/cases/{}/notes", asa.0), "text=hello").await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let case = app.store.case(&asa).await.unwrap().unwrap();
+    assert_eq!((case.status, case.notes.len()), (CaseStatus::Open, 0));
+}
+
+#[tokio::test]
+async fn closing_a_case_records_who_and_when_and_the_first_closure_stands() {
+    let app = spawn_app().await;
+    let anna = app.sign_in(ANNA).await;
+    let asa = app.id_of("Åsa").await;
+    let noted = app.post_as(&anna, &format!("/admin/c/dash/cases/{}/notes", asa.0), "text=Called+her%2C+refund+agreed").await;
+    assert_eq!(noted.status(), StatusCode::SEE_OTHER);
+    let closed = app.post_as(&anna, &format!("/admin/c/dash/cases/{}/close", asa.0), "outcome=Refunded").await;
+    assert_eq!(closed.status(), StatusCode::SEE_OTHER);
+    let admin = app.sign_in(ADMIN).await;
+    let again = app.post_as(&admin, &format!("/admin/c/dash/cases/{}/close", asa.0), "outcome=Other").await;
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    let case = app.store.case(&asa).await.unwrap().unwrap();
+    let closure = case.closed.expect("closed");
+    assert_eq!((closure.by.as_str(), closure.outcome.as_str(), closure.at), ("Anna", "Refunded", T0));
+    assert_eq!(case.notes[0].text, "Called her, refund agreed");
+    let page = app.page(&admin, "/admin/c/dash/cases?status=closed").await;
+    assert!(page.contains("Closed by Anna"));
+    let empty = app.post_as(&admin, &format!("/admin/c/dash/cases/{}/notes", asa.0), "text=+++").await;
+    assert_eq!(empty.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn a_form_without_this_sessions_token_or_from_another_origin_is_refused() {
+    let app = spawn_app().await;
+    let admin = app.sign_in(ADMIN).await;
+    let other = app.sign_in(ADMIN).await;
+    let asa = app.id_of("Åsa").await;
+    let uri = format!("/admin/c/dash/cases/{}/close", asa.0);
+    let stolen = Session { cookie: admin.cookie.clone(), csrf: other.csrf.clone() };
+    assert_eq!(app.post_as(&stolen, &uri, "outcome=x").await.status(), StatusCode::FORBIDDEN);
+    let missing = Session { cookie: admin.cookie.clone(), csrf: String::new() };
+    assert_eq!(app.post_as(&missing, &uri, "outcome=x").await.status(), StatusCode::FORBIDDEN);
+    let cross_site = app
+        .send(
+            Request::post(&uri)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(header::COOKIE, &admin.cookie)
+                .header(header::HOST, "nps.example")
+                .header(header::ORIGIN, "https://evil.example")
+                .body(Body::from(format!("csrf={}&outcome=x", closeloop_core::dashboard::form_encode(&admin.csrf))))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(cross_site.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.case_status("Åsa").await, CaseStatus::Open);
+}
+
+#[tokio::test]
+async fn every_crm_field_and_comment_is_escaped_on_every_page() {
+    let app = spawn_app().await;
+    let admin = app.sign_in(ADMIN).await;
+    for uri in [
+        "/admin",
+        "/admin/c/dash",
+        "/admin/c/dash?by=prop%3Aregion&value=%3Cb%3ESyd%3C%2Fb%3E",
+        "/admin/c/dash/segments?by=company",
+        "/admin/c/dash/segments?by=prop:region",
+        "/admin/c/dash/comments",
+        "/admin/c/dash/comments?q=%3Cscript%3E",
+        "/admin/c/dash/drivers",
+        "/admin/c/dash/cases?status=all",
+    ] {
+        let html = app.page(&admin, uri).await;
+        assert!(!html.contains("<script>"), "raw script on {uri}");
+        assert!(!html.contains("<b>Syd"), "raw CRM markup on {uri}");
+        assert!(!html.contains("Dashboard <test>"), "raw campaign name on {uri}");
+    }
+    let comments = app.page(&admin, "/admin/c/dash/comments").await;
+    assert!(comments.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "the comment is shown, escaped");
+    let segments = app.page(&admin, "/admin/c/dash/segments?by=prop:region").await;
+    assert!(segments.contains("&lt;b&gt;Syd&lt;/b&gt;"));
+}
+
+#[tokio::test]
+async fn the_export_is_excel_ready_and_neutralises_formulas() {
+    let app = spawn_app().await;
+    let admin = app.sign_in(ADMIN).await;
+    let response = app.get_as(&admin.cookie, "/admin/c/dash/export.csv").await;
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "text/csv; charset=utf-8");
+    assert!(response.headers()[header::CONTENT_DISPOSITION].to_str().unwrap().contains("attachment"));
+    let csv = text(response).await;
+    assert!(csv.starts_with('\u{feff}'), "a BOM, so Excel reads UTF-8");
+    assert!(csv.contains("\"'=cmd|' /C calc'!A0\""), "the formula store name is neutralised: {csv}");
+    assert!(!csv.contains(",\"=cmd"));
+    assert!(csv.contains("Åsa"));
+    assert_eq!(csv.lines().count(), 4, "a header and three answers");
+}
+
+#[tokio::test]
+async fn the_overview_counts_opens_and_a_segment_filter_narrows_it() {
+    let app = spawn_app().await;
+    let admin = app.sign_in(ADMIN).await;
+    let overview = app.page(&admin, "/admin/c/dash").await;
+    // Two detractors and one promoter of three: NPS -33; nobody opened a page (they posted directly).
+    assert!(overview.contains("id=\"nps-value\">-33<"), "{overview}");
+    assert!(overview.contains("<th scope=\"row\">Opened the page</th><td class=\"num\">0</td>"));
+    let token = app.token_of("Åsa").await;
+    app.send(Request::get(format!("/s/{token}")).body(Body::empty()).unwrap()).await;
+    app.send(Request::get(format!("/s/{token}?score=3")).body(Body::empty()).unwrap()).await;
+    let overview = app.page(&admin, "/admin/c/dash").await;
+    assert!(overview.contains("<th scope=\"row\">Opened the page</th><td class=\"num\">1</td>"), "opened once, counted once");
+    let lund = app.page(&admin, "/admin/c/dash?by=store&value=Lund").await;
+    assert!(lund.contains("Only contacts with store = Lund"));
+    assert!(lund.contains("id=\"nps-value\">0<"), "Lund: one detractor, one promoter");
+}
