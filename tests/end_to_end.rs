@@ -152,14 +152,14 @@ async fn the_whole_loop_runs_from_launch_to_report() {
 
     // Four days on, the reminder goes to the one who neither answered nor unsubscribed.
     let before = t.outbox().await.len();
-    let run = schedule::run(&t.app.services, T0.plus_days(4)).await.unwrap();
+    let run = schedule::run(&t.app.services, &Default::default(), T0.plus_days(4)).await.unwrap();
     assert_eq!(run.reminders_sent, 1);
     let outbox = t.outbox().await;
     let reminders = of_kind(&outbox, "reminder");
     assert_eq!(reminders.len(), 1);
     assert!(reminders[0]["to"].as_str().unwrap().contains("una@example.com"), "not Sam, who unsubscribed");
     assert_eq!(outbox.len(), before + 2, "one reminder and one escalation, nothing else");
-    assert_eq!(schedule::run(&t.app.services, T0.plus_days(4)).await.unwrap().reminders_sent, 0, "a rerun sends nothing");
+    assert_eq!(schedule::run(&t.app.services, &Default::default(), T0.plus_days(4)).await.unwrap().reminders_sent, 0, "a rerun sends nothing");
 
     // The detractor's case was not closed in 48 hours: it escalates to the manager.
     assert_eq!(run.escalations_sent, 1);

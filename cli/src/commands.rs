@@ -61,6 +61,7 @@ pub async fn cmd_launch(settings: &Settings, campaign_path: &Path, contacts_path
 
 pub async fn cmd_up(settings: &Settings, port: u16, demo: bool) -> anyhow::Result<()> {
     let started = Instant::now();
+    let (_, new_admin_token) = crate::accounts_file::load_or_create(settings)?;
     let app = LocalApp::open(settings, Arc::new(SystemClock))?;
     if demo {
         let campaign = Campaign::from_toml(DEMO_CAMPAIGN).context("the demo campaign file")?;
@@ -78,14 +79,40 @@ pub async fn cmd_up(settings: &Settings, port: u16, demo: bool) -> anyhow::Resul
     }
     let api_token = settings.api_token.clone();
     let running = serve(app, SocketAddr::from(([127, 0, 0, 1], port)), api_token.clone(), true).await?;
-    println!("Outbox:  http://{}/outbox", running.addr);
+    println!("Outbox:    http://{}/outbox", running.addr);
+    println!("Dashboard: http://{}/admin", running.addr);
+    if let Some(token) = new_admin_token {
+        println!(
+            "           sign in with the admin token {token} (shown once; {} keeps only its hash)",
+            crate::accounts_file::accounts_path(settings).display()
+        );
+    }
     if api_token.is_none() {
-        println!("API:     disabled (set CLOSELOOP_API_TOKEN to enable POST /api/v1/invitations)");
+        println!("API:       disabled (set CLOSELOOP_API_TOKEN to enable POST /api/v1/invitations)");
     }
     println!("closeloop is up on http://{} ({} ms). Ctrl-C stops it.", running.addr, started.elapsed().as_millis());
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     running.stop();
     Ok(())
+}
+
+/// `closeloop account add`: prints the new account's sign-in token, once.
+pub fn cmd_account_add(settings: &Settings, name: &str, role: &str, email: Option<&str>, locale: Option<&str>) -> anyhow::Result<String> {
+    use closeloop_core::accounts::Role;
+    let role = match role {
+        "admin" => Role::Admin,
+        "viewer" => Role::Viewer,
+        "owner" => Role::Owner,
+        other => bail!("role {other:?} must be admin, viewer or owner"),
+    };
+    let email = email.map(closeloop_core::Email::parse).transpose()?;
+    let locale = match locale {
+        Some(code) => Some(closeloop_core::Locale::parse(code).with_context(|| format!("locale {code:?} must be en, sv or da"))?),
+        None => None,
+    };
+    let token = crate::accounts_file::add_account(settings, name, role, email.as_ref(), locale)?;
+    println!("Account {name:?} ({}) added. Sign-in token, shown only now: {token}", role.as_str());
+    Ok(token)
 }
 
 pub async fn cmd_run_schedule(settings: &Settings, at: &str) -> anyhow::Result<ScheduleSummary> {
@@ -94,7 +121,7 @@ pub async fn cmd_run_schedule(settings: &Settings, at: &str) -> anyhow::Result<S
     let app = LocalApp::open(settings, clock)?;
     // Events first, so an answer that arrived just before counts as answered.
     app.dispatch().await?;
-    let summary = schedule::run(&app.services, at).await?;
+    let summary = schedule::run(&app.services, &app.accounts, at).await?;
     println!(
         "Schedule as of {}: {} reminders sent, {} skipped (unsubscribed), {} overdue follow-ups escalated",
         at.to_rfc3339(),

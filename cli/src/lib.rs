@@ -1,6 +1,7 @@
 //! The local process: the embedded store, the outbox, the router, the dispatcher and the
 //! schedule in one binary. `main.rs` only parses arguments and calls into here.
 
+pub mod accounts_file;
 pub mod commands;
 pub mod outbox_page;
 pub mod settings;
@@ -10,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use closeloop_core::accounts::Accounts;
 use closeloop_core::ports::{Clock, Links};
+use closeloop_edge::admin::AdminConfig;
 use closeloop_embedded::{Outbox, SqliteStore};
 use closeloop_functions::{dispatch, schedule, Services};
 
@@ -22,6 +25,10 @@ pub struct LocalApp {
     pub store: SqliteStore,
     pub outbox: Outbox,
     pub services: Services,
+    /// Dashboard accounts: sign-in, digest languages, admin digests.
+    pub accounts: Arc<Accounts>,
+    /// Set when there are accounts to sign in with.
+    pub admin: Option<Arc<AdminConfig>>,
 }
 
 impl LocalApp {
@@ -30,7 +37,23 @@ impl LocalApp {
             .with_context(|| format!("creating the data directory {}", settings.data_dir.display()))?;
         let path = settings.data_dir.join("closeloop.db");
         let store = SqliteStore::open(&path).with_context(|| format!("opening {}", path.display()))?;
-        Ok(Self::with_store(store, settings, clock))
+        let mut app = Self::with_store(store, settings, clock);
+        let accounts_path = accounts_file::accounts_path(settings);
+        if accounts_path.exists() {
+            let text = std::fs::read_to_string(&accounts_path).with_context(|| format!("reading {}", accounts_path.display()))?;
+            let accounts = Accounts::from_toml(&text).with_context(|| format!("in {}", accounts_path.display()))?;
+            app = app.with_accounts(accounts, &accounts_file::session_secret(settings)?)?;
+        }
+        Ok(app)
+    }
+
+    /// Switches the dashboard on for these accounts.
+    pub fn with_accounts(mut self, accounts: Accounts, session_secret: &str) -> anyhow::Result<Self> {
+        if !accounts.is_empty() {
+            self.admin = Some(Arc::new(AdminConfig::new(accounts.clone(), session_secret)?));
+        }
+        self.accounts = Arc::new(accounts);
+        Ok(self)
     }
 
     pub fn with_store(store: SqliteStore, settings: &Settings, clock: Arc<dyn Clock>) -> Self {
@@ -42,12 +65,13 @@ impl LocalApp {
             clock,
             links: Links::new(&settings.public_url),
         };
-        Self { store, outbox, services }
+        Self { store, outbox, services, accounts: Arc::new(Accounts::default()), admin: None }
     }
 
     /// The edge router plus the local-only outbox pages.
     pub fn router(&self, api_token: Option<&str>) -> axum::Router {
-        let state = closeloop_edge::AppState::new(&self.services, api_token);
+        let mut state = closeloop_edge::AppState::new(&self.services, api_token);
+        state.admin = self.admin.clone();
         closeloop_edge::router(state).merge(outbox_page::routes(self.outbox.clone()))
     }
 
@@ -100,7 +124,7 @@ pub async fn serve(app: LocalApp, addr: SocketAddr, api_token: Option<String>, r
         tasks.push(tokio::spawn(async move {
             loop {
                 let now = scheduler.services.clock.now();
-                match schedule::run(&scheduler.services, now).await {
+                match schedule::run(&scheduler.services, &scheduler.accounts, now).await {
                     Ok(s) if s != schedule::ScheduleSummary::default() => tracing::info!(?s, "schedule ran"),
                     Ok(_) => {}
                     Err(e) => tracing::error!(error = %e, "schedule failed"),

@@ -41,12 +41,35 @@ enum Command {
         #[arg(long)]
         at: String,
     },
+    /// Dashboard accounts.
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
     /// Sent, answered, response rate, NPS with its margin: overall and per segment.
     Report {
         #[arg(long)]
         campaign: Option<String>,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Add an account and print its sign-in token (stored only as a hash).
+    Add {
+        #[arg(long)]
+        name: String,
+        /// admin (everything), viewer (read everything) or owner (own contacts, own cases)
+        #[arg(long)]
+        role: String,
+        /// For owners: the owner_email their contacts carry. For admins: where digests go.
+        #[arg(long)]
+        email: Option<String>,
+        /// The language of this person's weekly digest: en, sv or da.
+        #[arg(long)]
+        locale: Option<String>,
     },
 }
 
@@ -66,6 +89,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Up { port, demo } => commands::cmd_up(&settings, port, demo).await,
         Command::Launch { campaign, contacts } => commands::cmd_launch(&settings, &campaign, &contacts).await,
         Command::RunSchedule { at } => commands::cmd_run_schedule(&settings, &at).await.map(|_| ()),
+        Command::Account { command: AccountCommand::Add { name, role, email, locale } } => {
+            commands::cmd_account_add(&settings, &name, &role, email.as_deref(), locale.as_deref()).map(|_| ())
+        }
         Command::Report { campaign, json } => commands::cmd_report(&settings, campaign.as_deref(), json).await,
     }
 }

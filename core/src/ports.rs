@@ -221,6 +221,9 @@ impl Links {
     pub fn unsubscribe(&self, token: &Token) -> String {
         format!("{}/u/{}", self.base, token.as_str())
     }
+    pub fn dashboard(&self, campaign: &CampaignId) -> String {
+        format!("{}/admin/c/{}", self.base, campaign.as_str())
+    }
     pub fn review(&self, token: &Token, site: &str) -> String {
         format!("{}/r/{}/{site}", self.base, token.as_str())
     }

@@ -540,6 +540,8 @@ pub fn digest_mail(
     scope: &str,
     digest: &crate::report::WeeklyDigest,
     cases: &[Option<(crate::time::Timestamp, bool)>],
+    open_cases: (usize, usize),
+    dashboard_url: &str,
 ) -> Result<RenderedMail, RenderError> {
     let this = digest.this_week;
     let estimate = this.estimate();
@@ -551,7 +553,9 @@ pub fn digest_mail(
         .with("answered", this.answered().to_string())
         .with("promoters", this.promoters.to_string())
         .with("passives", this.passives.to_string())
-        .with("detractors", this.detractors.to_string());
+        .with("detractors", this.detractors.to_string())
+        .with("open", open_cases.0.to_string())
+        .with("overdue", open_cases.1.to_string());
     let change = crate::nps::change(&digest.last_week, &this).map(|c| {
         let margin = format!("{:.0}", c.margin_95);
         let significance = Strings::new(locale)
@@ -579,7 +583,7 @@ pub fn digest_mail(
         .collect();
     mail(
         MessageKind::Digest,
-        context! { lang => locale.code(), t => strings.all(), change, detractors, comments },
+        context! { lang => locale.code(), t => strings.all(), change, detractors, comments, dashboard_url },
     )
 }
 

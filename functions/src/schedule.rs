@@ -1,5 +1,6 @@
 //! Scheduled work as of a given moment: due reminders, then overdue follow-ups.
 
+use closeloop_core::accounts::{Accounts, Role};
 use closeloop_core::ports::MessageKind;
 use closeloop_core::{render, rules, Timestamp};
 
@@ -22,7 +23,8 @@ fn digest_due(at: Timestamp) -> bool {
 
 const PAGE: usize = 200;
 
-pub async fn run(services: &Services, at: Timestamp) -> Result<ScheduleSummary, FunctionError> {
+/// `accounts` gives the digests their recipients' languages and the admins' addresses.
+pub async fn run(services: &Services, accounts: &Accounts, at: Timestamp) -> Result<ScheduleSummary, FunctionError> {
     let mut summary = ScheduleSummary::default();
     loop {
         let due = services.store.due_reminders(at, PAGE).await?;
@@ -74,13 +76,14 @@ pub async fn run(services: &Services, at: Timestamp) -> Result<ScheduleSummary, 
         }
     }
     if digest_due(at) {
-        summary.digests_sent = send_digests(services, at).await?;
+        summary.digests_sent = send_digests(services, accounts, at).await?;
     }
     Ok(summary)
 }
 
-/// One digest per owner, and one per campaign to its manager, for the week before `at`.
-pub async fn send_digests(services: &Services, at: Timestamp) -> Result<usize, FunctionError> {
+/// One digest per owner, and one per campaign to its manager and to each admin account with an
+/// email address, for the week before `at`.
+pub async fn send_digests(services: &Services, accounts: &Accounts, at: Timestamp) -> Result<usize, FunctionError> {
     let week = at.iso_week();
     let mut sent = 0;
     for campaign in services.store.campaigns().await? {
@@ -89,7 +92,7 @@ pub async fn send_digests(services: &Services, at: Timestamp) -> Result<usize, F
         if !services.store.claim_send(&run_key, at).await? {
             continue;
         }
-        match campaign_digests(services, &campaign, at, &week).await {
+        match campaign_digests(services, accounts, &campaign, at, &week).await {
             Ok(n) => sent += n,
             Err(e) => {
                 services.store.release_send(&run_key).await?;
@@ -100,32 +103,55 @@ pub async fn send_digests(services: &Services, at: Timestamp) -> Result<usize, F
     Ok(sent)
 }
 
-async fn campaign_digests(services: &Services, campaign: &closeloop_core::Campaign, at: Timestamp, week: &str) -> Result<usize, FunctionError> {
+async fn campaign_digests(
+    services: &Services,
+    accounts: &Accounts,
+    campaign: &closeloop_core::Campaign,
+    at: Timestamp,
+    week: &str,
+) -> Result<usize, FunctionError> {
+    use closeloop_core::ports::InvitationRow;
     let rows = services.store.campaign_rows(&campaign.id).await?;
-    let mut by_owner: std::collections::BTreeMap<&str, Vec<&closeloop_core::ports::InvitationRow>> = Default::default();
+    let mut by_owner: std::collections::BTreeMap<&closeloop_core::Email, Vec<&InvitationRow>> = Default::default();
     for row in &rows {
         if let Some(owner) = &row.invitation.contact.owner_email {
-            by_owner.entry(owner.as_str()).or_default().push(row);
+            by_owner.entry(owner).or_default().push(row);
         }
     }
-    let mut recipients: Vec<(String, String, Vec<&closeloop_core::ports::InvitationRow>)> =
-        by_owner.into_iter().map(|(owner, rows)| (owner.to_owned(), owner.to_owned(), rows)).collect();
-    if let Some(manager) = &campaign.manager_email {
-        recipients.push((manager.as_str().to_owned(), format!("{} ({})", campaign.name, campaign.id), rows.iter().collect()));
+    // (to, scope shown in the mail, whose cases, rows)
+    let mut recipients: Vec<(String, String, Option<&closeloop_core::Email>, Vec<&InvitationRow>)> =
+        by_owner.into_iter().map(|(owner, rows)| (owner.as_str().to_owned(), owner.as_str().to_owned(), Some(owner), rows)).collect();
+    let campaign_scope = format!("{} ({})", campaign.name, campaign.id);
+    let admins = accounts.iter().filter(|a| a.role == Role::Admin).filter_map(|a| a.email.clone());
+    let mut everyone: Vec<closeloop_core::Email> = campaign.manager_email.iter().cloned().chain(admins).collect();
+    everyone.sort();
+    everyone.dedup();
+    for to in everyone {
+        if recipients.iter().all(|(r, ..)| *r != to.as_str()) {
+            recipients.push((to.as_str().to_owned(), campaign_scope.clone(), None, rows.iter().collect()));
+        }
     }
-    let locale = campaign.locales[0];
+    let all_cases = services.store.cases(&campaign.id, None).await?;
     let mut sent = 0;
-    for (to, scope, rows) in recipients {
+    for (to, scope, owner, rows) in recipients {
         let digest = closeloop_core::report::weekly_digest(rows.iter().copied(), at);
         if digest.is_empty() {
             continue;
         }
         let mut cases = Vec::with_capacity(digest.new_detractors.len());
         for entry in &digest.new_detractors {
-            let case = services.store.case(&entry.invitation_id).await?;
+            let case = all_cases.iter().find(|c| c.invitation_id == entry.invitation_id);
             cases.push(case.filter(|c| c.status == closeloop_core::CaseStatus::Open).map(|c| (c.due_at, c.due_at <= at)));
         }
-        let rendered = render::digest_mail(locale, &scope, &digest, &cases)?;
+        let theirs = all_cases.iter().filter(|c| owner.is_none() || c.owner_email.as_ref() == owner);
+        let open: Vec<_> = theirs.filter(|c| c.status == closeloop_core::CaseStatus::Open).collect();
+        let open_cases = (open.len(), open.iter().filter(|c| c.is_overdue(at)).count());
+        // The recipient's own language if they have an account that says so, else the campaign's.
+        let locale = closeloop_core::Email::parse(&to)
+            .ok()
+            .and_then(|e| accounts.by_email(&e).and_then(|a| a.locale))
+            .unwrap_or(campaign.locales[0]);
+        let rendered = render::digest_mail(locale, &scope, &digest, &cases, open_cases, &services.links.dashboard(&campaign.id))?;
         let mail = to_staff(MessageKind::Digest, campaign, &to, rendered);
         if send_once(services, &format!("digest:{}:{to}:{week}", campaign.id), Outgoing::Mail(mail)).await? {
             sent += 1;

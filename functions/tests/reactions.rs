@@ -190,13 +190,13 @@ async fn reminders_reach_only_the_silent_and_only_once() {
         w.store.suppress(&key, closeloop_core::SuppressionReason::Unsubscribed, T0).await.unwrap();
     }
     dispatch::dispatch_pending(&w.services).await.unwrap();
-    let early = schedule::run(&w.services, T0.plus_days(2)).await.unwrap();
+    let early = schedule::run(&w.services, &Default::default(), T0.plus_days(2)).await.unwrap();
     assert_eq!(early.reminders_sent, 0, "not before the delay");
-    let due = schedule::run(&w.services, T0.plus_days(3)).await.unwrap();
+    let due = schedule::run(&w.services, &Default::default(), T0.plus_days(3)).await.unwrap();
     assert_eq!(due.reminders_sent, 2, "Dag by email and Sid by SMS");
     assert_eq!(w.sent("det@", "reminder"), 1);
     assert_eq!(w.sent("pro@", "reminder") + w.sent("pas@", "reminder"), 0);
-    let later = schedule::run(&w.services, T0.plus_days(30)).await.unwrap();
+    let later = schedule::run(&w.services, &Default::default(), T0.plus_days(30)).await.unwrap();
     assert_eq!(later.reminders_sent, 0, "max one reminder");
 }
 
@@ -205,9 +205,9 @@ async fn an_overdue_follow_up_escalates_to_the_manager_once() {
     let w = world(0).await;
     w.answer("Dag", 1).await;
     dispatch::dispatch_pending(&w.services).await.unwrap();
-    assert_eq!(schedule::run(&w.services, T0.plus_hours(23)).await.unwrap().escalations_sent, 0);
-    assert_eq!(schedule::run(&w.services, T0.plus_hours(25)).await.unwrap().escalations_sent, 1);
-    assert_eq!(schedule::run(&w.services, T0.plus_hours(50)).await.unwrap().escalations_sent, 0);
+    assert_eq!(schedule::run(&w.services, &Default::default(), T0.plus_hours(23)).await.unwrap().escalations_sent, 0);
+    assert_eq!(schedule::run(&w.services, &Default::default(), T0.plus_hours(25)).await.unwrap().escalations_sent, 1);
+    assert_eq!(schedule::run(&w.services, &Default::default(), T0.plus_hours(50)).await.unwrap().escalations_sent, 0);
     let escalation = w.outbox.messages().unwrap().into_iter().find(|m| m.kind == "escalation").unwrap();
     assert_eq!(escalation.to, "boss@acme.example");
 }
@@ -223,8 +223,8 @@ async fn monday_morning_brings_each_owner_one_digest_of_their_week() {
     let monday_morning =
         Timestamp::from_millis(monday.millis() - (monday.millis() % closeloop_core::time::DAY_MS) + 8 * closeloop_core::time::HOUR_MS);
     let sunday = monday_morning.minus_days(1);
-    assert_eq!(schedule::run(&w.services, sunday).await.unwrap().digests_sent, 0, "not on Sundays");
-    let run = schedule::run(&w.services, monday_morning).await.unwrap();
+    assert_eq!(schedule::run(&w.services, &Default::default(), sunday).await.unwrap().digests_sent, 0, "not on Sundays");
+    let run = schedule::run(&w.services, &Default::default(), monday_morning).await.unwrap();
     assert_eq!(run.digests_sent, 2, "the owner of Pia's and Dag's contacts, and the campaign's manager");
     let digests: Vec<_> = w.outbox.messages().unwrap().into_iter().filter(|m| m.kind == "digest").collect();
     let owner = digests.iter().find(|m| m.to == "owner@acme.example").unwrap();
@@ -232,6 +232,34 @@ async fn monday_morning_brings_each_owner_one_digest_of_their_week() {
     assert!(owner.text.contains("Dag: 2"), "the new detractor with the follow-up: {}", owner.text);
     assert!(owner.text.contains("overdue since") || owner.text.contains("follow-up due"));
     assert!(digests.iter().any(|m| m.to == "boss@acme.example"));
-    let later = schedule::run(&w.services, monday_morning.plus_hours(1)).await.unwrap();
+    let later = schedule::run(&w.services, &Default::default(), monday_morning.plus_hours(1)).await.unwrap();
     assert_eq!(later.digests_sent, 0, "once a week");
+}
+
+#[tokio::test]
+async fn digests_speak_the_owners_language_reach_admin_accounts_and_count_open_cases() {
+    use closeloop_core::accounts::{Accounts, Role};
+    use closeloop_core::Email;
+    let w = world(0).await;
+    w.answer("Pia", 10).await;
+    w.answer("Dag", 2).await;
+    dispatch::dispatch_pending(&w.services).await.unwrap();
+    let monday = (1..=7).map(|d| T0.plus_days(d)).find(|t| t.weekday_number() == 1).unwrap();
+    let monday_morning =
+        Timestamp::from_millis(monday.millis() - (monday.millis() % closeloop_core::time::DAY_MS) + 8 * closeloop_core::time::HOUR_MS);
+    let accounts = Accounts::from_toml(&format!(
+        "[[account]]\nname = \"O\"\nrole = \"owner\"\nemail = \"owner@acme.example\"\nlocale = \"sv\"\ntoken_sha256 = \"{h}\"\n\
+         [[account]]\nname = \"A\"\nrole = \"admin\"\nemail = \"cx@acme.example\"\ntoken_sha256 = \"{h}\"\n",
+        h = closeloop_core::accounts::token_hash_hex("x")
+    ))
+    .unwrap();
+    assert!(accounts.by_email(&Email::parse("cx@acme.example").unwrap()).is_some_and(|a| a.role == Role::Admin));
+    let run = schedule::run(&w.services, &accounts, monday_morning).await.unwrap();
+    assert_eq!(run.digests_sent, 3, "the owner, the manager and the admin account");
+    let digests: Vec<_> = w.outbox.messages().unwrap().into_iter().filter(|m| m.kind == "digest").collect();
+    let owner = digests.iter().find(|m| m.to == "owner@acme.example").unwrap();
+    assert!(owner.text.contains("Öppna uppföljningsärenden: 1, varav 1 försenade"), "Swedish, with the open case: {}", owner.text);
+    assert!(owner.text.contains("https://nps.example/admin/c/"), "links to the dashboard");
+    let admin = digests.iter().find(|m| m.to == "cx@acme.example").unwrap();
+    assert!(admin.text.contains("Open follow-up cases: 1"), "{}", admin.text);
 }

@@ -3,8 +3,12 @@
 use aws_credential_types::Credentials;
 
 #[derive(Debug, thiserror::Error)]
-#[error("environment variable {0} is not set")]
-pub struct ConfigError(pub &'static str);
+pub enum ConfigError {
+    #[error("environment variable {0} is not set")]
+    Missing(&'static str),
+    #[error("environment variable ACCOUNTS: {0}")]
+    Accounts(#[from] closeloop_core::accounts::AccountsError),
+}
 
 #[derive(Debug, Clone)]
 pub struct LambdaConfig {
@@ -19,11 +23,13 @@ pub struct LambdaConfig {
     pub sms_sender_id: Option<String>,
     pub public_url: String,
     pub api_token: Option<String>,
+    /// Dashboard accounts (the accounts file's TOML): digest languages and admin addresses.
+    pub accounts: closeloop_core::accounts::Accounts,
     pub credentials: Credentials,
 }
 
 fn required(name: &'static str) -> Result<String, ConfigError> {
-    optional(name).ok_or(ConfigError(name))
+    optional(name).ok_or(ConfigError::Missing(name))
 }
 
 fn optional(name: &str) -> Option<String> {
@@ -45,6 +51,7 @@ impl LambdaConfig {
             sms_sender_id: optional("SMS_SENDER_ID"),
             public_url: required("PUBLIC_URL")?,
             api_token: optional("API_TOKEN"),
+            accounts: optional("ACCOUNTS").map(|t| closeloop_core::accounts::Accounts::from_toml(&t)).transpose()?.unwrap_or_default(),
             // Lambda puts the execution role's temporary credentials in the environment.
             credentials: Credentials::new(
                 required("AWS_ACCESS_KEY_ID")?,

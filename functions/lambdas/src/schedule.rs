@@ -8,7 +8,8 @@ use crate::{retry_or_log, Retryable};
 
 pub async fn handle(
     services: &Services,
+    accounts: &closeloop_core::accounts::Accounts,
     _event: EventBridgeEvent<serde_json::Value>,
 ) -> Result<ScheduleSummary, Retryable> {
-    retry_or_log(schedule::run(services, services.clock.now()).await)
+    retry_or_log(schedule::run(services, accounts, services.clock.now()).await)
 }

@@ -163,10 +163,10 @@ async fn the_scheduled_event_sends_due_reminders_once() {
         "detail": {}
     }))
     .unwrap();
-    let first = schedule::handle(&services, event.clone()).await.unwrap();
+    let first = schedule::handle(&services, &Default::default(), event.clone()).await.unwrap();
     assert_eq!(first.reminders_sent, 1);
     assert_eq!(
-        schedule::handle(&services, event)
+        schedule::handle(&services, &Default::default(), event)
             .await
             .unwrap()
             .reminders_sent,

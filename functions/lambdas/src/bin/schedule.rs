@@ -4,9 +4,10 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     closeloop_lambdas::init_logging();
-    let services = services(&LambdaConfig::from_env()?);
+    let config = LambdaConfig::from_env()?;
+    let services = services(&config);
     lambda_runtime::run(service_fn(|event: LambdaEvent<_>| {
-        schedule::handle(&services, event.payload)
+        schedule::handle(&services, &config.accounts, event.payload)
     }))
     .await
 }
