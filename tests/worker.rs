@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use closeloop_core::ports::Store;
 use closeloop_dynamodb::stream::{local_streams_client, read_all, Operation};
-use harness::{seed, start_wrangler};
+use harness::{seed, start_wrangler, ADMIN_TOKEN};
 
 #[tokio::test]
 async fn the_worker_serves_the_survey_records_answers_once_and_changes_nothing_else() {
@@ -105,5 +105,41 @@ async fn the_worker_serves_the_survey_records_answers_once_and_changes_nothing_e
     .into_iter()
     .collect();
     assert!(touched.is_subset(&allowed), "unexpected items changed: {:?}", touched.difference(&allowed).collect::<Vec<_>>());
+
+    // The dashboard, from the same Worker: sign in, read the overview from the counters, export.
+    let admin = http.get(url("/admin")).send().await.unwrap();
+    assert_eq!((admin.status().as_u16(), admin.headers()["location"].to_str().unwrap()), (303, "/admin/sign-in"));
+    let form = http.get(url("/admin/sign-in")).send().await.unwrap();
+    let nonce = cookie_value(&form, "cl_signin");
+    let html = form.text().await.unwrap();
+    let csrf = html.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let signed_in = http
+        .post(url("/admin/sign-in"))
+        .header("cookie", format!("cl_signin={nonce}"))
+        .form(&[("csrf", csrf.as_str()), ("token", ADMIN_TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    let session = format!("cl_session={}", cookie_value(&signed_in, "cl_session"));
+    let overview = http.get(url(&format!("/admin/c/{}", seeded.campaign.id))).header("cookie", &session).send().await.unwrap();
+    assert_eq!(overview.status(), 200);
+    let overview = overview.text().await.unwrap();
+    assert!(overview.contains("id=\"nps-value\">+100<"), "one promoter: {overview}");
+    assert!(overview.contains("<th scope=\"row\">Opened the page</th><td class=\"num\">1</td>"), "the page opened once");
+    assert!(overview.contains("<th scope=\"row\">Unsubscribed</th><td class=\"num\">1</td>"));
+    let export = http.get(url(&format!("/admin/c/{}/export.csv", seeded.campaign.id))).header("cookie", &session).send().await.unwrap();
+    assert_eq!(export.status(), 200);
+    assert!(export.text().await.unwrap().contains("Mycket bra!"));
     drop(wrangler);
+}
+
+fn cookie_value(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix(&format!("{name}=")).map(|rest| rest.split(';').next().unwrap_or("").to_owned()))
+        .unwrap_or_else(|| panic!("no {name} cookie set"))
 }

@@ -80,7 +80,9 @@ pub async fn cmd_up(settings: &Settings, port: u16, demo: bool) -> anyhow::Resul
     let api_token = settings.api_token.clone();
     let running = serve(app, SocketAddr::from(([127, 0, 0, 1], port)), api_token.clone(), true).await?;
     println!("Outbox:    http://{}/outbox", running.addr);
-    println!("Dashboard: http://{}/admin", running.addr);
+    // localhost rather than 127.0.0.1: browsers keep the dashboard's Secure cookie over plain
+    // http only for localhost.
+    println!("Dashboard: http://localhost:{}/admin", running.addr.port());
     if let Some(token) = new_admin_token {
         println!(
             "           sign in with the admin token {token} (shown once; {} keeps only its hash)",

@@ -16,6 +16,7 @@ use closeloop_embedded::SqliteStore;
 use closeloop_functions::{dispatch, launch, Services};
 
 pub const API_TOKEN: &str = "worker-test-token";
+pub const ADMIN_TOKEN: &str = "worker-test-admin-token-0123456789";
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
@@ -68,6 +69,13 @@ pub fn start_wrangler(table: &str, public_url: Option<&str>) -> Wrangler {
     std::fs::write(dir.path().join("wrangler.toml"), config).unwrap();
     let mut vars = std::fs::File::create(dir.path().join(".dev.vars")).unwrap();
     writeln!(vars, "AWS_ACCESS_KEY_ID=local\nAWS_SECRET_ACCESS_KEY=local\nAPI_TOKEN={API_TOKEN}").unwrap();
+    // The dashboard's secrets: the accounts as one line of TOML (an inline array of tables).
+    writeln!(
+        vars,
+        "ACCOUNTS='account = [{{ name = \"Admin\", role = \"admin\", token_sha256 = \"{}\" }}]'\nSESSION_SECRET=worker-test-session-secret-of-some-length",
+        closeloop_core::accounts::token_hash_hex(ADMIN_TOKEN)
+    )
+    .unwrap();
     let started = Instant::now();
     let mut cmd = Command::new(wrangler);
     cmd.current_dir(dir.path())

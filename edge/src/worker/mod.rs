@@ -40,7 +40,18 @@ fn build_state(env: &Env) -> worker::Result<AppState> {
     let secret_key = secret(env, "AWS_SECRET_ACCESS_KEY").ok_or_else(|| worker::Error::RustError("secret AWS_SECRET_ACCESS_KEY is not set".into()))?;
     let client = fetch_client::dynamodb_client(endpoint, region, access_key, secret_key);
     let services = EdgeServices { store: Arc::new(DynamoStore::new(client, table)), clock: Arc::new(JsClock), links: Links::new(&public_url) };
-    Ok(AppState::new(services, secret(env, "API_TOKEN").as_deref()))
+    let state = AppState::new(services, secret(env, "API_TOKEN").as_deref());
+    // The dashboard needs both its accounts (TOML, hashes only) and a session key, as secrets.
+    match (secret(env, "ACCOUNTS"), secret(env, "SESSION_SECRET")) {
+        (Some(accounts), Some(session_secret)) => {
+            let accounts = closeloop_core::accounts::Accounts::from_toml(&accounts)
+                .map_err(|e| worker::Error::RustError(format!("secret ACCOUNTS: {e}")))?;
+            let admin = crate::admin::AdminConfig::new(accounts, &session_secret)
+                .map_err(|e| worker::Error::RustError(format!("secret SESSION_SECRET: {e}")))?;
+            Ok(state.with_admin(admin))
+        }
+        _ => Ok(state),
+    }
 }
 
 thread_local! {

@@ -1,0 +1,217 @@
+// The dashboard in Debian's Chromium against a real `closeloop up --demo`: sign in, read the
+// overview, filter a segment, close a case, export; axe-core on every page a person sees.
+// Screenshots land in artifacts/.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer } from 'node:net';
+import { createRequire } from 'node:module';
+import { chromium } from 'playwright-core';
+
+const bin = process.env.CLOSELOOP_BIN;
+if (!bin) throw new Error('CLOSELOOP_BIN must point at the built closeloop binary');
+const artifacts = new URL('./artifacts/', import.meta.url).pathname;
+mkdirSync(artifacts, { recursive: true });
+const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+const CAMPAIGN = 'demo-service-visit';
+
+let server, browser, base, dataDir;
+const tokens = {};
+
+const freePort = () => new Promise((resolve, reject) => {
+  const s = createServer();
+  s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+  s.on('error', reject);
+});
+
+function addAccount(name, role, email) {
+  const args = ['--data-dir', dataDir, 'account', 'add', '--name', name, '--role', role];
+  if (email) args.push('--email', email);
+  const out = execFileSync(bin, args, { encoding: 'utf8' });
+  return out.match(/shown only now: (\S+)/)[1];
+}
+
+async function outbox() {
+  return (await fetch(`${base}/outbox.json`)).json();
+}
+
+/** Answers one invitation over plain HTTP, as a respondent's browser would post the form. */
+async function answer(link, fields) {
+  const response = await fetch(link, { method: 'POST', body: new URLSearchParams(fields), redirect: 'manual' });
+  assert.equal(response.status, 303, `answer to ${link}`);
+}
+
+before(async () => {
+  const port = await freePort();
+  // localhost, not 127.0.0.1: browsers keep `Secure` cookies over plain http only for localhost.
+  base = `http://localhost:${port}`;
+  dataDir = mkdtempSync(join(tmpdir(), 'closeloop-dashboard-'));
+  tokens.admin = addAccount('Karin Admin', 'admin');
+  tokens.viewer = addAccount('Vera Viewer', 'viewer');
+  tokens.jonas = addAccount('Jonas Berg', 'owner', 'jonas.berg@nordhavn-cykler.example');
+  server = spawn(bin, ['--data-dir', dataDir, 'up', '--demo', '--port', String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise((resolve, reject) => {
+    let seen = '';
+    server.stdout.on('data', (chunk) => { seen += chunk; if (seen.includes('closeloop is up')) resolve(); });
+    server.on('exit', (code) => reject(new Error(`closeloop up exited with ${code}:\n${seen}`)));
+  });
+  // Malmö contacts belong to Jonas; the others to other owners. A mix of answers and comments.
+  const invitations = (await outbox()).filter((m) => m.kind === 'invitation' && m.channel === 'email');
+  const link = (name) => {
+    const m = invitations.find((x) => x.text.includes(name));
+    return m.text.match(/http:\/\/127\.0\.0\.1:\d+\/s\/[A-Za-z0-9]{22}/)[0];
+  };
+  await answer(link('Åsa'), { score: '2', comment: 'Priset var för högt och jag fick vänta <b>länge</b>.', 'rating.ease': '2', 'rating.quality': '3' });
+  await answer(link('Björn'), { score: '9', comment: 'Trevlig personal!', 'rating.ease': '4', 'rating.quality': '5' });
+  await answer(link('Freja'), { score: '10', comment: 'Hurtig reparation', 'rating.ease': '5', 'rating.quality': '5' });
+  await answer(link('Karl'), { score: '7', comment: 'OK men dyrt', 'rating.ease': '3', 'rating.quality': '4' });
+  // Cases are opened by the background dispatcher: wait until the detractor's alert is out.
+  for (let i = 0; i < 50 && !(await outbox()).some((m) => m.kind === 'alert'); i++) await new Promise((r) => setTimeout(r, 100));
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_BIN || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill();
+});
+
+async function signedIn(token) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
+  const page = await context.newPage();
+  const foreign = [];
+  page.on('request', (r) => { if (!r.url().startsWith(base)) foreign.push(r.url()); });
+  await page.goto(`${base}/admin/c/${CAMPAIGN}`);
+  assert.match(page.url(), /\/admin\/sign-in$/, 'no page without signing in');
+  await page.fill('#token', token);
+  await Promise.all([page.waitForURL(`${base}/admin`), page.click('button[type=submit]')]);
+  return { page, context, foreign };
+}
+
+/** axe-core in a context that lets the script in (the pages' CSP rightly forbids it). */
+async function axeViolations(url, setup) {
+  const context = await browser.newContext({ bypassCSP: true, viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  if (setup) await setup(page);
+  await page.goto(url);
+  await page.addScriptTag({ content: axeSource });
+  const { violations, passes } = await page.evaluate(async () => {
+    const r = await window.axe.run(document);
+    return { violations: r.violations, passes: r.passes.length };
+  });
+  await context.close();
+  assert.ok(passes > 10, `axe ran its rules on ${url}`);
+  return violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+}
+
+test('an admin signs in and reads the overview: NPS with margin, funnel, benchmark, weekly trend', async () => {
+  const { page, foreign } = await signedIn(tokens.admin);
+  await page.click(`a[href="/admin/c/${CAMPAIGN}"]`);
+  await page.waitForURL(`${base}/admin/c/${CAMPAIGN}`);
+  // 2 promoters, 1 passive, 1 detractor of 4: NPS +25.
+  assert.equal((await page.textContent('#nps-value')).trim(), '+25');
+  assert.match(await page.textContent('main'), /± \d+/);
+  assert.match(await page.textContent('#response-rate'), /20\.0 %/, '4 answers of 20 invited');
+  assert.match(await page.textContent('main'), /B2C benchmarks/);
+  assert.equal(await page.locator('svg.chart polygon.band, svg.chart rect.band').count(), 1, 'the margin band is drawn');
+  const cookies = await page.context().cookies();
+  const session = cookies.find((c) => c.name === 'cl_session');
+  assert.ok(session.httpOnly && session.secure && session.sameSite === 'Strict', JSON.stringify(session));
+  await page.screenshot({ path: join(artifacts, 'dashboard-overview.png'), fullPage: true });
+  assert.deepEqual(foreign, [], 'no external requests');
+});
+
+test('filtering a segment narrows the overview to that store', async () => {
+  const { page } = await signedIn(tokens.admin);
+  await page.goto(`${base}/admin/c/${CAMPAIGN}/segments`);
+  await page.selectOption('#by', 'store');
+  await Promise.all([page.waitForURL(/by=store/), page.click('form[aria-label="Choose a segment field"] button')]);
+  const rows = await page.locator('#segments tbody tr').count();
+  assert.ok(rows >= 4, 'all contacts plus Malmö, Göteborg, København, Aarhus');
+  assert.match(await page.textContent('#segments'), /uncertain: fewer than 30 answers/);
+  await page.screenshot({ path: join(artifacts, 'dashboard-segments.png'), fullPage: true });
+  await Promise.all([page.waitForURL(/value=Malm/), page.click('#segments a:text("Malmö")')]);
+  assert.match(await page.textContent('.scope'), /store = Malmö/);
+  // Malmö: Åsa 2 and Björn 9: NPS 0.
+  assert.equal((await page.textContent('#nps-value')).trim(), '0');
+  await page.screenshot({ path: join(artifacts, 'dashboard-segment-malmo.png'), fullPage: true });
+});
+
+test('comments are grouped by theme and searchable', async () => {
+  const { page } = await signedIn(tokens.viewer);
+  await page.goto(`${base}/admin/c/${CAMPAIGN}/comments`);
+  const themes = await page.textContent('main');
+  assert.match(themes, /price/);
+  await page.selectOption('#theme', 'price');
+  await Promise.all([page.waitForURL(/theme=price/), page.click('form[aria-label="Search comments"] button')]);
+  const shown = await page.locator('article.case').allTextContents();
+  assert.equal(shown.length, 2, `"Priset" and "dyrt" both found by the price theme: ${shown}`);
+  assert.ok(shown.some((t) => t.includes('<b>länge</b>')), 'the comment shows its markup as text');
+  await page.screenshot({ path: join(artifacts, 'dashboard-comments.png'), fullPage: true });
+});
+
+test('an owner closes their case, and the closure shows who and when', async () => {
+  const { page } = await signedIn(tokens.jonas);
+  await page.goto(`${base}/admin/c/${CAMPAIGN}/cases`);
+  const cases = page.locator('article.case');
+  assert.equal(await cases.count(), 1, "Jonas sees only his Malmö detractor's case");
+  assert.match(await cases.first().textContent(), /Åsa/);
+  await page.fill('textarea[name=text]', 'Ringde Åsa, erbjöd rabatt.');
+  await Promise.all([page.waitForURL(/status=all/), page.click('form[action$="/notes"] button')]);
+  await page.fill('input[name=outcome]', 'Rabatt på nästa service');
+  await Promise.all([page.waitForURL(/status=all/), page.click('form[action$="/close"] button')]);
+  const text = await page.textContent('article.case');
+  assert.match(text, /Closed by Jonas Berg on \d{4}-\d\d-\d\d/);
+  assert.match(text, /Ringde Åsa/);
+  await page.screenshot({ path: join(artifacts, 'dashboard-case-closed.png'), fullPage: true });
+  const viewer = await signedIn(tokens.viewer);
+  await viewer.page.goto(`${base}/admin/c/${CAMPAIGN}/cases?status=all`);
+  assert.equal(await viewer.page.locator('form[action$="/close"]').count(), 0, 'a viewer gets no forms');
+});
+
+test('the export downloads as Excel-ready CSV', async () => {
+  const { page } = await signedIn(tokens.admin);
+  await page.goto(`${base}/admin/c/${CAMPAIGN}`);
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('a:text("Export CSV")')]);
+  const csv = readFileSync(await download.path(), 'utf8');
+  assert.ok(csv.startsWith('\uFEFF'), 'UTF-8 with a BOM');
+  assert.equal(csv.trim().split('\r\n').length, 5, 'a header and four answers');
+  assert.match(csv, /"Priset var för högt/);
+});
+
+test('axe-core finds no serious or critical violation on any page a person sees', async () => {
+  const invitation = (await outbox()).find((m) => m.kind === 'invitation' && m.channel === 'email' && m.text.includes('Ingrid'));
+  const survey = invitation.text.match(/http:\/\/127\.0\.0\.1:\d+\/s\/[A-Za-z0-9]{22}/)[0];
+  await answer(survey, { score: '8', comment: 'Bra' });
+  const signIn = async (page) => {
+    await page.goto(`${base}/admin/sign-in`);
+    await page.fill('#token', tokens.admin);
+    await Promise.all([page.waitForURL(`${base}/admin`), page.click('button[type=submit]')]);
+  };
+  const pages = [
+    [survey, null],
+    [`${survey}/thanks`, null],
+    [`${base}/admin/sign-in`, null],
+    [`${base}/admin`, signIn],
+    [`${base}/admin/c/${CAMPAIGN}`, signIn],
+    [`${base}/admin/c/${CAMPAIGN}?by=store&value=Malm%C3%B6`, signIn],
+    [`${base}/admin/c/${CAMPAIGN}/segments?by=store`, signIn],
+    [`${base}/admin/c/${CAMPAIGN}/comments`, signIn],
+    [`${base}/admin/c/${CAMPAIGN}/drivers`, signIn],
+    [`${base}/admin/c/${CAMPAIGN}/cases?status=all`, signIn],
+  ];
+  const report = {};
+  for (const [url, setup] of pages) {
+    const violations = await axeViolations(url, setup);
+    if (violations.length) report[url] = violations;
+  }
+  assert.deepEqual(report, {}, 'serious or critical accessibility violations');
+});
