@@ -28,7 +28,10 @@ use closeloop_embedded::SqliteStore;
 const T0: Timestamp = Timestamp::from_millis(1_795_000_000_000);
 const ADMIN: &str = "bench-admin-token-0123456789";
 const RENDERS: usize = 30;
-const CONCURRENCY: usize = 16;
+/// Writers at once while seeding (`OVERVIEW_CONCURRENCY`); DynamoDB Local is slow per transaction.
+fn concurrency() -> usize {
+    std::env::var("OVERVIEW_CONCURRENCY").ok().and_then(|v| v.parse().ok()).filter(|&c| c > 0).unwrap_or(16)
+}
 const STORES: [&str; 10] = ["Malmö", "Lund", "Göteborg", "Stockholm", "Uppsala", "København", "Aarhus", "Odense", "Aalborg", "Helsingborg"];
 const COMMENTS: [&str; 6] = ["Priset var för högt", "Fick vänta länge", "Trevlig personal", "Bra reparation", "", "Dyrt men bra"];
 
@@ -79,16 +82,17 @@ fn answer(invitation: &Invitation, i: usize) -> (Answer, Event) {
     (answer, event)
 }
 
-/// Seeds `n` answered invitations through the store's own calls, `CONCURRENCY` at a time.
+/// Seeds `n` answered invitations through the store's own calls, several writers at a time.
 async fn seed(store: Arc<dyn Store>, campaign: &Campaign, n: usize) -> anyhow::Result<Duration> {
     let started = Instant::now();
     store.put_campaign(campaign).await?;
     let invitations: Arc<Vec<Invitation>> = Arc::new((0..n).map(|i| invitation(campaign, i)).collect());
     let mut tasks = tokio::task::JoinSet::new();
-    for worker in 0..CONCURRENCY {
+    let writers = concurrency();
+    for worker in 0..writers {
         let (store, invitations, campaign) = (store.clone(), invitations.clone(), campaign.clone());
         tasks.spawn(async move {
-            let mine: Vec<usize> = (worker..invitations.len()).step_by(CONCURRENCY).collect();
+            let mine: Vec<usize> = (worker..invitations.len()).step_by(writers).collect();
             for chunk in mine.chunks(500) {
                 let batch: Vec<Invitation> = chunk.iter().map(|&i| invitations[i].clone()).collect();
                 store.create_invitations(&batch, T0.minus_days(3650)).await?;
