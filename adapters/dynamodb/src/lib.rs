@@ -356,15 +356,11 @@ impl Store for DynamoStore {
                 _ => {}
             }
         }
-        let mut suppressed_keys = std::collections::HashSet::new();
+        // Suppressing marks every invitation of the person (`suppressed`), so no lookup per
+        // contact key is needed: a Worker has a budget of subrequests per request.
         for row in &mut rows {
             row.answer = answers.remove(&row.invitation.id.0);
-            for key in row.invitation.contact.keys() {
-                if suppressed_keys.contains(&key) || self.get(contact_pk(&key), SUPPRESSED_SK).await?.is_some() {
-                    suppressed_keys.insert(key);
-                    row.suppressed = true;
-                }
-            }
+            row.suppressed = row.invitation.suppressed.is_some();
         }
         rows.sort_by(|a, b| (a.invitation.created_at, &a.invitation.id).cmp(&(b.invitation.created_at, &b.invitation.id)));
         Ok(rows)
