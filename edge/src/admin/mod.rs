@@ -301,6 +301,7 @@ pub async fn cases(State(state): State<AppState>, Path(id): Path<String>, RawQue
         Ok(all) => all,
         Err(e) => return store_failed(e, &viewer),
     };
+    let all_owners = owners_of(&all);
     let now = state.services.clock.now();
     let counts: BTreeMap<&'static str, usize> = [CaseView::Open, CaseView::Overdue, CaseView::Closed, CaseView::All]
         .into_iter()
@@ -315,15 +316,11 @@ pub async fn cases(State(state): State<AppState>, Path(id): Path<String>, RawQue
             (Err(e), _) | (_, Err(e)) => return store_failed(e, &viewer),
         }
     }
-    // The owner list for admins and viewers comes from the open and closed cases of everyone.
+    // The owner list for admins and viewers: everyone who has a case in this campaign.
     let owners: Vec<String> = if account.scope() == Scope::Everything {
-        match store.cases(&campaign.id, None).await {
-            Ok(everyone) => {
-                let mut o: Vec<String> = everyone.iter().filter_map(|c| c.owner_email.as_ref().map(|e| e.as_str().to_owned())).collect();
-                o.sort();
-                o.dedup();
-                o
-            }
+        let everyone = if owner.is_none() { Ok(all_owners) } else { store.cases(&campaign.id, None).await.map(|c| owners_of(&c)) };
+        match everyone {
+            Ok(owners) => owners,
             Err(e) => return store_failed(e, &viewer),
         }
     } else {
@@ -334,6 +331,13 @@ pub async fn cases(State(state): State<AppState>, Path(id): Path<String>, RawQue
         StatusCode::OK,
         dashboard::cases_page(&viewer, &campaign, &lines, &counts, view, &owners, owner.as_ref().map(Email::as_str), now, &may_work),
     )
+}
+
+fn owners_of(cases: &[closeloop_core::FollowUpCase]) -> Vec<String> {
+    let mut owners: Vec<String> = cases.iter().filter_map(|c| c.owner_email.as_ref().map(|e| e.as_str().to_owned())).collect();
+    owners.sort();
+    owners.dedup();
+    owners
 }
 
 /// Finds a case of this campaign the account may work on, or the response to give instead.
