@@ -3,7 +3,7 @@
 //! cannot drift apart.
 
 use crate::campaign::{Campaign, CampaignId};
-use crate::counters::{answer_deltas, Aggregates, CounterDeltas, OPENED, REVIEW_CLICKERS, TOTAL};
+use crate::counters::{answer_deltas, Aggregates, CounterDeltas, View, OPENED, REVIEW_CLICKERS, TOTAL};
 use crate::model::*;
 use crate::nps::Score;
 use crate::ports::{CreateOutcome, Store, StoreError};
@@ -251,10 +251,19 @@ pub async fn counters_follow_invitations_and_group_changes_atomically(store: &dy
     let from_rows = crate::report::build_report(&store.campaign_rows(&c.id).await.unwrap()).total;
     assert_eq!((from_rows.promoters, from_rows.passives, from_rows.detractors), (2, 1, 0), "counters agree with the rows");
     let rows = store.campaign_rows(&c.id).await.unwrap();
-    let counted = Aggregates::from_buckets(store.counter_buckets(&c.id).await.unwrap());
+    let counted = Aggregates::from_buckets(store.counter_buckets(&c.id, &View::Everything.prefixes()).await.unwrap());
     assert_eq!(counted, Aggregates::from_rows(&c, &rows), "every bucket (weeks, segments, drivers) agrees with the rows");
     assert_eq!(counted.segment("segment", "retail").map(|s| (s.invited, s.tally.promoters)), Some((4, 2)));
     assert_eq!(counted.driver("ease").answers, 3);
+    // A page reads only its buckets: the overview no segment values, a segment page one field's.
+    let overview = store.counter_buckets(&c.id, &View::Overview.prefixes()).await.unwrap();
+    assert!(overview.contains_key(TOTAL) && overview.keys().any(|b| b.starts_with("week")));
+    assert!(!overview.keys().any(|b| b.starts_with("seg") || b.starts_with("driver")), "{:?}", overview.keys());
+    let overview = Aggregates::from_buckets(overview);
+    assert!(overview.dimensions().contains(&"segment".to_owned()), "the dimensions come without their values");
+    let segments = Aggregates::from_buckets(store.counter_buckets(&c.id, &View::Segments("segment").prefixes()).await.unwrap());
+    assert_eq!(segments.segments("segment").len(), 1);
+    assert!(segments.segments("locale").is_empty(), "another field's values are not read");
     assert_eq!(store.campaign_counters(&CampaignId::parse("no-such").unwrap()).await.unwrap(), Default::default());
 }
 
@@ -274,7 +283,7 @@ pub async fn opens_review_clickers_and_suppressions_count_each_person_once(store
     store.suppress(&keys[0], SuppressionReason::Bounced, T0.plus_hours(4)).await.unwrap();
     store.suppress(&keys[1], SuppressionReason::Unsubscribed, T0.plus_hours(5)).await.unwrap();
     assert_eq!(store.invitation(&invs[1].id).await.unwrap().unwrap().suppressed, Some(SuppressionReason::Bounced));
-    let buckets = store.counter_buckets(&c.id).await.unwrap();
+    let buckets = store.counter_buckets(&c.id, &View::Everything.prefixes()).await.unwrap();
     let total = buckets.get(TOTAL).cloned().unwrap_or_default();
     assert_eq!(total.get(OPENED), Some(&1));
     assert_eq!(total.get(REVIEW_CLICKERS), Some(&1));

@@ -20,6 +20,9 @@ pub const TOTAL: &str = "total";
 /// Separates the parts of a bucket name; CRM values may contain any printable character.
 const SEP: char = '\u{1f}';
 
+/// Which CRM fields have values: one field per dimension, counting invitations. Lets a page
+/// list the dimensions without reading every value's bucket.
+pub const DIMENSIONS: &str = "dims";
 pub const INVITED: &str = "invited";
 pub const OPENED: &str = "opened";
 pub const REVIEW_CLICKERS: &str = "review_clickers";
@@ -34,6 +37,30 @@ pub fn group_field(group: Group) -> &'static str {
 
 pub fn suppression_field(reason: SuppressionReason) -> &'static str {
     reason.as_str()
+}
+
+/// The buckets a page needs, as name prefixes: what a store reads for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View<'a> {
+    /// `total`, `dims` and the weeks: the overview and the campaign list.
+    Overview,
+    /// `total`, `dims` and one dimension's values.
+    Segments(&'a str),
+    Drivers,
+    Themes,
+    Everything,
+}
+
+impl View<'_> {
+    pub fn prefixes(&self) -> Vec<String> {
+        match self {
+            View::Overview => vec![TOTAL.to_owned(), DIMENSIONS.to_owned(), format!("week{SEP}")],
+            View::Segments(dim) => vec![TOTAL.to_owned(), DIMENSIONS.to_owned(), format!("seg{SEP}{dim}{SEP}")],
+            View::Drivers => vec![format!("driver{SEP}")],
+            View::Themes => vec![format!("theme{SEP}")],
+            View::Everything => vec![String::new()],
+        }
+    }
 }
 
 fn week_bucket(week: &str) -> String {
@@ -115,6 +142,7 @@ pub fn invitation_deltas(invitation: &Invitation) -> CounterDeltas {
     let mut d = CounterDeltas::single(TOTAL, INVITED, 1);
     for (dim, value) in segment_values(invitation) {
         d.add(&segment_bucket(&dim, &value), INVITED, 1);
+        d.add(DIMENSIONS, &dim, 1);
     }
     d
 }
@@ -279,15 +307,7 @@ impl Aggregates {
 
     /// The CRM fields that have at least one value, named fields first.
     pub fn dimensions(&self) -> Vec<String> {
-        let prefix = format!("seg{SEP}");
-        let mut dims: Vec<String> = Vec::new();
-        for (_, rest) in self.with_prefix(&prefix) {
-            if let Some((dim, _)) = rest.split_once(SEP) {
-                if !dims.iter().any(|d| d == dim) {
-                    dims.push(dim.to_owned());
-                }
-            }
-        }
+        let mut dims: Vec<String> = self.buckets.get(DIMENSIONS).map(|f| f.keys().cloned().collect()).unwrap_or_default();
         dims.sort_by_key(|d| (d.starts_with("prop:"), d.clone()));
         dims
     }

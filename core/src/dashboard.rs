@@ -22,6 +22,8 @@ use crate::time::Timestamp;
 pub const UNCERTAIN_BELOW: u64 = 30;
 /// Comments shown at once; the export has them all.
 pub const COMMENTS_SHOWN: usize = 200;
+/// Segment rows shown at once: a field like a customer number has a value per contact.
+pub const SEGMENTS_SHOWN: usize = 500;
 
 /// The signed-in person, as every page's header shows them.
 #[derive(Debug, Clone, Serialize)]
@@ -263,7 +265,8 @@ pub fn segments_page(
     sort: SegmentSort,
 ) -> Result<String, RenderError> {
     let dimensions = aggregates.dimensions();
-    let chosen = dimension.filter(|d| dimensions.iter().any(|x| x == d)).or(dimensions.first().map(String::as_str)).map(str::to_owned);
+    let chosen =
+        dimension.filter(|d| dimensions.iter().any(|x| x == d)).or(dimensions.first().map(String::as_str)).map(str::to_owned);
     let mut segments = chosen.as_deref().map(|d| aggregates.segments(d)).unwrap_or_default();
     match sort {
         SegmentSort::Nps => segments.sort_by(|a, b| b.tally.nps().unwrap_or(f64::NEG_INFINITY).total_cmp(&a.tally.nps().unwrap_or(f64::NEG_INFINITY))),
@@ -271,8 +274,10 @@ pub fn segments_page(
         SegmentSort::Name => segments.sort_by(|a, b| a.value.cmp(&b.value)),
     }
     let total = aggregates.tally();
+    let segment_count = segments.len();
     let rows: Vec<Value> = segments
         .iter()
+        .take(SEGMENTS_SHOWN)
         .map(|s| {
             let filter = SegmentFilter { by: chosen.clone().unwrap_or_default(), value: s.value.clone() };
             json!({
@@ -290,6 +295,8 @@ pub fn segments_page(
             "dimensions": dimensions,
             "dimension": chosen,
             "sort": sort.as_str(),
+            "shown": rows.len(),
+            "segment_count": segment_count,
             "segments": rows,
             "total": nps_view(&total),
             "total_invited": aggregates.funnel().invited,

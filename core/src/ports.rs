@@ -61,12 +61,12 @@ pub trait Store: Sync + Send {
     async fn invitation(&self, id: &InvitationId) -> Result<Option<Invitation>, StoreError>;
     async fn invitation_by_token(&self, token: &Token) -> Result<Option<Invitation>, StoreError>;
     async fn campaign_rows(&self, campaign: &CampaignId) -> Result<Vec<InvitationRow>, StoreError>;
-    /// Every counter bucket of a campaign (see `counters`): one read of a few items, however
-    /// many answers the campaign has.
-    async fn counter_buckets(&self, campaign: &CampaignId) -> Result<std::collections::BTreeMap<String, Fields>, StoreError>;
+    /// The counter buckets of a campaign whose names start with one of `prefixes` (see
+    /// `counters::View`): a read of a few items, however many answers the campaign has.
+    async fn counter_buckets(&self, campaign: &CampaignId, prefixes: &[String]) -> Result<std::collections::BTreeMap<String, Fields>, StoreError>;
 
     async fn campaign_counters(&self, campaign: &CampaignId) -> Result<CampaignCounters, StoreError> {
-        let aggregates = Aggregates::from_buckets(self.counter_buckets(campaign).await?);
+        let aggregates = Aggregates::from_buckets(self.counter_buckets(campaign, &[crate::counters::TOTAL.to_owned()]).await?);
         Ok(CampaignCounters { invited: aggregates.funnel().invited, tally: aggregates.tally() })
     }
 

@@ -366,20 +366,32 @@ impl Store for DynamoStore {
         Ok(rows)
     }
 
-    async fn counter_buckets(&self, campaign: &CampaignId) -> Result<std::collections::BTreeMap<String, Fields>, StoreError> {
-        let items = self
-            .query_all(
-                None,
-                "pk = :p AND begins_with(sk, :counter)",
-                vec![(":p", s(campaign_partition(campaign))), (":counter", s("COUNTER"))],
-                None,
-            )
-            .await?;
+    async fn counter_buckets(
+        &self,
+        campaign: &CampaignId,
+        prefixes: &[String],
+    ) -> Result<std::collections::BTreeMap<String, Fields>, StoreError> {
+        let mut items = Vec::new();
+        for prefix in prefixes {
+            // The total keeps the first schema's `COUNTERS` item; every other bucket is `COUNTER#…`.
+            let sk_prefix = if prefix.is_empty() { "COUNTER".to_owned() } else { format!("COUNTER#{prefix}") };
+            if prefix.as_str() == TOTAL {
+                items.extend(self.get(campaign_partition(campaign), COUNTERS_SK).await?);
+                continue;
+            }
+            items.extend(
+                self.query_all(
+                    None,
+                    "pk = :p AND begins_with(sk, :counter)",
+                    vec![(":p", s(campaign_partition(campaign))), (":counter", s(sk_prefix))],
+                    None,
+                )
+                .await?,
+            );
+        }
         let mut buckets = std::collections::BTreeMap::new();
         for item in &items {
-            let Some(bucket) = counter_bucket(get_s(item, "sk")?) else {
-                continue;
-            };
+            let Some(bucket) = counter_bucket(get_s(item, "sk")?) else { continue };
             let fields: Fields = item
                 .iter()
                 .filter(|(name, _)| name.as_str() != "pk" && name.as_str() != "sk")

@@ -396,16 +396,24 @@ impl Store for SqliteStore {
         tx.commit().map_err(unavailable)
     }
 
-    async fn counter_buckets(&self, campaign: &CampaignId) -> Result<BTreeMap<String, Fields>, StoreError> {
+    async fn counter_buckets(&self, campaign: &CampaignId, prefixes: &[String]) -> Result<BTreeMap<String, Fields>, StoreError> {
         let conn = self.lock()?;
-        let mut stmt = conn.prepare_cached("SELECT bucket, field, value FROM counters WHERE campaign_id = ?1").map_err(unavailable)?;
-        let rows = stmt
-            .query_map([campaign.as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))
+        // A range on the primary key per prefix; U+10FFFF sorts after every bucket name.
+        let mut stmt = conn
+            .prepare_cached("SELECT bucket, field, value FROM counters WHERE campaign_id = ?1 AND bucket >= ?2 AND bucket < ?3")
             .map_err(unavailable)?;
         let mut buckets: BTreeMap<String, Fields> = BTreeMap::new();
-        for row in rows {
-            let (bucket, field, value) = row.map_err(unavailable)?;
-            buckets.entry(bucket).or_default().insert(field, value);
+        for prefix in prefixes {
+            let upper = format!("{prefix}\u{10FFFF}");
+            let rows = stmt
+                .query_map(params![campaign.as_str(), prefix, upper], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+                })
+                .map_err(unavailable)?;
+            for row in rows {
+                let (bucket, field, value) = row.map_err(unavailable)?;
+                buckets.entry(bucket).or_default().insert(field, value);
+            }
         }
         Ok(buckets)
     }

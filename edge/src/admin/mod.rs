@@ -15,7 +15,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use closeloop_core::accounts::{Account, Accounts, Scope};
-use closeloop_core::counters::Aggregates;
+use closeloop_core::counters::{Aggregates, View};
 use closeloop_core::dashboard::{self, CaseLine, CaseView, CommentFilter, SegmentFilter, SegmentSort, Viewer};
 use closeloop_core::model::{CaseClosure, CaseNote, Email, InvitationId, MAX_NOTE_CHARS};
 use closeloop_core::ports::{InvitationRow, StoreError};
@@ -185,12 +185,18 @@ fn visible_rows(rows: Vec<InvitationRow>, account: &Account, filter: Option<&Seg
         .collect()
 }
 
-/// The figures an account sees: counters for the whole campaign, rows folded the same way for
-/// an owner or a segment drill-down.
-async fn aggregates_for(state: &AppState, campaign: &Campaign, account: &Account, filter: Option<&SegmentFilter>) -> Result<Aggregates, StoreError> {
+/// The figures an account sees: the page's counter buckets for the whole campaign, rows folded
+/// the same way for an owner or a segment drill-down.
+async fn aggregates_for(
+    state: &AppState,
+    campaign: &Campaign,
+    account: &Account,
+    filter: Option<&SegmentFilter>,
+    view: View<'_>,
+) -> Result<Aggregates, StoreError> {
     let store = &state.services.store;
     if account.scope() == Scope::Everything && filter.is_none() {
-        return Ok(Aggregates::from_buckets(store.counter_buckets(&campaign.id).await?));
+        return Ok(Aggregates::from_buckets(store.counter_buckets(&campaign.id, &view.prefixes()).await?));
     }
     let rows = visible_rows(store.campaign_rows(&campaign.id).await?, account, filter);
     Ok(Aggregates::from_rows(campaign, &rows))
@@ -214,7 +220,7 @@ pub async fn campaigns(State(state): State<AppState>, headers: HeaderMap) -> Res
     };
     let mut shown = Vec::with_capacity(list.len());
     for campaign in list {
-        match aggregates_for(&state, &campaign, &account, None).await {
+        match aggregates_for(&state, &campaign, &account, None, View::Overview).await {
             Ok(agg) => shown.push((campaign, agg)),
             Err(e) => return store_failed(e, &viewer),
         }
@@ -230,7 +236,7 @@ pub async fn overview(State(state): State<AppState>, Path(id): Path<String>, Raw
     };
     let q = query_map(query.as_deref());
     let filter = SegmentFilter::parse(q.get("by").map(String::as_str), q.get("value").map(String::as_str));
-    match aggregates_for(&state, &campaign, &account, filter.as_ref()).await {
+    match aggregates_for(&state, &campaign, &account, filter.as_ref(), View::Overview).await {
         Ok(agg) => html(StatusCode::OK, dashboard::overview_page(&viewer, &campaign, &agg, filter.as_ref())),
         Err(e) => store_failed(e, &viewer),
     }
@@ -243,13 +249,22 @@ pub async fn segments(State(state): State<AppState>, Path(id): Path<String>, Raw
         Err(r) => return r,
     };
     let q = query_map(query.as_deref());
-    match aggregates_for(&state, &campaign, &account, None).await {
-        Ok(agg) => html(
-            StatusCode::OK,
-            dashboard::segments_page(&viewer, &campaign, &agg, q.get("by").map(String::as_str), SegmentSort::parse(q.get("sort").map(String::as_str))),
-        ),
-        Err(e) => store_failed(e, &viewer),
+    let asked = q.get("by").map(String::as_str).unwrap_or("");
+    let mut agg = match aggregates_for(&state, &campaign, &account, None, View::Segments(asked)).await {
+        Ok(agg) => agg,
+        Err(e) => return store_failed(e, &viewer),
+    };
+    // No field asked for (or an unknown one): the first field there is.
+    let dimensions = agg.dimensions();
+    if !dimensions.iter().any(|d| d == asked) {
+        if let Some(first) = dimensions.first() {
+            agg = match aggregates_for(&state, &campaign, &account, None, View::Segments(first)).await {
+                Ok(agg) => agg,
+                Err(e) => return store_failed(e, &viewer),
+            };
+        }
     }
+    html(StatusCode::OK, dashboard::segments_page(&viewer, &campaign, &agg, Some(asked), SegmentSort::parse(q.get("sort").map(String::as_str))))
 }
 
 pub async fn comments(State(state): State<AppState>, Path(id): Path<String>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
@@ -264,7 +279,7 @@ pub async fn comments(State(state): State<AppState>, Path(id): Path<String>, Raw
         Ok(rows) => visible_rows(rows, &account, None),
         Err(e) => return store_failed(e, &viewer),
     };
-    let agg = match aggregates_for(&state, &campaign, &account, None).await {
+    let agg = match aggregates_for(&state, &campaign, &account, None, View::Themes).await {
         Ok(agg) => agg,
         Err(e) => return store_failed(e, &viewer),
     };
@@ -277,7 +292,7 @@ pub async fn drivers(State(state): State<AppState>, Path(id): Path<String>, head
         Ok(c) => c,
         Err(r) => return r,
     };
-    match aggregates_for(&state, &campaign, &account, None).await {
+    match aggregates_for(&state, &campaign, &account, None, View::Drivers).await {
         Ok(agg) => html(StatusCode::OK, dashboard::drivers_page(&viewer, &campaign, &agg)),
         Err(e) => store_failed(e, &viewer),
     }
