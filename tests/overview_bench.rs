@@ -139,34 +139,22 @@ async fn signed_in(app: &axum::Router) -> anyhow::Result<String> {
     Ok(format!("cl_session={}", cookie_of(&response, "cl_session").ok_or_else(|| anyhow::anyhow!("sign-in failed"))?))
 }
 
-struct Figures {
-    median: Duration,
-    p90: Duration,
-    bytes: usize,
-}
-
-async fn measure_overview(store: Arc<dyn Store>, campaign: &Campaign) -> anyhow::Result<Figures> {
+fn overview_app(store: Arc<dyn Store>) -> anyhow::Result<axum::Router> {
     let services = EdgeServices { store, clock: Arc::new(ManualClock::new(T0.plus_days(200))), links: Links::new("https://nps.example") };
     let accounts = Accounts::default().with("Admin", Role::Admin, None, ADMIN);
-    let app = router(AppState::new(services, None).with_admin(AdminConfig::new(accounts, "a benchmark session secret, long enough")?));
-    let cookie = signed_in(&app).await?;
-    let uri = format!("/admin/c/{}", campaign.id);
-    let mut times = Vec::with_capacity(RENDERS);
-    let mut bytes = 0;
-    for round in 0..RENDERS + 3 {
-        let started = Instant::now();
-        let response = app.clone().oneshot(Request::get(&uri).header(header::COOKIE, &cookie).body(Body::empty())?).await?;
-        anyhow::ensure!(response.status() == StatusCode::OK, "overview answered {}", response.status());
-        let body = response.into_body().collect().await?.to_bytes();
-        let elapsed = started.elapsed();
-        anyhow::ensure!(body.windows(13).any(|w| w == b"id=\"nps-value"), "no NPS on the page");
-        if round >= 3 {
-            times.push(elapsed);
-        }
-        bytes = body.len();
-    }
-    times.sort();
-    Ok(Figures { median: times[times.len() / 2], p90: times[times.len() * 9 / 10], bytes })
+    Ok(router(AppState::new(services, None).with_admin(AdminConfig::new(accounts, "a benchmark session secret, long enough")?)))
+}
+
+/// One overview request, read to the end: its time and the page's size.
+async fn render_overview(app: &axum::Router, cookie: &str, campaign: &Campaign) -> anyhow::Result<(Duration, usize)> {
+    let started = Instant::now();
+    let request = Request::get(format!("/admin/c/{}", campaign.id)).header(header::COOKIE, cookie).body(Body::empty())?;
+    let response = app.clone().oneshot(request).await?;
+    anyhow::ensure!(response.status() == StatusCode::OK, "overview answered {}", response.status());
+    let body = response.into_body().collect().await?.to_bytes();
+    let elapsed = started.elapsed();
+    anyhow::ensure!(body.windows(13).any(|w| w == b"id=\"nps-value"), "no NPS on the page");
+    Ok((elapsed, body.len()))
 }
 
 fn ms(d: Duration) -> f64 {
@@ -187,19 +175,42 @@ async fn main() -> anyhow::Result<()> {
     create_table(&client, &TableSettings { name: table.clone() }).await?;
     let dynamo: Arc<dyn Store> = Arc::new(DynamoStore::new(client, table));
 
-    println!("Campaign overview through the router, signed in as an admin; {RENDERS} renders after 3 warm-ups.");
-    println!("{:<18} {:>9} {:>12} {:>12} {:>12} {:>10}", "store", "answers", "seeded in", "median ms", "p90 ms", "page bytes");
-    let mut medians = Vec::new();
+    // Seed everything first, then measure every campaign in alternation, so the figures of all
+    // sizes and both stores come from the same minutes of the same machine.
+    let mut seeded = Vec::new();
     for (name, store) in [("embedded SQLite", sqlite), ("DynamoDB Local", dynamo)] {
         for &n in &sizes {
             let campaign = campaign(&format!("bench-{n}"));
-            let seeded = seed(store.clone(), &campaign, n).await?;
+            let took = seed(store.clone(), &campaign, n).await?;
             let counters = store.campaign_counters(&campaign.id).await?;
             anyhow::ensure!(counters.tally.answered() == n as u64, "{name}: {} answers counted, {n} seeded", counters.tally.answered());
-            let f = measure_overview(store.clone(), &campaign).await?;
-            println!("{name:<18} {n:>9} {:>10.1} s {:>12.2} {:>12.2} {:>10}", seeded.as_secs_f64(), ms(f.median), ms(f.p90), f.bytes);
-            medians.push((name, n, f.median));
+            eprintln!("seeded {n} answers on {name} in {:.1} s", took.as_secs_f64());
+            seeded.push((name, n, store.clone(), campaign, took));
         }
+    }
+    let mut apps = Vec::new();
+    for (name, n, store, campaign, took) in seeded {
+        let app = overview_app(store)?;
+        let cookie = signed_in(&app).await?;
+        apps.push((name, n, app, cookie, campaign, took, Vec::new(), 0usize));
+    }
+    for round in 0..RENDERS + 3 {
+        for (_, _, app, cookie, campaign, _, times, bytes) in apps.iter_mut() {
+            let (elapsed, size) = render_overview(app, cookie, campaign).await?;
+            if round >= 3 {
+                times.push(elapsed);
+            }
+            *bytes = size;
+        }
+    }
+    println!("Campaign overview through the router, signed in as an admin; {RENDERS} renders each after 3 warm-ups, in alternation.");
+    println!("{:<18} {:>9} {:>12} {:>12} {:>12} {:>10}", "store", "answers", "seeded in", "median ms", "p90 ms", "page bytes");
+    let mut medians = Vec::new();
+    for (name, n, _, _, _, took, times, bytes) in apps.iter_mut() {
+        times.sort();
+        let (median, p90) = (times[times.len() / 2], times[times.len() * 9 / 10]);
+        println!("{name:<18} {n:>9} {:>10.1} s {:>12.2} {:>12.2} {bytes:>10}", took.as_secs_f64(), ms(median), ms(p90));
+        medians.push((*name, *n, median));
     }
     for name in ["embedded SQLite", "DynamoDB Local"] {
         let of = |n: usize| medians.iter().find(|(s, m, _)| *s == name && *m == n).map(|(.., d)| ms(*d));
