@@ -270,7 +270,7 @@ pub fn segments_page(
     let mut segments = chosen.as_deref().map(|d| aggregates.segments(d)).unwrap_or_default();
     match sort {
         SegmentSort::Nps => segments.sort_by(|a, b| b.tally.nps().unwrap_or(f64::NEG_INFINITY).total_cmp(&a.tally.nps().unwrap_or(f64::NEG_INFINITY))),
-        SegmentSort::Answers => segments.sort_by(|a, b| b.tally.answered().cmp(&a.tally.answered())),
+        SegmentSort::Answers => segments.sort_by_key(|s| std::cmp::Reverse(s.tally.answered())),
         SegmentSort::Name => segments.sort_by(|a, b| a.value.cmp(&b.value)),
     }
     let total = aggregates.tally();
@@ -356,7 +356,7 @@ pub fn comments_page(
 ) -> Result<String, RenderError> {
     let mut matching: Vec<(&InvitationRow, &Answer)> =
         rows.iter().filter_map(|r| r.answer.as_ref().map(|a| (r, a))).filter(|(_, a)| filter.matches(campaign, a)).collect();
-    matching.sort_by(|a, b| b.1.answered_at.cmp(&a.1.answered_at));
+    matching.sort_by_key(|(_, a)| std::cmp::Reverse(a.answered_at));
     let total = matching.len();
     let comments: Vec<Value> = matching
         .iter()
@@ -473,17 +473,21 @@ pub struct CaseLine {
     pub answer: Option<Answer>,
 }
 
-pub fn cases_page(
-    viewer: &Viewer,
-    campaign: &Campaign,
-    lines: &[CaseLine],
-    counts: &BTreeMap<&'static str, usize>,
-    view: CaseView,
-    owners: &[String],
-    owner: Option<&str>,
-    at: Timestamp,
-    may_work: &dyn Fn(&FollowUpCase) -> bool,
-) -> Result<String, RenderError> {
+/// What the case list shows, besides the signed-in person and the campaign.
+pub struct CaseList<'a> {
+    pub lines: &'a [CaseLine],
+    /// Cases per view (open, overdue, closed, all), for the view picker.
+    pub counts: &'a BTreeMap<&'static str, usize>,
+    pub view: CaseView,
+    /// Everyone with a case, for the owner picker (empty for owners).
+    pub owners: &'a [String],
+    pub owner: Option<&'a str>,
+    pub at: Timestamp,
+    pub may_work: &'a dyn Fn(&FollowUpCase) -> bool,
+}
+
+pub fn cases_page(viewer: &Viewer, campaign: &Campaign, list: &CaseList<'_>) -> Result<String, RenderError> {
+    let CaseList { lines, counts, view, owners, owner, at, may_work } = *list;
     let cases: Vec<Value> = lines
         .iter()
         .map(|line| {

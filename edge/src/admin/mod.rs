@@ -16,7 +16,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use closeloop_core::accounts::{Account, Accounts, Scope};
 use closeloop_core::counters::{Aggregates, View};
-use closeloop_core::dashboard::{self, CaseLine, CaseView, CommentFilter, SegmentFilter, SegmentSort, Viewer};
+use closeloop_core::dashboard::{self, CaseLine, CaseList, CaseView, CommentFilter, SegmentFilter, SegmentSort, Viewer};
 use closeloop_core::model::{CaseClosure, CaseNote, Email, InvitationId, MAX_NOTE_CHARS};
 use closeloop_core::ports::{InvitationRow, StoreError};
 use closeloop_core::{Campaign, CampaignId};
@@ -344,7 +344,11 @@ pub async fn cases(State(state): State<AppState>, Path(id): Path<String>, RawQue
     let may_work = |case: &closeloop_core::FollowUpCase| account.may_work_case(case.owner_email.as_ref());
     html(
         StatusCode::OK,
-        dashboard::cases_page(&viewer, &campaign, &lines, &counts, view, &owners, owner.as_ref().map(Email::as_str), now, &may_work),
+        dashboard::cases_page(
+            &viewer,
+            &campaign,
+            &CaseList { lines: &lines, counts: &counts, view, owners: &owners, owner: owner.as_ref().map(Email::as_str), at: now, may_work: &may_work },
+        ),
     )
 }
 
