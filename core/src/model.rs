@@ -440,6 +440,16 @@ impl FollowUpCase {
     pub fn is_overdue(&self, at: Timestamp) -> bool {
         self.status == CaseStatus::Open && self.due_at <= at
     }
+
+    /// Closes an open case; false if it was closed already (the first closure stands).
+    pub fn close(&mut self, closure: &CaseClosure) -> bool {
+        if self.status == CaseStatus::Closed {
+            return false;
+        }
+        self.status = CaseStatus::Closed;
+        self.closed = Some(closure.clone());
+        true
+    }
 }
 
 pub const MAX_NOTE_CHARS: usize = 2000;

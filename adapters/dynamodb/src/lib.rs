@@ -683,14 +683,7 @@ impl Store for DynamoStore {
     }
 
     async fn close_case(&self, invitation: &InvitationId, closure: &CaseClosure) -> Result<bool, StoreError> {
-        self.change_case(invitation, |case| {
-            if case.status == CaseStatus::Closed {
-                return false;
-            }
-            case.status = CaseStatus::Closed;
-            case.closed = Some(closure.clone());
-            true
-        })
+        self.change_case(invitation, |case| case.close(closure))
         .await
     }
 }
