@@ -4,21 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::nps::Tally;
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
+use crate::render::escape_html as escape;
 
 const WIDTH: f64 = 640.0;
 const HEIGHT: f64 = 260.0;
