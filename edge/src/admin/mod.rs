@@ -185,6 +185,11 @@ fn visible_rows(rows: Vec<InvitationRow>, account: &Account, filter: Option<&Seg
         .collect()
 }
 
+/// Whole-campaign figures come from counters; an owner's or a drill-down's from their rows.
+fn reads_counters(account: &Account, filter: Option<&SegmentFilter>) -> bool {
+    account.scope() == Scope::Everything && filter.is_none()
+}
+
 /// The figures an account sees: the page's counter buckets for the whole campaign, rows folded
 /// the same way for an owner or a segment drill-down.
 async fn aggregates_for(
@@ -195,7 +200,7 @@ async fn aggregates_for(
     view: View<'_>,
 ) -> Result<Aggregates, StoreError> {
     let store = &state.services.store;
-    if account.scope() == Scope::Everything && filter.is_none() {
+    if reads_counters(account, filter) {
         return Ok(Aggregates::from_buckets(store.counter_buckets(&campaign.id, &view.prefixes()).await?));
     }
     let rows = visible_rows(store.campaign_rows(&campaign.id).await?, account, filter);
@@ -279,9 +284,14 @@ pub async fn comments(State(state): State<AppState>, Path(id): Path<String>, Raw
         Ok(rows) => visible_rows(rows, &account, None),
         Err(e) => return store_failed(e, &viewer),
     };
-    let agg = match aggregates_for(&state, &campaign, &account, None, View::Themes).await {
-        Ok(agg) => agg,
-        Err(e) => return store_failed(e, &viewer),
+    // Rows already read serve an owner's theme counts too.
+    let agg = if reads_counters(&account, None) {
+        match state.services.store.counter_buckets(&campaign.id, &View::Themes.prefixes()).await {
+            Ok(buckets) => Aggregates::from_buckets(buckets),
+            Err(e) => return store_failed(e, &viewer),
+        }
+    } else {
+        Aggregates::from_rows(&campaign, &rows)
     };
     html(StatusCode::OK, dashboard::comments_page(&viewer, &campaign, &agg, &rows, &filter))
 }
