@@ -212,16 +212,19 @@ async fn an_overdue_follow_up_escalates_to_the_manager_once() {
     assert_eq!(escalation.to, "boss@acme.example");
 }
 
+/// T0 is a Monday afternoon (2026-09-21 14:13 UTC): the next Monday 08:00 UTC, when digests go.
+fn next_monday_morning() -> Timestamp {
+    let monday = (1..=7).map(|d| T0.plus_days(d)).find(|t| t.weekday_number() == 1).unwrap();
+    Timestamp::from_millis(monday.millis() - (monday.millis() % closeloop_core::time::DAY_MS) + 8 * closeloop_core::time::HOUR_MS)
+}
+
 #[tokio::test]
 async fn monday_morning_brings_each_owner_one_digest_of_their_week() {
     let w = world(0).await;
     w.answer("Pia", 10).await;
     w.answer("Dag", 2).await;
     dispatch::dispatch_pending(&w.services).await.unwrap();
-    // T0 is a Monday afternoon (2026-09-21 14:13 UTC): the next Monday 08:00 UTC is within a week.
-    let monday = (1..=7).map(|d| T0.plus_days(d)).find(|t| t.weekday_number() == 1).unwrap();
-    let monday_morning =
-        Timestamp::from_millis(monday.millis() - (monday.millis() % closeloop_core::time::DAY_MS) + 8 * closeloop_core::time::HOUR_MS);
+    let monday_morning = next_monday_morning();
     let sunday = monday_morning.minus_days(1);
     assert_eq!(schedule::run(&w.services, &Default::default(), sunday).await.unwrap().digests_sent, 0, "not on Sundays");
     let run = schedule::run(&w.services, &Default::default(), monday_morning).await.unwrap();
@@ -244,9 +247,7 @@ async fn digests_speak_the_owners_language_reach_admin_accounts_and_count_open_c
     w.answer("Pia", 10).await;
     w.answer("Dag", 2).await;
     dispatch::dispatch_pending(&w.services).await.unwrap();
-    let monday = (1..=7).map(|d| T0.plus_days(d)).find(|t| t.weekday_number() == 1).unwrap();
-    let monday_morning =
-        Timestamp::from_millis(monday.millis() - (monday.millis() % closeloop_core::time::DAY_MS) + 8 * closeloop_core::time::HOUR_MS);
+    let monday_morning = next_monday_morning();
     let accounts = Accounts::from_toml(&format!(
         "[[account]]\nname = \"O\"\nrole = \"owner\"\nemail = \"owner@acme.example\"\nlocale = \"sv\"\ntoken_sha256 = \"{h}\"\n\
          [[account]]\nname = \"A\"\nrole = \"admin\"\nemail = \"cx@acme.example\"\ntoken_sha256 = \"{h}\"\n",
