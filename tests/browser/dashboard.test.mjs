@@ -3,29 +3,18 @@
 // Screenshots land in artifacts/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
 import { createRequire } from 'node:module';
-import { chromium } from 'playwright-core';
+import { artifacts, bin, freePort, launchChromium, startDemo } from './support.mjs';
 
-const bin = process.env.CLOSELOOP_BIN;
-if (!bin) throw new Error('CLOSELOOP_BIN must point at the built closeloop binary');
-const artifacts = new URL('./artifacts/', import.meta.url).pathname;
-mkdirSync(artifacts, { recursive: true });
 const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const CAMPAIGN = 'demo-service-visit';
 
 let server, browser, base, dataDir;
 const tokens = {};
-
-const freePort = () => new Promise((resolve, reject) => {
-  const s = createServer();
-  s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  s.on('error', reject);
-});
 
 function addAccount(name, role, email) {
   const args = ['--data-dir', dataDir, 'account', 'add', '--name', name, '--role', role];
@@ -52,12 +41,7 @@ before(async () => {
   tokens.admin = addAccount('Karin Admin', 'admin');
   tokens.viewer = addAccount('Vera Viewer', 'viewer');
   tokens.jonas = addAccount('Jonas Berg', 'owner', 'jonas.berg@nordhavn-cykler.example');
-  server = spawn(bin, ['--data-dir', dataDir, 'up', '--demo', '--port', String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise((resolve, reject) => {
-    let seen = '';
-    server.stdout.on('data', (chunk) => { seen += chunk; if (seen.includes('closeloop is up')) resolve(); });
-    server.on('exit', (code) => reject(new Error(`closeloop up exited with ${code}:\n${seen}`)));
-  });
+  server = await startDemo(dataDir, port);
   // Malmö contacts belong to Jonas; the others to other owners. A mix of answers and comments.
   const invitations = (await outbox()).filter((m) => m.kind === 'invitation' && m.channel === 'email');
   const link = (name) => {
@@ -70,11 +54,7 @@ before(async () => {
   await answer(link('Karl'), { score: '7', comment: 'OK men dyrt', 'rating.ease': '3', 'rating.quality': '4' });
   // Cases are opened by the background dispatcher: wait until the detractor's alert is out.
   for (let i = 0; i < 50 && !(await outbox()).some((m) => m.kind === 'alert'); i++) await new Promise((r) => setTimeout(r, 100));
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_BIN || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

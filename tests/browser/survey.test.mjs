@@ -2,25 +2,12 @@
 // against a real `closeloop up --demo`. Screenshots land in artifacts/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
-import { chromium } from 'playwright-core';
-
-const bin = process.env.CLOSELOOP_BIN;
-if (!bin) throw new Error('CLOSELOOP_BIN must point at the built closeloop binary');
-const artifacts = new URL('./artifacts/', import.meta.url).pathname;
-mkdirSync(artifacts, { recursive: true });
+import { artifacts, freePort, launchChromium, startDemo } from './support.mjs';
 
 let server, browser, base, links;
-
-const freePort = () => new Promise((resolve, reject) => {
-  const s = createServer();
-  s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  s.on('error', reject);
-});
 
 async function outbox() {
   return (await fetch(`${base}/outbox.json`)).json();
@@ -30,21 +17,12 @@ before(async () => {
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   const dataDir = mkdtempSync(join(tmpdir(), 'closeloop-browser-'));
-  server = spawn(bin, ['--data-dir', dataDir, 'up', '--demo', '--port', String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise((resolve, reject) => {
-    let seen = '';
-    server.stdout.on('data', (chunk) => { seen += chunk; if (seen.includes('closeloop is up')) resolve(); });
-    server.on('exit', (code) => reject(new Error(`closeloop up exited with ${code}:\n${seen}`)));
-  });
+  server = await startDemo(dataDir, port);
   const messages = await outbox();
   links = messages.filter((m) => m.kind === 'invitation' && m.channel === 'email')
     .map((m) => m.text.match(/http:\/\/127\.0\.0\.1:\d+\/s\/[A-Za-z0-9]{22}/)[0]);
   assert.ok(links.length >= 2);
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_BIN || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
