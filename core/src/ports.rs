@@ -13,16 +13,45 @@ use crate::model::{
 };
 use crate::time::Timestamp;
 
+/// The error an adapter wraps: the SDK's, SQLite's or serde's own, kept whole for the log.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Someone else changed the record first; reread and decide again.
     #[error("the record was changed concurrently")]
     Conflict,
+    /// Worth retrying: throttling, timeouts, 5xx, a transaction conflict that outlasted its own
+    /// retries, a busy database.
     #[error("storage is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] BoxError),
+    /// Retrying cannot help: the request was refused (validation, permission, a missing table).
+    #[error("storage refused the request: {0}")]
+    Rejected(#[source] BoxError),
     #[error("stored data is corrupt: {0}")]
-    Corrupt(String),
+    Corrupt(#[source] BoxError),
 }
+
+impl StoreError {
+    pub fn unavailable(source: impl Into<BoxError>) -> Self {
+        StoreError::Unavailable(source.into())
+    }
+    pub fn rejected(source: impl Into<BoxError>) -> Self {
+        StoreError::Rejected(source.into())
+    }
+    pub fn corrupt(source: impl Into<BoxError>) -> Self {
+        StoreError::Corrupt(source.into())
+    }
+    /// Whether the same call may succeed later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Conflict | StoreError::Unavailable(_))
+    }
+}
+
+/// What a store found wrong with an item it read: names the part, since the item is not ours to print.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed item: {0}")]
+pub struct Malformed(pub &'static str);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -169,20 +198,26 @@ pub struct OutgoingSms {
 pub enum SendError {
     /// Worth retrying later: throttling, timeouts, the service being down.
     #[error("temporary send failure: {0}")]
-    Transient(String),
+    Transient(#[source] BoxError),
     /// Retrying cannot help: a refused address, a rejected message.
     #[error("permanent send failure: {0}")]
-    Permanent(String),
+    Permanent(#[source] BoxError),
 }
 
 impl SendError {
+    pub fn transient(source: impl Into<BoxError>) -> Self {
+        SendError::Transient(source.into())
+    }
+    pub fn permanent(source: impl Into<BoxError>) -> Self {
+        SendError::Permanent(source.into())
+    }
     /// Sorts a provider's error by its code: the listed codes can never succeed as sent, every
     /// other failure (throttling, timeouts, 5xx) may succeed later.
-    pub fn classify(code: Option<&str>, permanent_codes: &[&str], detail: String) -> Self {
+    pub fn classify(code: Option<&str>, permanent_codes: &[&str], source: impl Into<BoxError>) -> Self {
         if code.is_some_and(|c| permanent_codes.contains(&c)) {
-            SendError::Permanent(detail)
+            SendError::permanent(source)
         } else {
-            SendError::Transient(detail)
+            SendError::transient(source)
         }
     }
 }
@@ -267,8 +302,8 @@ mod tests {
     #[test]
     fn only_listed_provider_codes_are_permanent() {
         let permanent = ["MessageRejected"];
-        assert!(matches!(SendError::classify(Some("MessageRejected"), &permanent, "x".into()), SendError::Permanent(_)));
-        assert!(matches!(SendError::classify(Some("Throttling"), &permanent, "x".into()), SendError::Transient(_)));
-        assert!(matches!(SendError::classify(None, &permanent, "timeout".into()), SendError::Transient(_)));
+        assert!(matches!(SendError::classify(Some("MessageRejected"), &permanent, "x"), SendError::Permanent(_)));
+        assert!(matches!(SendError::classify(Some("Throttling"), &permanent, "x"), SendError::Transient(_)));
+        assert!(matches!(SendError::classify(None, &permanent, "timeout"), SendError::Transient(_)));
     }
 }

@@ -38,10 +38,9 @@ impl FunctionError {
     /// Whether running the same step again may succeed; the platform retries only these.
     pub fn is_retryable(&self) -> bool {
         match self {
-            FunctionError::Store(StoreError::Unavailable(_) | StoreError::Conflict) => true,
+            FunctionError::Store(e) => e.is_retryable(),
             FunctionError::Send(SendError::Transient(_)) => true,
-            FunctionError::Store(StoreError::Corrupt(_))
-            | FunctionError::Send(SendError::Permanent(_))
+            FunctionError::Send(SendError::Permanent(_))
             | FunctionError::Render(_)
             | FunctionError::Missing(_) => false,
         }

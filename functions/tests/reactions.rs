@@ -39,7 +39,7 @@ impl Mailer for FlakyMailer {
     async fn send_mail(&self, mail: &OutgoingMail) -> Result<String, SendError> {
         if self.failures.load(Ordering::SeqCst) > 0 {
             self.failures.fetch_sub(1, Ordering::SeqCst);
-            return Err(SendError::Transient("throttled".into()));
+            return Err(SendError::transient("throttled"));
         }
         self.inner.send_mail(mail).await
     }

@@ -43,7 +43,7 @@ pub fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
     item.get(name)
         .and_then(|v| v.as_s().ok())
         .map(String::as_str)
-        .ok_or_else(|| StoreError::Corrupt(format!("item lacks string attribute {name}")))
+        .ok_or_else(|| StoreError::corrupt(format!("item lacks string attribute {name}")))
 }
 
 pub fn get_n(item: &Item, name: &str) -> Option<i64> {
@@ -51,11 +51,11 @@ pub fn get_n(item: &Item, name: &str) -> Option<i64> {
 }
 
 fn json<T: Serialize>(value: &T) -> Result<AttributeValue, StoreError> {
-    serde_json::to_string(value).map(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+    serde_json::to_string(value).map(s).map_err(StoreError::corrupt)
 }
 
 pub fn body<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
-    serde_json::from_str(get_s(item, "body")?).map_err(|e| StoreError::Corrupt(e.to_string()))
+    serde_json::from_str(get_s(item, "body")?).map_err(StoreError::corrupt)
 }
 
 /// Sort keys of the work index: zero-padded time, then id, so string order is time order.

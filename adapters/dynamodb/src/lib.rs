@@ -2,6 +2,7 @@
 //! ARCHITECTURE.md ("DynamoDB single-table design"). Every multi-item change is one
 //! TransactWriteItems call, so nothing is half-written when a request dies midway.
 
+mod errors;
 mod items;
 mod schema;
 #[cfg(feature = "stream-reader")]
@@ -10,7 +11,7 @@ pub mod stream;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 
@@ -31,12 +32,11 @@ pub struct DynamoStore {
     table: String,
 }
 
-fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(e: SdkError<E, R>) -> StoreError {
-    StoreError::Unavailable(DisplayErrorContext(e).to_string())
-}
+use errors::{classify as unavailable, Cancelled};
 
+/// A request we could not build is our bug: sending it again cannot help.
 fn request_bug(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
-    StoreError::Corrupt(format!("building a DynamoDB request: {e}"))
+    StoreError::rejected(e)
 }
 
 /// Whether a transaction was cancelled because the condition of item `index` failed.
@@ -45,7 +45,7 @@ fn condition_failed_at(reasons: &[aws_sdk_dynamodb::types::CancellationReason], 
 }
 
 /// Cancellation reasons of a cancelled transaction, or the error to return.
-fn cancellation_reasons<R: std::fmt::Debug>(
+fn cancellation_reasons<R: std::fmt::Debug + Send + Sync + 'static>(
     e: SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>,
 ) -> Result<Vec<aws_sdk_dynamodb::types::CancellationReason>, StoreError> {
     use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -153,7 +153,7 @@ impl DynamoStore {
                 if reasons.iter().any(|r| r.code() == Some("ConditionalCheckFailed")) {
                     Ok(false)
                 } else {
-                    Err(StoreError::Unavailable(format!("transaction cancelled: {reasons:?}")))
+                    Err(Cancelled { reasons }.into_store_error())
                 }
             }
         }
@@ -169,7 +169,7 @@ impl DynamoStore {
             if !change(&mut case) {
                 return Ok(false);
             }
-            let old_body = item.get("body").cloned().ok_or_else(|| StoreError::Corrupt("case without body".into()))?;
+            let old_body = item.get("body").cloned().ok_or_else(|| StoreError::corrupt("case without body"))?;
             let mut update = self
                 .client
                 .update_item()
@@ -318,7 +318,7 @@ impl Store for DynamoStore {
                     } else if reasons.iter().any(|r| r.code() == Some("ConditionalCheckFailed")) {
                         CreateOutcome::Throttled
                     } else {
-                        return Err(StoreError::Unavailable(format!("invitation transaction cancelled: {reasons:?}")));
+                        return Err(Cancelled { reasons }.into_store_error());
                     }
                 }
             };
@@ -463,7 +463,7 @@ impl Store for DynamoStore {
                 if reasons.iter().any(|r| matches!(r.code(), Some("ConditionalCheckFailed" | "TransactionConflict"))) {
                     Err(StoreError::Conflict)
                 } else {
-                    Err(StoreError::Unavailable(format!("answer transaction cancelled: {reasons:?}")))
+                    Err(Cancelled { reasons }.into_store_error())
                 }
             }
         }
@@ -471,7 +471,7 @@ impl Store for DynamoStore {
 
     async fn pending_events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
         let items = self.query_all(Some(schema::WORK_INDEX), "gsi1pk = :p", vec![(":p", s(PENDING_EVENT))], Some(limit)).await?;
-        items.iter().map(|item| event_from_item(item).ok_or_else(|| StoreError::Corrupt("event item".into()))).collect()
+        items.iter().map(|item| event_from_item(item).ok_or_else(|| StoreError::corrupt("malformed event item"))).collect()
     }
 
     async fn complete_event(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
@@ -705,7 +705,7 @@ pub fn client_for(endpoint: Option<&str>, region: &str, credentials: aws_credent
 #[cfg(feature = "native")]
 pub fn local_client() -> Result<Client, StoreError> {
     let endpoint = std::env::var("DYNAMODB_ENDPOINT").map_err(|_| {
-        StoreError::Unavailable("DYNAMODB_ENDPOINT is not set: run the tests through scripts/test, which starts DynamoDB Local".into())
+        StoreError::rejected("DYNAMODB_ENDPOINT is not set: run the tests through scripts/test, which starts DynamoDB Local")
     })?;
     let credentials = aws_credential_types::Credentials::new("local", "local", None, None, "closeloop-local");
     Ok(client_for(Some(&endpoint), "eu-north-1", credentials))

@@ -57,7 +57,7 @@ pub async fn read_all(store: &DynamoStore, streams: &aws_sdk_dynamodbstreams::Cl
     let arn = table
         .table
         .and_then(|t| t.latest_stream_arn)
-        .ok_or_else(|| StoreError::Unavailable(format!("table {} has no stream", store.table())))?;
+        .ok_or_else(|| StoreError::rejected(format!("table {} has no stream", store.table())))?;
     let description = streams.describe_stream().stream_arn(&arn).send().await.map_err(unavailable)?;
     let shards = description.stream_description.and_then(|d| d.shards).unwrap_or_default();
     let mut records = Vec::new();
@@ -90,7 +90,7 @@ pub async fn read_all(store: &DynamoStore, streams: &aws_sdk_dynamodbstreams::Cl
 
 /// A Streams client for DynamoDB Local at `DYNAMODB_ENDPOINT`.
 pub fn local_streams_client() -> Result<aws_sdk_dynamodbstreams::Client, StoreError> {
-    let endpoint = std::env::var("DYNAMODB_ENDPOINT").map_err(|_| StoreError::Unavailable("DYNAMODB_ENDPOINT is not set".into()))?;
+    let endpoint = std::env::var("DYNAMODB_ENDPOINT").map_err(|_| StoreError::rejected("DYNAMODB_ENDPOINT is not set"))?;
     let config = aws_sdk_dynamodbstreams::Config::builder()
         .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
         .region(aws_sdk_dynamodbstreams::config::Region::new("eu-north-1"))

@@ -46,14 +46,13 @@ impl Outbox {
         html: Option<&str>,
         headers: &[(String, String)],
     ) -> Result<String, SendError> {
-        let transient = |e: String| SendError::Transient(format!("outbox: {e}"));
-        let headers = serde_json::to_string(headers).map_err(|e| transient(e.to_string()))?;
-        let conn = self.db.lock().map_err(|e| transient(e.to_string()))?;
+        let headers = serde_json::to_string(headers).map_err(SendError::permanent)?;
+        let conn = self.db.lock().map_err(SendError::transient)?;
         conn.execute(
             "INSERT INTO outbox (channel, to_addr, kind, subject, text, html, headers, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![channel, to, kind, subject, text, html, headers, self.clock.now().millis()],
         )
-        .map_err(|e| transient(e.to_string()))?;
+        .map_err(SendError::transient)?;
         Ok(format!("outbox-{}", conn.last_insert_rowid()))
     }
 
@@ -62,7 +61,7 @@ impl Outbox {
         let conn = self.db.lock()?;
         let mut stmt = conn
             .prepare("SELECT id, channel, to_addr, kind, subject, text, html, headers, created_at FROM outbox ORDER BY id DESC")
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            .map_err(StoreError::unavailable)?;
         let rows = stmt
             .query_map([], |r| {
                 Ok((
@@ -77,10 +76,10 @@ impl Outbox {
                     r.get::<_, i64>(8)?,
                 ))
             })
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            .map_err(StoreError::unavailable)?;
         rows.map(|row| {
             let (id, channel, to, kind, subject, text, html, headers, created_at) =
-                row.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                row.map_err(StoreError::unavailable)?;
             Ok(OutboxMessage {
                 id,
                 channel,
@@ -89,7 +88,7 @@ impl Outbox {
                 subject,
                 text,
                 html,
-                headers: serde_json::from_str(&headers).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                headers: serde_json::from_str(&headers).map_err(StoreError::corrupt)?,
                 created_at: Timestamp::from_millis(created_at).to_rfc3339(),
             })
         })

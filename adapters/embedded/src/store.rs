@@ -93,11 +93,11 @@ pub struct SqliteStore {
 }
 
 fn unavailable(e: rusqlite::Error) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+    StoreError::unavailable(e)
 }
 
 fn corrupt(e: serde_json::Error) -> StoreError {
-    StoreError::Corrupt(e.to_string())
+    StoreError::corrupt(e)
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
@@ -213,7 +213,7 @@ impl SqliteStore {
     }
 
     pub(crate) fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
-        self.conn.lock().map_err(|_| StoreError::Unavailable("a previous database call panicked".into()))
+        self.conn.lock().map_err(|_| StoreError::unavailable("a previous database call panicked"))
     }
 
     pub fn outbox(&self, clock: Arc<dyn closeloop_core::ports::Clock>) -> crate::Outbox {

@@ -4,7 +4,7 @@
 pub mod mime;
 
 use async_trait::async_trait;
-use aws_sdk_ses::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_ses::error::ProvideErrorMetadata;
 use aws_sdk_ses::primitives::Blob;
 use aws_sdk_ses::types::RawMessage;
 use aws_sdk_ses::Client;
@@ -46,7 +46,7 @@ impl Mailer for SesMailer {
         let message = RawMessage::builder()
             .data(Blob::new(raw.into_bytes()))
             .build()
-            .map_err(|e| SendError::Permanent(format!("building the message: {e}")))?;
+            .map_err(SendError::permanent)?;
         let result = self
             .client
             .send_raw_email()
@@ -56,7 +56,7 @@ impl Mailer for SesMailer {
             .await;
         match result {
             Ok(out) => Ok(out.message_id),
-            Err(e) => Err(SendError::classify(e.code(), PERMANENT, DisplayErrorContext(&e).to_string())),
+            Err(e) => Err(SendError::classify(e.code().map(str::to_owned).as_deref(), PERMANENT, e)),
         }
     }
 }

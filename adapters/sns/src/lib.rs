@@ -3,7 +3,7 @@
 //! logged with its segment count, since each segment is billed.
 
 use async_trait::async_trait;
-use aws_sdk_sns::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_sns::error::ProvideErrorMetadata;
 use aws_sdk_sns::types::MessageAttributeValue;
 use aws_sdk_sns::Client;
 
@@ -38,7 +38,7 @@ fn string_attribute(value: &str) -> Result<MessageAttributeValue, SendError> {
         .data_type("String")
         .string_value(value)
         .build()
-        .map_err(|e| SendError::Permanent(format!("building the message: {e}")))
+        .map_err(SendError::permanent)
 }
 
 /// Errors SNS gives for a request that will never succeed as it is.
@@ -62,7 +62,7 @@ impl SmsSender for SnsSms {
         }
         match request.send().await {
             Ok(out) => Ok(out.message_id.unwrap_or_default()),
-            Err(e) => Err(SendError::classify(e.code(), PERMANENT, DisplayErrorContext(&e).to_string())),
+            Err(e) => Err(SendError::classify(e.code().map(str::to_owned).as_deref(), PERMANENT, e)),
         }
     }
 }
