@@ -8,6 +8,8 @@ use crate::model::*;
 use crate::nps::Score;
 use crate::ports::{CreateOutcome, Store, StoreError};
 use crate::time::Timestamp;
+use crate::changes::Change;
+use crate::fixtures::{answer_touching_everything, largest_campaign, largest_invitation};
 
 pub const T0: Timestamp = Timestamp::from_millis(1_790_000_000_000);
 
@@ -230,7 +232,8 @@ pub async fn counters_follow_invitations_and_group_changes_atomically(store: &dy
     store.put_campaign(&c).await.unwrap();
     let invs: Vec<Invitation> = (30..34).map(|n| invitation(&c, n, T0)).collect();
     store.create_invitations(&invs, T0.minus_days(90)).await.unwrap();
-    let throttled = store.create_invitations(&invs[..1], T0.minus_days(90)).await.unwrap();
+    let same_person_again = invitation(&c, 30, T0.plus_hours(1));
+    let throttled = store.create_invitations(&[same_person_again], T0.minus_days(90)).await.unwrap();
     assert_eq!(throttled, vec![CreateOutcome::Throttled]);
     let mut firsts = Vec::new();
     for (inv, score) in invs.iter().zip([10, 8, 0]) {
@@ -245,6 +248,7 @@ pub async fn counters_follow_invitations_and_group_changes_atomically(store: &dy
     // A change within a group moves no group counter (the week, segment and driver buckets stay too).
     let (a3, e3, d3) = answer_after(&invs[0], Some(&firsts[0]), 9, 2, T0.plus_hours(3));
     store.record_answer(&a3, &e3, &d3).await.unwrap();
+    store.settle_counters().await.unwrap();
     let counters = store.campaign_counters(&c.id).await.unwrap();
     assert_eq!(counters.invited, 4);
     assert_eq!(counters.tally, crate::nps::Tally { promoters: 2, passives: 1, detractors: 0 });
@@ -283,6 +287,7 @@ pub async fn opens_review_clickers_and_suppressions_count_each_person_once(store
     store.suppress(&keys[0], SuppressionReason::Bounced, T0.plus_hours(4)).await.unwrap();
     store.suppress(&keys[1], SuppressionReason::Unsubscribed, T0.plus_hours(5)).await.unwrap();
     assert_eq!(store.invitation(&invs[1].id).await.unwrap().unwrap().suppressed, Some(SuppressionReason::Bounced));
+    store.settle_counters().await.unwrap();
     let buckets = store.counter_buckets(&c.id, &View::Everything.prefixes()).await.unwrap();
     let total = buckets.get(TOTAL).cloned().unwrap_or_default();
     assert_eq!(total.get(OPENED), Some(&1));
@@ -327,6 +332,125 @@ pub async fn cases_are_listed_by_owner_take_notes_and_close_once(store: &dyn Sto
     assert_eq!(listed.iter().find(|k| k.invitation_id == invs[0].id).map(|k| k.status), Some(CaseStatus::Closed));
 }
 
+/// Everything written to one campaign must be counted exactly: counters read equal the rows folded.
+async fn assert_counters_match_rows(store: &dyn Store, campaign: &Campaign) {
+    store.settle_counters().await.unwrap();
+    let rows = store.campaign_rows(&campaign.id).await.unwrap();
+    let counted = Aggregates::from_buckets(store.counter_buckets(&campaign.id, &View::Everything.prefixes()).await.unwrap());
+    assert_eq!(counted, Aggregates::from_rows(campaign, &rows), "counters equal the rows");
+}
+
+/// Many writers on one campaign at the same moment (a burst of answers after a big send): every
+/// answer, open, click and unsubscribe is stored and counted once. On DynamoDB the adapter's test
+/// injects `TransactionConflict` cancellations, which DynamoDB Local never raises itself.
+pub async fn concurrent_writers_on_one_campaign_lose_nothing_and_count_everything_once(store: &dyn Store) {
+    let c = campaign("burst");
+    store.put_campaign(&c).await.unwrap();
+    let invs: Vec<Invitation> = (60..84).map(|n| invitation(&c, n, T0)).collect();
+    let outcomes = store.create_invitations(&invs, T0.minus_days(90)).await.unwrap();
+    assert!(outcomes.iter().all(|o| *o == CreateOutcome::Created), "{outcomes:?}");
+    let writes = invs.iter().enumerate().map(|(i, inv)| async move {
+        let at = T0.plus_hours(1);
+        store.record_open(&inv.id, at).await?;
+        let (a, e, d) = answer(inv, (i % 11) as u8, 1, at);
+        store.record_answer(&a, &e, &d).await?;
+        if i % 3 == 0 {
+            store.record_review_click(&inv.id, "google", at).await?;
+        }
+        if i % 5 == 0 {
+            store.suppress(&inv.contact.keys()[0], SuppressionReason::Unsubscribed, at).await?;
+        }
+        Ok::<_, StoreError>(())
+    });
+    for result in futures_util::future::join_all(writes).await {
+        result.expect("no write fails because another touched the same campaign");
+    }
+    let rows = store.campaign_rows(&c.id).await.unwrap();
+    assert_eq!(rows.iter().filter(|r| r.answer.is_some()).count(), invs.len(), "every answer stored");
+    assert_counters_match_rows(store, &c).await;
+    let total = store.campaign_counters(&c.id).await.unwrap();
+    assert_eq!((total.invited, total.tally.answered()), (invs.len() as u64, invs.len() as u64));
+}
+
+/// The largest change the campaign file and the import allow (50 CRM properties, 5 drivers, 30
+/// themes, an edit that moves every bucket) is written and counted whole: DynamoDB allows 100
+/// operations in one transaction.
+pub async fn the_largest_change_the_campaign_file_allows_is_stored_and_counted(store: &dyn Store) {
+    let c = largest_campaign("largest");
+    store.put_campaign(&c).await.unwrap();
+    let inv = largest_invitation(&c, 1, T0);
+    assert_eq!(store.create_invitations(std::slice::from_ref(&inv), T0.minus_days(90)).await.unwrap(), vec![CreateOutcome::Created]);
+    let first = answer_touching_everything(&inv, 10, 1, None, T0.plus_hours(1));
+    let change = Change::answer_recorded(&c, &inv, None, &first);
+    store.record_answer(&first, &change.event, &change.deltas).await.unwrap();
+    let edit = answer_touching_everything(&inv, 0, 2, Some(&first), T0.plus_hours(2));
+    let change = Change::answer_recorded(&c, &inv, Some(&first), &edit);
+    assert!(Change::touched_buckets([&change]) > 80, "the edit touches every bucket");
+    store.record_answer(&edit, &change.event, &change.deltas).await.unwrap();
+    assert_counters_match_rows(store, &c).await;
+    let agg = Aggregates::from_buckets(store.counter_buckets(&c.id, &View::Everything.prefixes()).await.unwrap());
+    assert_eq!(agg.themes().len(), 30);
+    assert_eq!(agg.segment("prop:field49", "value 49 of 1").map(|s| s.tally.detractors), Some(1));
+}
+
+/// A CRM export often lists a person twice: in one batch, the second is throttled by the first.
+pub async fn the_same_contact_twice_in_one_batch_is_invited_once(store: &dyn Store) {
+    let c = campaign("twice");
+    store.put_campaign(&c).await.unwrap();
+    let first = invitation(&c, 1, T0);
+    let mut again = invitation(&c, 2, T0);
+    again.contact = first.contact.clone();
+    let other = invitation(&c, 3, T0);
+    let outcomes = store.create_invitations(&[first.clone(), again.clone(), other], T0.minus_days(90)).await.unwrap();
+    assert_eq!(outcomes, vec![CreateOutcome::Created, CreateOutcome::Throttled, CreateOutcome::Created]);
+    assert_eq!(store.invitation(&again.id).await.unwrap(), None);
+    store.settle_counters().await.unwrap();
+    assert_eq!(store.campaign_counters(&c.id).await.unwrap().invited, 2);
+}
+
+/// A launch chunk delivered twice (a queue redelivers, a crashed launch resumes): nobody is
+/// invited twice, no second event is written, nothing is counted twice.
+pub async fn a_redelivered_chunk_invites_nobody_twice_and_counts_nothing_twice(store: &dyn Store) {
+    let c = campaign("redelivered");
+    store.put_campaign(&c).await.unwrap();
+    let chunk: Vec<Invitation> = (1..=30).map(|n| invitation(&c, n, T0)).collect();
+    let first = store.create_invitations(&chunk, T0.minus_days(90)).await.unwrap();
+    assert!(first.iter().all(|o| *o == CreateOutcome::Created));
+    // The same rows again, as a redelivery would bring them: new tokens, the same ids.
+    let mut redelivered = chunk.clone();
+    for inv in &mut redelivered {
+        inv.token = Token::from_random_bytes([0xab; 16]);
+    }
+    let second = store.create_invitations(&redelivered, T0.minus_days(90)).await.unwrap();
+    assert!(second.iter().all(|o| *o == CreateOutcome::AlreadyCreated), "{second:?}");
+    assert_eq!(store.invitation(&chunk[0].id).await.unwrap().map(|i| i.token), Some(chunk[0].token.clone()), "the first write stands");
+    let events = store.pending_events(10_000).await.unwrap();
+    let mine = events.iter().filter(|e| matches!(&e.kind, EventKind::InvitationCreated { invitation_id } if invitation_id.0.starts_with("redelivered-"))).count();
+    assert_eq!(mine, chunk.len(), "one invitation event each");
+    store.settle_counters().await.unwrap();
+    assert_eq!(store.campaign_counters(&c.id).await.unwrap().invited, chunk.len() as u64);
+}
+
+/// Counting is idempotent: the same changes applied again (a stream batch delivered twice)
+/// leave the counters equal to the rows.
+pub async fn counters_equal_the_rows_after_a_replay(store: &dyn Store) {
+    let c = campaign("replay");
+    store.put_campaign(&c).await.unwrap();
+    let invs: Vec<Invitation> = (1..=5).map(|n| invitation(&c, n, T0)).collect();
+    store.create_invitations(&invs, T0.minus_days(90)).await.unwrap();
+    let mut changes: Vec<Change> = invs.iter().map(Change::invitation_created).collect();
+    for (inv, score) in invs.iter().zip([10, 9, 7, 3, 0]) {
+        let (a, e, d) = answer(inv, score, 1, T0.plus_hours(1));
+        store.record_answer(&a, &e, &d).await.unwrap();
+        changes.push(Change { event: e, campaign: c.id.clone(), deltas: d });
+    }
+    store.apply_counters(&changes).await.unwrap();
+    assert_counters_match_rows(store, &c).await;
+    assert_eq!(store.apply_counters(&changes).await.unwrap(), 0, "a replay counts nothing");
+    store.apply_counters(&changes[..3]).await.unwrap();
+    assert_counters_match_rows(store, &c).await;
+}
+
 /// Expands to one `#[tokio::test]` per contract case. `$make` is an async function returning a
 /// fresh store; cases use distinct campaign ids, so a shared backing table is fine too.
 #[macro_export]
@@ -347,6 +471,11 @@ macro_rules! store_contract_tests {
             counters_follow_invitations_and_group_changes_atomically,
             opens_review_clickers_and_suppressions_count_each_person_once,
             cases_are_listed_by_owner_take_notes_and_close_once,
+            concurrent_writers_on_one_campaign_lose_nothing_and_count_everything_once,
+            the_largest_change_the_campaign_file_allows_is_stored_and_counted,
+            the_same_contact_twice_in_one_batch_is_invited_once,
+            a_redelivered_chunk_invites_nobody_twice_and_counts_nothing_twice,
+            counters_equal_the_rows_after_a_replay,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

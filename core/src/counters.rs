@@ -78,7 +78,8 @@ fn theme_bucket(name: &str) -> String {
 
 /// Counter changes by bucket. Zero deltas are dropped, so an edit that changes nothing counted
 /// writes nothing.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct CounterDeltas(BTreeMap<String, Fields>);
 
 impl CounterDeltas {

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod campaign;
+pub mod changes;
 pub mod charts;
 pub mod dashboard;
 pub mod export;
@@ -20,6 +21,8 @@ pub mod time;
 
 #[cfg(feature = "contract")]
 pub mod contract;
+#[cfg(any(test, feature = "contract"))]
+pub mod fixtures;
 
 pub use campaign::{Campaign, CampaignId};
 pub use model::*;

@@ -371,6 +371,10 @@ pub struct Answer {
 pub enum EventKind {
     InvitationCreated { invitation_id: InvitationId },
     AnswerRecorded { invitation_id: InvitationId, version: u32, previous_score: Option<Score>, score: Score },
+    /// Counted only: no reaction follows a page open, a first review click or a suppression.
+    PageOpened { invitation_id: InvitationId },
+    ReviewClicked { invitation_id: InvitationId, site: String },
+    InvitationSuppressed { invitation_id: InvitationId, reason: SuppressionReason },
 }
 
 impl EventKind {
@@ -381,7 +385,7 @@ impl EventKind {
                 let from = previous_score.map(|s| s.group());
                 (from != Some(score.group())).then_some((from, score.group()))
             }
-            EventKind::InvitationCreated { .. } => None,
+            _ => None,
         }
     }
 }

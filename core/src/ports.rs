@@ -59,6 +59,8 @@ pub enum CreateOutcome {
     Created,
     Suppressed,
     Throttled,
+    /// An invitation with this id exists already: a retried chunk or a resumed launch.
+    AlreadyCreated,
 }
 
 /// A campaign's running totals, kept as atomic counters in the same transactions as the changes
@@ -142,6 +144,19 @@ pub trait Store: Sync + Send {
     async fn add_case_note(&self, invitation: &InvitationId, note: &CaseNote) -> Result<bool, StoreError>;
     /// Closes an open case; false if there is none or it was closed already (the first closure stands).
     async fn close_case(&self, invitation: &InvitationId, closure: &CaseClosure) -> Result<bool, StoreError>;
+
+    /// Adds the counter deltas of changes already written, each change once however often it
+    /// is delivered; returns how many were counted now. Stores that add counters inside the
+    /// change's own transaction (SQLite) have nothing to do. DynamoDB's stream consumer calls it.
+    async fn apply_counters(&self, _changes: &[crate::changes::Change]) -> Result<usize, StoreError> {
+        Ok(0)
+    }
+
+    /// Counts every written change not counted yet: what the stream consumer does on AWS. For a
+    /// local dispatcher over such a store, and for tests before they read counters.
+    async fn settle_counters(&self) -> Result<usize, StoreError> {
+        Ok(0)
+    }
 }
 
 /// What a message is for: shown in the outbox and used in idempotency keys.

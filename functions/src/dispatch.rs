@@ -13,6 +13,8 @@ pub async fn handle_event(services: &Services, event: &Event) -> Result<(), Func
     match &event.kind {
         EventKind::InvitationCreated { invitation_id } => send_invitation(services, invitation_id).await,
         EventKind::AnswerRecorded { invitation_id, .. } => react_to_answer(services, invitation_id).await,
+        // Counted, with no message to send.
+        EventKind::PageOpened { .. } | EventKind::ReviewClicked { .. } | EventKind::InvitationSuppressed { .. } => Ok(()),
     }
 }
 
@@ -66,8 +68,8 @@ async fn react_to_answer(services: &Services, id: &InvitationId) -> Result<(), F
             answer.answered_at,
             rules::follow_up_due(&campaign, answer.answered_at),
         );
-        services.store.open_case(&case).await?;
-        let case = services.store.case(id).await?.unwrap_or(case);
+        // A case opened before (a redelivered event) keeps its own deadline: read it only then.
+        let case = if services.store.open_case(&case).await? { case } else { services.store.case(id).await?.unwrap_or(case) };
         match owner {
             Some(owner) => {
                 let alert = render::follow_up_mail(MessageKind::Alert, &campaign, &invitation, &answer, case.due_at)?;

@@ -53,7 +53,7 @@ pub async fn launch(services: &Services, campaign: &Campaign, contacts_csv: &[u8
     for chunk in invitations.chunks(BATCH) {
         for outcome in services.store.create_invitations(chunk, throttle_since).await.map_err(FunctionError::from)? {
             match outcome {
-                CreateOutcome::Created => summary.invited += 1,
+                CreateOutcome::Created | CreateOutcome::AlreadyCreated => summary.invited += 1,
                 CreateOutcome::Suppressed => summary.suppressed += 1,
                 CreateOutcome::Throttled => summary.throttled += 1,
             }

@@ -7,6 +7,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use closeloop_core::campaign::{Campaign, CampaignId};
+use closeloop_core::changes::Change;
+use closeloop_core::counters::CounterDeltas;
 use closeloop_core::model::*;
 use closeloop_core::ports::StoreError;
 use closeloop_core::Timestamp;
@@ -22,10 +24,25 @@ pub const SEND_SK: &str = "SEND";
 pub const SUPPRESSED_SK: &str = "SUPPRESSED";
 pub const LAST_INVITED_SK: &str = "LAST";
 pub const COUNTERS_SK: &str = "COUNTERS";
-/// Partitions of the sparse work index: only what is still due carries these.
+/// Partitions of the sparse work index: only what is still due carries these, with a shard
+/// suffix (`DUE_REMINDER#07`) so that a launch's writes spread over `WORK_SHARDS` partitions
+/// instead of one (a partition takes about 1,000 writes a second). Readers query every shard.
 pub const DUE_REMINDER: &str = "DUE_REMINDER";
 pub const OVERDUE_CASE: &str = "OVERDUE_CASE";
 pub const PENDING_EVENT: &str = "PENDING_EVENT";
+pub const WORK_SHARDS: u32 = 16;
+
+/// The work-index partition of the item whose id is `id`: a stable hash (FNV-1a), so an item
+/// keeps its shard when it is rescheduled.
+pub fn work_partition(kind: &str, id: &str) -> String {
+    let hash = id.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    format!("{kind}#{:02}", hash % WORK_SHARDS)
+}
+
+/// Every partition of one kind, for readers.
+pub fn work_partitions(kind: &str) -> impl Iterator<Item = String> + '_ {
+    (0..WORK_SHARDS).map(move |shard| format!("{kind}#{shard:02}"))
+}
 
 /// Events and send claims expire after this long (TTL attribute `expires_at`, in seconds).
 const EVENT_TTL_DAYS: u32 = 30;
@@ -136,7 +153,7 @@ pub fn invitation_item(inv: &Invitation) -> Result<Item, StoreError> {
     ]);
     if let Some(next) = inv.next_reminder_at {
         item.insert("next_reminder_at".into(), n(next.millis()));
-        item.insert("gsi1pk".into(), s(DUE_REMINDER));
+        item.insert("gsi1pk".into(), s(work_partition(DUE_REMINDER, &inv.id.0)));
         item.insert("gsi1sk".into(), s(order_key(next, &inv.id.0)));
     }
     if let Some(answered) = inv.answered_at {
@@ -175,16 +192,28 @@ pub fn answer_item(answer: &Answer) -> Result<Item, StoreError> {
     ]))
 }
 
-pub fn event_item(event: &Event) -> Result<Item, StoreError> {
-    Ok(HashMap::from([
-        ("pk".into(), s(format!("EVENT#{}", event.id))),
+/// An event with the counter deltas it carries: the stream consumer adds them to the counter
+/// items once (`counted_at` marks that it did), so the writer never touches a counter item.
+pub fn change_item(change: &Change) -> Result<Item, StoreError> {
+    let event = &change.event;
+    let mut item = HashMap::from([
+        ("pk".into(), s(event_pk(&event.id))),
         ("sk".into(), s(EVENT_SK)),
         ("body".into(), json(&event.kind)?),
         ("at".into(), n(event.at.millis())),
-        ("gsi1pk".into(), s(PENDING_EVENT)),
+        ("gsi1pk".into(), s(work_partition(PENDING_EVENT, &event.id))),
         ("gsi1sk".into(), s(order_key(event.at, &event.id))),
         ("expires_at".into(), expires_at(event.at, EVENT_TTL_DAYS)),
-    ]))
+        ("campaign".into(), s(change.campaign.as_str())),
+    ]);
+    if !change.deltas.is_empty() {
+        item.insert("deltas".into(), json(&change.deltas)?);
+    }
+    Ok(item)
+}
+
+pub fn event_pk(id: &str) -> String {
+    format!("EVENT#{id}")
 }
 
 /// Reads an event item, from the table or from a stream record's new image.
@@ -192,6 +221,25 @@ pub fn event_from_item(item: &Item) -> Option<Event> {
     let id = get_s(item, "pk").ok()?.strip_prefix("EVENT#")?.to_owned();
     let kind = serde_json::from_str(get_s(item, "body").ok()?).ok()?;
     Some(Event { id, at: Timestamp::from_millis(get_n(item, "at")?), kind })
+}
+
+/// An event item with its counter deltas; `None` for items that are not events. An event of
+/// the first schema (no `campaign`) carries nothing to count.
+pub fn change_from_item(item: &Item) -> Option<Result<Change, StoreError>> {
+    let event = event_from_item(item)?;
+    let campaign = match get_s(item, "campaign").map(CampaignId::parse) {
+        Ok(Ok(campaign)) => campaign,
+        Ok(Err(e)) => return Some(Err(StoreError::corrupt(e))),
+        Err(_) => return Some(Ok(Change { event, campaign: CampaignId::parse("unknown").ok()?, deltas: CounterDeltas::default() })),
+    };
+    let deltas = match item.get("deltas").and_then(|v| v.as_s().ok()) {
+        Some(json) => match serde_json::from_str(json) {
+            Ok(deltas) => deltas,
+            Err(e) => return Some(Err(StoreError::corrupt(e))),
+        },
+        None => CounterDeltas::default(),
+    };
+    Some(Ok(Change { event, campaign, deltas }))
 }
 
 pub fn send_claim_item(key: &str, at: Timestamp) -> Item {
@@ -234,7 +282,7 @@ pub fn case_item(case: &FollowUpCase) -> Result<Item, StoreError> {
             item.insert("escalated_at".into(), n(at.millis()));
         }
         None if case.status == CaseStatus::Open => {
-            item.insert("gsi1pk".into(), s(OVERDUE_CASE));
+            item.insert("gsi1pk".into(), s(work_partition(OVERDUE_CASE, &case.invitation_id.0)));
             item.insert("gsi1sk".into(), s(order_key(case.due_at, &case.invitation_id.0)));
         }
         None => {}

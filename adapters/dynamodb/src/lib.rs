@@ -3,6 +3,7 @@
 //! TransactWriteItems call, so nothing is half-written when a request dies midway.
 
 mod errors;
+mod retry;
 mod items;
 mod schema;
 #[cfg(feature = "stream-reader")]
@@ -11,12 +12,12 @@ pub mod stream;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason, ConditionCheck, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 
 use closeloop_core::campaign::{Campaign, CampaignId};
-use closeloop_core::counters::{self, CounterDeltas, Fields, OPENED, REVIEW_CLICKERS, TOTAL};
+use closeloop_core::changes::Change;
+use closeloop_core::counters::{CounterDeltas, Fields, TOTAL};
 use closeloop_core::model::*;
 use closeloop_core::ports::{CreateOutcome, InvitationRow, Store, StoreError};
 use closeloop_core::Timestamp;
@@ -30,6 +31,7 @@ use items::*;
 pub struct DynamoStore {
     client: Client,
     table: String,
+    retry: retry::ConflictRetry,
 }
 
 use errors::{classify as unavailable, Cancelled};
@@ -44,22 +46,14 @@ fn condition_failed_at(reasons: &[aws_sdk_dynamodb::types::CancellationReason], 
     reasons.get(index).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
 }
 
-/// Cancellation reasons of a cancelled transaction, or the error to return.
-fn cancellation_reasons<R: std::fmt::Debug + Send + Sync + 'static>(
-    e: SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>,
-) -> Result<Vec<aws_sdk_dynamodb::types::CancellationReason>, StoreError> {
-    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-    match e.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(c)) => Ok(c.cancellation_reasons().to_vec()),
-        _ => Err(unavailable(e)),
-    }
-}
+/// DynamoDB's limit of operations in one TransactWriteItems call.
+const MAX_TRANSACTION_ITEMS: usize = 100;
 
 const PAGE: i32 = 500;
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self { client, table: table.into(), retry: retry::ConflictRetry::default() }
     }
 
     pub fn client(&self) -> &Client {
@@ -124,6 +118,98 @@ impl DynamoStore {
         }
     }
 
+    /// Items of one kind on the sharded work index, due at or before `due` (all if `None`),
+    /// oldest first across the shards, at most `limit`.
+    async fn query_work(&self, kind: &str, due: Option<Timestamp>, limit: usize) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let mut items = Vec::new();
+        for partition in work_partitions(kind) {
+            let found = match due {
+                Some(at) => {
+                    self.query_all(
+                        Some(schema::WORK_INDEX),
+                        "gsi1pk = :p AND gsi1sk <= :upper",
+                        vec![(":p", s(partition)), (":upper", s(upper_bound(at)))],
+                        Some(limit),
+                    )
+                    .await?
+                }
+                None => self.query_all(Some(schema::WORK_INDEX), "gsi1pk = :p", vec![(":p", s(partition))], Some(limit)).await?,
+            };
+            items.extend(found);
+        }
+        let order = |item: &HashMap<String, AttributeValue>| item.get("gsi1sk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        items.sort_by_cached_key(order);
+        items.truncate(limit);
+        Ok(items)
+    }
+
+    /// Adds the deltas of `changes` to the counter items, each change once: every transaction
+    /// marks its changes' event items `counted` under the condition that they were not, and
+    /// adds their deltas folded by (campaign, bucket). A change counted before (a redelivered
+    /// batch) fails its condition; it is left out and the rest go again.
+    async fn count_changes(&self, changes: &[Change]) -> Result<usize, StoreError> {
+        let mut counted = 0;
+        let mut pending: Vec<&Change> = changes.iter().filter(|c| !c.deltas.is_empty()).collect();
+        // The same event twice in one batch is one change.
+        let mut seen = std::collections::HashSet::new();
+        pending.retain(|c| seen.insert(c.event.id.clone()));
+        while !pending.is_empty() {
+            // As many changes as fit: one marker each plus one ADD per distinct counter item.
+            let mut take = 0;
+            while take < pending.len() && take + 1 + Change::touched_buckets(pending[..=take].iter().copied()) <= MAX_TRANSACTION_ITEMS {
+                take += 1;
+            }
+            if take == 0 {
+                return Err(StoreError::rejected(TooManyCounters { event: pending[0].event.id.clone() }));
+            }
+            let mut group: Vec<&Change> = pending.drain(..take).collect();
+            loop {
+                if group.is_empty() {
+                    break;
+                }
+                let mut items = Vec::with_capacity(MAX_TRANSACTION_ITEMS);
+                for change in &group {
+                    let mark = Update::builder()
+                        .table_name(&self.table)
+                        .key("pk", s(event_pk(&change.event.id)))
+                        .key("sk", s(EVENT_SK))
+                        .update_expression("SET counted = :yes")
+                        .condition_expression("attribute_exists(pk) AND attribute_not_exists(counted)")
+                        .expression_attribute_values(":yes", AttributeValue::Bool(true))
+                        .build()
+                        .map_err(request_bug)?;
+                    items.push(TransactWriteItem::builder().update(mark).build());
+                }
+                let mut by_campaign: std::collections::BTreeMap<&CampaignId, CounterDeltas> = std::collections::BTreeMap::new();
+                for change in &group {
+                    by_campaign.entry(&change.campaign).or_default().merge(&change.deltas);
+                }
+                for (campaign, deltas) in &by_campaign {
+                    items.extend(self.counter_updates(campaign, deltas)?);
+                }
+                match self.transact(items).await? {
+                    Ok(()) => {
+                        counted += group.len();
+                        break;
+                    }
+                    Err(reasons) => {
+                        let before = group.len();
+                        let mut index = 0;
+                        group.retain(|_| {
+                            let keep = !condition_failed_at(&reasons, index);
+                            index += 1;
+                            keep
+                        });
+                        if group.len() == before {
+                            return Err(Cancelled { reasons }.into_store_error());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(counted)
+    }
+
     /// One ADD per counter bucket, as transaction items (a transaction may touch an item once).
     fn counter_updates(&self, campaign: &CampaignId, deltas: &CounterDeltas) -> Result<Vec<TransactWriteItem>, StoreError> {
         deltas
@@ -146,16 +232,36 @@ impl DynamoStore {
 
     /// Runs a transaction; `Ok(false)` when a condition failed.
     async fn transact_if(&self, items: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                let reasons = cancellation_reasons(e)?;
-                if reasons.iter().any(|r| r.code() == Some("ConditionalCheckFailed")) {
-                    Ok(false)
-                } else {
-                    Err(Cancelled { reasons }.into_store_error())
-                }
+        Ok(self.transact(items).await?.is_ok())
+    }
+
+    /// Runs a transaction, retrying with jittered backoff while DynamoDB cancels it for a
+    /// conflict with another transaction on one of its items (or throttles it), so concurrent
+    /// writers on one item wait a few milliseconds instead of failing. A failed condition is
+    /// not retried: `Ok(Err(reasons))` gives the reasons, item by item.
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Result<(), Vec<CancellationReason>>, StoreError> {
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        let mut attempt = 0;
+        loop {
+            let error = match self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await {
+                Ok(_) => return Ok(Ok(())),
+                Err(e) => match e.as_service_error() {
+                    Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+                        let reasons = c.cancellation_reasons().to_vec();
+                        if reasons.iter().any(|r| r.code() == Some("ConditionalCheckFailed")) {
+                            return Ok(Err(reasons));
+                        }
+                        Cancelled { reasons }.into_store_error()
+                    }
+                    Some(TransactWriteItemsError::TransactionInProgressException(_)) => StoreError::unavailable(e),
+                    _ => unavailable(e),
+                },
+            };
+            attempt += 1;
+            if !error.is_retryable() || attempt >= self.retry.attempts {
+                return Err(error);
             }
+            self.retry.pause(&self.client, attempt).await;
         }
     }
 
@@ -192,6 +298,74 @@ impl DynamoStore {
             }
         }
         Err(StoreError::Conflict)
+    }
+
+    /// The operations that create one invitation, in this order: Put `INV` (must not exist),
+    /// a ConditionCheck per contact key that it is not suppressed, per key a conditional Put of
+    /// `LAST` (the throttle) and a Put of the contact link, and the event with its counter deltas.
+    fn invitation_operations(&self, inv: &Invitation, throttle_since: Timestamp) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let keys = inv.contact.keys();
+        let mut items = vec![TransactWriteItem::builder()
+            .put(
+                Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(invitation_item(inv)?))
+                    .condition_expression("attribute_not_exists(pk)")
+                    .build()
+                    .map_err(request_bug)?,
+            )
+            .build()];
+        for key in &keys {
+            items.push(
+                TransactWriteItem::builder()
+                    .condition_check(
+                        ConditionCheck::builder()
+                            .table_name(&self.table)
+                            .key("pk", s(contact_pk(key)))
+                            .key("sk", s(SUPPRESSED_SK))
+                            .condition_expression("attribute_not_exists(pk)")
+                            .build()
+                            .map_err(request_bug)?,
+                    )
+                    .build(),
+            );
+        }
+        for key in &keys {
+            items.push(
+                TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(&self.table)
+                            .set_item(Some(last_invited_item(key, inv.created_at)))
+                            .condition_expression("attribute_not_exists(pk) OR invited_at < :since")
+                            .expression_attribute_values(":since", n(throttle_since.millis()))
+                            .build()
+                            .map_err(request_bug)?,
+                    )
+                    .build(),
+            );
+            items.push(
+                TransactWriteItem::builder()
+                    .put(Put::builder().table_name(&self.table).set_item(Some(contact_link_item(key, &inv.id))).build().map_err(request_bug)?)
+                    .build(),
+            );
+        }
+        items.push(self.change_put(&Change::invitation_created(inv))?);
+        Ok(items)
+    }
+
+    /// The Put of an event item with its counter deltas; it must not exist yet.
+    fn change_put(&self, change: &Change) -> Result<TransactWriteItem, StoreError> {
+        Ok(TransactWriteItem::builder()
+            .put(
+                Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(change_item(change)?))
+                    .condition_expression("attribute_not_exists(pk)")
+                    .build()
+                    .map_err(request_bug)?,
+            )
+            .build())
     }
 
     async fn invitation_item(&self, id: &InvitationId) -> Result<Option<Invitation>, StoreError> {
@@ -242,89 +416,63 @@ impl Store for DynamoStore {
     }
 
     async fn create_invitations(&self, invitations: &[Invitation], throttle_since: Timestamp) -> Result<Vec<CreateOutcome>, StoreError> {
-        let mut outcomes = Vec::with_capacity(invitations.len());
-        for inv in invitations {
-            let keys = inv.contact.keys();
-            let mut items = vec![TransactWriteItem::builder()
-                .put(
-                    Put::builder()
-                        .table_name(&self.table)
-                        .set_item(Some(invitation_item(inv)?))
-                        .condition_expression("attribute_not_exists(pk)")
-                        .build()
-                        .map_err(request_bug)?,
-                )
-                .build()];
-            let suppression_checks = 1..1 + keys.len();
-            for key in &keys {
-                items.push(
-                    TransactWriteItem::builder()
-                        .condition_check(
-                            ConditionCheck::builder()
-                                .table_name(&self.table)
-                                .key("pk", s(contact_pk(key)))
-                                .key("sk", s(SUPPRESSED_SK))
-                                .condition_expression("attribute_not_exists(pk)")
-                                .build()
-                                .map_err(request_bug)?,
-                        )
-                        .build(),
-                );
+        let mut outcomes: Vec<Option<CreateOutcome>> = vec![None; invitations.len()];
+        // Several invitations share a transaction (8 operations each for a contact with email
+        // and phone), so a chunk of a launch is a few calls instead of one per contact. A
+        // transaction may touch an item once: a contact twice in one chunk waits for the next
+        // round, where the first one's `LAST` item throttles it, as in a sequential write.
+        let mut remaining: Vec<usize> = (0..invitations.len()).collect();
+        while !remaining.is_empty() {
+            let mut group: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
+            let mut items: Vec<TransactWriteItem> = Vec::new();
+            let mut keys_in_group = std::collections::HashSet::new();
+            let mut later = Vec::new();
+            for &index in &remaining {
+                let inv = &invitations[index];
+                let keys = inv.contact.keys();
+                let operations = self.invitation_operations(inv, throttle_since)?;
+                let clashes = keys.iter().any(|k| keys_in_group.contains(k.as_str()));
+                if clashes || items.len() + operations.len() > MAX_TRANSACTION_ITEMS {
+                    later.push(index);
+                    continue;
+                }
+                keys_in_group.extend(keys.iter().map(|k| k.as_str().to_owned()));
+                let first = items.len();
+                items.extend(operations);
+                group.push((index, first..items.len()));
             }
-            for key in &keys {
-                items.push(
-                    TransactWriteItem::builder()
-                        .put(
-                            Put::builder()
-                                .table_name(&self.table)
-                                .set_item(Some(last_invited_item(key, inv.created_at)))
-                                .condition_expression("attribute_not_exists(pk) OR invited_at < :since")
-                                .expression_attribute_values(":since", n(throttle_since.millis()))
-                                .build()
-                                .map_err(request_bug)?,
-                        )
-                        .build(),
-                );
-                items.push(
-                    TransactWriteItem::builder()
-                        .put(
-                            Put::builder()
-                                .table_name(&self.table)
-                                .set_item(Some(contact_link_item(key, &inv.id)))
-                                .build()
-                                .map_err(request_bug)?,
-                        )
-                        .build(),
-                );
-            }
-            let event = Event {
-                id: format!("invitation-{}", inv.id),
-                at: inv.created_at,
-                kind: EventKind::InvitationCreated { invitation_id: inv.id.clone() },
-            };
-            items.push(
-                TransactWriteItem::builder()
-                    .put(Put::builder().table_name(&self.table).set_item(Some(event_item(&event)?)).build().map_err(request_bug)?)
-                    .build(),
-            );
-            items.extend(self.counter_updates(&inv.campaign_id, &counters::invitation_deltas(inv))?);
-
-            let outcome = match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
-                Ok(_) => CreateOutcome::Created,
-                Err(e) => {
-                    let reasons = cancellation_reasons(e)?;
-                    if suppression_checks.clone().any(|i| condition_failed_at(&reasons, i)) {
-                        CreateOutcome::Suppressed
-                    } else if reasons.iter().any(|r| r.code() == Some("ConditionalCheckFailed")) {
-                        CreateOutcome::Throttled
-                    } else {
-                        return Err(Cancelled { reasons }.into_store_error());
+            match self.transact(items).await? {
+                Ok(()) => {
+                    for (index, _) in &group {
+                        outcomes[*index] = Some(CreateOutcome::Created);
                     }
                 }
-            };
-            outcomes.push(outcome);
+                Err(reasons) => {
+                    // Only the invitations whose own conditions failed get an outcome; the rest
+                    // were cancelled with them and go again.
+                    for (index, range) in &group {
+                        let failed = |i: usize| condition_failed_at(&reasons, i);
+                        let inv = &invitations[*index];
+                        let checks = inv.contact.keys().len();
+                        let created_before = failed(range.start);
+                        let suppressed = (range.start + 1..range.start + 1 + checks).any(failed);
+                        let throttled = range.clone().any(failed);
+                        if created_before {
+                            outcomes[*index] = Some(CreateOutcome::AlreadyCreated);
+                        } else if suppressed {
+                            outcomes[*index] = Some(CreateOutcome::Suppressed);
+                        } else if throttled {
+                            outcomes[*index] = Some(CreateOutcome::Throttled);
+                        } else {
+                            later.push(*index);
+                        }
+                    }
+                }
+            }
+            later.sort_unstable();
+            remaining = later;
         }
-        Ok(outcomes)
+        Ok(outcomes.into_iter().map(|o| o.unwrap_or(CreateOutcome::Throttled)).collect())
     }
 
     async fn invitation(&self, id: &InvitationId) -> Result<Option<Invitation>, StoreError> {
@@ -418,9 +566,8 @@ impl Store for DynamoStore {
             .expression_attribute_values(":at", n(at.millis()))
             .build()
             .map_err(request_bug)?;
-        let mut items = vec![TransactWriteItem::builder().update(mark).build()];
-        items.extend(self.counter_updates(&inv.campaign_id, &CounterDeltas::single(TOTAL, OPENED, 1))?);
-        self.transact_if(items).await
+        let change = Change::page_opened(invitation, &inv.campaign_id, at);
+        self.transact_if(vec![TransactWriteItem::builder().update(mark).build(), self.change_put(&change)?]).await
     }
 
     async fn answer(&self, invitation: &InvitationId) -> Result<Option<Answer>, StoreError> {
@@ -428,6 +575,7 @@ impl Store for DynamoStore {
     }
 
     async fn record_answer(&self, answer: &Answer, event: &Event, deltas: &CounterDeltas) -> Result<(), StoreError> {
+        let change = Change { event: event.clone(), campaign: answer.campaign_id.clone(), deltas: deltas.clone() };
         let mut put = Put::builder().table_name(&self.table).set_item(Some(answer_item(answer)?));
         put = if answer.version <= 1 {
             put.condition_expression("attribute_not_exists(pk)")
@@ -443,34 +591,21 @@ impl Store for DynamoStore {
             .expression_attribute_values(":first", n(answer.first_answered_at.millis()))
             .build()
             .map_err(request_bug)?;
-        let event_put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(event_item(event)?))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(request_bug)?;
-        let mut items = vec![
+        // Three items of this invitation only: the campaign's counters are the stream
+        // consumer's, so a burst of answers to one campaign never conflicts on them.
+        let items = vec![
             TransactWriteItem::builder().put(put.build().map_err(request_bug)?).build(),
             TransactWriteItem::builder().update(mark_answered).build(),
-            TransactWriteItem::builder().put(event_put).build(),
+            self.change_put(&change)?,
         ];
-        items.extend(self.counter_updates(&answer.campaign_id, deltas)?);
-        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let reasons = cancellation_reasons(e)?;
-                if reasons.iter().any(|r| matches!(r.code(), Some("ConditionalCheckFailed" | "TransactionConflict"))) {
-                    Err(StoreError::Conflict)
-                } else {
-                    Err(Cancelled { reasons }.into_store_error())
-                }
-            }
+        match self.transact(items).await? {
+            Ok(()) => Ok(()),
+            Err(_) => Err(StoreError::Conflict),
         }
     }
 
     async fn pending_events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
-        let items = self.query_all(Some(schema::WORK_INDEX), "gsi1pk = :p", vec![(":p", s(PENDING_EVENT))], Some(limit)).await?;
+        let items = self.query_work(PENDING_EVENT, None, limit).await?;
         items.iter().map(|item| event_from_item(item).ok_or_else(|| StoreError::corrupt("malformed event item"))).collect()
     }
 
@@ -479,7 +614,7 @@ impl Store for DynamoStore {
             self.client
                 .update_item()
                 .table_name(&self.table)
-                .key("pk", s(format!("EVENT#{id}")))
+                .key("pk", s(event_pk(id)))
                 .key("sk", s(EVENT_SK))
                 .update_expression("SET done_at = :at REMOVE gsi1pk, gsi1sk")
                 .condition_expression("attribute_exists(pk) AND attribute_not_exists(done_at)")
@@ -526,9 +661,8 @@ impl Store for DynamoStore {
                     .expression_attribute_values(":r", s(reason.as_str()))
                     .build()
                     .map_err(request_bug)?;
-                let mut items = vec![TransactWriteItem::builder().update(mark).build()];
-                items
-                    .extend(self.counter_updates(&inv.campaign_id, &CounterDeltas::single(TOTAL, counters::suppression_field(reason), 1))?);
+                let change = Change::invitation_suppressed(&id, &inv.campaign_id, reason, at);
+                let items = vec![TransactWriteItem::builder().update(mark).build(), self.change_put(&change)?];
                 if !self.transact_if(items).await? {
                     self.clear_reminder(&id.0).await?;
                 }
@@ -547,14 +681,7 @@ impl Store for DynamoStore {
     }
 
     async fn due_reminders(&self, at: Timestamp, limit: usize) -> Result<Vec<Invitation>, StoreError> {
-        let items = self
-            .query_all(
-                Some(schema::WORK_INDEX),
-                "gsi1pk = :p AND gsi1sk <= :upper",
-                vec![(":p", s(DUE_REMINDER)), (":upper", s(upper_bound(at)))],
-                Some(limit),
-            )
-            .await?;
+        let items = self.query_work(DUE_REMINDER, Some(at), limit).await?;
         items.iter().map(invitation_from).collect()
     }
 
@@ -572,7 +699,7 @@ impl Store for DynamoStore {
                 .update_expression("SET reminders_sent = :sent, next_reminder_at = :next, gsi1pk = :due, gsi1sk = :order")
                 .condition_expression("attribute_exists(pk) AND attribute_not_exists(answered_at)")
                 .expression_attribute_values(":next", n(next.millis()))
-                .expression_attribute_values(":due", s(DUE_REMINDER))
+                .expression_attribute_values(":due", s(work_partition(DUE_REMINDER, &invitation.0)))
                 .expression_attribute_values(":order", s(order_key(next, &invitation.0))),
             None => update
                 .update_expression("SET reminders_sent = :sent REMOVE next_reminder_at, gsi1pk, gsi1sk")
@@ -592,34 +719,41 @@ impl Store for DynamoStore {
     }
 
     async fn record_review_click(&self, invitation: &InvitationId, site: &str, at: Timestamp) -> Result<(), StoreError> {
-        let updated = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(invitation_pk(invitation)))
-            .key("sk", s(INVITATION_SK))
-            .update_expression("ADD review_clicks :one")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":one", n(1))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(click_item(invitation, site, at)))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let clicked = updated.attributes.unwrap_or_default();
-        if get_n(&clicked, "review_clicks") == Some(1) {
-            // The first click of this invitation: one more person went on to a review site.
-            let inv = invitation_from(&clicked)?;
-            let items = self.counter_updates(&inv.campaign_id, &CounterDeltas::single(TOTAL, REVIEW_CLICKERS, 1))?;
-            self.client.transact_write_items().set_transact_items(Some(items)).send().await.map_err(unavailable)?;
+        let click = || -> Result<TransactWriteItem, StoreError> {
+            Ok(TransactWriteItem::builder()
+                .put(Put::builder().table_name(&self.table).set_item(Some(click_item(invitation, site, at))).build().map_err(request_bug)?)
+                .build())
+        };
+        let count = |first: bool| -> Result<TransactWriteItem, StoreError> {
+            let update = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(invitation_pk(invitation)))
+                .key("sk", s(INVITATION_SK))
+                .expression_attribute_values(":one", n(1));
+            let update = if first {
+                update
+                    .update_expression("SET first_review_click_at = :at ADD review_clicks :one")
+                    .condition_expression("attribute_exists(pk) AND attribute_not_exists(first_review_click_at) AND (attribute_not_exists(review_clicks) OR review_clicks = :zero)")
+                    .expression_attribute_values(":at", n(at.millis()))
+                    .expression_attribute_values(":zero", n(0))
+            } else {
+                update.update_expression("ADD review_clicks :one").condition_expression("attribute_exists(pk)")
+            };
+            Ok(TransactWriteItem::builder().update(update.build().map_err(request_bug)?).build())
+        };
+        let Some(inv) = self.invitation_item(invitation).await? else {
+            return Ok(()); // no such invitation: nothing to record, as on SQLite
+        };
+        // The first click counts a review clicker: its event is written with the click, in one
+        // transaction, so the count cannot drift from the clicks.
+        let first = Change::first_review_click(invitation, &inv.campaign_id, site, at);
+        if self.transact(vec![count(true)?, click()?, self.change_put(&first)?]).await?.is_ok() {
+            return Ok(());
         }
-        Ok(())
+        match self.transact(vec![count(false)?, click()?]).await? {
+            Ok(()) => Ok(()),
+            Err(reasons) => Err(Cancelled { reasons }.into_store_error()),
+        }
     }
 
     async fn open_case(&self, case: &FollowUpCase) -> Result<bool, StoreError> {
@@ -631,14 +765,7 @@ impl Store for DynamoStore {
     }
 
     async fn overdue_cases(&self, at: Timestamp, limit: usize) -> Result<Vec<FollowUpCase>, StoreError> {
-        let items = self
-            .query_all(
-                Some(schema::WORK_INDEX),
-                "gsi1pk = :p AND gsi1sk <= :upper",
-                vec![(":p", s(OVERDUE_CASE)), (":upper", s(upper_bound(at)))],
-                Some(limit),
-            )
-            .await?;
+        let items = self.query_work(OVERDUE_CASE, Some(at), limit).await?;
         items.iter().map(case_from).collect()
     }
 
@@ -686,6 +813,35 @@ impl Store for DynamoStore {
         self.change_case(invitation, |case| case.close(closure))
         .await
     }
+
+    async fn apply_counters(&self, changes: &[Change]) -> Result<usize, StoreError> {
+        self.count_changes(changes).await
+    }
+
+    async fn settle_counters(&self) -> Result<usize, StoreError> {
+        let mut counted = 0;
+        loop {
+            let items = self.query_work(PENDING_EVENT, None, 1000).await?;
+            let uncounted: Vec<Change> = items
+                .iter()
+                .filter(|item| !item.contains_key("counted"))
+                .filter_map(change_from_item)
+                .collect::<Result<_, _>>()?;
+            let uncounted: Vec<Change> = uncounted.into_iter().filter(|c| !c.deltas.is_empty()).collect();
+            if uncounted.is_empty() {
+                return Ok(counted);
+            }
+            counted += self.count_changes(&uncounted).await?;
+        }
+    }
+}
+
+/// A single change whose counter items do not fit one transaction: the campaign file's limits
+/// (50 CRM properties, 5 drivers, 30 themes) keep every change below it, as a contract case checks.
+#[derive(Debug, thiserror::Error)]
+#[error("event {event} touches more counter items than one transaction allows")]
+pub struct TooManyCounters {
+    pub event: String,
 }
 
 /// A client for a given endpoint and static credentials: DynamoDB Local in tests, or AWS with
