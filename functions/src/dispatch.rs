@@ -2,6 +2,7 @@
 //! review, detractors and "contact me" answers open a follow-up case and alert its owner.
 //! Every message has a key, so a redelivered event sends nothing twice.
 
+use closeloop_core::campaign::{Campaign, CampaignId};
 use closeloop_core::model::{Event, EventKind, FollowUpCase, InvitationId};
 use closeloop_core::ports::MessageKind;
 use closeloop_core::{render, rules};
@@ -9,27 +10,56 @@ use closeloop_core::{render, rules};
 use crate::messages::{ask, send_once, to_respondent, to_staff, Outgoing};
 use crate::{FunctionError, Services};
 
-pub async fn handle_event(services: &Services, event: &Event) -> Result<(), FunctionError> {
+/// Campaigns read once per batch of events: a stream batch of 100 answers to one campaign reads
+/// it once, not 100 times.
+#[derive(Default)]
+pub struct CampaignCache(std::sync::Mutex<std::collections::HashMap<CampaignId, Campaign>>);
+
+impl CampaignCache {
+    async fn get(&self, services: &Services, id: &CampaignId) -> Result<Campaign, FunctionError> {
+        if let Some(campaign) = self.0.lock().ok().and_then(|cached| cached.get(id).cloned()) {
+            return Ok(campaign);
+        }
+        let campaign = services.store.campaign(id).await?.ok_or_else(|| FunctionError::Missing(format!("campaign {id}")))?;
+        if let Ok(mut cached) = self.0.lock() {
+            cached.insert(id.clone(), campaign.clone());
+        }
+        Ok(campaign)
+    }
+}
+
+/// The invitation an event concerns: events of one invitation must be handled in order.
+pub fn event_invitation(event: &Event) -> &InvitationId {
     match &event.kind {
-        EventKind::InvitationCreated { invitation_id } => send_invitation(services, invitation_id).await,
-        EventKind::AnswerRecorded { invitation_id, .. } => react_to_answer(services, invitation_id).await,
+        EventKind::InvitationCreated { invitation_id }
+        | EventKind::AnswerRecorded { invitation_id, .. }
+        | EventKind::PageOpened { invitation_id }
+        | EventKind::ReviewClicked { invitation_id, .. }
+        | EventKind::InvitationSuppressed { invitation_id, .. } => invitation_id,
+    }
+}
+
+pub async fn handle_event(services: &Services, event: &Event) -> Result<(), FunctionError> {
+    handle_event_with(services, event, &CampaignCache::default()).await
+}
+
+pub async fn handle_event_with(services: &Services, event: &Event, campaigns: &CampaignCache) -> Result<(), FunctionError> {
+    match &event.kind {
+        EventKind::InvitationCreated { invitation_id } => send_invitation(services, invitation_id, campaigns).await,
+        EventKind::AnswerRecorded { invitation_id, .. } => react_to_answer(services, invitation_id, campaigns).await,
         // Counted, with no message to send.
         EventKind::PageOpened { .. } | EventKind::ReviewClicked { .. } | EventKind::InvitationSuppressed { .. } => Ok(()),
     }
 }
 
-async fn load(services: &Services, id: &InvitationId) -> Result<(closeloop_core::Invitation, closeloop_core::Campaign), FunctionError> {
+async fn load(services: &Services, id: &InvitationId, campaigns: &CampaignCache) -> Result<(closeloop_core::Invitation, Campaign), FunctionError> {
     let invitation = services.store.invitation(id).await?.ok_or_else(|| FunctionError::Missing(format!("invitation {id}")))?;
-    let campaign = services
-        .store
-        .campaign(&invitation.campaign_id)
-        .await?
-        .ok_or_else(|| FunctionError::Missing(format!("campaign {}", invitation.campaign_id)))?;
+    let campaign = campaigns.get(services, &invitation.campaign_id).await?;
     Ok((invitation, campaign))
 }
 
-async fn send_invitation(services: &Services, id: &InvitationId) -> Result<(), FunctionError> {
-    let (invitation, campaign) = load(services, id).await?;
+async fn send_invitation(services: &Services, id: &InvitationId, campaigns: &CampaignCache) -> Result<(), FunctionError> {
+    let (invitation, campaign) = load(services, id, campaigns).await?;
     if services.store.is_suppressed(&invitation.contact.keys()).await? {
         return Ok(());
     }
@@ -38,8 +68,8 @@ async fn send_invitation(services: &Services, id: &InvitationId) -> Result<(), F
     Ok(())
 }
 
-async fn react_to_answer(services: &Services, id: &InvitationId) -> Result<(), FunctionError> {
-    let (invitation, campaign) = load(services, id).await?;
+async fn react_to_answer(services: &Services, id: &InvitationId, campaigns: &CampaignCache) -> Result<(), FunctionError> {
+    let (invitation, campaign) = load(services, id, campaigns).await?;
     // The current answer decides: a later change has its own event, and keys keep each
     // message to one per invitation.
     let answer = services.store.answer(id).await?.ok_or_else(|| FunctionError::Missing(format!("answer of {id}")))?;
@@ -97,13 +127,16 @@ pub struct DispatchSummary {
 /// is tried again on the next call, after the ones before it are done).
 pub async fn dispatch_pending(services: &Services) -> Result<DispatchSummary, FunctionError> {
     let mut summary = DispatchSummary::default();
+    let campaigns = CampaignCache::default();
     loop {
+        // What the stream consumer does on AWS: count first, then react.
+        services.store.settle_counters().await?;
         let events = services.store.pending_events(200).await?;
         if events.is_empty() {
             return Ok(summary);
         }
         for event in &events {
-            match handle_event(services, event).await {
+            match handle_event_with(services, event, &campaigns).await {
                 Ok(()) => summary.handled += 1,
                 Err(e) if e.is_retryable() => {
                     tracing::warn!(event = %event.id, error = %e, "deferred");

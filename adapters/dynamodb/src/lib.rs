@@ -22,7 +22,7 @@ use closeloop_core::model::*;
 use closeloop_core::ports::{CreateOutcome, InvitationRow, Store, StoreError};
 use closeloop_core::Timestamp;
 
-pub use items::event_from_item;
+pub use items::{change_from_item, event_from_item};
 pub use schema::{create_table, TableSettings};
 
 use items::*;

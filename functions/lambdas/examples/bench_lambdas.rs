@@ -160,11 +160,11 @@ async fn main() {
     let batch = support::lambda_batch(&answer_events);
     println!("stream batch: {} answer-event records", batch.records.len());
     let t = Instant::now();
-    let first = on_answer::handle(&services, batch.clone()).await.unwrap();
+    let first = on_answer::handle(&services, batch.clone(), None).await.unwrap();
     let cold = t.elapsed();
     assert!(first.batch_item_failures.is_empty());
     let t = Instant::now();
-    on_answer::handle(&services, batch).await.unwrap();
+    on_answer::handle(&services, batch, None).await.unwrap();
     let redelivered = t.elapsed();
     println!(
         "on_answer handler, 100-record batch (thank-yous, alerts, cases, sends claimed): {:.0} ms; the same batch redelivered (all sends already claimed): {:.0} ms; ratio {:.1}x",

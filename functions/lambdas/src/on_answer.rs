@@ -1,44 +1,116 @@
-//! DynamoDB stream batches → reactions. Each inserted event item is handled by the same
-//! `handle_event` as the local dispatcher. A record that may succeed later is reported in
-//! `batchItemFailures` (the platform retries from it, and idempotent sends make the repeat of
-//! later records harmless); one that never can is logged and skipped so it blocks nothing.
+//! DynamoDB stream batches → counters and reactions. First the batch's counter deltas are
+//! folded and applied once (`Store::apply_counters`, exact on redelivery); then each inserted
+//! event item is handled by the same `handle_event` as the local dispatcher: events of one
+//! invitation in order, different invitations concurrently (at most `CONCURRENCY` at a time),
+//! each campaign read once per batch. A handled event is completed, so it leaves the `work`
+//! index. A record that may succeed later is reported in `batchItemFailures` together with the
+//! later records of its invitation (the platform retries from it; idempotent sends make the
+//! repeat of later records harmless); one that never can is logged and skipped. Near the
+//! function's deadline no new invitation is started and the rest are reported as failures.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::dynamodb::Event as StreamBatch;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use aws_sdk_dynamodb::types::AttributeValue;
-use closeloop_dynamodb::event_from_item;
-use closeloop_functions::{dispatch, Services};
+use closeloop_core::changes::Change;
+use closeloop_dynamodb::change_from_item;
+use closeloop_functions::dispatch::{self, CampaignCache};
+use closeloop_functions::Services;
+use futures_util::StreamExt;
+
+/// Invitations handled at the same time; each holds a few store reads and at most three sends.
+pub const CONCURRENCY: usize = 16;
+/// Time kept in hand before the deadline: a started invitation needs at most a few seconds.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
 
 /// Never fails as a whole: failures are reported per record.
-pub async fn handle(
-    services: &Services,
-    batch: StreamBatch,
-) -> Result<DynamoDbEventResponse, crate::Retryable> {
-    let mut failures = Vec::new();
+pub async fn handle(services: &Services, batch: StreamBatch, deadline: Option<Instant>) -> Result<DynamoDbEventResponse, crate::Retryable> {
+    let mut records: Vec<(String, Change)> = Vec::new();
     for record in batch.records {
         if record.event_name != "INSERT" {
             continue;
         }
         let item: HashMap<String, AttributeValue> = record.change.new_image.into();
-        let Some(event) = event_from_item(&item) else {
-            continue; // not an event item: invitations, answers and the rest need no reaction
-        };
-        match dispatch::handle_event(services, &event).await {
+        match change_from_item(&item) {
+            None => continue, // not an event item: invitations, answers and the rest need no reaction
+            Some(Ok(change)) => records.push((record.change.sequence_number.clone().unwrap_or_default(), change)),
+            Some(Err(e)) => tracing::error!(error = %e, "dropped: unreadable event item"),
+        }
+    }
+    let mut failures: Vec<String> = Vec::new();
+    let changes: Vec<Change> = records.iter().map(|(_, c)| c.clone()).collect();
+    if let Err(e) = services.store.apply_counters(&changes).await {
+        if e.is_retryable() {
+            // Nothing was reacted to yet: the whole batch comes again, and what was counted is
+            // not counted twice.
+            tracing::warn!(error = %e, "counting failed; the batch will be retried");
+            return Ok(response(records.into_iter().map(|(sequence, _)| sequence).collect()));
+        }
+        tracing::error!(error = %e, "counting failed permanently; reacting anyway");
+    }
+
+    let mut by_invitation: Vec<Vec<(String, Change)>> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for (sequence, change) in records {
+        let key = dispatch::event_invitation(&change.event).0.clone();
+        let slot = *index.entry(key).or_insert_with(|| {
+            by_invitation.push(Vec::new());
+            by_invitation.len() - 1
+        });
+        by_invitation[slot].push((sequence, change));
+    }
+    let campaigns = CampaignCache::default();
+    let outcomes = futures_util::stream::iter(by_invitation)
+        .map(|group| handle_in_order(services, group, &campaigns, deadline))
+        .buffer_unordered(CONCURRENCY)
+        .collect::<Vec<Vec<String>>>()
+        .await;
+    failures.extend(outcomes.into_iter().flatten());
+    Ok(response(failures))
+}
+
+/// Handles one invitation's events in order; returns the sequence numbers to retry.
+async fn handle_in_order(services: &Services, group: Vec<(String, Change)>, campaigns: &CampaignCache, deadline: Option<Instant>) -> Vec<String> {
+    if deadline.is_some_and(|d| Instant::now() + DEADLINE_MARGIN >= d) {
+        tracing::warn!(records = group.len(), "near the deadline: left for the retry");
+        return group.into_iter().map(|(sequence, _)| sequence).collect();
+    }
+    let mut records = group.into_iter();
+    while let Some((sequence, change)) = records.next() {
+        let event = &change.event;
+        match dispatch::handle_event_with(services, event, campaigns).await {
             Ok(()) => {}
             Err(e) if e.is_retryable() => {
                 tracing::warn!(event = %event.id, error = %e, "will be retried");
-                let mut failure = DynamoDbBatchItemFailure::default();
-                failure.item_identifier = record.change.sequence_number.clone();
-                failures.push(failure);
+                return std::iter::once(sequence).chain(records.map(|(s, _)| s)).collect();
             }
-            Err(e) => {
-                tracing::error!(event = %event.id, error = %e, "dropped: retrying cannot help")
-            }
+            Err(e) => tracing::error!(event = %event.id, error = %e, "dropped: retrying cannot help"),
+        }
+        if let Err(e) = services.store.complete_event(&event.id, services.clock.now()).await {
+            // Handled; it only stays on the work index until the next local dispatch or its TTL.
+            tracing::warn!(event = %event.id, error = %e, "completing the event failed");
         }
     }
+    Vec::new()
+}
+
+fn response(sequence_numbers: Vec<String>) -> DynamoDbEventResponse {
     let mut response = DynamoDbEventResponse::default();
-    response.batch_item_failures = failures;
-    Ok(response)
+    response.batch_item_failures = sequence_numbers
+        .into_iter()
+        .map(|sequence| {
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = Some(sequence);
+            failure
+        })
+        .collect();
+    response
+}
+
+/// The invocation's deadline as an `Instant`, from the runtime's milliseconds since the epoch.
+pub fn deadline_of(context: &lambda_runtime::Context) -> Option<Instant> {
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as u64;
+    Some(Instant::now() + Duration::from_millis(context.deadline.checked_sub(now_ms)?))
 }

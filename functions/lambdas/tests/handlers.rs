@@ -68,12 +68,12 @@ async fn a_stream_batch_delivered_twice_mails_nobody_twice() {
         "the batch holds invitations, answers, events and counters"
     );
 
-    let first = on_answer::handle(&services, batch.clone()).await.unwrap();
+    let first = on_answer::handle(&services, batch.clone(), None).await.unwrap();
     assert!(first.batch_item_failures.is_empty());
     let after_first = sent_to(&marker).await;
     // 2 invitations, 2 thank-yous, 1 review invitation (the promoter), 1 alert (the detractor).
     assert_eq!(after_first.len(), 6, "{after_first:#?}");
-    let second = on_answer::handle(&services, batch).await.unwrap();
+    let second = on_answer::handle(&services, batch, None).await.unwrap();
     assert!(second.batch_item_failures.is_empty());
     assert_eq!(
         sent_to(&marker).await.len(),
