@@ -1,9 +1,12 @@
 //! The embedded default: everything in one SQLite file, and a local outbox instead of SES/SMS.
 
+mod db;
 mod outbox;
 mod store;
 
-pub use outbox::{Outbox, OutboxMessage};
+pub use db::READERS;
+
+pub use outbox::{Cursor as OutboxCursor, Outbox, OutboxMessage, OutboxPage};
 pub use store::SqliteStore;
 
 /// Re-exported for the local process, which wires it with the embedded store.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use rusqlite::params;
+use rusqlite::{params, Connection};
 use serde::Serialize;
 
 use closeloop_core::ports::{Clock, Mailer, OutgoingMail, OutgoingSms, SendError, SmsSender, StoreError};
@@ -30,69 +30,140 @@ pub struct OutboxMessage {
     pub created_at: String,
 }
 
+/// One page of the outbox, newest first, with the cursors of its neighbours.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutboxPage {
+    pub messages: Vec<OutboxMessage>,
+    /// `before` for the next page (older messages), if there are any.
+    pub older: Option<i64>,
+    /// `after` for the previous page (newer messages), if there are any.
+    pub newer: Option<i64>,
+    /// Messages in the whole outbox.
+    pub total: u64,
+}
+
+/// Where a page starts: the newest messages, those older than a message, or those just newer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cursor {
+    Newest,
+    Before(i64),
+    After(i64),
+}
+
+const MESSAGE_COLUMNS: &str = "id, channel, to_addr, kind, subject, text, html, headers, created_at";
+
+fn message_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<(OutboxMessage, String)> {
+    Ok((
+        OutboxMessage {
+            id: r.get(0)?,
+            channel: r.get(1)?,
+            to: r.get(2)?,
+            kind: r.get(3)?,
+            subject: r.get(4)?,
+            text: r.get(5)?,
+            html: r.get(6)?,
+            headers: Vec::new(),
+            created_at: Timestamp::from_millis(r.get(8)?).to_rfc3339(),
+        },
+        r.get(7)?,
+    ))
+}
+
+fn messages_where(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<OutboxMessage>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(StoreError::unavailable)?;
+    let rows = stmt.query_map(params, message_from).map_err(StoreError::unavailable)?;
+    rows.map(|row| {
+        let (mut message, headers) = row.map_err(StoreError::unavailable)?;
+        message.headers = serde_json::from_str(&headers).map_err(StoreError::corrupt)?;
+        Ok(message)
+    })
+    .collect()
+}
+
+fn page_of(conn: &Connection, cursor: Cursor, limit: usize) -> Result<OutboxPage, StoreError> {
+    // One snapshot: the page, its neighbours and the total agree with each other.
+    let snapshot = conn.unchecked_transaction().map_err(StoreError::unavailable)?;
+    let limit = limit as i64;
+    let messages = match cursor {
+        Cursor::Newest => {
+            messages_where(&snapshot, &format!("SELECT {MESSAGE_COLUMNS} FROM outbox ORDER BY id DESC LIMIT ?1"), params![limit])?
+        }
+        Cursor::Before(before) => messages_where(
+            &snapshot,
+            &format!("SELECT {MESSAGE_COLUMNS} FROM outbox WHERE id < ?1 ORDER BY id DESC LIMIT ?2"),
+            params![before, limit],
+        )?,
+        Cursor::After(after) => {
+            let mut newer = messages_where(
+                &snapshot,
+                &format!("SELECT {MESSAGE_COLUMNS} FROM outbox WHERE id > ?1 ORDER BY id ASC LIMIT ?2"),
+                params![after, limit],
+            )?;
+            newer.reverse();
+            newer
+        }
+    };
+    let exists = |sql: &str, id: i64| -> Result<bool, StoreError> {
+        snapshot.prepare_cached(sql).and_then(|mut s| s.exists([id])).map_err(StoreError::unavailable)
+    };
+    let (older, newer) = match (messages.first(), messages.last()) {
+        (Some(newest), Some(oldest)) => (
+            exists("SELECT 1 FROM outbox WHERE id < ?1", oldest.id)?.then_some(oldest.id),
+            exists("SELECT 1 FROM outbox WHERE id > ?1", newest.id)?.then_some(newest.id),
+        ),
+        // Past either end: only the way back.
+        _ => match cursor {
+            Cursor::Newest => (None, None),
+            Cursor::Before(before) => (None, exists("SELECT 1 FROM outbox WHERE id >= ?1", before)?.then_some(before - 1)),
+            Cursor::After(after) => (exists("SELECT 1 FROM outbox WHERE id <= ?1", after)?.then_some(after + 1), None),
+        },
+    };
+    let total: i64 = snapshot.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0)).map_err(StoreError::unavailable)?;
+    Ok(OutboxPage { messages, older, newer, total: total as u64 })
+}
+
 impl Outbox {
     pub(crate) fn new(db: SqliteStore, clock: Arc<dyn Clock>) -> Self {
         Self { db, clock }
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn insert(
+    async fn insert(
         &self,
-        channel: &str,
-        to: &str,
-        kind: &str,
-        subject: Option<&str>,
-        text: &str,
-        html: Option<&str>,
+        channel: &'static str,
+        to: String,
+        kind: &'static str,
+        subject: Option<String>,
+        text: String,
+        html: Option<String>,
         headers: &[(String, String)],
     ) -> Result<String, SendError> {
         let headers = serde_json::to_string(headers).map_err(SendError::permanent)?;
-        let conn = self.db.lock().map_err(SendError::transient)?;
-        conn.execute(
-            "INSERT INTO outbox (channel, to_addr, kind, subject, text, html, headers, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![channel, to, kind, subject, text, html, headers, self.clock.now().millis()],
-        )
-        .map_err(SendError::transient)?;
-        Ok(format!("outbox-{}", conn.last_insert_rowid()))
+        let at = self.clock.now().millis();
+        self.db
+            .write("outbox_insert", move |conn| {
+                conn.execute(
+                    "INSERT INTO outbox (channel, to_addr, kind, subject, text, html, headers, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![channel, to, kind, subject, text, html, headers, at],
+                )
+                .map_err(StoreError::unavailable)?;
+                Ok(format!("outbox-{}", conn.last_insert_rowid()))
+            })
+            .await
+            .map_err(SendError::transient)
     }
 
-    /// Newest first.
+    /// One page of at most `limit` messages, newest first, read on a reader connection.
+    pub async fn page(&self, cursor: Cursor, limit: usize) -> Result<OutboxPage, StoreError> {
+        self.db.read("outbox_page", move |conn| page_of(conn, cursor, limit)).await
+    }
+
+    /// Every message, newest first, read on the calling thread: for tests and small outboxes.
+    /// The pages use [`Outbox::page`].
     pub fn messages(&self) -> Result<Vec<OutboxMessage>, StoreError> {
-        let conn = self.db.lock()?;
-        let mut stmt = conn
-            .prepare("SELECT id, channel, to_addr, kind, subject, text, html, headers, created_at FROM outbox ORDER BY id DESC")
-            .map_err(StoreError::unavailable)?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, Option<String>>(6)?,
-                    r.get::<_, String>(7)?,
-                    r.get::<_, i64>(8)?,
-                ))
-            })
-            .map_err(StoreError::unavailable)?;
-        rows.map(|row| {
-            let (id, channel, to, kind, subject, text, html, headers, created_at) =
-                row.map_err(StoreError::unavailable)?;
-            Ok(OutboxMessage {
-                id,
-                channel,
-                to,
-                kind,
-                subject,
-                text,
-                html,
-                headers: serde_json::from_str(&headers).map_err(StoreError::corrupt)?,
-                created_at: Timestamp::from_millis(created_at).to_rfc3339(),
-            })
+        self.db.read_here("outbox_messages", |conn| {
+            messages_where(conn, &format!("SELECT {MESSAGE_COLUMNS} FROM outbox ORDER BY id DESC"), [])
         })
-        .collect()
     }
 }
 
@@ -103,13 +174,14 @@ impl Mailer for Outbox {
             Some(name) => format!("{name} <{}>", mail.to_email),
             None => mail.to_email.clone(),
         };
-        self.insert("email", &to, mail.kind.as_str(), Some(&mail.subject), &mail.text, Some(&mail.html), &mail.headers)
+        self.insert("email", to, mail.kind.as_str(), Some(mail.subject.clone()), mail.text.clone(), Some(mail.html.clone()), &mail.headers)
+            .await
     }
 }
 
 #[async_trait]
 impl SmsSender for Outbox {
     async fn send_sms(&self, sms: &OutgoingSms) -> Result<String, SendError> {
-        self.insert("sms", &sms.to, sms.kind.as_str(), None, &sms.text, None, &[])
+        self.insert("sms", sms.to.clone(), sms.kind.as_str(), None, sms.text.clone(), None, &[]).await
     }
 }
