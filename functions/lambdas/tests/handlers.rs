@@ -5,7 +5,9 @@
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sns::SnsEvent;
 use closeloop_core::contract;
-use closeloop_core::model::{Answer, Event, EventKind};
+use closeloop_core::changes::Change;
+use closeloop_core::counters::{Aggregates, View};
+use closeloop_core::model::Answer;
 use closeloop_core::ports::Store;
 use closeloop_core::{ContactKey, Email, Score, Timestamp};
 use closeloop_dynamodb::stream::{local_streams_client, read_all};
@@ -45,18 +47,8 @@ async fn a_stream_batch_delivered_twice_mails_nobody_twice() {
             first_answered_at: now,
             answered_at: now,
         };
-        let event = Event {
-            id: format!("answer-{id}-1"),
-            at: now,
-            kind: EventKind::AnswerRecorded {
-                invitation_id: id,
-                version: 1,
-                previous_score: None,
-                score: answer.score,
-            },
-        };
-        // These tests are about events and mail; the counters are the contract suite's business.
-        store.record_answer(&answer, &event, &Default::default()).await.unwrap();
+        let change = Change::answer_recorded(&campaign, &row.invitation, None, &answer);
+        store.record_answer(&answer, &change.event, &change.deltas).await.unwrap();
     }
     let batch = lambda_batch(
         &read_all(&store, &local_streams_client().unwrap())
@@ -68,13 +60,28 @@ async fn a_stream_batch_delivered_twice_mails_nobody_twice() {
         "the batch holds invitations, answers, events and counters"
     );
 
+    let counted = || async {
+        let rows = store.campaign_rows(&campaign.id).await.unwrap();
+        let buckets = store.counter_buckets(&campaign.id, &View::Everything.prefixes()).await.unwrap();
+        (Aggregates::from_buckets(buckets), Aggregates::from_rows(&campaign, &rows))
+    };
     let first = on_answer::handle(&services, batch.clone(), None).await.unwrap();
     assert!(first.batch_item_failures.is_empty());
+    let (counters, rows) = counted().await;
+    assert_eq!(counters, rows, "the batch's counter deltas were applied");
+    assert_eq!(counters.tally().answered(), 2);
+    let pending = store.pending_events(10_000).await.unwrap();
+    let ids = rows_ids(&store, &campaign).await;
+    assert!(
+        pending.iter().all(|e| !ids.iter().any(|id| e.id.contains(id.as_str()))),
+        "handled events left the work index: {pending:?}"
+    );
     let after_first = sent_to(&marker).await;
     // 2 invitations, 2 thank-yous, 1 review invitation (the promoter), 1 alert (the detractor).
     assert_eq!(after_first.len(), 6, "{after_first:#?}");
     let second = on_answer::handle(&services, batch, None).await.unwrap();
     assert!(second.batch_item_failures.is_empty());
+    assert_eq!(counted().await.0, counters, "a redelivered batch counts nothing twice");
     assert_eq!(
         sent_to(&marker).await.len(),
         6,
@@ -178,4 +185,21 @@ async fn the_scheduled_event_sends_due_reminders_once() {
         .as_str()
         .unwrap()
         .contains("https://nps.example/s/"));
+}
+
+async fn rows_ids(store: &closeloop_dynamodb::DynamoStore, campaign: &closeloop_core::Campaign) -> Vec<String> {
+    store.campaign_rows(&campaign.id).await.unwrap().into_iter().map(|r| r.invitation.id.0).collect()
+}
+
+#[tokio::test]
+async fn near_its_deadline_the_stream_handler_starts_nothing_and_reports_every_record_for_retry() {
+    let (services, store, _) = world("deadline").await;
+    let marker = format!("d{}", std::process::id());
+    let campaign = closeloop_core::Campaign::from_toml(include_str!("../../../demo/campaign.toml")).unwrap();
+    let csv = format!("email;first_name\nula.{marker}@example.se;Ula\nolle.{marker}@example.se;Olle\n");
+    launch::launch(&services, &campaign, csv.as_bytes()).await.unwrap();
+    let batch = lambda_batch(&read_all(&store, &local_streams_client().unwrap()).await.unwrap());
+    let response = on_answer::handle(&services, batch, Some(std::time::Instant::now())).await.unwrap();
+    assert!(response.batch_item_failures.len() >= 2, "{:?}", response.batch_item_failures);
+    assert!(sent_to(&marker).await.is_empty(), "nothing was started");
 }
