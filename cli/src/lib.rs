@@ -4,19 +4,19 @@
 pub mod accounts_file;
 pub mod commands;
 pub mod outbox_page;
+pub mod serve;
 pub mod settings;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use closeloop_core::accounts::Accounts;
 use closeloop_core::ports::{Clock, Links};
 use closeloop_edge::admin::AdminConfig;
 use closeloop_embedded::{Outbox, SqliteStore};
-use closeloop_functions::{dispatch, schedule, Services};
+use closeloop_functions::{dispatch, Services};
 
+pub use serve::{serve, serve_with_timeouts, Running, Timeouts, DISPATCH_INTERVAL, SCHEDULE_INTERVAL};
 pub use settings::Settings;
 
 /// Everything wired on the embedded default.
@@ -79,59 +79,4 @@ impl LocalApp {
     pub async fn dispatch(&self) -> anyhow::Result<dispatch::DispatchSummary> {
         Ok(dispatch::dispatch_pending(&self.services).await?)
     }
-}
-
-/// A running local server: its address, and its background tasks for `stop`.
-pub struct Running {
-    pub addr: SocketAddr,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Running {
-    pub fn stop(self) {
-        for task in self.tasks {
-            task.abort();
-        }
-    }
-}
-
-/// How often the local dispatcher looks for new events (answers, API invitations).
-pub const DISPATCH_INTERVAL: Duration = Duration::from_millis(200);
-/// How often `up` runs the scheduled work (reminders, overdue follow-ups).
-pub const SCHEDULE_INTERVAL: Duration = Duration::from_secs(60);
-
-/// Serves on `addr` (port 0 picks a free one) with the dispatcher, and the schedule if asked.
-pub async fn serve(app: LocalApp, addr: SocketAddr, api_token: Option<String>, run_schedule: bool) -> anyhow::Result<Running> {
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
-    let addr = listener.local_addr()?;
-    let router = app.router(api_token.as_deref());
-    let mut tasks = vec![tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
-            tracing::error!(error = %e, "server stopped");
-        }
-    })];
-    let dispatcher = app.clone();
-    tasks.push(tokio::spawn(async move {
-        loop {
-            if let Err(e) = dispatcher.dispatch().await {
-                tracing::error!(error = %e, "dispatch failed");
-            }
-            tokio::time::sleep(DISPATCH_INTERVAL).await;
-        }
-    }));
-    if run_schedule {
-        let scheduler = app.clone();
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let now = scheduler.services.clock.now();
-                match schedule::run(&scheduler.services, &scheduler.accounts, now).await {
-                    Ok(s) if s != schedule::ScheduleSummary::default() => tracing::info!(?s, "schedule ran"),
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "schedule failed"),
-                }
-                tokio::time::sleep(SCHEDULE_INTERVAL).await;
-            }
-        }));
-    }
-    Ok(Running { addr, tasks })
 }

@@ -1,41 +1,113 @@
 //! `/outbox` and `/outbox.json`: the local stand-in for a mail client and a phone.
+//!
+//! Both are paged, newest first, `PAGE_SIZE` messages a page unless `?limit=` asks for another
+//! number (at most `MAX_PAGE_SIZE`). Pages are keyed by message id, not by position, so new
+//! messages arriving while someone pages through never repeat or skip one: `?before=ID` is the
+//! page of messages older than ID, `?after=ID` the page just newer. The HTML page links to both
+//! neighbours; the JSON body stays an array of messages (what the tests and scripts read) and
+//! names its neighbours in a `Link` header (`rel="next"` older, `rel="prev"` newer), plus
+//! `X-Outbox-Next-Before` with the cursor of the next page and `X-Outbox-Total`.
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use serde::Deserialize;
 
-use closeloop_embedded::Outbox;
+use closeloop_embedded::{Outbox, OutboxCursor, OutboxPage};
+
+/// Messages on a page unless the request asks for another number.
+pub const PAGE_SIZE: usize = 50;
+/// The most messages one page holds (a message with its HTML part is a few KB).
+pub const MAX_PAGE_SIZE: usize = 200;
 
 pub fn routes(outbox: Outbox) -> Router {
     Router::new().route("/outbox", get(page)).route("/outbox.json", get(json)).with_state(outbox)
 }
 
-async fn json(State(outbox): State<Outbox>) -> Response {
-    match outbox.messages() {
-        Ok(messages) => Json(messages).into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+#[derive(Debug, Default, Deserialize)]
+pub struct PageQuery {
+    before: Option<i64>,
+    after: Option<i64>,
+    limit: Option<usize>,
+}
+
+impl PageQuery {
+    fn cursor(&self) -> Result<(OutboxCursor, usize), &'static str> {
+        let limit = self.limit.unwrap_or(PAGE_SIZE);
+        if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+            return Err("limit must be between 1 and 200\n");
+        }
+        let cursor = match (self.before, self.after) {
+            (None, None) => OutboxCursor::Newest,
+            (Some(before), None) => OutboxCursor::Before(before),
+            (None, Some(after)) => OutboxCursor::After(after),
+            (Some(_), Some(_)) => return Err("give before or after, not both\n"),
+        };
+        Ok((cursor, limit))
     }
+}
+
+/// The query strings of the older and the newer page; the limit is kept if it was asked for.
+fn neighbours(page: &OutboxPage, query: &PageQuery) -> (Option<String>, Option<String>) {
+    let limit = query.limit.map(|l| format!("&limit={l}")).unwrap_or_default();
+    (page.older.map(|id| format!("before={id}{limit}")), page.newer.map(|id| format!("after={id}{limit}")))
+}
+
+async fn load(outbox: &Outbox, query: &PageQuery) -> Result<OutboxPage, Response> {
+    let (cursor, limit) = query.cursor().map_err(|e| (StatusCode::BAD_REQUEST, e).into_response())?;
+    outbox.page(cursor, limit).await.map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response())
+}
+
+async fn json(State(outbox): State<Outbox>, Query(query): Query<PageQuery>) -> Response {
+    let page = match load(&outbox, &query).await {
+        Ok(page) => page,
+        Err(response) => return response,
+    };
+    let (older, newer) = neighbours(&page, &query);
+    let links: Vec<String> = [(older, "next"), (newer, "prev")]
+        .into_iter()
+        .filter_map(|(q, rel)| q.map(|q| format!("</outbox.json?{q}>; rel=\"{rel}\"")))
+        .collect();
+    let mut response = Json(&page.messages).into_response();
+    let headers = response.headers_mut();
+    if !links.is_empty() {
+        if let Ok(value) = HeaderValue::from_str(&links.join(", ")) {
+            headers.insert(header::LINK, value);
+        }
+    }
+    if let Some(before) = page.older {
+        headers.insert("x-outbox-next-before", HeaderValue::from(before));
+    }
+    headers.insert("x-outbox-total", HeaderValue::from(page.total));
+    response
 }
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
-async fn page(State(outbox): State<Outbox>) -> Response {
-    let messages = match outbox.messages() {
-        Ok(m) => m,
-        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+async fn page(State(outbox): State<Outbox>, Query(query): Query<PageQuery>) -> Response {
+    let page = match load(&outbox, &query).await {
+        Ok(page) => page,
+        Err(response) => return response,
     };
+    let messages = &page.messages;
     let mut html = String::from(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <title>closeloop outbox</title><style>body{font:15px/1.4 system-ui,sans-serif;margin:1rem auto;max-width:60rem;padding:0 1rem}\
          article{border:1px solid #ccd;border-radius:6px;margin:1rem 0;padding:.5rem 1rem}pre{white-space:pre-wrap;background:#f6f7f9;padding:.5rem}\
-         iframe{width:100%;height:28rem;border:1px solid #ccd}.meta{color:#556;font-size:.85rem}</style></head><body>",
+         iframe{width:100%;height:28rem;border:1px solid #ccd}.meta{color:#556;font-size:.85rem}nav{display:flex;gap:1rem}</style></head><body>",
     );
-    html.push_str(&format!("<h1>Outbox</h1><p>{} messages, newest first. Nothing here left this machine.</p>", messages.len()));
-    for m in &messages {
+    html.push_str(&format!(
+        "<h1>Outbox</h1><p>{} messages, newest first; this page shows {}. Nothing here left this machine.</p>",
+        page.total,
+        messages.len()
+    ));
+    let nav = pager(&page, &query);
+    html.push_str(&nav);
+    for m in messages {
         html.push_str(&format!(
             "<article id=\"m{}\"><h2>{}</h2><p class=\"meta\">#{} · {} · {} · to {} · {}</p>",
             m.id,
@@ -60,6 +132,24 @@ async fn page(State(outbox): State<Outbox>) -> Response {
         }
         html.push_str("</article>");
     }
+    html.push_str(&nav);
     html.push_str("</body></html>");
     Html(html).into_response()
+}
+
+/// Links to the newer and the older page, where there are such messages.
+fn pager(page: &OutboxPage, query: &PageQuery) -> String {
+    let (older, newer) = neighbours(page, query);
+    if older.is_none() && newer.is_none() {
+        return String::new();
+    }
+    let mut nav = String::from("<nav aria-label=\"Outbox pages\">");
+    if let Some(q) = newer {
+        nav.push_str(&format!("<a rel=\"prev\" href=\"/outbox?{}\">Newer messages</a>", escape(&q)));
+    }
+    if let Some(q) = older {
+        nav.push_str(&format!("<a rel=\"next\" href=\"/outbox?{}\">Older messages</a>", escape(&q)));
+    }
+    nav.push_str("</nav>");
+    nav
 }
