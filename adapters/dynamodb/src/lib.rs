@@ -819,20 +819,11 @@ impl Store for DynamoStore {
     }
 
     async fn settle_counters(&self) -> Result<usize, StoreError> {
-        let mut counted = 0;
-        loop {
-            let items = self.query_work(PENDING_EVENT, None, 1000).await?;
-            let uncounted: Vec<Change> = items
-                .iter()
-                .filter(|item| !item.contains_key("counted"))
-                .filter_map(change_from_item)
-                .collect::<Result<_, _>>()?;
-            let uncounted: Vec<Change> = uncounted.into_iter().filter(|c| !c.deltas.is_empty()).collect();
-            if uncounted.is_empty() {
-                return Ok(counted);
-            }
-            counted += self.count_changes(&uncounted).await?;
-        }
+        // Every event still on the work index (handled ones leave it), counted or not.
+        let items = self.query_work(PENDING_EVENT, None, usize::MAX).await?;
+        let uncounted: Vec<Change> =
+            items.iter().filter(|item| !item.contains_key("counted")).filter_map(change_from_item).collect::<Result<_, _>>()?;
+        self.count_changes(&uncounted).await
     }
 }
 

@@ -27,6 +27,16 @@ pub const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
 
 /// Never fails as a whole: failures are reported per record.
 pub async fn handle(services: &Services, batch: StreamBatch, deadline: Option<Instant>) -> Result<DynamoDbEventResponse, crate::Retryable> {
+    handle_with_concurrency(services, batch, deadline, CONCURRENCY).await
+}
+
+/// `handle` with another bound on concurrent invitations (1 handles them one after another).
+pub async fn handle_with_concurrency(
+    services: &Services,
+    batch: StreamBatch,
+    deadline: Option<Instant>,
+    concurrency: usize,
+) -> Result<DynamoDbEventResponse, crate::Retryable> {
     let mut records: Vec<(String, Change)> = Vec::new();
     for record in batch.records {
         if record.event_name != "INSERT" {
@@ -64,7 +74,7 @@ pub async fn handle(services: &Services, batch: StreamBatch, deadline: Option<In
     let campaigns = CampaignCache::default();
     let outcomes = futures_util::stream::iter(by_invitation)
         .map(|group| handle_in_order(services, group, &campaigns, deadline))
-        .buffer_unordered(CONCURRENCY)
+        .buffer_unordered(concurrency.max(1))
         .collect::<Vec<Vec<String>>>()
         .await;
     failures.extend(outcomes.into_iter().flatten());
