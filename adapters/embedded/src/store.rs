@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use closeloop_core::campaign::{Campaign, CampaignId};
+use closeloop_core::changes::Change;
 use closeloop_core::counters::{self, CounterDeltas, Fields, OPENED, REVIEW_CLICKERS, TOTAL};
 use closeloop_core::model::*;
 use closeloop_core::ports::{CreateOutcome, InvitationRow, Malformed, Store, StoreError};
@@ -361,8 +362,14 @@ impl Store for SqliteStore {
                     .prepare_cached("INSERT OR IGNORE INTO contact_invitations (contact_key, invitation_id, invited_at) VALUES (?1, ?2, ?3)")
                     .map_err(unavailable)?;
                 let mut event = tx.prepare_cached("INSERT INTO events (id, at, body) VALUES (?1, ?2, ?3)").map_err(unavailable)?;
+                let mut exists = tx.prepare_cached("SELECT 1 FROM invitations WHERE id = ?1").map_err(unavailable)?;
                 for inv in invitations {
                     let keys = inv.contact.keys();
+                    // A retried chunk or a resumed launch: the first write stands.
+                    if exists.exists([&inv.id.0]).map_err(unavailable)? {
+                        outcomes.push(CreateOutcome::AlreadyCreated);
+                        continue;
+                    }
                     let mut outcome = CreateOutcome::Created;
                     for key in &keys {
                         if suppressed.exists([key.as_str()]).map_err(unavailable)? {
@@ -389,11 +396,9 @@ impl Store for SqliteStore {
                         for key in &keys {
                             link.execute(params![key.as_str(), inv.id.0, inv.created_at.millis()]).map_err(unavailable)?;
                         }
-                        apply_counters(&tx, inv.campaign_id.as_str(), &counters::invitation_deltas(inv))?;
-                        let kind = EventKind::InvitationCreated { invitation_id: inv.id.clone() };
-                        event
-                            .execute(params![format!("invitation-{}", inv.id), inv.created_at.millis(), to_json(&kind)?])
-                            .map_err(unavailable)?;
+                        let change = Change::invitation_created(inv);
+                        apply_counters(&tx, change.campaign.as_str(), &change.deltas)?;
+                        event.execute(params![change.event.id, change.event.at.millis(), to_json(&change.event.kind)?]).map_err(unavailable)?;
                     }
                     outcomes.push(outcome);
                 }
