@@ -451,6 +451,48 @@ pub async fn counters_equal_the_rows_after_a_replay(store: &dyn Store) {
     assert_counters_match_rows(store, &c).await;
 }
 
+/// A page of cases reads its invitations and answers together, in the order asked.
+pub async fn invitations_with_answers_come_back_in_the_order_asked(store: &dyn Store) {
+    let c = campaign("together");
+    store.put_campaign(&c).await.unwrap();
+    let invs: Vec<Invitation> = (1..=120).map(|n| invitation(&c, n, T0)).collect();
+    store.create_invitations(&invs, T0.minus_days(90)).await.unwrap();
+    let (a, e, d) = answer(&invs[119], 4, 1, T0.plus_hours(1));
+    store.record_answer(&a, &e, &d).await.unwrap();
+    let mut ids: Vec<InvitationId> = invs.iter().rev().map(|i| i.id.clone()).collect();
+    ids.insert(3, InvitationId("no-such".into()));
+    let found = store.invitations_with_answers(&ids).await.unwrap();
+    assert_eq!(found.len(), ids.len());
+    assert_eq!(found[0].0.as_ref().map(|i| &i.id), Some(&invs[119].id));
+    assert_eq!(found[0].1.as_ref().map(|a| a.score.value()), Some(4));
+    assert_eq!(found[3], (None, None), "an unknown id has neither");
+    assert_eq!(found[120].0.as_ref().map(|i| &i.id), Some(&invs[0].id));
+    assert!(found[120].1.is_none());
+}
+
+/// A launch job is stored whole, and each chunk's result counts once however often it is recorded.
+pub async fn a_launch_job_counts_each_chunk_once(store: &dyn Store) {
+    use crate::launch::{ChunkResult, LaunchId, LaunchJob, LaunchState, SkipReason};
+    let c = campaign("launch-job");
+    let id = LaunchId::of(&c.id, b"email\na@x.example\n");
+    let mut job = LaunchJob::new(id.clone(), c.id.clone(), "contacts.csv", T0);
+    job.validated(3, 2, vec![crate::import::RowProblem { line: 9, reason: "no email or phone".into() }], 0);
+    store.put_launch(&job).await.unwrap();
+    assert_eq!(store.launch(&id).await.unwrap(), Some(job.clone()));
+    let first = ChunkResult::from_outcomes(&[CreateOutcome::Created, CreateOutcome::Suppressed], 0);
+    let after = store.record_launch_chunk(&id, 0, &first, T0.plus_hours(1)).await.unwrap().unwrap();
+    assert_eq!((after.rows_processed, after.invited, after.skipped(SkipReason::Suppressed), after.state), (2, 1, 1, LaunchState::Running));
+    let again = store.record_launch_chunk(&id, 0, &first, T0.plus_hours(2)).await.unwrap().unwrap();
+    assert_eq!(again, after, "a chunk recorded twice counts once");
+    let last = ChunkResult::from_outcomes(&[CreateOutcome::AlreadyCreated], 0);
+    let done = store.record_launch_chunk(&id, 1, &last, T0.plus_hours(3)).await.unwrap().unwrap();
+    assert_eq!((done.rows_processed, done.invited, done.state, done.finished_at), (3, 2, LaunchState::Done, Some(T0.plus_hours(3))));
+    assert_eq!(store.launch(&id).await.unwrap(), Some(done));
+    let unknown = LaunchId::of(&c.id, b"another file");
+    assert_eq!(store.launch(&unknown).await.unwrap(), None);
+    assert_eq!(store.record_launch_chunk(&unknown, 0, &last, T0).await.unwrap(), None);
+}
+
 /// Expands to one `#[tokio::test]` per contract case. `$make` is an async function returning a
 /// fresh store; cases use distinct campaign ids, so a shared backing table is fine too.
 #[macro_export]
@@ -476,6 +518,8 @@ macro_rules! store_contract_tests {
             the_same_contact_twice_in_one_batch_is_invited_once,
             a_redelivered_chunk_invites_nobody_twice_and_counts_nothing_twice,
             counters_equal_the_rows_after_a_replay,
+            invitations_with_answers_come_back_in_the_order_asked,
+            a_launch_job_counts_each_chunk_once,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

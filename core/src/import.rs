@@ -21,7 +21,7 @@ pub enum ImportError {
     Csv(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct RowProblem {
     pub line: u64,
     pub reason: String,

@@ -10,6 +10,7 @@ pub mod export;
 pub mod counters;
 pub mod gsm;
 pub mod import;
+pub mod launch;
 pub mod model;
 pub mod nps;
 pub mod ports;

@@ -145,6 +145,30 @@ pub trait Store: Sync + Send {
     /// Closes an open case; false if there is none or it was closed already (the first closure stands).
     async fn close_case(&self, invitation: &InvitationId, closure: &CaseClosure) -> Result<bool, StoreError>;
 
+    /// Stores a launch job as it is (creating or replacing it).
+    async fn put_launch(&self, job: &crate::launch::LaunchJob) -> Result<(), StoreError>;
+    async fn launch(&self, id: &crate::launch::LaunchId) -> Result<Option<crate::launch::LaunchJob>, StoreError>;
+    /// Adds one chunk's result to its job, once: a chunk recorded before (a redelivery, a
+    /// resumed launch) changes nothing. Returns the job as it is now (`None` if there is no job).
+    async fn record_launch_chunk(
+        &self,
+        id: &crate::launch::LaunchId,
+        chunk: u32,
+        result: &crate::launch::ChunkResult,
+        at: Timestamp,
+    ) -> Result<Option<crate::launch::LaunchJob>, StoreError>;
+
+    /// Each invitation with its answer, in the order asked; `None` for an unknown id. DynamoDB
+    /// reads them with BatchGetItem (100 keys a call), so a page of 100 cases costs the Worker
+    /// two subrequests instead of 200.
+    async fn invitations_with_answers(&self, ids: &[InvitationId]) -> Result<Vec<(Option<Invitation>, Option<Answer>)>, StoreError> {
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            found.push((self.invitation(id).await?, self.answer(id).await?));
+        }
+        Ok(found)
+    }
+
     /// Adds the counter deltas of changes already written, each change once however often it
     /// is delivered; returns how many were counted now. Stores that add counters inside the
     /// change's own transaction (SQLite) have nothing to do. DynamoDB's stream consumer calls it.

@@ -212,6 +212,24 @@ pub fn change_item(change: &Change) -> Result<Item, StoreError> {
     Ok(item)
 }
 
+pub const LAUNCH_SK: &str = "LAUNCH";
+
+pub fn launch_pk(id: &closeloop_core::launch::LaunchId) -> String {
+    format!("LAUNCH#{id}")
+}
+
+/// A launch job, with a version for the updates of chunks that finish at the same time.
+pub fn launch_item(job: &closeloop_core::launch::LaunchJob, version: i64) -> Result<Item, StoreError> {
+    Ok(HashMap::from([
+        ("pk".into(), s(launch_pk(&job.id))),
+        ("sk".into(), s(LAUNCH_SK)),
+        ("body".into(), json(job)?),
+        ("version".into(), n(version)),
+        ("gsi2pk".into(), s(campaign_partition(&job.campaign))),
+        ("gsi2sk".into(), s(format!("LAUNCH#{:015}#{}", job.started_at.millis(), job.id))),
+    ]))
+}
+
 pub fn event_pk(id: &str) -> String {
     format!("EVENT#{id}")
 }

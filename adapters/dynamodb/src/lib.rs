@@ -17,6 +17,7 @@ use aws_sdk_dynamodb::Client;
 
 use closeloop_core::campaign::{Campaign, CampaignId};
 use closeloop_core::changes::Change;
+use closeloop_core::launch::{ChunkResult, LaunchId, LaunchJob};
 use closeloop_core::counters::{CounterDeltas, Fields, TOTAL};
 use closeloop_core::model::*;
 use closeloop_core::ports::{CreateOutcome, InvitationRow, Store, StoreError};
@@ -814,6 +815,87 @@ impl Store for DynamoStore {
         .await
     }
 
+    async fn put_launch(&self, job: &LaunchJob) -> Result<(), StoreError> {
+        self.client.put_item().table_name(&self.table).set_item(Some(launch_item(job, 0)?)).send().await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn launch(&self, id: &LaunchId) -> Result<Option<LaunchJob>, StoreError> {
+        self.get(launch_pk(id), LAUNCH_SK).await?.map(|item| body(&item)).transpose()
+    }
+
+    async fn record_launch_chunk(&self, id: &LaunchId, chunk: u32, result: &ChunkResult, at: Timestamp) -> Result<Option<LaunchJob>, StoreError> {
+        // Chunks finish in parallel (one `launch_chunk` invocation each): the job item is
+        // updated under its version, and a marker item per chunk makes the count happen once.
+        for _ in 0..20 {
+            let Some(item) = self.get(launch_pk(id), LAUNCH_SK).await? else { return Ok(None) };
+            let mut job: LaunchJob = body(&item)?;
+            let version = get_n(&item, "version").unwrap_or(0);
+            job.add_chunk(result, at);
+            let marker = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(HashMap::from([("pk".to_owned(), s(launch_pk(id))), ("sk".to_owned(), s(format!("CHUNK#{chunk:06}")))])))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(request_bug)?;
+            let update = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(launch_item(&job, version + 1)?))
+                .condition_expression("version = :v")
+                .expression_attribute_values(":v", n(version))
+                .build()
+                .map_err(request_bug)?;
+            match self.transact(vec![TransactWriteItem::builder().put(marker).build(), TransactWriteItem::builder().put(update).build()]).await? {
+                Ok(()) => return Ok(Some(job)),
+                Err(reasons) if condition_failed_at(&reasons, 0) => return self.launch(id).await,
+                Err(_) => continue, // another chunk moved the job first: read it again
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+
+    async fn invitations_with_answers(&self, ids: &[InvitationId]) -> Result<Vec<(Option<Invitation>, Option<Answer>)>, StoreError> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let mut items: HashMap<(String, String), HashMap<String, AttributeValue>> = HashMap::new();
+        let mut keys: Vec<HashMap<String, AttributeValue>> = Vec::new();
+        let mut unique = std::collections::HashSet::new();
+        for id in ids {
+            if unique.insert(&id.0) {
+                for sk in [INVITATION_SK, ANSWER_SK] {
+                    keys.push(HashMap::from([("pk".to_owned(), s(invitation_pk(id))), ("sk".to_owned(), s(sk))]));
+                }
+            }
+        }
+        // 100 keys a call; keys DynamoDB leaves unprocessed (throttling) are asked again.
+        for chunk in keys.chunks(100) {
+            let mut pending = chunk.to_vec();
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                let request = KeysAndAttributes::builder().set_keys(Some(pending)).consistent_read(true).build().map_err(request_bug)?;
+                let out = self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(unavailable)?;
+                for item in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
+                    let key = (get_s(&item, "pk")?.to_owned(), get_s(&item, "sk")?.to_owned());
+                    items.insert(key, item);
+                }
+                pending = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
+                attempt += 1;
+                if !pending.is_empty() {
+                    if attempt >= self.retry.attempts {
+                        return Err(StoreError::unavailable(Unprocessed { keys: pending.len() }));
+                    }
+                    self.retry.pause(&self.client, attempt).await;
+                }
+            }
+        }
+        ids.iter()
+            .map(|id| {
+                let invitation = items.get(&(invitation_pk(id), INVITATION_SK.to_owned())).map(invitation_from).transpose()?;
+                let answer = items.get(&(invitation_pk(id), ANSWER_SK.to_owned())).map(|item| body(item)).transpose()?;
+                Ok((invitation, answer))
+            })
+            .collect()
+    }
+
     async fn apply_counters(&self, changes: &[Change]) -> Result<usize, StoreError> {
         self.count_changes(changes).await
     }
@@ -825,6 +907,13 @@ impl Store for DynamoStore {
             items.iter().filter(|item| !item.contains_key("counted")).filter_map(change_from_item).collect::<Result<_, _>>()?;
         self.count_changes(&uncounted).await
     }
+}
+
+/// DynamoDB kept leaving keys of a BatchGetItem unprocessed (throttling) through every retry.
+#[derive(Debug, thiserror::Error)]
+#[error("BatchGetItem left {keys} keys unprocessed after every retry")]
+pub struct Unprocessed {
+    pub keys: usize,
 }
 
 /// A single change whose counter items do not fit one transaction: the campaign file's limits

@@ -10,6 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use closeloop_core::campaign::{Campaign, CampaignId};
 use closeloop_core::changes::Change;
+use closeloop_core::launch::{ChunkResult, LaunchId, LaunchJob};
 use closeloop_core::counters::{self, CounterDeltas, Fields, OPENED, REVIEW_CLICKERS, TOTAL};
 use closeloop_core::model::*;
 use closeloop_core::ports::{CreateOutcome, InvitationRow, Malformed, Store, StoreError};
@@ -75,6 +76,8 @@ CREATE TABLE IF NOT EXISTS counters (
     value INTEGER NOT NULL,
     PRIMARY KEY (campaign_id, bucket, field)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS launches (id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS launch_chunks (launch_id TEXT NOT NULL, chunk INTEGER NOT NULL, PRIMARY KEY (launch_id, chunk)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     channel TEXT NOT NULL,
@@ -773,6 +776,48 @@ impl Store for SqliteStore {
         self.change_case("add_case_note", invitation, move |case| {
             case.notes.push(note);
             true
+        })
+        .await
+    }
+
+    async fn put_launch(&self, job: &LaunchJob) -> Result<(), StoreError> {
+        let (id, body) = (job.id.as_str().to_owned(), to_json(job)?);
+        self.write("put_launch", move |conn| {
+            conn.execute("INSERT INTO launches (id, body) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET body = excluded.body", params![id, body])
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn launch(&self, id: &LaunchId) -> Result<Option<LaunchJob>, StoreError> {
+        let id = id.as_str().to_owned();
+        self.read("launch", move |conn| {
+            let body: Option<String> =
+                conn.query_row("SELECT body FROM launches WHERE id = ?1", [id], |r| r.get(0)).optional().map_err(unavailable)?;
+            body.map(|b| from_json(&b)).transpose()
+        })
+        .await
+    }
+
+    async fn record_launch_chunk(&self, id: &LaunchId, chunk: u32, result: &ChunkResult, at: Timestamp) -> Result<Option<LaunchJob>, StoreError> {
+        let (id, result) = (id.as_str().to_owned(), result.clone());
+        self.write("record_launch_chunk", move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            let body: Option<String> =
+                tx.query_row("SELECT body FROM launches WHERE id = ?1", [&id], |r| r.get(0)).optional().map_err(unavailable)?;
+            let Some(body) = body else { return Ok(None) };
+            let mut job: LaunchJob = from_json(&body)?;
+            let first_time = tx
+                .execute("INSERT OR IGNORE INTO launch_chunks (launch_id, chunk) VALUES (?1, ?2)", params![id, chunk])
+                .map_err(unavailable)?
+                == 1;
+            if first_time {
+                job.add_chunk(&result, at);
+                tx.execute("UPDATE launches SET body = ?2 WHERE id = ?1", params![id, to_json(&job)?]).map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(Some(job))
         })
         .await
     }

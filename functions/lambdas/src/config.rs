@@ -6,6 +6,8 @@ use aws_credential_types::Credentials;
 pub enum ConfigError {
     #[error("environment variable {0} is not set")]
     Missing(&'static str),
+    #[error("environment variable {0} is not a number: {1:?}")]
+    Invalid(&'static str, String),
     #[error("environment variable ACCOUNTS: {0}")]
     Accounts(#[from] closeloop_core::accounts::AccountsError),
 }
@@ -26,6 +28,15 @@ pub struct LambdaConfig {
     /// Dashboard accounts (the accounts file's TOML): digest languages and admin addresses.
     pub accounts: closeloop_core::accounts::Accounts,
     pub credentials: Credentials,
+    /// The queue launch chunks go to (`launch_chunk` reads it); the launch function needs it.
+    pub launch_queue_url: Option<String>,
+    /// The bucket large CRM files are uploaded to through a presigned PUT.
+    pub upload_bucket: Option<String>,
+    /// Set only against stand-ins (moto's SQS and S3).
+    pub sqs_endpoint: Option<String>,
+    pub s3_endpoint: Option<String>,
+    /// SES's sending quota for the account, in mails per second, shared by the functions that send.
+    pub ses_max_send_rate: Option<f64>,
 }
 
 fn required(name: &'static str) -> Result<String, ConfigError> {
@@ -60,6 +71,11 @@ impl LambdaConfig {
                 None,
                 "lambda-environment",
             ),
+            launch_queue_url: optional("LAUNCH_QUEUE_URL"),
+            upload_bucket: optional("UPLOAD_BUCKET"),
+            sqs_endpoint: optional("SQS_ENDPOINT"),
+            s3_endpoint: optional("S3_ENDPOINT"),
+            ses_max_send_rate: optional("SES_MAX_SEND_RATE").map(|v| v.parse().map_err(|_| ConfigError::Invalid("SES_MAX_SEND_RATE", v))).transpose()?,
         })
     }
 }

@@ -6,31 +6,157 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{post, put};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use closeloop_core::{Campaign, CampaignId};
 use closeloop_edge::api::{authorised, error};
 use closeloop_edge::AppState;
+use closeloop_core::launch::LaunchId;
 use closeloop_functions::launch::{launch, LaunchError};
+
+use crate::launch_pipeline::{start_launch, ChunkQueue, StartError};
 use closeloop_functions::Services;
 
 /// A CSV of some 50,000 contacts; a function URL takes at most 6 MB.
 pub const MAX_UPLOAD_BYTES: usize = 5 * 1024 * 1024;
 
+/// A presigned upload URL stays valid this long.
+pub const UPLOAD_URL_SECONDS: u64 = 15 * 60;
+
+/// What the launch routes need beyond the store: the chunk queue, and S3 for large files.
+#[derive(Clone)]
+pub struct Pipeline {
+    pub queue: ChunkQueue,
+    pub s3: aws_sdk_s3::Client,
+    pub upload_bucket: Option<String>,
+}
+
 #[derive(Clone)]
 struct LaunchState {
     edge: AppState,
     services: Services,
+    pipeline: Option<Pipeline>,
 }
 
 pub fn router(services: &Services, api_token: Option<&str>) -> Router {
+    router_with_pipeline(services, api_token, None)
+}
+
+pub fn router_with_pipeline(services: &Services, api_token: Option<&str>, pipeline: Option<Pipeline>) -> Router {
     let edge = AppState::new(services, api_token);
     let campaigns = Router::new()
         .route("/api/v1/campaigns/{id}", put(put_campaign))
         .route("/api/v1/campaigns/{id}/launch", post(launch_csv))
+        .route("/api/v1/campaigns/{id}/launches", post(queue_launch))
+        .route("/api/v1/campaigns/{id}/uploads", post(presign_upload))
+        .route("/api/v1/launches/{id}", get(launch_status))
         .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
-        .with_state(LaunchState { edge: edge.clone(), services: services.clone() });
+        .with_state(LaunchState { edge: edge.clone(), services: services.clone(), pipeline });
     closeloop_edge::router(edge).merge(campaigns)
+}
+
+async fn campaign_or_response(state: &LaunchState, id: &CampaignId) -> Result<Campaign, Response> {
+    match state.services.store.campaign(id).await {
+        Ok(Some(c)) => Ok(c),
+        Ok(None) => Err(error(StatusCode::NOT_FOUND, "unknown_campaign", format!("no campaign {:?}; PUT its file first", id.as_str()))),
+        Err(e) => {
+            tracing::error!(error = %e, "reading the campaign failed");
+            Err(error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage is unavailable; retry later"))
+        }
+    }
+}
+
+fn pipeline_or_response(state: &LaunchState) -> Result<&Pipeline, Response> {
+    state.pipeline.as_ref().ok_or_else(|| error(StatusCode::NOT_IMPLEMENTED, "no_pipeline", "this deployment has no launch queue"))
+}
+
+/// `POST /api/v1/campaigns/{id}/launches` with a CSV export (at most 5 MiB) as the body: the
+/// file is validated, its job stored and its chunks queued; 202 with the job, whose progress
+/// `GET /api/v1/launches/{id}` shows. The same file again answers with the same job.
+async fn queue_launch(State(state): State<LaunchState>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(response) = authorised(&state.edge, &headers) {
+        return response;
+    }
+    let (id, pipeline) = match (campaign_id(&id), pipeline_or_response(&state)) {
+        (Ok(id), Ok(p)) => (id, p.clone()),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let campaign = match campaign_or_response(&state, &id).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match start_launch(&state.services, &pipeline.queue, &campaign, "api", &body).await {
+        Ok(job) => {
+            let location = format!("/api/v1/launches/{}", job.id);
+            (StatusCode::ACCEPTED, [(axum::http::header::LOCATION, location)], Json(job)).into_response()
+        }
+        Err(StartError::Launch(LaunchError::Import(e))) => error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_csv", e.to_string()),
+        Err(e) => {
+            tracing::error!(error = %e, "queueing the launch failed");
+            error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the launch could not be queued; send the same file again to resume it")
+        }
+    }
+}
+
+/// `POST /api/v1/campaigns/{id}/uploads`: a presigned S3 PUT for a file too large to send
+/// inline; the upload starts the launch by itself.
+async fn presign_upload(State(state): State<LaunchState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    if let Err(response) = authorised(&state.edge, &headers) {
+        return response;
+    }
+    let (id, pipeline) = match (campaign_id(&id), pipeline_or_response(&state)) {
+        (Ok(id), Ok(p)) => (id, p.clone()),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    if let Err(r) = campaign_or_response(&state, &id).await {
+        return r;
+    }
+    let Some(bucket) = pipeline.upload_bucket.as_deref() else {
+        return error(StatusCode::NOT_IMPLEMENTED, "no_upload_bucket", "this deployment has no upload bucket");
+    };
+    let key = crate::launch_pipeline::upload_key(&id);
+    let presigning = match aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(UPLOAD_URL_SECONDS)) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "presigning config");
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "presign_failed", "the upload URL could not be made");
+        }
+    };
+    match pipeline.s3.put_object().bucket(bucket).key(&key).content_type("text/csv").presigned(presigning).await {
+        Ok(request) => (
+            StatusCode::CREATED,
+            Json(serde_json::json!({
+                "method": "PUT",
+                "url": request.uri(),
+                "headers": { "content-type": "text/csv" },
+                "key": key,
+                "expires_in_seconds": UPLOAD_URL_SECONDS,
+            })),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %aws_sdk_s3::error::DisplayErrorContext(&e), "presigning the upload failed");
+            error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the upload URL could not be made; retry later")
+        }
+    }
+}
+
+/// `GET /api/v1/launches/{id}`: the job with its progress.
+async fn launch_status(State(state): State<LaunchState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    if let Err(response) = authorised(&state.edge, &headers) {
+        return response;
+    }
+    let Ok(id) = LaunchId::parse(&id) else {
+        return error(StatusCode::NOT_FOUND, "unknown_launch", "no such launch");
+    };
+    match state.services.store.launch(&id).await {
+        Ok(Some(job)) => (StatusCode::OK, Json(job)).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, "unknown_launch", "no such launch"),
+        Err(e) => {
+            tracing::error!(error = %e, "reading the launch failed");
+            error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage is unavailable; retry later")
+        }
+    }
 }
 
 fn campaign_id(raw: &str) -> Result<CampaignId, Response> {

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod launch;
+pub mod launch_pipeline;
 pub mod mail_feedback;
 pub mod on_answer;
 pub mod schedule;
@@ -39,6 +40,27 @@ pub fn services(config: &LambdaConfig) -> Services {
         clock: Arc::new(SystemClock),
         links: Links::new(&config.public_url),
     }
+}
+
+/// The SQS queue of launch chunks.
+pub fn chunk_queue(config: &LambdaConfig) -> launch_pipeline::ChunkQueue {
+    let mut builder = aws_sdk_sqs::Config::builder()
+        .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+        .region(aws_sdk_sqs::config::Region::new(config.region.clone()))
+        .credentials_provider(config.credentials.clone());
+    builder.set_endpoint_url(config.sqs_endpoint.clone());
+    launch_pipeline::ChunkQueue::new(aws_sdk_sqs::Client::from_conf(builder.build()), config.launch_queue_url.clone())
+}
+
+/// S3, for uploads of large CRM files. Path-style addressing against a stand-in.
+pub fn s3_client(config: &LambdaConfig) -> aws_sdk_s3::Client {
+    let mut builder = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new(config.region.clone()))
+        .credentials_provider(config.credentials.clone())
+        .force_path_style(config.s3_endpoint.is_some());
+    builder.set_endpoint_url(config.s3_endpoint.clone());
+    aws_sdk_s3::Client::from_conf(builder.build())
 }
 
 /// Structured logs to CloudWatch, configured by `RUST_LOG`.

@@ -1,9 +1,10 @@
 //! The API behind a function URL: the edge's router plus campaign files and CSV launches.
-use closeloop_lambdas::{launch, services, LambdaConfig};
+use closeloop_lambdas::{chunk_queue, launch, s3_client, services, LambdaConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     closeloop_lambdas::init_logging();
     let config = LambdaConfig::from_env()?;
-    lambda_http::run(launch::router(&services(&config), config.api_token.as_deref())).await
+    let pipeline = launch::Pipeline { queue: chunk_queue(&config), s3: s3_client(&config), upload_bucket: config.upload_bucket.clone() };
+    lambda_http::run(launch::router_with_pipeline(&services(&config), config.api_token.as_deref(), Some(pipeline))).await
 }

@@ -28,6 +28,11 @@ pub fn config(table: &str) -> LambdaConfig {
         api_token: None,
         accounts: Default::default(),
         credentials: aws_credential_types::Credentials::new("local", "local", None, None, "test"),
+        launch_queue_url: None,
+        upload_bucket: None,
+        sqs_endpoint: Some(std::env::var("SQS_ENDPOINT").expect("SQS_ENDPOINT: run through scripts/with-services")),
+        s3_endpoint: Some(std::env::var("S3_ENDPOINT").expect("S3_ENDPOINT: run through scripts/with-services")),
+        ses_max_send_rate: None,
     }
 }
 
@@ -118,4 +123,41 @@ pub async fn sms_to(phone: &str) -> Vec<serde_json::Value> {
     let data: serde_json::Value =
         reqwest::get(format!("{}/moto-api/data.json", std::env::var("SNS_ENDPOINT").unwrap())).await.unwrap().json().await.unwrap();
     data["sns"]["SMS"].as_array().cloned().unwrap_or_default().into_iter().filter(|m| m["phone_number"] == phone).collect()
+}
+
+/// An SQS client for moto's server at `SQS_ENDPOINT`.
+pub fn sqs() -> aws_sdk_sqs::Client {
+    closeloop_lambdas::chunk_queue(&config("unused")).client().clone()
+}
+
+/// A fresh queue on moto's SQS; its URL.
+pub async fn create_queue(name: &str) -> String {
+    let out = sqs().create_queue().queue_name(format!("{name}-{}", std::process::id())).send().await.unwrap();
+    out.queue_url.unwrap()
+}
+
+/// Every message waiting on the queue (received, not deleted): (message id, body).
+pub async fn receive_all(url: &str) -> Vec<(String, String)> {
+    let mut messages = Vec::new();
+    loop {
+        let out = sqs().receive_message().queue_url(url).max_number_of_messages(10).visibility_timeout(600).send().await.unwrap();
+        let batch = out.messages.unwrap_or_default();
+        if batch.is_empty() {
+            return messages;
+        }
+        messages.extend(batch.into_iter().map(|m| (m.message_id.unwrap_or_default(), m.body.unwrap_or_default())));
+    }
+}
+
+/// The event SQS gives `launch_chunk` for these messages.
+pub fn sqs_event(messages: &[(String, String)]) -> serde_json::Value {
+    let records: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|(id, body)| {
+            json!({"messageId": id, "receiptHandle": format!("r-{id}"), "body": body, "attributes": {}, "messageAttributes": {},
+                   "md5OfBody": "", "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:eu-north-1:000000000000:launch-chunks",
+                   "awsRegion": "eu-north-1"})
+        })
+        .collect();
+    json!({ "Records": records })
 }

@@ -1,0 +1,151 @@
+//! The AWS launch pipeline against DynamoDB Local and moto's SQS and S3: a file posted to the
+//! API becomes a job and chunks on the queue; `launch_chunk` writes them. A chunk delivered
+//! twice invites nobody twice, a launch stopped midway and resumed invites everyone exactly
+//! once, and a file uploaded through a presigned URL launches itself from its S3 event.
+
+use aws_lambda_events::event::s3::S3Event;
+use aws_lambda_events::event::sqs::SqsEvent;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use closeloop_core::launch::{LaunchJob, LaunchState};
+use closeloop_core::ports::Store;
+use closeloop_lambdas::launch::{router_with_pipeline, Pipeline};
+use closeloop_lambdas::{chunk_queue, launch_pipeline, s3_client};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+mod support;
+use support::{config, create_queue, receive_all, sqs_event, world};
+
+const TOKEN: &str = "pipeline-api-token";
+
+fn contacts(marker: &str, rows: usize) -> String {
+    let mut csv = String::from("email;first_name;store\n");
+    for i in 0..rows {
+        csv.push_str(&format!("p{i}.{marker}@example.se;P{i};Store {}\n", i % 7));
+    }
+    csv.push_str("not-an-address;Bad;\n");
+    csv
+}
+
+async fn call(router: &axum::Router, method: &str, path: &str, body: Vec<u8>) -> (StatusCode, Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "text/csv")
+        .body(Body::from(body))
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_posted_file_is_written_chunk_by_chunk_and_a_chunk_delivered_twice_invites_nobody_twice() {
+    let (services, store, table) = world("pipeline").await;
+    let mut config = config(&table);
+    config.launch_queue_url = Some(create_queue("launch-chunks").await);
+    let queue = chunk_queue(&config);
+    let router = router_with_pipeline(&services, Some(TOKEN), Some(Pipeline { queue, s3: s3_client(&config), upload_bucket: None }));
+    let campaign = closeloop_core::Campaign::from_toml(include_str!("../../../demo/campaign.toml")).unwrap();
+    store.put_campaign(&campaign).await.unwrap();
+    let marker = format!("pl{}", std::process::id());
+    let csv = contacts(&marker, 1200);
+
+    let (status, job) = call(&router, "POST", &format!("/api/v1/campaigns/{}/launches", campaign.id), csv.clone().into_bytes()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let job: LaunchJob = serde_json::from_value(job).unwrap();
+    assert_eq!((job.state, job.total_rows, job.chunks, job.bad_row_count), (LaunchState::Running, 1200, 3, 1));
+    let messages = receive_all(config.launch_queue_url.as_deref().unwrap()).await;
+    assert_eq!(messages.len(), 3, "one message per chunk");
+
+    // The first chunk only: the launch is stopped midway.
+    let first: SqsEvent = serde_json::from_value(sqs_event(&messages[..1])).unwrap();
+    assert!(launch_pipeline::handle_chunks(&services, first).await.batch_item_failures.is_empty());
+    let (_, midway) = call(&router, "GET", &format!("/api/v1/launches/{}", job.id), Vec::new()).await;
+    assert_eq!((midway["state"].as_str(), midway["chunks_done"].as_u64(), midway["invited"].as_u64()), (Some("running"), Some(1), Some(500)));
+
+    // Resumed: the same file again queues its chunks again; then every chunk arrives, the
+    // first one twice.
+    let (status, again) = call(&router, "POST", &format!("/api/v1/campaigns/{}/launches", campaign.id), csv.clone().into_bytes()).await;
+    assert_eq!((status, again["id"].as_str()), (StatusCode::ACCEPTED, Some(job.id.as_str())), "the same file is the same launch");
+    let requeued = receive_all(config.launch_queue_url.as_deref().unwrap()).await;
+    assert_eq!(requeued.len(), 3);
+    let mut all = messages.clone();
+    all.extend(requeued);
+    let event: SqsEvent = serde_json::from_value(sqs_event(&all)).unwrap();
+    assert!(launch_pipeline::handle_chunks(&services, event).await.batch_item_failures.is_empty());
+
+    let (_, done) = call(&router, "GET", &format!("/api/v1/launches/{}", job.id), Vec::new()).await;
+    let done: LaunchJob = serde_json::from_value(done).unwrap();
+    assert_eq!((done.state, done.rows_processed, done.invited, done.chunks_done), (LaunchState::Done, 1200, 1200, 3), "{done:?}");
+    let rows = store.campaign_rows(&campaign.id).await.unwrap();
+    let mine = rows.iter().filter(|r| r.invitation.contact.email.as_ref().is_some_and(|e| e.as_str().contains(&marker))).count();
+    assert_eq!(mine, 1200, "everyone invited exactly once");
+    let events = store.pending_events(100_000).await.unwrap();
+    let invitation_events = events.iter().filter(|e| e.id.starts_with(&format!("invitation-{}-", job.id))).count();
+    assert_eq!(invitation_events, 1200, "one invitation event each: nobody is sent two invitations");
+    store.settle_counters().await.unwrap();
+    assert_eq!(store.campaign_counters(&campaign.id).await.unwrap().invited, 1200);
+
+    // Finished: the same file once more is answered with the finished job and queues nothing.
+    let (_, finished) = call(&router, "POST", &format!("/api/v1/campaigns/{}/launches", campaign.id), csv.into_bytes()).await;
+    assert_eq!(finished["state"], "done");
+    assert!(receive_all(config.launch_queue_url.as_deref().unwrap()).await.is_empty());
+
+    // Bad input: a file that is no CSV, an unknown launch, no token.
+    let (status, body) = call(&router, "POST", &format!("/api/v1/campaigns/{}/launches", campaign.id), b"\xff\xfe\x00".to_vec()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, _) = call(&router, "GET", "/api/v1/launches/..%2F..%2Fetc", Vec::new()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_file_uploaded_through_a_presigned_url_launches_itself() {
+    let (services, store, table) = world("upload").await;
+    let mut config = config(&table);
+    config.launch_queue_url = Some(create_queue("upload-chunks").await);
+    let bucket = format!("closeloop-uploads-{}", std::process::id());
+    let s3 = s3_client(&config);
+    let location = aws_sdk_s3::types::CreateBucketConfiguration::builder()
+        .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuNorth1)
+        .build();
+    s3.create_bucket().bucket(&bucket).create_bucket_configuration(location).send().await.map_err(aws_sdk_s3::error::DisplayErrorContext).unwrap();
+    let queue = chunk_queue(&config);
+    let router =
+        router_with_pipeline(&services, Some(TOKEN), Some(Pipeline { queue: queue.clone(), s3: s3.clone(), upload_bucket: Some(bucket.clone()) }));
+    let campaign = closeloop_core::Campaign::from_toml(include_str!("../../../demo/campaign.toml")).unwrap();
+    store.put_campaign(&campaign).await.unwrap();
+
+    let (status, upload) = call(&router, "POST", &format!("/api/v1/campaigns/{}/uploads", campaign.id), Vec::new()).await;
+    assert_eq!(status, StatusCode::CREATED, "{upload}");
+    let marker = format!("up{}", std::process::id());
+    let put = reqwest::Client::new()
+        .put(upload["url"].as_str().unwrap())
+        .header("content-type", "text/csv")
+        .body(contacts(&marker, 40))
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "{}", put.text().await.unwrap());
+
+    let key = upload["key"].as_str().unwrap();
+    let event: S3Event = serde_json::from_value(json!({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "eu-north-1",
+        "eventTime": "2026-12-01T10:00:00.000Z", "eventName": "ObjectCreated:Put", "userIdentity": {"principalId": "x"},
+        "requestParameters": {"sourceIPAddress": "127.0.0.1"}, "responseElements": {},
+        "s3": {"s3SchemaVersion": "1.0", "configurationId": "launch", "bucket": {"name": bucket, "ownerIdentity": {"principalId": "x"}, "arn": "arn:aws:s3:::b"},
+               "object": {"key": key, "size": 1, "eTag": "e", "sequencer": "1"}}}]}))
+    .unwrap();
+    launch_pipeline::handle_upload(&services, &queue, &s3, event).await.unwrap();
+    let messages = receive_all(config.launch_queue_url.as_deref().unwrap()).await;
+    assert_eq!(messages.len(), 1);
+    let chunks: SqsEvent = serde_json::from_value(sqs_event(&messages)).unwrap();
+    assert!(launch_pipeline::handle_chunks(&services, chunks).await.batch_item_failures.is_empty());
+    let rows = store.campaign_rows(&campaign.id).await.unwrap();
+    assert_eq!(rows.iter().filter(|r| r.invitation.contact.email.as_ref().is_some_and(|e| e.as_str().contains(&marker))).count(), 40);
+    let (status, _) = call(&router, "POST", "/api/v1/campaigns/no-such-campaign/uploads", Vec::new()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
