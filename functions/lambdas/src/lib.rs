@@ -7,6 +7,7 @@ pub mod launch_pipeline;
 pub mod mail_feedback;
 pub mod on_answer;
 pub mod schedule;
+pub mod send_rate;
 
 use std::sync::Arc;
 
@@ -35,7 +36,10 @@ pub fn services(config: &LambdaConfig) -> Services {
     let sns = closeloop_sns::client_for(config.sns_endpoint.as_deref(), &config.region, config.credentials.clone());
     Services {
         store: Arc::new(DynamoStore::new(dynamodb, config.table.clone())),
-        mailer: Arc::new(SesMailer::new(ses, config.ses_configuration_set.clone())),
+        mailer: match config.ses_max_send_rate {
+            Some(rate) => Arc::new(send_rate::RateLimited::new(SesMailer::new(ses, config.ses_configuration_set.clone()), rate)),
+            None => Arc::new(SesMailer::new(ses, config.ses_configuration_set.clone())),
+        },
         sms: Arc::new(SnsSms::new(sns, config.sms_sender_id.clone())),
         clock: Arc::new(SystemClock),
         links: Links::new(&config.public_url),

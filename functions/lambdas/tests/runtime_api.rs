@@ -11,7 +11,7 @@ use closeloop_dynamodb::stream::{local_streams_client, read_all};
 use serde_json::{json, Value};
 
 mod support;
-use support::{lambda_batch_json, sent_to, world};
+use support::{create_queue, lambda_batch_json, receive_all, sent_to, sqs_event, world};
 
 const API_TOKEN: &str = "runtime-api-token";
 
@@ -32,7 +32,7 @@ impl Drop for Watch {
     }
 }
 
-fn start_watch(table: &str) -> Watch {
+fn start_watch(table: &str, queue_url: &str) -> Watch {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -52,6 +52,9 @@ fn start_watch(table: &str) -> Watch {
         "AWS_ACCESS_KEY_ID=local".into(),
         "AWS_SECRET_ACCESS_KEY=local".into(),
         format!("API_TOKEN={API_TOKEN}"),
+        format!("SQS_ENDPOINT={}", std::env::var("SQS_ENDPOINT").unwrap()),
+        format!("S3_ENDPOINT={}", std::env::var("S3_ENDPOINT").unwrap()),
+        format!("LAUNCH_QUEUE_URL={queue_url}"),
     ];
     let mut cmd = Command::new("cargo");
     cmd.args([
@@ -111,9 +114,10 @@ async fn invoke(http: &reqwest::Client, watch: &Watch, function: &str, payload: 
 #[tokio::test]
 async fn the_binaries_handle_real_events_through_the_runtime_api() {
     let (services, store, table) = world("runtime").await;
+    let queue_url = create_queue("runtime-chunks").await;
     let watch = tokio::task::spawn_blocking({
-        let table = table.clone();
-        move || start_watch(&table)
+        let (table, queue_url) = (table.clone(), queue_url.clone());
+        move || start_watch(&table, &queue_url)
     })
     .await
     .unwrap();
@@ -155,6 +159,37 @@ async fn the_binaries_handle_real_events_through_the_runtime_api() {
         .unwrap();
     assert_eq!(api.status(), 201, "{}", api.text().await.unwrap());
 
+    // A queued launch: the launch function puts its chunk on SQS, the launch_chunk binary
+    // writes it; delivered twice, nobody is invited twice.
+    let queued_csv = format!("email;first_name\nula.{marker}@example.se;Ula\nolle.{marker}@example.se;Olle\n");
+    let queued = http
+        .post(format!("{}/lambda-url/launch/api/v1/campaigns/{}/launches", watch.base, campaign.id))
+        .bearer_auth(API_TOKEN)
+        .header("content-type", "text/csv")
+        .body(queued_csv)
+        .timeout(Duration::from_secs(240))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(queued.status(), 202, "{}", queued.text().await.unwrap());
+    let job: Value = queued.json().await.unwrap();
+    let messages = receive_all(&queue_url).await;
+    assert_eq!(messages.len(), 1, "one chunk");
+    for _ in 0..2 {
+        let written = invoke(&http, &watch, "launch_chunk", &sqs_event(&messages)).await;
+        assert_eq!(written["batchItemFailures"], json!([]), "{written}");
+    }
+    let status: Value = http
+        .get(format!("{}/lambda-url/launch/api/v1/launches/{}", watch.base, job["id"].as_str().unwrap()))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((status["state"].as_str(), status["invited"].as_u64(), status["chunks_done"].as_u64()), (Some("done"), Some(2), Some(1)), "{status}");
+
     // Pia answers.
     let rows = store.campaign_rows(&campaign.id).await.unwrap();
     let names: Vec<_> = rows.iter().map(|r| r.invitation.contact.full_name()).collect();
@@ -175,13 +210,13 @@ async fn the_binaries_handle_real_events_through_the_runtime_api() {
     let first = invoke(&http, &watch, "on_answer", &batch).await;
     assert_eq!(first["batchItemFailures"], json!([]), "{first}");
     let mails = sent_to(&marker).await;
-    // Lo's and Pia's invitations, Pia's thank-you and the owner's alert.
-    assert_eq!(mails.len(), 4, "{mails:#?}");
+    // Lo's, Pia's, Ula's and Olle's invitations, Pia's thank-you and the owner's alert.
+    assert_eq!(mails.len(), 6, "{mails:#?}");
     let again = invoke(&http, &watch, "on_answer", &batch).await;
     assert_eq!(again["batchItemFailures"], json!([]));
     assert_eq!(
         sent_to(&marker).await.len(),
-        4,
+        6,
         "the redelivered batch sent nothing"
     );
 
