@@ -332,15 +332,14 @@ pub async fn cases(State(state): State<AppState>, Path(id): Path<String>, RawQue
         .into_iter()
         .map(|v| (v.as_str(), all.iter().filter(|c| v.includes(c, now)).count()))
         .collect();
-    let mut lines = Vec::new();
-    for case in all.into_iter().filter(|c| view.includes(c, now)).take(CASES_SHOWN) {
-        let invitation = store.invitation(&case.invitation_id).await;
-        let answer = store.answer(&case.invitation_id).await;
-        match (invitation, answer) {
-            (Ok(invitation), Ok(answer)) => lines.push(CaseLine { case, invitation, answer }),
-            (Err(e), _) | (_, Err(e)) => return store_failed(e, &viewer),
-        }
-    }
+    let shown: Vec<closeloop_core::FollowUpCase> = all.into_iter().filter(|c| view.includes(c, now)).take(CASES_SHOWN).collect();
+    let ids: Vec<closeloop_core::InvitationId> = shown.iter().map(|c| c.invitation_id.clone()).collect();
+    let found = match store.invitations_with_answers(&ids).await {
+        Ok(found) => found,
+        Err(e) => return store_failed(e, &viewer),
+    };
+    let lines: Vec<CaseLine> =
+        shown.into_iter().zip(found).map(|(case, (invitation, answer))| CaseLine { case, invitation, answer }).collect();
     // The owner list for admins and viewers: everyone who has a case in this campaign.
     let owners: Vec<String> = if account.scope() == Scope::Everything {
         let everyone = if owner.is_none() { Ok(all_owners) } else { store.cases(&campaign.id, None).await.map(|c| owners_of(&c)) };
