@@ -97,6 +97,14 @@ pub async fn invitations_are_found_by_token_and_by_id(store: &dyn Store) {
     assert_eq!(store.invitation(&inv.id).await.unwrap(), Some(inv.clone()));
     let unknown = Token::from_random_bytes([42; 16]);
     assert_eq!(store.invitation_by_token(&unknown).await.unwrap(), None);
+    // What a survey page reads after the token: the campaign and the answer together.
+    let c = campaign("by-token");
+    assert_eq!(store.campaign_and_answer(&c.id, &inv.id).await.unwrap(), (Some(c.clone()), None));
+    let (a, e, d) = answer(&inv, 7, 1, T0.plus_hours(1));
+    store.record_answer(&a, &e, &d).await.unwrap();
+    assert_eq!(store.campaign_and_answer(&c.id, &inv.id).await.unwrap(), (Some(c.clone()), Some(a)));
+    let missing = CampaignId::parse("no-such-campaign").unwrap();
+    assert_eq!(store.campaign_and_answer(&missing, &InvitationId("no-such".into())).await.unwrap(), (None, None));
 }
 
 pub async fn a_contact_invited_within_the_window_is_throttled_and_later_invited_again(store: &dyn Store) {
@@ -276,10 +284,10 @@ pub async fn opens_review_clickers_and_suppressions_count_each_person_once(store
     store.put_campaign(&c).await.unwrap();
     let invs: Vec<Invitation> = (40..43).map(|n| invitation(&c, n, T0)).collect();
     store.create_invitations(&invs, T0.minus_days(90)).await.unwrap();
-    assert!(store.record_open(&invs[0].id, T0.plus_hours(1)).await.unwrap());
-    assert!(!store.record_open(&invs[0].id, T0.plus_hours(2)).await.unwrap(), "a second open is not counted");
+    assert!(store.record_open(&invs[0].id, &c.id, T0.plus_hours(1)).await.unwrap());
+    assert!(!store.record_open(&invs[0].id, &c.id, T0.plus_hours(2)).await.unwrap(), "a second open is not counted");
     assert_eq!(store.invitation(&invs[0].id).await.unwrap().unwrap().opened_at, Some(T0.plus_hours(1)));
-    assert!(!store.record_open(&InvitationId("no-such".into()), T0).await.unwrap());
+    assert!(!store.record_open(&InvitationId("no-such".into()), &c.id, T0).await.unwrap());
     store.record_review_click(&invs[0].id, "google", T0.plus_hours(2)).await.unwrap();
     store.record_review_click(&invs[0].id, "trustpilot", T0.plus_hours(3)).await.unwrap();
     // Suppressed by email, then by phone: one person, counted once.
@@ -351,7 +359,7 @@ pub async fn concurrent_writers_on_one_campaign_lose_nothing_and_count_everythin
     assert!(outcomes.iter().all(|o| *o == CreateOutcome::Created), "{outcomes:?}");
     let writes = invs.iter().enumerate().map(|(i, inv)| async move {
         let at = T0.plus_hours(1);
-        store.record_open(&inv.id, at).await?;
+        store.record_open(&inv.id, &inv.campaign_id, at).await?;
         let (a, e, d) = answer(inv, (i % 11) as u8, 1, at);
         store.record_answer(&a, &e, &d).await?;
         if i % 3 == 0 {

@@ -109,7 +109,8 @@ pub trait Store: Sync + Send {
     async fn record_answer(&self, answer: &Answer, event: &Event, counters: &CounterDeltas) -> Result<(), StoreError>;
 
     /// Marks the invitation's page as opened and counts it, the first time only; true if first.
-    async fn record_open(&self, invitation: &InvitationId, at: Timestamp) -> Result<bool, StoreError>;
+    /// `campaign` is the invitation's (the caller has the invitation): no read to learn it.
+    async fn record_open(&self, invitation: &InvitationId, campaign: &CampaignId, at: Timestamp) -> Result<bool, StoreError>;
 
     /// Events not yet completed, oldest first.
     async fn pending_events(&self, limit: usize) -> Result<Vec<Event>, StoreError>;
@@ -144,6 +145,12 @@ pub trait Store: Sync + Send {
     async fn add_case_note(&self, invitation: &InvitationId, note: &CaseNote) -> Result<bool, StoreError>;
     /// Closes an open case; false if there is none or it was closed already (the first closure stands).
     async fn close_case(&self, invitation: &InvitationId, closure: &CaseClosure) -> Result<bool, StoreError>;
+
+    /// A campaign and an invitation's answer together: what a survey page needs after the token
+    /// lookup. DynamoDB reads both in one BatchGetItem (one subrequest on the Worker).
+    async fn campaign_and_answer(&self, campaign: &CampaignId, invitation: &InvitationId) -> Result<(Option<Campaign>, Option<Answer>), StoreError> {
+        Ok((self.campaign(campaign).await?, self.answer(invitation).await?))
+    }
 
     /// Stores a launch job as it is (creating or replacing it).
     async fn put_launch(&self, job: &crate::launch::LaunchJob) -> Result<(), StoreError>;

@@ -14,6 +14,7 @@ macro_rules! log_error {
 
 pub mod admin;
 pub mod api;
+pub mod campaign_cache;
 mod headers;
 mod pages;
 #[cfg(target_arch = "wasm32")]
@@ -53,6 +54,7 @@ pub struct AppState {
     api_token_sha256: Option<Arc<[u8; 32]>>,
     /// The dashboard's accounts and session key; `None` leaves `/admin` switched off.
     pub admin: Option<Arc<admin::AdminConfig>>,
+    pub campaigns: Arc<campaign_cache::CampaignCache>,
 }
 
 impl AppState {
@@ -60,7 +62,7 @@ impl AppState {
     pub fn new(services: impl Into<EdgeServices>, api_token: Option<&str>) -> Self {
         let services = services.into();
         let api_token_sha256 = api_token.filter(|t| !t.is_empty()).map(|t| Arc::new(Sha256::digest(t.as_bytes()).into()));
-        Self { services, api_token_sha256, admin: None }
+        Self { services, api_token_sha256, admin: None, campaigns: Arc::default() }
     }
 
     pub fn with_admin(mut self, admin: admin::AdminConfig) -> Self {

@@ -54,8 +54,33 @@ async fn lookup(state: &AppState, token: &str, headers: &HeaderMap) -> Result<(I
     let token = Token::parse(token).ok_or_else(missing)?;
     let store = &state.services.store;
     let invitation = store.invitation_by_token(&token).await.map_err(|e| store_failed(e, locale))?.ok_or_else(missing)?;
+    let now = state.services.clock.now();
+    if let Some(campaign) = state.campaigns.get(&invitation.campaign_id, now) {
+        return Ok((invitation, campaign));
+    }
     let campaign = store.campaign(&invitation.campaign_id).await.map_err(|e| store_failed(e, locale))?.ok_or_else(missing)?;
+    state.campaigns.put(&campaign, now);
     Ok((invitation, campaign))
+}
+
+/// `lookup` plus the invitation's answer: two round trips at most (the token query, then the
+/// answer, or the campaign and the answer in one batch when the campaign is not cached).
+async fn lookup_with_answer(state: &AppState, token: &str, headers: &HeaderMap) -> Result<(Invitation, Campaign, Option<Answer>), Response> {
+    let locale = browser_locale(headers);
+    let missing = || notice(StatusCode::NOT_FOUND, locale, Notice::NotFound);
+    let token = Token::parse(token).ok_or_else(missing)?;
+    let store = &state.services.store;
+    let invitation = store.invitation_by_token(&token).await.map_err(|e| store_failed(e, locale))?.ok_or_else(missing)?;
+    let now = state.services.clock.now();
+    if let Some(campaign) = state.campaigns.get(&invitation.campaign_id, now) {
+        let answer = store.answer(&invitation.id).await.map_err(|e| store_failed(e, invitation.locale))?;
+        return Ok((invitation, campaign, answer));
+    }
+    let (campaign, answer) =
+        store.campaign_and_answer(&invitation.campaign_id, &invitation.id).await.map_err(|e| store_failed(e, invitation.locale))?;
+    let campaign = campaign.ok_or_else(missing)?;
+    state.campaigns.put(&campaign, now);
+    Ok((invitation, campaign, answer))
 }
 
 fn form_from(answer: &Answer) -> SurveyForm {
@@ -83,13 +108,9 @@ fn page(
 }
 
 pub async fn survey(State(state): State<AppState>, Path(token): Path<String>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
-    let (invitation, campaign) = match lookup(&state, &token, &headers).await {
+    let (invitation, campaign, existing) = match lookup_with_answer(&state, &token, &headers).await {
         Ok(found) => found,
         Err(response) => return response,
-    };
-    let existing = match state.services.store.answer(&invitation.id).await {
-        Ok(a) => a,
-        Err(e) => return store_failed(e, invitation.locale),
     };
     let mut form = existing.as_ref().map(form_from).unwrap_or_default();
     // The score from an email link preselects; it is recorded only when the person submits.
@@ -104,7 +125,7 @@ pub async fn survey(State(state): State<AppState>, Path(token): Path<String>, Ra
     }
     if invitation.opened_at.is_none() {
         // The funnel's "opened" step; failing to count it must not cost the respondent the page.
-        if let Err(e) = state.services.store.record_open(&invitation.id, state.services.clock.now()).await {
+        if let Err(e) = state.services.store.record_open(&invitation.id, &invitation.campaign_id, state.services.clock.now()).await {
             log_error!("recording the page open failed: {e}");
         }
     }
@@ -118,8 +139,9 @@ fn is_form(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")))
 }
 
-/// How often a conflicting concurrent edit is retried before giving up with 503.
-const ANSWER_ATTEMPTS: u32 = 3;
+/// How often a conflicting concurrent edit is retried before giving up with 503. Each try is two
+/// subrequests on the Worker (read the answer, write it): with the lookup, six at most.
+const ANSWER_ATTEMPTS: u32 = 2;
 
 pub async fn answer(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     let (invitation, campaign) = match lookup(&state, &token, &headers).await {
@@ -184,24 +206,23 @@ pub async fn answer(State(state): State<AppState>, Path(token): Path<String>, he
 }
 
 pub async fn thanks(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
-    let (invitation, campaign) = match lookup(&state, &token, &headers).await {
+    let (invitation, campaign, answer) = match lookup_with_answer(&state, &token, &headers).await {
         Ok(found) => found,
         Err(response) => return response,
     };
-    match state.services.store.answer(&invitation.id).await {
-        Ok(Some(answer)) => match render::thanks_page(&campaign, &invitation, &answer, &state.services.links) {
+    match answer {
+        Some(answer) => match render::thanks_page(&campaign, &invitation, &answer, &state.services.links) {
             Ok(html) => Html(html).into_response(),
             Err(e) => render_failed(e),
         },
-        Ok(None) => Redirect::to(&format!("/s/{}", invitation.token.as_str())).into_response(),
-        Err(e) => store_failed(e, invitation.locale),
+        None => Redirect::to(&format!("/s/{}", invitation.token.as_str())).into_response(),
     }
 }
 
 /// Records the click and redirects, only to the configured site and only for an answer that may
 /// see it, so the link is neither an open redirect nor a way around the audience setting.
 pub async fn review_redirect(State(state): State<AppState>, Path((token, site)): Path<(String, String)>, headers: HeaderMap) -> Response {
-    let (invitation, campaign) = match lookup(&state, &token, &headers).await {
+    let (invitation, campaign, answer) = match lookup_with_answer(&state, &token, &headers).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -210,10 +231,8 @@ pub async fn review_redirect(State(state): State<AppState>, Path((token, site)):
         return not_found();
     };
     let store = &state.services.store;
-    let answer = match store.answer(&invitation.id).await {
-        Ok(Some(answer)) => answer,
-        Ok(None) => return Redirect::to(&format!("/s/{}", invitation.token.as_str())).into_response(),
-        Err(e) => return store_failed(e, invitation.locale),
+    let Some(answer) = answer else {
+        return Redirect::to(&format!("/s/{}", invitation.token.as_str())).into_response();
     };
     if !rules::may_invite_to_review(site, &answer) {
         return not_found();

@@ -65,6 +65,16 @@ impl Cancelled {
     }
 }
 
+/// Whether a store error is a transaction cancelled by a conflict that outlasted its retries.
+pub fn is_transaction_conflict(e: &StoreError) -> bool {
+    match e {
+        StoreError::Unavailable(source) => source
+            .downcast_ref::<Cancelled>()
+            .is_some_and(|c| c.reasons.iter().any(|r| r.code() == Some("TransactionConflict"))),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -57,6 +57,13 @@ impl DynamoStore {
         Self { client, table: table.into(), retry: retry::ConflictRetry::default() }
     }
 
+    /// How many times in all a transaction is sent while conflicts cancel it. The Worker uses 1:
+    /// each try is a subrequest, and its callers retry what matters themselves.
+    pub fn with_conflict_attempts(mut self, attempts: u32) -> Self {
+        self.retry.attempts = attempts.max(1);
+        self
+    }
+
     pub fn client(&self) -> &Client {
         &self.client
     }
@@ -551,13 +558,8 @@ impl Store for DynamoStore {
         Ok(buckets)
     }
 
-    async fn record_open(&self, invitation: &InvitationId, at: Timestamp) -> Result<bool, StoreError> {
-        let Some(inv) = self.invitation_item(invitation).await? else {
-            return Ok(false);
-        };
-        if inv.opened_at.is_some() {
-            return Ok(false);
-        }
+    async fn record_open(&self, invitation: &InvitationId, campaign: &CampaignId, at: Timestamp) -> Result<bool, StoreError> {
+        // One write, no read: the condition makes it the first open of an existing invitation.
         let mark = Update::builder()
             .table_name(&self.table)
             .key("pk", s(invitation_pk(invitation)))
@@ -567,8 +569,36 @@ impl Store for DynamoStore {
             .expression_attribute_values(":at", n(at.millis()))
             .build()
             .map_err(request_bug)?;
-        let change = Change::page_opened(invitation, &inv.campaign_id, at);
+        let change = Change::page_opened(invitation, campaign, at);
         self.transact_if(vec![TransactWriteItem::builder().update(mark).build(), self.change_put(&change)?]).await
+    }
+
+    async fn campaign_and_answer(&self, campaign: &CampaignId, invitation: &InvitationId) -> Result<(Option<Campaign>, Option<Answer>), StoreError> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let key = |pk: String, sk: String| HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))]);
+        let mut pending = vec![key(CAMPAIGNS_PK.to_owned(), campaign_sk(campaign)), key(invitation_pk(invitation), ANSWER_SK.to_owned())];
+        let mut items = Vec::new();
+        for attempt in 1..=self.retry.attempts {
+            let request = KeysAndAttributes::builder().set_keys(Some(pending)).consistent_read(true).build().map_err(request_bug)?;
+            let out = self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(unavailable)?;
+            items.extend(out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default());
+            pending = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
+            if pending.is_empty() {
+                break;
+            }
+            if attempt == self.retry.attempts {
+                return Err(StoreError::unavailable(Unprocessed { keys: pending.len() }));
+            }
+            self.retry.pause(&self.client, attempt).await;
+        }
+        let mut found = (None, None);
+        for item in &items {
+            match get_s(item, "sk")? {
+                ANSWER_SK => found.1 = Some(body(item)?),
+                _ => found.0 = Some(body(item)?),
+            }
+        }
+        Ok(found)
     }
 
     async fn answer(&self, invitation: &InvitationId) -> Result<Option<Answer>, StoreError> {
@@ -599,9 +629,12 @@ impl Store for DynamoStore {
             TransactWriteItem::builder().update(mark_answered).build(),
             self.change_put(&change)?,
         ];
-        match self.transact(items).await? {
-            Ok(()) => Ok(()),
-            Err(_) => Err(StoreError::Conflict),
+        match self.transact(items).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(StoreError::Conflict),
+            // Another write to this invitation at the same moment: the caller reads and decides again.
+            Err(e) if errors::is_transaction_conflict(&e) => Err(StoreError::Conflict),
+            Err(e) => Err(e),
         }
     }
 

@@ -519,7 +519,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn record_open(&self, invitation: &InvitationId, at: Timestamp) -> Result<bool, StoreError> {
+    async fn record_open(&self, invitation: &InvitationId, _campaign: &CampaignId, at: Timestamp) -> Result<bool, StoreError> {
         let invitation = invitation.clone();
         self.write("record_open", move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
@@ -995,8 +995,8 @@ mod tests {
                 pages.push(tokio::spawn(async move { store.invitation_by_token(&token).await }));
             }
             let open = tokio::spawn({
-                let (store, id) = (store.clone(), invs[3].id.clone());
-                async move { store.record_open(&id, closeloop_core::contract::T0.plus_hours(1)).await }
+                let (store, id, campaign) = (store.clone(), invs[3].id.clone(), invs[3].campaign_id.clone());
+                async move { store.record_open(&id, &campaign, closeloop_core::contract::T0.plus_hours(1)).await }
             });
             let sms = OutgoingSms { kind: closeloop_core::ports::MessageKind::Reminder, to: "+46700000000".into(), text: "hej".into() };
             let sent = outbox.send_sms(&sms).await;

@@ -1,0 +1,46 @@
+//! Campaigns kept for a short while per process (per isolate on the Worker), so a survey page
+//! after the token lookup needs one more read at most: its answer, or the campaign and the
+//! answer together in one BatchGetItem. A campaign edit reaches survey pages within `TTL_MS`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use closeloop_core::campaign::{Campaign, CampaignId};
+use closeloop_core::Timestamp;
+
+pub const TTL_MS: i64 = 60_000;
+/// Enough for every live campaign of a programme; beyond it the cache starts afresh.
+const MAX_CAMPAIGNS: usize = 256;
+
+#[derive(Default)]
+pub struct CampaignCache(Mutex<HashMap<CampaignId, (Timestamp, Campaign)>>);
+
+impl CampaignCache {
+    pub fn get(&self, id: &CampaignId, now: Timestamp) -> Option<Campaign> {
+        let cached = self.0.lock().ok()?;
+        cached.get(id).filter(|(at, _)| now.millis() - at.millis() < TTL_MS).map(|(_, c)| c.clone())
+    }
+
+    pub fn put(&self, campaign: &Campaign, now: Timestamp) {
+        if let Ok(mut cached) = self.0.lock() {
+            if cached.len() >= MAX_CAMPAIGNS {
+                cached.clear();
+            }
+            cached.insert(campaign.id.clone(), (now, campaign.clone()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_campaign_is_read_again_after_its_lifetime() {
+        let cache = CampaignCache::default();
+        let c = Campaign::from_toml("id = \"c\"\nname = \"n\"\ncompany = \"A\"\nsender_name = \"s\"\nsender_email = \"s@a.example\"\n").unwrap();
+        cache.put(&c, Timestamp::from_millis(1_000));
+        assert_eq!(cache.get(&c.id, Timestamp::from_millis(1_000 + TTL_MS - 1)), Some(c.clone()));
+        assert_eq!(cache.get(&c.id, Timestamp::from_millis(1_000 + TTL_MS)), None);
+    }
+}
