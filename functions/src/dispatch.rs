@@ -123,32 +123,67 @@ pub struct DispatchSummary {
     pub deferred: usize,
 }
 
-/// Handles pending events until none are left or one fails temporarily (it stays pending and
-/// is tried again on the next call, after the ones before it are done).
+/// Invitations the local dispatcher handles at the same time: rendering runs on both cores while
+/// another invitation's send waits for the store.
+pub const DISPATCH_CONCURRENCY: usize = 8;
+
+/// Handles pending events until none are left or some fail temporarily (they stay pending and
+/// are tried again on the next call). Events of one invitation are handled in order, different
+/// invitations at the same time, as the stream consumer does on AWS.
 pub async fn dispatch_pending(services: &Services) -> Result<DispatchSummary, FunctionError> {
+    use futures_util::StreamExt;
     let mut summary = DispatchSummary::default();
     let campaigns = CampaignCache::default();
     loop {
         // What the stream consumer does on AWS: count first, then react.
         services.store.settle_counters().await?;
-        let events = services.store.pending_events(200).await?;
+        let events = services.store.pending_events(500).await?;
         if events.is_empty() {
             return Ok(summary);
         }
-        for event in &events {
-            match handle_event_with(services, event, &campaigns).await {
-                Ok(()) => summary.handled += 1,
-                Err(e) if e.is_retryable() => {
-                    tracing::warn!(event = %event.id, error = %e, "deferred");
-                    summary.deferred += 1;
-                    return Ok(summary);
-                }
-                Err(e) => {
-                    tracing::error!(event = %event.id, error = %e, "dropped");
-                    summary.dropped += 1;
-                }
-            }
-            services.store.complete_event(&event.id, services.clock.now()).await?;
+        let mut groups: Vec<Vec<Event>> = Vec::new();
+        let mut slot_of: std::collections::HashMap<InvitationId, usize> = std::collections::HashMap::new();
+        for event in events {
+            let slot = *slot_of.entry(event_invitation(&event).clone()).or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            });
+            groups[slot].push(event);
+        }
+        let results: Vec<Result<DispatchSummary, FunctionError>> = futures_util::stream::iter(groups)
+            .map(|group| dispatch_in_order(services, group, &campaigns))
+            .buffer_unordered(DISPATCH_CONCURRENCY)
+            .collect()
+            .await;
+        for result in results {
+            let part = result?;
+            summary.handled += part.handled;
+            summary.dropped += part.dropped;
+            summary.deferred += part.deferred;
+        }
+        if summary.deferred > 0 {
+            return Ok(summary);
         }
     }
+}
+
+/// One invitation's events, in order; a temporary failure leaves it and the rest pending.
+async fn dispatch_in_order(services: &Services, group: Vec<Event>, campaigns: &CampaignCache) -> Result<DispatchSummary, FunctionError> {
+    let mut summary = DispatchSummary::default();
+    for event in &group {
+        match handle_event_with(services, event, campaigns).await {
+            Ok(()) => summary.handled += 1,
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(event = %event.id, error = %e, "deferred");
+                summary.deferred += 1;
+                return Ok(summary);
+            }
+            Err(e) => {
+                tracing::error!(event = %event.id, error = %e, "dropped");
+                summary.dropped += 1;
+            }
+        }
+        services.store.complete_event(&event.id, services.clock.now()).await?;
+    }
+    Ok(summary)
 }

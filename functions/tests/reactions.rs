@@ -264,3 +264,33 @@ async fn digests_speak_the_owners_language_reach_admin_accounts_and_count_open_c
     let admin = digests.iter().find(|m| m.to == "cx@acme.example").unwrap();
     assert!(admin.text.contains("Open follow-up cases: 1"), "{}", admin.text);
 }
+
+#[tokio::test]
+async fn a_launch_stopped_midway_and_run_again_invites_everyone_exactly_once() {
+    let w = world(0).await;
+    let mut csv = String::from("email,first_name\n");
+    for i in 0..1100 {
+        csv.push_str(&format!("p{i}@resume.example,P{i}\n"));
+    }
+    // The first run writes one chunk of three, then the process dies.
+    let started = launch::start(&w.services, &w.campaign, "contacts.csv", csv.as_bytes()).await.unwrap();
+    assert_eq!(started.chunks.len(), 3);
+    launch::process_chunk(&w.services, &w.campaign, &started.chunks[0]).await.unwrap();
+    let midway = w.store.launch(&started.job.id).await.unwrap().unwrap();
+    assert_eq!((midway.rows_processed, midway.invited), (500, 500));
+
+    // Run again: the same job resumes; nobody counts as throttled by the first run.
+    let summary = launch::launch(&w.services, &w.campaign, csv.as_bytes()).await.unwrap();
+    assert_eq!((summary.invited, summary.throttled), (1100, 0), "{summary:?}");
+    assert_eq!(summary.launch_id.as_ref(), Some(&started.job.id));
+    let job = w.store.launch(&started.job.id).await.unwrap().unwrap();
+    assert_eq!((job.state, job.rows_processed, job.chunks_done), (closeloop_core::launch::LaunchState::Done, 1100, 3));
+    let invited = w.store.campaign_rows(&w.campaign.id).await.unwrap().iter().filter(|r| r.invitation.id.0.starts_with(job.id.as_str())).count();
+    assert_eq!(invited, 1100);
+    let dispatched = dispatch::dispatch_pending(&w.services).await.unwrap();
+    let sent = w.outbox.messages().unwrap().into_iter().filter(|m| m.to.contains("@resume.example")).count();
+    assert_eq!(dispatched.dropped, 0, "{dispatched:?}");
+    assert_eq!(sent, 1100, "one invitation each");
+    // A third run changes nothing and reports the finished job.
+    assert_eq!(launch::launch(&w.services, &w.campaign, csv.as_bytes()).await.unwrap(), summary);
+}
