@@ -11,7 +11,7 @@ use closeloop_core::ports::{Clock, ManualClock, Store};
 use closeloop_core::report::{build_report, Figures, Report};
 use closeloop_core::{Campaign, CampaignId, Timestamp};
 use closeloop_embedded::SystemClock;
-use closeloop_functions::launch::{launch, LaunchSummary};
+use closeloop_functions::launch::{launch, launch_with_progress, LaunchSummary};
 use closeloop_functions::schedule::{self, ScheduleSummary};
 
 use crate::{serve, LocalApp, Settings};
@@ -53,10 +53,39 @@ pub async fn cmd_launch(settings: &Settings, campaign_path: &Path, contacts_path
     let csv = std::fs::read(contacts_path).with_context(|| format!("reading {}", contacts_path.display()))?;
     let app = LocalApp::open(settings, Arc::new(SystemClock))?;
     let started = Instant::now();
-    let summary = launch_campaign(&app, &campaign, &csv).await?;
-    print!("{}", describe_launch(&campaign, &summary));
-    println!("Done in {:.2} s; the messages are in the outbox.", started.elapsed().as_secs_f64());
+    // The job's rows as they are written; hidden when stderr is not a terminal (scripts, tests).
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} rows ({per_sec}, {eta} left)")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(format!("Launching {}", campaign.id));
+    let source = contacts_path.display().to_string();
+    let before = app.store.launch(&closeloop_core::launch::LaunchId::of(&campaign.id, &csv)).await?;
+    match &before {
+        Some(job) if job.is_finished() => println!("This file was launched before (launch {}); reporting it as it stands.", job.id),
+        Some(job) => println!("Resuming launch {}: {} of {} rows written before.", job.id, job.rows_processed, job.total_rows),
+        None => {}
+    }
+    let job = launch_with_progress(&app.services, &campaign, &source, &csv, &|job| {
+        bar.set_length(job.total_rows);
+        bar.set_position(job.rows_processed);
+    })
+    .await?;
+    bar.finish_and_clear();
+    app.dispatch().await?;
+    print!("{}", describe_launch(&campaign, &LaunchSummary::from(&job)));
+    println!("Launch {} {}; done in {:.2} s; the messages are in the outbox.", job.id, job_state(&job), started.elapsed().as_secs_f64());
     Ok(())
+}
+
+fn job_state(job: &closeloop_core::launch::LaunchJob) -> &'static str {
+    match job.state {
+        closeloop_core::launch::LaunchState::Validating => "validating",
+        closeloop_core::launch::LaunchState::Running => "still running",
+        closeloop_core::launch::LaunchState::Done => "done",
+        closeloop_core::launch::LaunchState::Failed => "failed",
+    }
 }
 
 pub async fn cmd_up(settings: &Settings, port: u16, demo: bool) -> anyhow::Result<()> {

@@ -133,3 +133,56 @@ fn a_broken_campaign_file_or_time_fails_with_a_clear_message() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("RFC 3339"));
 }
+
+#[test]
+fn a_launch_killed_midway_resumes_when_run_again_and_invites_everyone_exactly_once() {
+    use closeloop_core::ports::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let csv_path = dir.path().join("big.csv");
+    let mut csv = String::from("email;first_name;store\n");
+    for i in 0..20_000 {
+        csv.push_str(&format!("p{i}@resume.example;P{i};Store {}\n", i % 9));
+    }
+    std::fs::write(&csv_path, &csv).unwrap();
+    let campaign_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../demo/campaign.toml");
+    let campaign = closeloop_core::Campaign::from_toml(include_str!("../../demo/campaign.toml")).unwrap();
+    let launch_id = closeloop_core::launch::LaunchId::of(&campaign.id, csv.as_bytes());
+    let args = ["launch", "--campaign", campaign_path, "--contacts", csv_path.to_str().unwrap()];
+
+    let mut child = Command::new(BIN).arg("--data-dir").arg(dir.path()).args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let db = dir.path().join("closeloop.db");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    // Killed (SIGKILL, no chance to clean up) while its chunks are being written.
+    let seen = loop {
+        assert!(Instant::now() < deadline, "the launch never showed progress");
+        if db.exists() {
+            let store = closeloop_embedded::SqliteStore::open(&db).unwrap();
+            if let Some(job) = runtime.block_on(store.launch(&launch_id)).unwrap() {
+                if job.rows_processed > 0 {
+                    child.kill().unwrap();
+                    child.wait().unwrap();
+                    break job;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(seen.state, closeloop_core::launch::LaunchState::Running, "killed midway: {seen:?}");
+    assert!(seen.rows_processed < 20_000);
+
+    let again = closeloop(dir.path(), &args);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    let text = stdout(&again);
+    assert!(text.contains(&format!("Resuming launch {launch_id}")), "{text}");
+    assert!(text.contains("20000 invited") && text.contains("0 surveyed within"), "{text}");
+    let store = closeloop_embedded::SqliteStore::open(&db).unwrap();
+    let job = runtime.block_on(store.launch(&launch_id)).unwrap().unwrap();
+    assert_eq!((job.state, job.invited, job.rows_processed), (closeloop_core::launch::LaunchState::Done, 20_000, 20_000));
+    let rows = runtime.block_on(store.campaign_rows(&campaign.id)).unwrap();
+    assert_eq!(rows.len(), 20_000, "everyone invited exactly once");
+    let outbox = store.outbox(std::sync::Arc::new(closeloop_core::ports::SystemClock)).messages().unwrap();
+    let invitations: std::collections::BTreeSet<String> = outbox.iter().filter(|m| m.kind == "invitation").map(|m| m.to.clone()).collect();
+    assert_eq!(invitations.len(), 20_000, "every invitation sent");
+    assert_eq!(outbox.iter().filter(|m| m.kind == "invitation").count(), 20_000, "none sent twice");
+}
