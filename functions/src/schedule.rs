@@ -86,21 +86,32 @@ pub async fn run(services: &Services, accounts: &Accounts, at: Timestamp) -> Res
 pub async fn send_digests(services: &Services, accounts: &Accounts, at: Timestamp) -> Result<usize, FunctionError> {
     let week = at.iso_week();
     let mut sent = 0;
+    let mut first_error = None;
     for campaign in services.store.campaigns().await? {
-        // One pass per campaign and week: later runs on the same Monday skip the whole scan.
-        let run_key = format!("digest-run:{}:{week}", campaign.id);
-        if !services.store.claim_send(&run_key, at).await? {
+        // A campaign whose digests all went out this week is skipped without a scan. The marker
+        // is set only after the last digest, so a run cut short (a Lambda timeout) leaves the
+        // campaign to the next run, whose per-recipient keys skip what went out already.
+        let done_key = format!("digest-done:{}:{week}", campaign.id);
+        if !services.store.claim_send(&done_key, at).await? {
             continue;
         }
+        services.store.release_send(&done_key).await?;
         match campaign_digests(services, accounts, &campaign, at, &week).await {
-            Ok(n) => sent += n,
+            Ok(n) => {
+                sent += n;
+                services.store.claim_send(&done_key, at).await?;
+            }
+            // One campaign's failure does not hold back the others' digests.
             Err(e) => {
-                services.store.release_send(&run_key).await?;
-                return Err(e);
+                tracing::warn!(campaign = %campaign.id, error = %e, "digests not finished; the next run goes on");
+                first_error.get_or_insert(e);
             }
         }
     }
-    Ok(sent)
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(sent),
+    }
 }
 
 async fn campaign_digests(

@@ -294,3 +294,42 @@ async fn a_launch_stopped_midway_and_run_again_invites_everyone_exactly_once() {
     // A third run changes nothing and reports the finished job.
     assert_eq!(launch::launch(&w.services, &w.campaign, csv.as_bytes()).await.unwrap(), summary);
 }
+
+/// Delivers to the outbox, except that digest number `hang_at` never completes: a run cut short.
+struct HangingMailer {
+    inner: Outbox,
+    calls: AtomicUsize,
+    hang_at: usize,
+}
+
+#[async_trait]
+impl Mailer for HangingMailer {
+    async fn send_mail(&self, mail: &OutgoingMail) -> Result<String, SendError> {
+        if mail.kind == closeloop_core::ports::MessageKind::Digest && self.calls.fetch_add(1, Ordering::SeqCst) == self.hang_at {
+            std::future::pending::<()>().await;
+        }
+        self.inner.send_mail(mail).await
+    }
+}
+
+#[tokio::test]
+async fn a_digest_run_cut_short_by_a_timeout_is_finished_by_the_next_run() {
+    let w = world(0).await;
+    w.answer("Pia", 10).await;
+    w.answer("Dag", 2).await;
+    dispatch::dispatch_pending(&w.services).await.unwrap();
+    let monday_morning = next_monday_morning();
+    let hanging = Services { mailer: Arc::new(HangingMailer { inner: w.outbox.clone(), calls: AtomicUsize::new(0), hang_at: 0 }), ..w.services.clone() };
+    // The function's timeout: the run is dropped while its first digest is being sent.
+    let cut = tokio::time::timeout(std::time::Duration::from_millis(300), schedule::run(&hanging, &Default::default(), monday_morning)).await;
+    assert!(cut.is_err(), "the run was cut short");
+    let digests = |w: &World| w.outbox.messages().unwrap().into_iter().filter(|m| m.kind == "digest").count();
+    assert_eq!(digests(&w), 0);
+    // The next run sends the campaign's other digest. The one cut off mid-send stays claimed:
+    // as with every message, a send interrupted after its claim is lost rather than doubled.
+    let next = schedule::run(&w.services, &Default::default(), monday_morning.plus_hours(1)).await.unwrap();
+    assert_eq!(next.digests_sent, 1, "the rest of the week's digests still go out");
+    assert_eq!(digests(&w), 1, "nobody gets a digest twice");
+    let after = schedule::run(&w.services, &Default::default(), monday_morning.plus_hours(2)).await.unwrap();
+    assert_eq!(after.digests_sent, 0);
+}
