@@ -495,7 +495,13 @@ pub async fn a_launch_job_counts_each_chunk_once(store: &dyn Store) {
     let last = ChunkResult::from_outcomes(&[CreateOutcome::AlreadyCreated], 0);
     let done = store.record_launch_chunk(&id, 1, &last, T0.plus_hours(3)).await.unwrap().unwrap();
     assert_eq!((done.rows_processed, done.invited, done.state, done.finished_at), (3, 2, LaunchState::Done, Some(T0.plus_hours(3))));
-    assert_eq!(store.launch(&id).await.unwrap(), Some(done));
+    assert_eq!(store.launch(&id).await.unwrap(), Some(done.clone()));
+    let mut later = LaunchJob::new(LaunchId::of(&c.id, b"a later file"), c.id.clone(), "later.csv", T0.plus_days(1));
+    later.validated(0, 0, Vec::new(), 0);
+    store.put_launch(&later).await.unwrap();
+    assert_eq!(store.launches(&c.id, 10).await.unwrap(), vec![later.clone(), done], "the most recent first");
+    assert_eq!(store.launches(&c.id, 1).await.unwrap(), vec![later]);
+    assert!(store.launches(&CampaignId::parse("no-launches").unwrap(), 10).await.unwrap().is_empty());
     let unknown = LaunchId::of(&c.id, b"another file");
     assert_eq!(store.launch(&unknown).await.unwrap(), None);
     assert_eq!(store.record_launch_chunk(&unknown, 0, &last, T0).await.unwrap(), None);

@@ -190,8 +190,34 @@ pub fn overview_page(
     campaign: &Campaign,
     aggregates: &Aggregates,
     filter: Option<&SegmentFilter>,
+    launches: &[crate::launch::LaunchJob],
 ) -> Result<String, RenderError> {
     let funnel = aggregates.funnel();
+    let launches: Vec<Value> = launches
+        .iter()
+        .map(|job| {
+            use crate::launch::{LaunchState, SkipReason};
+            json!({
+                "id": job.id.as_str(),
+                "source": job.source,
+                "started": job.started_at.to_display(),
+                "finished": job.finished_at.map(|t| t.to_display()),
+                "state": match job.state {
+                    LaunchState::Validating => "validating",
+                    LaunchState::Running => "running",
+                    LaunchState::Done => "done",
+                    LaunchState::Failed => "failed",
+                },
+                "processed": job.rows_processed,
+                "total": job.total_rows,
+                "invited": job.invited,
+                "suppressed": job.skipped(SkipReason::Suppressed),
+                "throttled": job.skipped(SkipReason::Throttled),
+                "duplicates": job.skipped(SkipReason::Duplicate),
+                "bad_rows": job.bad_row_count,
+            })
+        })
+        .collect();
     let points = charts::trend_points(&aggregates.weeks());
     let weeks: Vec<Value> = points
         .iter()
@@ -228,6 +254,7 @@ pub fn overview_page(
             "filter_query": filter.map(SegmentFilter::query),
             "scope_note": scope_note(viewer, filter),
             "section": "overview",
+            "launches": launches,
         }),
     )
 }

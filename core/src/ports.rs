@@ -155,6 +155,8 @@ pub trait Store: Sync + Send {
     /// Stores a launch job as it is (creating or replacing it).
     async fn put_launch(&self, job: &crate::launch::LaunchJob) -> Result<(), StoreError>;
     async fn launch(&self, id: &crate::launch::LaunchId) -> Result<Option<crate::launch::LaunchJob>, StoreError>;
+    /// A campaign's launches, the most recent first, at most `limit`.
+    async fn launches(&self, campaign: &CampaignId, limit: usize) -> Result<Vec<crate::launch::LaunchJob>, StoreError>;
     /// Adds one chunk's result to its job, once: a chunk recorded before (a redelivery, a
     /// resumed launch) changes nothing. Returns the job as it is now (`None` if there is no job).
     async fn record_launch_chunk(

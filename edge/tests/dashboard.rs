@@ -410,6 +410,9 @@ async fn the_overview_counts_opens_and_a_segment_filter_narrows_it() {
     // Two detractors and one promoter of three: NPS -33; nobody opened a page (they posted directly).
     assert!(overview.contains("id=\"nps-value\">-33<"), "{overview}");
     assert!(overview.contains("<th scope=\"row\">Opened the page</th><td class=\"num\">0</td>"));
+    // The launch that invited them, read from its job.
+    assert!(overview.contains("<h2 id=\"launches-h\">Launches</h2>"), "{overview}");
+    assert!(overview.contains("<td>file</td><td>done"), "{overview}");
     let token = app.token_of("Åsa").await;
     app.send(Request::get(format!("/s/{token}")).body(Body::empty()).unwrap()).await;
     app.send(Request::get(format!("/s/{token}?score=3")).body(Body::empty()).unwrap()).await;

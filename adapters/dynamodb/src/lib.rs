@@ -857,6 +857,21 @@ impl Store for DynamoStore {
         self.get(launch_pk(id), LAUNCH_SK).await?.map(|item| body(&item)).transpose()
     }
 
+    async fn launches(&self, campaign: &CampaignId, limit: usize) -> Result<Vec<LaunchJob>, StoreError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(schema::CAMPAIGN_INDEX)
+            .key_condition_expression("gsi2pk = :c AND begins_with(gsi2sk, :launch)")
+            .expression_attribute_values(":c", s(campaign_partition(campaign)))
+            .expression_attribute_values(":launch", s("LAUNCH#"))
+            .scan_index_forward(false);
+        query = query.limit(limit.min(100) as i32);
+        let out = query.send().await.map_err(unavailable)?;
+        out.items.unwrap_or_default().iter().take(limit).map(|item| body(item)).collect()
+    }
+
     async fn record_launch_chunk(&self, id: &LaunchId, chunk: u32, result: &ChunkResult, at: Timestamp) -> Result<Option<LaunchJob>, StoreError> {
         // Chunks finish in parallel (one `launch_chunk` invocation each): the job item is
         // updated under its version, and a marker item per chunk makes the count happen once.

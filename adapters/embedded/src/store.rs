@@ -800,6 +800,22 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn launches(&self, campaign: &CampaignId, limit: usize) -> Result<Vec<LaunchJob>, StoreError> {
+        let campaign = campaign.as_str().to_owned();
+        self.read("launches", move |conn| {
+            // A campaign has a handful of launches: a scan of the launches table is fine.
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT body FROM launches WHERE json_extract(body, '$.campaign') = ?1
+                     ORDER BY json_extract(body, '$.started_at') DESC, id LIMIT ?2",
+                )
+                .map_err(unavailable)?;
+            let rows = stmt.query_map(params![campaign, limit as i64], |r| r.get::<_, String>(0)).map_err(unavailable)?;
+            rows.map(|b| from_json(&b.map_err(unavailable)?)).collect()
+        })
+        .await
+    }
+
     async fn record_launch_chunk(&self, id: &LaunchId, chunk: u32, result: &ChunkResult, at: Timestamp) -> Result<Option<LaunchJob>, StoreError> {
         let (id, result) = (id.as_str().to_owned(), result.clone());
         self.write("record_launch_chunk", move |conn| {

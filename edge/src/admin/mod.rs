@@ -233,6 +233,9 @@ pub async fn campaigns(State(state): State<AppState>, headers: HeaderMap) -> Res
     html(StatusCode::OK, dashboard::campaigns_page(&viewer, &shown))
 }
 
+/// The most recent launches the overview lists (one query).
+const LAUNCHES_SHOWN: usize = 5;
+
 pub async fn overview(State(state): State<AppState>, Path(id): Path<String>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
     let (_, account, viewer) = page_guard!(state, headers);
     let campaign = match find_campaign(&state, &id, &viewer).await {
@@ -241,8 +244,12 @@ pub async fn overview(State(state): State<AppState>, Path(id): Path<String>, Raw
     };
     let q = query_map(query.as_deref());
     let filter = SegmentFilter::parse(q.get("by").map(String::as_str), q.get("value").map(String::as_str));
+    let launches = match state.services.store.launches(&campaign.id, LAUNCHES_SHOWN).await {
+        Ok(l) => l,
+        Err(e) => return store_failed(e, &viewer),
+    };
     match aggregates_for(&state, &campaign, &account, filter.as_ref(), View::Overview).await {
-        Ok(agg) => html(StatusCode::OK, dashboard::overview_page(&viewer, &campaign, &agg, filter.as_ref())),
+        Ok(agg) => html(StatusCode::OK, dashboard::overview_page(&viewer, &campaign, &agg, filter.as_ref(), &launches)),
         Err(e) => store_failed(e, &viewer),
     }
 }
