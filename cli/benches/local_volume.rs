@@ -428,7 +428,7 @@ fn main() -> anyhow::Result<()> {
         invitations: env_number("LOCAL_VOLUME_INVITATIONS", 20_000)?,
         answers: env_number("LOCAL_VOLUME_ANSWERS", 5_000)?,
         runs: env_number("LOCAL_VOLUME_RUNS", 5)?.max(1),
-        requests: env_number("LOCAL_VOLUME_REQUESTS", 1_000)?.max(1),
+        requests: env_number("LOCAL_VOLUME_REQUESTS", 2_000)?.max(1),
         old_query: std::env::var("LOCAL_VOLUME_OLD_QUERY").map_or(true, |v| v != "0"),
     };
     ensure!(sizes.answers <= sizes.invitations, "more answers than invitations");
