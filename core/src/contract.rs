@@ -485,8 +485,11 @@ pub async fn a_launch_job_counts_each_chunk_once(store: &dyn Store) {
     let id = LaunchId::of(&c.id, b"email\na@x.example\n");
     let mut job = LaunchJob::new(id.clone(), c.id.clone(), "contacts.csv", T0);
     job.validated(3, 2, vec![crate::import::RowProblem { line: 9, reason: "no email or phone".into() }], 0);
-    store.put_launch(&job).await.unwrap();
+    assert_eq!(store.create_launch(&job).await.unwrap(), job);
     assert_eq!(store.launch(&id).await.unwrap(), Some(job.clone()));
+    let mut rival = job.clone();
+    rival.source = "the same file, started twice at once".into();
+    assert_eq!(store.create_launch(&rival).await.unwrap(), job, "the first start's job stands");
     let first = ChunkResult::from_outcomes(&[CreateOutcome::Created, CreateOutcome::Suppressed], 0);
     let after = store.record_launch_chunk(&id, 0, &first, T0.plus_hours(1)).await.unwrap().unwrap();
     assert_eq!((after.rows_processed, after.invited, after.skipped(SkipReason::Suppressed), after.state), (2, 1, 1, LaunchState::Running));
@@ -498,7 +501,7 @@ pub async fn a_launch_job_counts_each_chunk_once(store: &dyn Store) {
     assert_eq!(store.launch(&id).await.unwrap(), Some(done.clone()));
     let mut later = LaunchJob::new(LaunchId::of(&c.id, b"a later file"), c.id.clone(), "later.csv", T0.plus_days(1));
     later.validated(0, 0, Vec::new(), 0);
-    store.put_launch(&later).await.unwrap();
+    store.create_launch(&later).await.unwrap();
     assert_eq!(store.launches(&c.id, 10).await.unwrap(), vec![later.clone(), done], "the most recent first");
     assert_eq!(store.launches(&c.id, 1).await.unwrap(), vec![later]);
     assert!(store.launches(&CampaignId::parse("no-launches").unwrap(), 10).await.unwrap().is_empty());

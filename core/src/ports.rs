@@ -152,8 +152,9 @@ pub trait Store: Sync + Send {
         Ok((self.campaign(campaign).await?, self.answer(invitation).await?))
     }
 
-    /// Stores a launch job as it is (creating or replacing it).
-    async fn put_launch(&self, job: &crate::launch::LaunchJob) -> Result<(), StoreError>;
+    /// Stores a new launch job unless one with its id exists (two starts of the same file at
+    /// once); returns the job as stored.
+    async fn create_launch(&self, job: &crate::launch::LaunchJob) -> Result<crate::launch::LaunchJob, StoreError>;
     async fn launch(&self, id: &crate::launch::LaunchId) -> Result<Option<crate::launch::LaunchJob>, StoreError>;
     /// A campaign's launches, the most recent first, at most `limit`.
     async fn launches(&self, campaign: &CampaignId, limit: usize) -> Result<Vec<crate::launch::LaunchJob>, StoreError>;
@@ -176,6 +177,12 @@ pub trait Store: Sync + Send {
             found.push((self.invitation(id).await?, self.answer(id).await?));
         }
         Ok(found)
+    }
+
+    /// Counts these events (read from the work index or the stream) if they carry deltas not
+    /// counted yet: what a dispatcher calls before reacting to the events it fetched.
+    async fn count_events(&self, _events: &[Event]) -> Result<usize, StoreError> {
+        Ok(0)
     }
 
     /// Adds the counter deltas of changes already written, each change once however often it

@@ -135,12 +135,12 @@ pub async fn dispatch_pending(services: &Services) -> Result<DispatchSummary, Fu
     let mut summary = DispatchSummary::default();
     let campaigns = CampaignCache::default();
     loop {
-        // What the stream consumer does on AWS: count first, then react.
-        services.store.settle_counters().await?;
         let events = services.store.pending_events(500).await?;
         if events.is_empty() {
             return Ok(summary);
         }
+        // What the stream consumer does on AWS: count exactly these events first, then react.
+        services.store.count_events(&events).await?;
         let mut groups: Vec<Vec<Event>> = Vec::new();
         let mut slot_of: std::collections::HashMap<InvitationId, usize> = std::collections::HashMap::new();
         for event in events {

@@ -101,8 +101,7 @@ pub async fn start(services: &Services, campaign: &Campaign, source: &str, conta
             let mut job = LaunchJob::new(id, campaign.id.clone(), source, now);
             let total = chunks.iter().map(|c| c.rows.len() as u64).sum();
             job.validated(total, chunks.len() as u32, bad_rows, imported.duplicate_lines.len() as u64);
-            services.store.put_launch(&job).await?;
-            job
+            services.store.create_launch(&job).await?
         }
     };
     Ok(Started { job, chunks })

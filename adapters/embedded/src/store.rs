@@ -780,12 +780,14 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn put_launch(&self, job: &LaunchJob) -> Result<(), StoreError> {
+    async fn create_launch(&self, job: &LaunchJob) -> Result<LaunchJob, StoreError> {
         let (id, body) = (job.id.as_str().to_owned(), to_json(job)?);
-        self.write("put_launch", move |conn| {
-            conn.execute("INSERT INTO launches (id, body) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET body = excluded.body", params![id, body])
-                .map_err(unavailable)?;
-            Ok(())
+        self.write("create_launch", move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            tx.execute("INSERT OR IGNORE INTO launches (id, body) VALUES (?1, ?2)", params![id, body]).map_err(unavailable)?;
+            let stored: String = tx.query_row("SELECT body FROM launches WHERE id = ?1", [&id], |r| r.get(0)).map_err(unavailable)?;
+            tx.commit().map_err(unavailable)?;
+            from_json(&stored)
         })
         .await
     }

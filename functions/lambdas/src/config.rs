@@ -37,6 +37,9 @@ pub struct LambdaConfig {
     pub s3_endpoint: Option<String>,
     /// SES's sending quota for the account, in mails per second, shared by the functions that send.
     pub ses_max_send_rate: Option<f64>,
+    /// How many execution environments may send at once (stream shards, the schedule): each
+    /// takes this share of the quota.
+    pub ses_sending_instances: u32,
 }
 
 fn required(name: &'static str) -> Result<String, ConfigError> {
@@ -76,6 +79,10 @@ impl LambdaConfig {
             sqs_endpoint: optional("SQS_ENDPOINT"),
             s3_endpoint: optional("S3_ENDPOINT"),
             ses_max_send_rate: optional("SES_MAX_SEND_RATE").map(|v| v.parse().map_err(|_| ConfigError::Invalid("SES_MAX_SEND_RATE", v))).transpose()?,
+            ses_sending_instances: optional("SES_SENDING_INSTANCES")
+                .map(|v| v.parse::<u32>().ok().filter(|n| *n > 0).ok_or(ConfigError::Invalid("SES_SENDING_INSTANCES", v)))
+                .transpose()?
+                .unwrap_or(1),
         })
     }
 }

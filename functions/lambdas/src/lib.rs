@@ -37,7 +37,10 @@ pub fn services(config: &LambdaConfig) -> Services {
     Services {
         store: Arc::new(DynamoStore::new(dynamodb, config.table.clone())),
         mailer: match config.ses_max_send_rate {
-            Some(rate) => Arc::new(send_rate::RateLimited::new(SesMailer::new(ses, config.ses_configuration_set.clone()), rate)),
+            Some(rate) => Arc::new(send_rate::RateLimited::new(
+                SesMailer::new(ses, config.ses_configuration_set.clone()),
+                rate / f64::from(config.ses_sending_instances),
+            )),
             None => Arc::new(SesMailer::new(ses, config.ses_configuration_set.clone())),
         },
         sms: Arc::new(SnsSms::new(sns, config.sms_sender_id.clone())),

@@ -51,6 +51,9 @@ pub async fn handle_with_concurrency(
     }
     let mut failures: Vec<String> = Vec::new();
     let changes: Vec<Change> = records.iter().map(|(_, c)| c.clone()).collect();
+    // Events whose counting failed for good stay on the work index (uncompleted), where a later
+    // `settle_counters` can still count them.
+    let mut complete = true;
     if let Err(e) = services.store.apply_counters(&changes).await {
         if e.is_retryable() {
             // Nothing was reacted to yet: the whole batch comes again, and what was counted is
@@ -59,6 +62,7 @@ pub async fn handle_with_concurrency(
             return Ok(response(records.into_iter().map(|(sequence, _)| sequence).collect()));
         }
         tracing::error!(error = %e, "counting failed permanently; reacting anyway");
+        complete = false;
     }
 
     let mut by_invitation: Vec<Vec<(String, Change)>> = Vec::new();
@@ -73,7 +77,7 @@ pub async fn handle_with_concurrency(
     }
     let campaigns = CampaignCache::default();
     let outcomes = futures_util::stream::iter(by_invitation)
-        .map(|group| handle_in_order(services, group, &campaigns, deadline))
+        .map(|group| handle_in_order(services, group, &campaigns, deadline, complete))
         .buffer_unordered(concurrency.max(1))
         .collect::<Vec<Vec<String>>>()
         .await;
@@ -82,7 +86,13 @@ pub async fn handle_with_concurrency(
 }
 
 /// Handles one invitation's events in order; returns the sequence numbers to retry.
-async fn handle_in_order(services: &Services, group: Vec<(String, Change)>, campaigns: &CampaignCache, deadline: Option<Instant>) -> Vec<String> {
+async fn handle_in_order(
+    services: &Services,
+    group: Vec<(String, Change)>,
+    campaigns: &CampaignCache,
+    deadline: Option<Instant>,
+    complete: bool,
+) -> Vec<String> {
     if deadline.is_some_and(|d| Instant::now() + DEADLINE_MARGIN >= d) {
         tracing::warn!(records = group.len(), "near the deadline: left for the retry");
         return group.into_iter().map(|(sequence, _)| sequence).collect();
@@ -97,6 +107,9 @@ async fn handle_in_order(services: &Services, group: Vec<(String, Change)>, camp
                 return std::iter::once(sequence).chain(records.map(|(s, _)| s)).collect();
             }
             Err(e) => tracing::error!(event = %event.id, error = %e, "dropped: retrying cannot help"),
+        }
+        if !complete {
+            continue;
         }
         if let Err(e) = services.store.complete_event(&event.id, services.clock.now()).await {
             // Handled; it only stays on the work index until the next local dispatch or its TTL.

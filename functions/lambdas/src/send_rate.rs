@@ -24,22 +24,39 @@ impl<M> RateLimited<M> {
         Self { inner, interval, next_slot: Mutex::new(Instant::now()) }
     }
 
-    /// The moment this send may go: slots are handed out `interval` apart.
-    fn reserve(&self) -> Instant {
+    /// The moment this send may go (slots are handed out `interval` apart), or `None` when the
+    /// next free slot is more than `MAX_WAIT` away.
+    fn reserve(&self) -> Option<Instant> {
         let mut next = self.next_slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let now = Instant::now();
         let slot = (*next).max(now);
+        if slot > now + MAX_WAIT {
+            return None;
+        }
         *next = slot + self.interval;
-        slot
+        Some(slot)
     }
 }
 
 #[async_trait]
 impl<M: Mailer> Mailer for RateLimited<M> {
     async fn send_mail(&self, mail: &OutgoingMail) -> Result<String, SendError> {
-        tokio::time::sleep_until(self.reserve()).await;
+        // A send never waits long enough to straddle the function's deadline with its claim
+        // taken: past `MAX_WAIT` it fails temporarily, the claim is given back and the stream
+        // retries the record later.
+        let slot = self.reserve().ok_or_else(|| SendError::transient(NoSlot { within: MAX_WAIT }))?;
+        tokio::time::sleep_until(slot).await;
         self.inner.send_mail(mail).await
     }
+}
+
+/// A send may wait this long for its slot.
+pub const MAX_WAIT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+#[error("no SES send slot free within {within:?} at the account's rate")]
+pub struct NoSlot {
+    pub within: Duration,
 }
 
 #[cfg(test)]
@@ -58,7 +75,29 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn sends_are_spaced_to_the_quota_even_when_asked_for_at_once() {
         let limited = RateLimited::new(Counting(Default::default()), 10.0);
-        let mail = OutgoingMail {
+        let mail = mail();
+        let start = tokio::time::Instant::now();
+        let sends = (0..21).map(|_| limited.send_mail(&mail));
+        let results = futures_util::future::join_all(sends).await;
+        assert!(results.iter().all(Result::is_ok));
+        // 21 sends at 10 a second: the last goes two seconds after the first (paused clock).
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
+        assert_eq!(limited.inner.0.load(std::sync::atomic::Ordering::SeqCst), 21);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_send_whose_slot_is_too_far_off_fails_temporarily_without_sending() {
+        let limited = RateLimited::new(Counting(Default::default()), 1.0);
+        let mail = mail();
+        let results = futures_util::future::join_all((0..5).map(|_| limited.send_mail(&mail))).await;
+        // Slots at 0, 1 and 2 s are within the wait; the 4th and 5th would wait 3 and 4 s.
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 3);
+        assert!(results.iter().filter(|r| r.is_err()).all(|r| matches!(r, Err(SendError::Transient(_)))));
+        assert_eq!(limited.inner.0.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    fn mail() -> OutgoingMail {
+        OutgoingMail {
             kind: closeloop_core::ports::MessageKind::Invitation,
             key: String::new(),
             from_name: String::new(),
@@ -69,12 +108,6 @@ mod tests {
             text: String::new(),
             html: String::new(),
             headers: Vec::new(),
-        };
-        let start = tokio::time::Instant::now();
-        let sends = (0..21).map(|_| limited.send_mail(&mail));
-        futures_util::future::join_all(sends).await;
-        // 21 sends at 10 a second: the last goes two seconds after the first (paused clock).
-        assert_eq!(start.elapsed(), Duration::from_secs(2));
-        assert_eq!(limited.inner.0.load(std::sync::atomic::Ordering::SeqCst), 21);
+        }
     }
 }
