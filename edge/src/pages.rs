@@ -46,19 +46,24 @@ pub async fn not_found(headers: HeaderMap) -> Response {
     notice(StatusCode::NOT_FOUND, browser_locale(&headers), Notice::NotFound)
 }
 
-/// Finds the invitation and its campaign, or the response to give instead. Unknown and
-/// malformed tokens get the same page: nothing tells them apart.
-async fn lookup(state: &AppState, token: &str, headers: &HeaderMap) -> Result<(Invitation, Campaign), Response> {
+/// The invitation a token names, or the response to give instead.
+async fn invitation_of(state: &AppState, token: &str, headers: &HeaderMap) -> Result<Invitation, Response> {
     let locale = browser_locale(headers);
     let missing = || notice(StatusCode::NOT_FOUND, locale, Notice::NotFound);
     let token = Token::parse(token).ok_or_else(missing)?;
-    let store = &state.services.store;
-    let invitation = store.invitation_by_token(&token).await.map_err(|e| store_failed(e, locale))?.ok_or_else(missing)?;
+    state.services.store.invitation_by_token(&token).await.map_err(|e| store_failed(e, locale))?.ok_or_else(missing)
+}
+
+/// Finds the invitation and its campaign, or the response to give instead. Unknown and
+/// malformed tokens get the same page: nothing tells them apart.
+async fn lookup(state: &AppState, token: &str, headers: &HeaderMap) -> Result<(Invitation, Campaign), Response> {
+    let invitation = invitation_of(state, token, headers).await?;
     let now = state.services.clock.now();
     if let Some(campaign) = state.campaigns.get(&invitation.campaign_id, now) {
         return Ok((invitation, campaign));
     }
-    let campaign = store.campaign(&invitation.campaign_id).await.map_err(|e| store_failed(e, locale))?.ok_or_else(missing)?;
+    let missing = notice(StatusCode::NOT_FOUND, invitation.locale, Notice::NotFound);
+    let campaign = state.services.store.campaign(&invitation.campaign_id).await.map_err(|e| store_failed(e, invitation.locale))?.ok_or(missing)?;
     state.campaigns.put(&campaign, now);
     Ok((invitation, campaign))
 }
@@ -66,11 +71,8 @@ async fn lookup(state: &AppState, token: &str, headers: &HeaderMap) -> Result<(I
 /// `lookup` plus the invitation's answer: two round trips at most (the token query, then the
 /// answer, or the campaign and the answer in one batch when the campaign is not cached).
 async fn lookup_with_answer(state: &AppState, token: &str, headers: &HeaderMap) -> Result<(Invitation, Campaign, Option<Answer>), Response> {
-    let locale = browser_locale(headers);
-    let missing = || notice(StatusCode::NOT_FOUND, locale, Notice::NotFound);
-    let token = Token::parse(token).ok_or_else(missing)?;
+    let invitation = invitation_of(state, token, headers).await?;
     let store = &state.services.store;
-    let invitation = store.invitation_by_token(&token).await.map_err(|e| store_failed(e, locale))?.ok_or_else(missing)?;
     let now = state.services.clock.now();
     if let Some(campaign) = state.campaigns.get(&invitation.campaign_id, now) {
         let answer = store.answer(&invitation.id).await.map_err(|e| store_failed(e, invitation.locale))?;
@@ -78,7 +80,7 @@ async fn lookup_with_answer(state: &AppState, token: &str, headers: &HeaderMap) 
     }
     let (campaign, answer) =
         store.campaign_and_answer(&invitation.campaign_id, &invitation.id).await.map_err(|e| store_failed(e, invitation.locale))?;
-    let campaign = campaign.ok_or_else(missing)?;
+    let campaign = campaign.ok_or_else(|| notice(StatusCode::NOT_FOUND, invitation.locale, Notice::NotFound))?;
     state.campaigns.put(&campaign, now);
     Ok((invitation, campaign, answer))
 }

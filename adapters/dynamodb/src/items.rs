@@ -89,6 +89,11 @@ fn expires_at(at: Timestamp, days: u32) -> AttributeValue {
     n(at.plus_days(days).millis() / 1000)
 }
 
+/// The primary key of an item, for GetItem and BatchGetItem.
+pub fn item_key(pk: String, sk: String) -> Item {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
 pub fn invitation_pk(id: &InvitationId) -> String {
     format!("INV#{}", id.0)
 }

@@ -126,6 +126,31 @@ impl DynamoStore {
         }
     }
 
+    /// The items with these keys, strongly consistent, 100 keys a call; keys DynamoDB leaves
+    /// unprocessed (throttling) are asked again with backoff. Missing items are simply absent.
+    async fn batch_get(&self, keys: Vec<HashMap<String, AttributeValue>>) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let mut items = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(100) {
+            let mut pending = chunk.to_vec();
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                let request = KeysAndAttributes::builder().set_keys(Some(pending)).consistent_read(true).build().map_err(request_bug)?;
+                let out = self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(unavailable)?;
+                items.extend(out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default());
+                pending = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
+                attempt += 1;
+                if !pending.is_empty() {
+                    if attempt >= self.retry.attempts.max(3) {
+                        return Err(StoreError::unavailable(Unprocessed { keys: pending.len() }));
+                    }
+                    self.retry.pause(&self.client, attempt).await;
+                }
+            }
+        }
+        Ok(items)
+    }
+
     /// Items of one kind on the sharded work index, due at or before `due` (all if `None`),
     /// oldest first across the shards, at most `limit`.
     async fn query_work(&self, kind: &str, due: Option<Timestamp>, limit: usize) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
@@ -591,23 +616,7 @@ impl Store for DynamoStore {
     }
 
     async fn campaign_and_answer(&self, campaign: &CampaignId, invitation: &InvitationId) -> Result<(Option<Campaign>, Option<Answer>), StoreError> {
-        use aws_sdk_dynamodb::types::KeysAndAttributes;
-        let key = |pk: String, sk: String| HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))]);
-        let mut pending = vec![key(CAMPAIGNS_PK.to_owned(), campaign_sk(campaign)), key(invitation_pk(invitation), ANSWER_SK.to_owned())];
-        let mut items = Vec::new();
-        for attempt in 1..=self.retry.attempts {
-            let request = KeysAndAttributes::builder().set_keys(Some(pending)).consistent_read(true).build().map_err(request_bug)?;
-            let out = self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(unavailable)?;
-            items.extend(out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default());
-            pending = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
-            if pending.is_empty() {
-                break;
-            }
-            if attempt == self.retry.attempts {
-                return Err(StoreError::unavailable(Unprocessed { keys: pending.len() }));
-            }
-            self.retry.pause(&self.client, attempt).await;
-        }
+        let items = self.batch_get(vec![item_key(CAMPAIGNS_PK.to_owned(), campaign_sk(campaign)), item_key(invitation_pk(invitation), ANSWER_SK.to_owned())]).await?;
         let mut found = (None, None);
         for item in &items {
             match get_s(item, "sk")? {
@@ -873,34 +882,10 @@ impl Store for DynamoStore {
     }
 
     async fn count_events(&self, events: &[Event]) -> Result<usize, StoreError> {
-        use aws_sdk_dynamodb::types::KeysAndAttributes;
         // Read again by key, strongly consistent: the work index may lag behind the table.
-        let mut changes = Vec::new();
-        for chunk in events.chunks(100) {
-            let mut pending: Vec<HashMap<String, AttributeValue>> = chunk
-                .iter()
-                .map(|e| HashMap::from([("pk".to_owned(), s(event_pk(&e.id))), ("sk".to_owned(), s(EVENT_SK))]))
-                .collect();
-            for attempt in 1..=self.retry.attempts.max(3) {
-                let request = KeysAndAttributes::builder().set_keys(Some(pending)).consistent_read(true).build().map_err(request_bug)?;
-                let out = self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(unavailable)?;
-                for item in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
-                    if !item.contains_key("counted") {
-                        if let Some(change) = change_from_item(&item) {
-                            changes.push(change?);
-                        }
-                    }
-                }
-                pending = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
-                if pending.is_empty() {
-                    break;
-                }
-                if attempt == self.retry.attempts.max(3) {
-                    return Err(StoreError::unavailable(Unprocessed { keys: pending.len() }));
-                }
-                self.retry.pause(&self.client, attempt).await;
-            }
-        }
+        let items = self.batch_get(events.iter().map(|e| item_key(event_pk(&e.id), EVENT_SK.to_owned())).collect()).await?;
+        let changes: Vec<Change> =
+            items.iter().filter(|item| !item.contains_key("counted")).filter_map(change_from_item).collect::<Result<_, _>>()?;
         self.count_changes(&changes).await
     }
 
@@ -954,37 +939,16 @@ impl Store for DynamoStore {
     }
 
     async fn invitations_with_answers(&self, ids: &[InvitationId]) -> Result<Vec<(Option<Invitation>, Option<Answer>)>, StoreError> {
-        use aws_sdk_dynamodb::types::KeysAndAttributes;
-        let mut items: HashMap<(String, String), HashMap<String, AttributeValue>> = HashMap::new();
-        let mut keys: Vec<HashMap<String, AttributeValue>> = Vec::new();
         let mut unique = std::collections::HashSet::new();
-        for id in ids {
-            if unique.insert(&id.0) {
-                for sk in [INVITATION_SK, ANSWER_SK] {
-                    keys.push(HashMap::from([("pk".to_owned(), s(invitation_pk(id))), ("sk".to_owned(), s(sk))]));
-                }
-            }
-        }
-        // 100 keys a call; keys DynamoDB leaves unprocessed (throttling) are asked again.
-        for chunk in keys.chunks(100) {
-            let mut pending = chunk.to_vec();
-            let mut attempt = 0;
-            while !pending.is_empty() {
-                let request = KeysAndAttributes::builder().set_keys(Some(pending)).consistent_read(true).build().map_err(request_bug)?;
-                let out = self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(unavailable)?;
-                for item in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
-                    let key = (get_s(&item, "pk")?.to_owned(), get_s(&item, "sk")?.to_owned());
-                    items.insert(key, item);
-                }
-                pending = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
-                attempt += 1;
-                if !pending.is_empty() {
-                    if attempt >= self.retry.attempts {
-                        return Err(StoreError::unavailable(Unprocessed { keys: pending.len() }));
-                    }
-                    self.retry.pause(&self.client, attempt).await;
-                }
-            }
+        let keys = ids
+            .iter()
+            .filter(|id| unique.insert(&id.0))
+            .flat_map(|id| [INVITATION_SK, ANSWER_SK].map(|sk| item_key(invitation_pk(id), sk.to_owned())))
+            .collect();
+        let mut items: HashMap<(String, String), HashMap<String, AttributeValue>> = HashMap::new();
+        for item in self.batch_get(keys).await? {
+            let key = (get_s(&item, "pk")?.to_owned(), get_s(&item, "sk")?.to_owned());
+            items.insert(key, item);
         }
         ids.iter()
             .map(|id| {
