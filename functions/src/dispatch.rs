@@ -16,7 +16,7 @@ use crate::{FunctionError, Services};
 pub struct CampaignCache(std::sync::Mutex<std::collections::HashMap<CampaignId, Campaign>>);
 
 impl CampaignCache {
-    async fn get(&self, services: &Services, id: &CampaignId) -> Result<Campaign, FunctionError> {
+    pub async fn get(&self, services: &Services, id: &CampaignId) -> Result<Campaign, FunctionError> {
         if let Some(campaign) = self.0.lock().ok().and_then(|cached| cached.get(id).cloned()) {
             return Ok(campaign);
         }

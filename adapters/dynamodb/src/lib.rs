@@ -176,6 +176,13 @@ impl DynamoStore {
         Ok(items)
     }
 
+    /// Counts the event items among `items` not marked `counted` yet.
+    async fn count_uncounted(&self, items: &[HashMap<String, AttributeValue>]) -> Result<usize, StoreError> {
+        let changes: Vec<Change> =
+            items.iter().filter(|item| !item.contains_key("counted")).filter_map(change_from_item).collect::<Result<_, _>>()?;
+        self.count_changes(&changes).await
+    }
+
     /// Adds the deltas of `changes` to the counter items, each change once: every transaction
     /// marks its changes' event items `counted` under the condition that they were not, and
     /// adds their deltas folded by (campaign, bucket). A change counted before (a redelivered
@@ -884,9 +891,7 @@ impl Store for DynamoStore {
     async fn count_events(&self, events: &[Event]) -> Result<usize, StoreError> {
         // Read again by key, strongly consistent: the work index may lag behind the table.
         let items = self.batch_get(events.iter().map(|e| item_key(event_pk(&e.id), EVENT_SK.to_owned())).collect()).await?;
-        let changes: Vec<Change> =
-            items.iter().filter(|item| !item.contains_key("counted")).filter_map(change_from_item).collect::<Result<_, _>>()?;
-        self.count_changes(&changes).await
+        self.count_uncounted(&items).await
     }
 
     async fn launch(&self, id: &LaunchId) -> Result<Option<LaunchJob>, StoreError> {
@@ -966,9 +971,7 @@ impl Store for DynamoStore {
     async fn settle_counters(&self) -> Result<usize, StoreError> {
         // Every event still on the work index (handled ones leave it), counted or not.
         let items = self.query_work(PENDING_EVENT, None, usize::MAX).await?;
-        let uncounted: Vec<Change> =
-            items.iter().filter(|item| !item.contains_key("counted")).filter_map(change_from_item).collect::<Result<_, _>>()?;
-        self.count_changes(&uncounted).await
+        self.count_uncounted(&items).await
     }
 }
 

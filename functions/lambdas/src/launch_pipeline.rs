@@ -4,7 +4,6 @@
 //! S3 through a presigned URL, and the upload's S3 event starts the same launch
 //! (`launch_upload`).
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_lambda_events::event::s3::S3Event;
@@ -12,8 +11,9 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use closeloop_core::campaign::{Campaign, CampaignId};
 use closeloop_core::launch::{LaunchChunk, LaunchJob};
+use closeloop_functions::dispatch::CampaignCache;
 use closeloop_functions::launch::{self, LaunchError, Started};
-use closeloop_functions::{FunctionError, Services};
+use closeloop_functions::Services;
 
 /// SQS takes at most 10 entries and 256 KiB in one SendMessageBatch.
 const BATCH_ENTRIES: usize = 10;
@@ -111,7 +111,7 @@ pub async fn start_launch(services: &Services, queue: &ChunkQueue, campaign: &Ca
 /// twice); one that never can is logged and dropped (it goes to the dead-letter queue after its
 /// receive count only if it keeps failing retryably).
 pub async fn handle_chunks(services: &Services, event: SqsEvent) -> SqsBatchResponse {
-    let mut campaigns: HashMap<CampaignId, Campaign> = HashMap::new();
+    let campaigns = CampaignCache::default();
     let mut failures = Vec::new();
     for message in event.records {
         let id = message.message_id.clone().unwrap_or_default();
@@ -124,16 +124,8 @@ pub async fn handle_chunks(services: &Services, event: SqsEvent) -> SqsBatchResp
             None => continue,
         };
         let result = async {
-            if !campaigns.contains_key(&chunk.campaign) {
-                let campaign = services
-                    .store
-                    .campaign(&chunk.campaign)
-                    .await?
-                    .ok_or_else(|| FunctionError::Missing(format!("campaign {}", chunk.campaign)))?;
-                campaigns.insert(chunk.campaign.clone(), campaign);
-            }
-            let campaign = &campaigns[&chunk.campaign];
-            launch::process_chunk(services, campaign, &chunk).await
+            let campaign = campaigns.get(services, &chunk.campaign).await?;
+            launch::process_chunk(services, &campaign, &chunk).await
         }
         .await;
         match result {
