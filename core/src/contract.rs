@@ -6,7 +6,7 @@ use crate::campaign::{Campaign, CampaignId};
 use crate::counters::{answer_deltas, Aggregates, CounterDeltas, View, OPENED, REVIEW_CLICKERS, TOTAL};
 use crate::model::*;
 use crate::nps::Score;
-use crate::ports::{CreateOutcome, Store, StoreError};
+use crate::ports::{CreateOutcome, InvitationRow, RowCursor, RowQuery, Store, StoreError};
 use crate::time::Timestamp;
 use crate::changes::Change;
 use crate::fixtures::{answer_touching_everything, largest_campaign, largest_invitation};
@@ -510,6 +510,70 @@ pub async fn a_launch_job_counts_each_chunk_once(store: &dyn Store) {
     assert_eq!(store.record_launch_chunk(&unknown, 0, &last, T0).await.unwrap(), None);
 }
 
+/// Every page of rows, whole campaign or one owner's, in order.
+async fn all_pages(store: &dyn Store, campaign: &CampaignId, owner: Option<&Email>, limit: usize) -> Vec<InvitationRow> {
+    let (mut rows, mut after): (Vec<InvitationRow>, Option<RowCursor>) = (Vec::new(), None);
+    for _ in 0..200 {
+        let page = store.rows_page(RowQuery { campaign, owner, after: after.as_ref(), limit }).await.unwrap();
+        assert!(page.rows.len() <= limit, "a page holds at most its limit");
+        rows.extend(page.rows);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return rows,
+        }
+    }
+    panic!("paging never reached the end");
+}
+
+/// Pages cover a campaign's rows once each, in invitation-id order, and an owner's pages hold only
+/// that owner's rows; cases and launches stored beside them never show up as rows.
+pub async fn pages_of_rows_cover_the_campaign_once_and_an_owner_sees_only_theirs(store: &dyn Store) {
+    let c = campaign("paged");
+    store.put_campaign(&c).await.unwrap();
+    let owner = Email::parse("owner@acme.example").unwrap();
+    let invs: Vec<Invitation> = (1..=25)
+        .map(|n| {
+            let mut inv = invitation(&c, n, T0.plus_hours(u32::from(n % 7)));
+            if n % 3 == 0 {
+                inv.contact.owner_email = Some(owner.clone());
+            }
+            inv
+        })
+        .collect();
+    store.create_invitations(&invs, T0.minus_days(90)).await.unwrap();
+    for inv in invs.iter().filter(|i| i.id.0.ends_with('0') || i.contact.owner_email.is_some()) {
+        let (a, e, d) = answer(inv, 3, 1, T0.plus_days(1));
+        store.record_answer(&a, &e, &d).await.unwrap();
+    }
+    let case = FollowUpCase::new(invs[2].id.clone(), c.id.clone(), Some(owner.clone()), T0.plus_days(1), T0.plus_days(3));
+    store.open_case(&case).await.unwrap();
+    let mut job = crate::launch::LaunchJob::new(crate::launch::LaunchId::of(&c.id, b"paged"), c.id.clone(), "paged.csv", T0);
+    job.validated(0, 0, Vec::new(), 0);
+    store.create_launch(&job).await.unwrap();
+    let other = campaign("paged-other");
+    store.put_campaign(&other).await.unwrap();
+    store.create_invitations(&[invitation(&other, 1, T0)], T0.minus_days(90)).await.unwrap();
+
+    let mut expected = store.campaign_rows(&c.id).await.unwrap();
+    expected.sort_by(|x, y| x.invitation.id.cmp(&y.invitation.id));
+    assert_eq!(expected.len(), 25);
+    for limit in [1, 4, 100] {
+        assert_eq!(all_pages(store, &c.id, None, limit).await, expected, "pages of {limit}");
+    }
+    let owned: Vec<InvitationRow> = expected.iter().filter(|r| r.invitation.contact.owner_email.as_ref() == Some(&owner)).cloned().collect();
+    assert_eq!(owned.len(), 8);
+    assert!(owned.iter().all(|r| r.answer.is_some()), "an owner's page carries the answers");
+    for limit in [1, 3, 100] {
+        assert_eq!(all_pages(store, &c.id, Some(&owner), limit).await, owned, "an owner's pages of {limit}");
+    }
+    let stranger = Email::parse("nobody@acme.example").unwrap();
+    assert!(all_pages(store, &c.id, Some(&stranger), 10).await.is_empty());
+    // A cursor typed into a URL only moves where reading starts.
+    let typed = RowCursor::parse("zzzz").unwrap();
+    let page = store.rows_page(RowQuery { campaign: &c.id, owner: None, after: Some(&typed), limit: 10 }).await.unwrap();
+    assert!(page.rows.iter().all(|r| r.invitation.campaign_id == c.id));
+}
+
 /// Expands to one `#[tokio::test]` per contract case. `$make` is an async function returning a
 /// fresh store; cases use distinct campaign ids, so a shared backing table is fine too.
 #[macro_export]
@@ -537,6 +601,7 @@ macro_rules! store_contract_tests {
             counters_equal_the_rows_after_a_replay,
             invitations_with_answers_come_back_in_the_order_asked,
             a_launch_job_counts_each_chunk_once,
+            pages_of_rows_cover_the_campaign_once_and_an_owner_sees_only_theirs,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

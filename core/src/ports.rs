@@ -80,6 +80,47 @@ pub struct InvitationRow {
     pub review_clicks: u32,
 }
 
+/// Where the next page of a campaign's rows starts. Opaque to callers: each store writes its own
+/// position into it, and a position from the URL only ever moves where reading starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowCursor(String);
+
+#[derive(Debug, thiserror::Error)]
+#[error("a page cursor is 1 to {max} printable ASCII characters", max = RowCursor::MAX_LEN)]
+pub struct BadCursor;
+
+impl RowCursor {
+    pub const MAX_LEN: usize = 300;
+
+    pub fn parse(text: &str) -> Result<Self, BadCursor> {
+        let printable = text.bytes().all(|b| b.is_ascii_graphic());
+        if text.is_empty() || text.len() > Self::MAX_LEN || !printable {
+            return Err(BadCursor);
+        }
+        Ok(RowCursor(text.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Which rows a page reads: the whole campaign's, or one owner's through the owner index.
+#[derive(Debug, Clone, Copy)]
+pub struct RowQuery<'a> {
+    pub campaign: &'a CampaignId,
+    pub owner: Option<&'a Email>,
+    pub after: Option<&'a RowCursor>,
+    /// At most this many rows (a store may return fewer and still have more).
+    pub limit: usize,
+}
+
+/// A page of rows in invitation-id order, and where the next one starts (`None` at the end).
+#[derive(Debug, Clone, Default)]
+pub struct RowPage {
+    pub rows: Vec<InvitationRow>,
+    pub next: Option<RowCursor>,
+}
+
 #[async_trait]
 pub trait Store: Sync + Send {
     async fn put_campaign(&self, campaign: &Campaign) -> Result<(), StoreError>;
@@ -92,6 +133,9 @@ pub trait Store: Sync + Send {
     async fn invitation(&self, id: &InvitationId) -> Result<Option<Invitation>, StoreError>;
     async fn invitation_by_token(&self, token: &Token) -> Result<Option<Invitation>, StoreError>;
     async fn campaign_rows(&self, campaign: &CampaignId) -> Result<Vec<InvitationRow>, StoreError>;
+    /// One page of a campaign's rows (or one owner's), in invitation-id order, with a bounded
+    /// number of reads: one query, plus one batch read for an owner's answers on DynamoDB.
+    async fn rows_page(&self, query: RowQuery<'_>) -> Result<RowPage, StoreError>;
     /// The counter buckets of a campaign whose names start with one of `prefixes` (see
     /// `counters::View`): a read of a few items, however many answers the campaign has.
     async fn counter_buckets(&self, campaign: &CampaignId, prefixes: &[String]) -> Result<std::collections::BTreeMap<String, Fields>, StoreError>;

@@ -106,6 +106,11 @@ pub fn campaign_sk(id: &CampaignId) -> String {
     format!("CAMPAIGN#{id}")
 }
 
+/// One owner's invitations of a campaign, on the sparse `owner` index (sorted by invitation id).
+pub fn owner_partition(campaign: &CampaignId, owner: &closeloop_core::Email) -> String {
+    format!("OWNER#{campaign}#{}", owner.as_str())
+}
+
 pub fn campaign_partition(id: &CampaignId) -> String {
     format!("CAMPAIGN#{id}")
 }
@@ -156,6 +161,10 @@ pub fn invitation_item(inv: &Invitation) -> Result<Item, StoreError> {
         ("gsi2pk".into(), s(campaign_partition(&inv.campaign_id))),
         ("gsi2sk".into(), s(format!("{}#{INVITATION_SK}", inv.id))),
     ]);
+    if let Some(owner) = &inv.contact.owner_email {
+        item.insert("gsi3pk".into(), s(owner_partition(&inv.campaign_id, owner)));
+        item.insert("gsi3sk".into(), s(inv.id.0.as_str()));
+    }
     if let Some(next) = inv.next_reminder_at {
         item.insert("next_reminder_at".into(), n(next.millis()));
         item.insert("gsi1pk".into(), s(work_partition(DUE_REMINDER, &inv.id.0)));

@@ -20,7 +20,7 @@ use closeloop_core::changes::Change;
 use closeloop_core::launch::{ChunkResult, LaunchId, LaunchJob};
 use closeloop_core::counters::{CounterDeltas, Fields, TOTAL};
 use closeloop_core::model::*;
-use closeloop_core::ports::{CreateOutcome, InvitationRow, Store, StoreError};
+use closeloop_core::ports::{CreateOutcome, InvitationRow, Malformed, RowCursor, RowPage, RowQuery, Store, StoreError};
 use closeloop_core::Timestamp;
 
 pub use items::{change_from_item, event_from_item};
@@ -124,6 +124,112 @@ impl DynamoStore {
                 return Ok(items);
             }
         }
+    }
+
+    /// One Query call (one subrequest on the Worker): its items and whether more follow.
+    async fn query_once(
+        &self,
+        index: &str,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+        limit: usize,
+    ) -> Result<(Vec<HashMap<String, AttributeValue>>, bool), StoreError> {
+        let mut query =
+            self.client.query().table_name(&self.table).index_name(index).key_condition_expression(condition).limit(limit.min(PAGE as usize) as i32);
+        for (name, value) in values {
+            query = query.expression_attribute_values(name, value);
+        }
+        let out = query.send().await.map_err(unavailable)?;
+        Ok((out.items.unwrap_or_default(), out.last_evaluated_key.is_some()))
+    }
+
+    /// A page of the whole campaign from the campaign index, whose sort keys put each answer
+    /// (`{id}#ANSWER`) right before its invitation (`{id}#INV`); cases and launches share the index
+    /// and are stepped over. The cursor is the last sort key consumed.
+    async fn campaign_page(&self, campaign: &CampaignId, after: Option<&RowCursor>, limit: usize) -> Result<RowPage, StoreError> {
+        let mut values = vec![(":c", s(campaign_partition(campaign)))];
+        let condition = match after {
+            Some(after) => {
+                values.push((":after", s(after.as_str())));
+                "gsi2pk = :c AND gsi2sk > :after"
+            }
+            None => "gsi2pk = :c",
+        };
+        // Room for every row's answer, and a little for the cases between them.
+        let (items, more) = self.query_once(schema::CAMPAIGN_INDEX, condition, values, 2 * limit + 2).await?;
+        let (mut rows, mut position, mut pending): (Vec<InvitationRow>, Option<String>, Option<Answer>) = (Vec::new(), None, None);
+        let mut consumed = 0;
+        for item in &items {
+            if rows.len() == limit {
+                break;
+            }
+            consumed += 1;
+            let sort_key = get_s(item, "gsi2sk")?;
+            match get_s(item, "sk")? {
+                ANSWER_SK => {
+                    pending = Some(body(item)?);
+                    continue;
+                }
+                INVITATION_SK => {
+                    let invitation = invitation_from(item)?;
+                    let answer = pending.take().filter(|a| a.invitation_id == invitation.id);
+                    rows.push(InvitationRow {
+                        suppressed: invitation.suppressed.is_some(),
+                        review_clicks: get_n(item, "review_clicks").unwrap_or(0) as u32,
+                        invitation,
+                        answer,
+                    });
+                }
+                _ => {}
+            }
+            pending = None;
+            position = Some(sort_key.to_owned());
+        }
+        // An answer read last waits for its invitation on the next page: the cursor stays before it.
+        let finished = !more && consumed == items.len();
+        let next = match position {
+            Some(position) if !finished => Some(RowCursor::parse(&position).map_err(StoreError::corrupt)?),
+            None if !finished => return Err(StoreError::corrupt(Malformed("a campaign index page without an invitation"))),
+            _ => None,
+        };
+        Ok(RowPage { rows, next })
+    }
+
+    /// A page of one owner's invitations from the sparse owner index, with their answers in one
+    /// BatchGetItem.
+    async fn owner_page(&self, campaign: &CampaignId, owner: &Email, after: Option<&RowCursor>, limit: usize) -> Result<RowPage, StoreError> {
+        let mut values = vec![(":o", s(owner_partition(campaign, owner)))];
+        let condition = match after {
+            Some(after) => {
+                values.push((":after", s(after.as_str())));
+                "gsi3pk = :o AND gsi3sk > :after"
+            }
+            None => "gsi3pk = :o",
+        };
+        let (items, more) = self.query_once(schema::OWNER_INDEX, condition, values, limit).await?;
+        let keys = items.iter().map(|item| Ok(item_key(get_s(item, "pk")?.to_owned(), ANSWER_SK.to_owned()))).collect::<Result<_, StoreError>>()?;
+        let mut answers: HashMap<String, Answer> = HashMap::new();
+        for item in self.batch_get(keys).await? {
+            let answer: Answer = body(&item)?;
+            answers.insert(answer.invitation_id.0.clone(), answer);
+        }
+        let rows = items
+            .iter()
+            .map(|item| {
+                let invitation = invitation_from(item)?;
+                Ok(InvitationRow {
+                    suppressed: invitation.suppressed.is_some(),
+                    review_clicks: get_n(item, "review_clicks").unwrap_or(0) as u32,
+                    answer: answers.remove(&invitation.id.0),
+                    invitation,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let next = match rows.last() {
+            Some(last) if more => Some(RowCursor::parse(&last.invitation.id.0).map_err(StoreError::corrupt)?),
+            _ => None,
+        };
+        Ok(RowPage { rows, next })
     }
 
     /// The items with these keys, strongly consistent, 100 keys a call; keys DynamoDB leaves
@@ -569,6 +675,14 @@ impl Store for DynamoStore {
         }
         rows.sort_by(|a, b| (a.invitation.created_at, &a.invitation.id).cmp(&(b.invitation.created_at, &b.invitation.id)));
         Ok(rows)
+    }
+
+    async fn rows_page(&self, query: RowQuery<'_>) -> Result<RowPage, StoreError> {
+        let limit = query.limit.clamp(1, PAGE as usize / 2 - 1);
+        match query.owner {
+            Some(owner) => self.owner_page(query.campaign, owner, query.after, limit).await,
+            None => self.campaign_page(query.campaign, query.after, limit).await,
+        }
     }
 
     async fn counter_buckets(

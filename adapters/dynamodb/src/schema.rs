@@ -12,6 +12,8 @@ use closeloop_core::ports::StoreError;
 pub const WORK_INDEX: &str = "work";
 /// Invitations and answers of a campaign, for reports.
 pub const CAMPAIGN_INDEX: &str = "campaign";
+/// Sparse: invitations that have an owner, by campaign and owner, for owners' views.
+pub const OWNER_INDEX: &str = "owner";
 /// Invitation by its link token: the edge's one lookup.
 pub const TOKEN_INDEX: &str = "token";
 
@@ -48,13 +50,14 @@ pub async fn create_table(client: &Client, settings: &TableSettings) -> Result<(
         .table_name(&settings.name)
         .billing_mode(BillingMode::PayPerRequest)
         .set_attribute_definitions(Some(
-            ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "link_token"].into_iter().map(attribute).collect::<Result<_, _>>()?,
+            ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk", "link_token"].into_iter().map(attribute).collect::<Result<_, _>>()?,
         ))
         .key_schema(key("pk", KeyType::Hash)?)
         .key_schema(key("sk", KeyType::Range)?)
         .global_secondary_indexes(index(WORK_INDEX, "gsi1pk", Some("gsi1sk"))?)
         .global_secondary_indexes(index(CAMPAIGN_INDEX, "gsi2pk", Some("gsi2sk"))?)
         .global_secondary_indexes(index(TOKEN_INDEX, "link_token", None)?)
+        .global_secondary_indexes(index(OWNER_INDEX, "gsi3pk", Some("gsi3sk"))?)
         .stream_specification(
             StreamSpecification::builder().stream_enabled(true).stream_view_type(StreamViewType::NewAndOldImages).build().map_err(crate::request_bug)?,
         )

@@ -13,7 +13,7 @@ use closeloop_core::changes::Change;
 use closeloop_core::launch::{ChunkResult, LaunchId, LaunchJob};
 use closeloop_core::counters::{self, CounterDeltas, Fields, OPENED, REVIEW_CLICKERS, TOTAL};
 use closeloop_core::model::*;
-use closeloop_core::ports::{CreateOutcome, InvitationRow, Malformed, Store, StoreError};
+use closeloop_core::ports::{CreateOutcome, InvitationRow, Malformed, RowCursor, RowPage, RowQuery, Store, StoreError};
 use closeloop_core::Timestamp;
 
 use crate::db::{blocking, Db, SharedDb};
@@ -33,6 +33,8 @@ CREATE TABLE IF NOT EXISTS invitations (
     suppressed TEXT
 );
 CREATE INDEX IF NOT EXISTS invitations_by_campaign ON invitations(campaign_id);
+CREATE INDEX IF NOT EXISTS invitations_by_campaign_id ON invitations(campaign_id, id);
+CREATE INDEX IF NOT EXISTS invitations_by_owner ON invitations(campaign_id, json_extract(body, '$.contact.owner_email'), id);
 CREATE INDEX IF NOT EXISTS invitations_due ON invitations(next_reminder_at) WHERE next_reminder_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS contact_invitations (
     contact_key TEXT NOT NULL,
@@ -124,6 +126,17 @@ const CAMPAIGN_ROWS: &str = "SELECT i.body, i.reminders_sent, i.next_reminder_at
         (SELECT COUNT(*) FROM review_clicks r WHERE r.invitation_id = i.id)
  FROM invitations i LEFT JOIN answers a ON a.invitation_id = i.id
  WHERE i.campaign_id = ?1 ORDER BY i.created_at, i.id";
+
+/// A page of the same rows in id order after a cursor (the last id of the page before), through
+/// `invitations_by_campaign_id`, or `invitations_by_owner` for one owner's page.
+const ROWS_PAGE: &str = "SELECT i.body, i.reminders_sent, i.next_reminder_at, i.answered_at, i.opened_at, i.suppressed, a.body,
+        (SELECT COUNT(*) FROM review_clicks r WHERE r.invitation_id = i.id)
+ FROM invitations i LEFT JOIN answers a ON a.invitation_id = i.id
+ WHERE i.campaign_id = ?1 AND i.id > ?2 ORDER BY i.id LIMIT ?3";
+const OWNER_ROWS_PAGE: &str = "SELECT i.body, i.reminders_sent, i.next_reminder_at, i.answered_at, i.opened_at, i.suppressed, a.body,
+        (SELECT COUNT(*) FROM review_clicks r WHERE r.invitation_id = i.id)
+ FROM invitations i LEFT JOIN answers a ON a.invitation_id = i.id
+ WHERE i.campaign_id = ?1 AND json_extract(i.body, '$.contact.owner_email') = ?4 AND i.id > ?2 ORDER BY i.id LIMIT ?3";
 
 const INVITATION_COLUMNS: &str = "body, reminders_sent, next_reminder_at, answered_at, opened_at, suppressed";
 
@@ -441,6 +454,43 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+        })
+        .await
+    }
+
+    async fn rows_page(&self, query: RowQuery<'_>) -> Result<RowPage, StoreError> {
+        let campaign = query.campaign.clone();
+        let owner = query.owner.map(|o| o.as_str().to_owned());
+        let after = query.after.map_or(String::new(), |c| c.as_str().to_owned());
+        let limit = query.limit.max(1);
+        self.read("rows_page", move |conn| {
+            let mut stmt = conn.prepare_cached(if owner.is_some() { OWNER_ROWS_PAGE } else { ROWS_PAGE }).map_err(unavailable)?;
+            let read = |r: &rusqlite::Row<'_>| Ok((invitation_columns(r)?, r.get::<_, Option<String>>(6)?, r.get::<_, u32>(7)?));
+            // One row more than asked tells whether another page follows.
+            let fetch = (limit + 1) as i64;
+            let found = match &owner {
+                Some(owner) => stmt.query_map(params![campaign.as_str(), after, fetch, owner], read),
+                None => stmt.query_map(params![campaign.as_str(), after, fetch], read),
+            }
+            .map_err(unavailable)?;
+            let mut rows = Vec::with_capacity(limit);
+            for row in found {
+                let (columns, answer, review_clicks) = row.map_err(unavailable)?;
+                let suppressed = columns.5.is_some();
+                rows.push(InvitationRow {
+                    invitation: invitation_from(columns)?,
+                    answer: answer.map(|a| from_json(&a)).transpose()?,
+                    suppressed,
+                    review_clicks,
+                });
+            }
+            let more = rows.len() > limit;
+            rows.truncate(limit);
+            let next = match rows.last() {
+                Some(last) if more => Some(RowCursor::parse(&last.invitation.id.0).map_err(StoreError::corrupt)?),
+                _ => None,
+            };
+            Ok(RowPage { rows, next })
         })
         .await
     }
