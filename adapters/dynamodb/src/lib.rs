@@ -146,25 +146,24 @@ impl DynamoStore {
     /// A page of the whole campaign from the campaign index, whose sort keys put each answer
     /// (`{id}#ANSWER`) right before its invitation (`{id}#INV`); cases and launches share the index
     /// and are stepped over. The cursor is the last sort key consumed.
-    async fn campaign_page(&self, campaign: &CampaignId, after: Option<&RowCursor>, limit: usize) -> Result<RowPage, StoreError> {
-        let mut values = vec![(":c", s(campaign_partition(campaign)))];
-        let condition = match after {
-            Some(after) => {
-                values.push((":after", s(after.as_str())));
-                "gsi2pk = :c AND gsi2sk > :after"
-            }
-            None => "gsi2pk = :c",
-        };
+    async fn campaign_page(&self, query: RowQuery<'_>, limit: usize) -> Result<RowPage, StoreError> {
+        let mut values = vec![(":c", s(campaign_partition(query.campaign)))];
+        let condition = range_condition("gsi2pk = :c", "gsi2sk", query, &mut values);
         // Room for every row's answer, and a little for the cases between them.
-        let (items, more) = self.query_once(schema::CAMPAIGN_INDEX, condition, values, 2 * limit + 2).await?;
+        let (items, more) = self.query_once(schema::CAMPAIGN_INDEX, &condition, values, 2 * limit + 2).await?;
         let (mut rows, mut position, mut pending): (Vec<InvitationRow>, Option<String>, Option<Answer>) = (Vec::new(), None, None);
         let mut consumed = 0;
+        let mut past_the_range = false;
         for item in &items {
             if rows.len() == limit {
                 break;
             }
-            consumed += 1;
             let sort_key = get_s(item, "gsi2sk")?;
+            if query.until.is_some_and(|until| sort_key.split('#').next().unwrap_or(sort_key) >= until) {
+                past_the_range = true;
+                break;
+            }
+            consumed += 1;
             match get_s(item, "sk")? {
                 ANSWER_SK => {
                     pending = Some(body(item)?);
@@ -186,7 +185,7 @@ impl DynamoStore {
             position = Some(sort_key.to_owned());
         }
         // An answer read last waits for its invitation on the next page: the cursor stays before it.
-        let finished = !more && consumed == items.len();
+        let finished = past_the_range || (!more && consumed == items.len());
         let next = match position {
             Some(position) if !finished => Some(RowCursor::parse(&position).map_err(StoreError::corrupt)?),
             None if !finished => return Err(StoreError::corrupt(Malformed("a campaign index page without an invitation"))),
@@ -197,16 +196,15 @@ impl DynamoStore {
 
     /// A page of one owner's invitations from the sparse owner index, with their answers in one
     /// BatchGetItem.
-    async fn owner_page(&self, campaign: &CampaignId, owner: &Email, after: Option<&RowCursor>, limit: usize) -> Result<RowPage, StoreError> {
-        let mut values = vec![(":o", s(owner_partition(campaign, owner)))];
-        let condition = match after {
-            Some(after) => {
-                values.push((":after", s(after.as_str())));
-                "gsi3pk = :o AND gsi3sk > :after"
-            }
-            None => "gsi3pk = :o",
-        };
-        let (items, more) = self.query_once(schema::OWNER_INDEX, condition, values, limit).await?;
+    async fn owner_page(&self, query: RowQuery<'_>, owner: &Email, limit: usize) -> Result<RowPage, StoreError> {
+        let mut values = vec![(":c", s(owner_partition(query.campaign, owner)))];
+        let condition = range_condition("gsi3pk = :c", "gsi3sk", query, &mut values);
+        let (mut items, mut more) = self.query_once(schema::OWNER_INDEX, &condition, values, limit).await?;
+        if let Some(until) = query.until {
+            let inside = items.iter().take_while(|item| get_s(item, "gsi3sk").is_ok_and(|id| id < until)).count();
+            more &= inside == items.len();
+            items.truncate(inside);
+        }
         let keys = items.iter().map(|item| Ok(item_key(get_s(item, "pk")?.to_owned(), ANSWER_SK.to_owned()))).collect::<Result<_, StoreError>>()?;
         let mut answers: HashMap<String, Answer> = HashMap::new();
         for item in self.batch_get(keys).await? {
@@ -680,8 +678,8 @@ impl Store for DynamoStore {
     async fn rows_page(&self, query: RowQuery<'_>) -> Result<RowPage, StoreError> {
         let limit = query.limit.clamp(1, PAGE as usize / 2 - 1);
         match query.owner {
-            Some(owner) => self.owner_page(query.campaign, owner, query.after, limit).await,
-            None => self.campaign_page(query.campaign, query.after, limit).await,
+            Some(owner) => self.owner_page(query, owner, limit).await,
+            None => self.campaign_page(query, limit).await,
         }
     }
 
@@ -1086,6 +1084,24 @@ impl Store for DynamoStore {
         // Every event still on the work index (handled ones leave it), counted or not.
         let items = self.query_work(PENDING_EVENT, None, usize::MAX).await?;
         self.count_uncounted(&items).await
+    }
+}
+
+/// The key condition of a page: after the cursor, else from the start of the range. (A key
+/// condition takes one comparison on the sort key, so the range's end is checked on the items.)
+fn range_condition(partition: &str, sort_key: &str, query: RowQuery<'_>, values: &mut Vec<(&str, AttributeValue)>) -> String {
+    // A cursor before the range (typed into a URL) must not widen it.
+    let after = query.after.filter(|after| query.from.is_none_or(|from| after.as_str() >= from));
+    match (after, query.from) {
+        (Some(after), _) => {
+            values.push((":start", s(after.as_str())));
+            format!("{partition} AND {sort_key} > :start")
+        }
+        (None, Some(from)) => {
+            values.push((":start", s(from)));
+            format!("{partition} AND {sort_key} >= :start")
+        }
+        (None, None) => partition.to_owned(),
     }
 }
 
