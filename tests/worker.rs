@@ -133,7 +133,10 @@ async fn the_worker_serves_the_survey_records_answers_once_and_changes_nothing_e
     assert!(overview.contains("<th scope=\"row\">Unsubscribed</th><td class=\"num\">1</td>"));
     let export = http.get(url(&format!("/admin/c/{}/export.csv", seeded.campaign.id))).header("cookie", &session).send().await.unwrap();
     assert_eq!(export.status(), 200);
-    assert!(export.text().await.unwrap().contains("Mycket bra!"));
+    assert!(export.text().await.unwrap().contains("Mycket bra!"), "the export streams from the Worker");
+    let comments = http.get(url(&format!("/admin/c/{}/comments", seeded.campaign.id))).header("cookie", &session).send().await.unwrap();
+    assert_eq!(comments.status(), 200);
+    assert!(comments.text().await.unwrap().contains("Mycket bra!"), "the comments page reads its rows a page at a time");
     drop(wrangler);
 }
 

@@ -42,7 +42,9 @@ pub fn suppression_field(reason: SuppressionReason) -> &'static str {
 /// The buckets a page needs, as name prefixes: what a store reads for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View<'a> {
-    /// `total`, `dims` and the weeks: the overview and the campaign list.
+    /// `total` alone: the campaign list.
+    Totals,
+    /// `total`, `dims` and the weeks: the overview.
     Overview,
     /// `total`, `dims` and one dimension's values.
     Segments(&'a str),
@@ -54,6 +56,7 @@ pub enum View<'a> {
 impl View<'_> {
     pub fn prefixes(&self) -> Vec<String> {
         match self {
+            View::Totals => vec![TOTAL.to_owned()],
             View::Overview => vec![TOTAL.to_owned(), DIMENSIONS.to_owned(), format!("week{SEP}")],
             View::Segments(dim) => vec![TOTAL.to_owned(), DIMENSIONS.to_owned(), format!("seg{SEP}{dim}{SEP}")],
             View::Drivers => vec![format!("driver{SEP}")],
@@ -206,6 +209,8 @@ pub fn answer_deltas(campaign: &Campaign, invitation: &Invitation, previous: Opt
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Aggregates {
     buckets: BTreeMap<String, Fields>,
+    /// Folded from only this many rows: a request's read budget ran out before the last row.
+    partial: Option<usize>,
 }
 
 /// The path from invitation to action, for one campaign or one owner.
@@ -243,7 +248,17 @@ impl Aggregates {
             fields.retain(|_, v| *v != 0);
             !fields.is_empty()
         });
-        Self { buckets }
+        Self { buckets, partial: None }
+    }
+
+    /// Marks figures folded from the first `rows` rows only.
+    pub fn partial_after(mut self, rows: usize) -> Self {
+        self.partial = Some(rows);
+        self
+    }
+
+    pub fn partial(&self) -> Option<usize> {
+        self.partial
     }
 
     /// The same figures the counters hold, computed from rows (an owner's own contacts).
@@ -265,7 +280,7 @@ impl Aggregates {
                 d.add(TOTAL, suppression_field(reason), 1);
             }
         }
-        Self { buckets: d.0 }
+        Self { buckets: d.0, partial: None }
     }
 
     fn get(&self, bucket: &str, field: &str) -> u64 {

@@ -165,24 +165,36 @@ fn page(template: &str, viewer: &Viewer, title: &str, mut ctx: Value) -> Result<
 }
 
 /// Where the figures came from, said on the page so nobody mistakes an owner's view for the total.
-fn scope_note(viewer: &Viewer, filter: Option<&SegmentFilter>) -> Option<String> {
-    match (filter, &viewer.scope) {
+fn scope_note(viewer: &Viewer, filter: Option<&SegmentFilter>, aggregates: &Aggregates) -> Option<String> {
+    let scope = match (filter, &viewer.scope) {
         (Some(f), Some(owner)) => Some(format!("Your contacts ({owner}) with {} = {}", f.by, f.value)),
         (Some(f), None) => Some(format!("Only contacts with {} = {}", f.by, f.value)),
         (None, Some(owner)) => Some(format!("Your contacts only ({owner})")),
         (None, None) => None,
+    };
+    // Said on the page, so that nobody takes a part for the whole.
+    let partial = aggregates.partial().map(|rows| format!("Figures from the first {rows} contacts only: one page reads no more. The export has them all."));
+    match (scope, partial) {
+        (Some(scope), Some(partial)) => Some(format!("{scope}. {partial}")),
+        (scope, partial) => scope.or(partial),
     }
 }
 
-pub fn campaigns_page(viewer: &Viewer, campaigns: &[(Campaign, Aggregates)]) -> Result<String, RenderError> {
+/// Campaigns with their figures; `None` where the request's read budget ran out first.
+pub fn campaigns_page(viewer: &Viewer, campaigns: &[(Campaign, Option<Aggregates>)]) -> Result<String, RenderError> {
     let list: Vec<Value> = campaigns
         .iter()
-        .map(|(c, agg)| {
-            let funnel = agg.funnel();
-            json!({ "campaign": campaign_view(c), "nps": nps_view(&agg.tally()), "invited": funnel.invited, "rate": percent(funnel.answered, funnel.invited) })
+        .map(|(c, agg)| match agg {
+            Some(agg) => {
+                let funnel = agg.funnel();
+                json!({ "campaign": campaign_view(c), "figures": true, "partial": agg.partial().is_some(), "nps": nps_view(&agg.tally()), "invited": funnel.invited, "rate": percent(funnel.answered, funnel.invited) })
+            }
+            None => json!({ "campaign": campaign_view(c), "figures": false, "partial": false, "nps": null, "invited": null, "rate": null }),
         })
         .collect();
-    page("admin/campaigns.html", viewer, "Campaigns", json!({ "campaigns": list }))
+    let unread = campaigns.iter().filter(|(_, agg)| agg.is_none()).count();
+    let partial = campaigns.iter().filter(|(_, agg)| agg.as_ref().is_some_and(|a| a.partial().is_some())).count();
+    page("admin/campaigns.html", viewer, "Campaigns", json!({ "campaigns": list, "unread": unread, "partial": partial }))
 }
 
 pub fn overview_page(
@@ -252,7 +264,7 @@ pub fn overview_page(
             "dimensions": dimensions,
             "filter": filter,
             "filter_query": filter.map(SegmentFilter::query),
-            "scope_note": scope_note(viewer, filter),
+            "scope_note": scope_note(viewer, filter, aggregates),
             "section": "overview",
             "launches": launches,
         }),
@@ -328,7 +340,7 @@ pub fn segments_page(
             "total": nps_view(&total),
             "total_invited": aggregates.funnel().invited,
             "uncertain_below": UNCERTAIN_BELOW,
-            "scope_note": scope_note(viewer, None),
+            "scope_note": scope_note(viewer, None, aggregates),
             "section": "segments",
         }),
     )
@@ -357,7 +369,7 @@ impl CommentFilter {
         }
     }
 
-    fn matches(&self, campaign: &Campaign, answer: &Answer) -> bool {
+    pub fn matches(&self, campaign: &Campaign, answer: &Answer) -> bool {
         let Some(comment) = answer.comment.as_deref() else { return false };
         self.group.is_none_or(|g| answer.score.group() == g)
             && (self.query.is_empty() || comment.to_lowercase().contains(&self.query.to_lowercase()))
@@ -380,14 +392,16 @@ pub fn comments_page(
     aggregates: &Aggregates,
     rows: &[InvitationRow],
     filter: &CommentFilter,
+    more: Option<&str>,
 ) -> Result<String, RenderError> {
     let mut matching: Vec<(&InvitationRow, &Answer)> =
         rows.iter().filter_map(|r| r.answer.as_ref().map(|a| (r, a))).filter(|(_, a)| filter.matches(campaign, a)).collect();
     matching.sort_by_key(|(_, a)| std::cmp::Reverse(a.answered_at));
     let total = matching.len();
+    // Paged (`more`): every comment the page read is shown, so the next page starts after them.
     let comments: Vec<Value> = matching
         .iter()
-        .take(COMMENTS_SHOWN)
+        .take(if more.is_some() { usize::MAX } else { COMMENTS_SHOWN })
         .map(|(row, a)| {
             let c = &row.invitation.contact;
             json!({
@@ -415,15 +429,27 @@ pub fn comments_page(
             "comments": comments,
             "total": total,
             "shown": comments.len(),
+            "more": more.map(|after| format!("{}after={}", filter_query_prefix(filter), form_encode(after))),
             "themes": themes,
             "configured_themes": configured,
             "group": filter.group.map(Group::as_str),
             "q": filter.query,
             "theme": filter.theme,
-            "scope_note": scope_note(viewer, None),
+            "scope_note": scope_note(viewer, None, aggregates),
             "section": "comments",
         }),
     )
+}
+
+/// The comment filter as the start of a query string (`group=…&q=…&theme=…&`), for the next page.
+fn filter_query_prefix(filter: &CommentFilter) -> String {
+    let mut query = String::new();
+    for (name, value) in [("group", filter.group.map(|g| g.as_str().to_owned())), ("q", Some(filter.query.clone())), ("theme", filter.theme.clone())] {
+        if let Some(value) = value.filter(|v| !v.is_empty()) {
+            query.push_str(&format!("{name}={}&", form_encode(&value)));
+        }
+    }
+    query
 }
 
 pub fn drivers_page(viewer: &Viewer, campaign: &Campaign, aggregates: &Aggregates) -> Result<String, RenderError> {
@@ -451,7 +477,7 @@ pub fn drivers_page(viewer: &Viewer, campaign: &Campaign, aggregates: &Aggregate
             "campaign": campaign_view(campaign),
             "drivers": table,
             "matrix_svg": if points.is_empty() { None } else { Some(charts::priority_matrix_svg(&points)) },
-            "scope_note": scope_note(viewer, None),
+            "scope_note": scope_note(viewer, None, aggregates),
             "section": "drivers",
         }),
     )
@@ -557,8 +583,34 @@ pub fn cases_page(viewer: &Viewer, campaign: &Campaign, list: &CaseList<'_>) -> 
             "view": view.as_str(),
             "owners": owners,
             "owner": owner,
-            "scope_note": scope_note(viewer, None),
+            "scope_note": scope_note(viewer, None, &Aggregates::default()),
             "section": "cases",
+        }),
+    )
+}
+
+/// One part of an export too large for one request: its download, and the link to the next.
+pub struct ExportPartView<'a> {
+    pub number: usize,
+    pub contacts: usize,
+    pub download: Option<&'a str>,
+    pub next: Option<&'a str>,
+}
+
+pub fn export_parts_page(viewer: &Viewer, campaign: &Campaign, invited: u64, part: &ExportPartView<'_>) -> Result<String, RenderError> {
+    page(
+        "admin/export.html",
+        viewer,
+        &format!("{} – export part {}", campaign.name, part.number),
+        json!({
+            "campaign": campaign_view(campaign),
+            "invited": invited,
+            "number": part.number,
+            "contacts": part.contacts,
+            "download": part.download,
+            "next": part.next,
+            "scope_note": scope_note(viewer, None, &Aggregates::default()),
+            "section": "export",
         }),
     )
 }

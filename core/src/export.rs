@@ -17,62 +17,115 @@ fn quoted(cell: &str) -> String {
     format!("\"{}\"", neutralise(cell).replace('"', "\"\""))
 }
 
-/// Answered rows only, in the order given; one column per driver and per custom property seen.
-pub fn answers_csv<'a>(campaign: &Campaign, rows: impl IntoIterator<Item = &'a InvitationRow> + Clone) -> String {
-    let mut properties: Vec<&str> = Vec::new();
-    for row in rows.clone() {
-        for key in row.invitation.contact.properties.keys() {
-            if !properties.contains(&key.as_str()) {
-                properties.push(key);
-            }
-        }
-    }
-    properties.sort_unstable();
-    let mut header: Vec<String> = [
-        "answered_at", "score", "group", "comment", "may_contact", "email", "phone", "first_name", "last_name", "company", "segment",
-        "store", "owner", "touchpoint", "locale",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
-    header.extend(campaign.drivers.iter().map(|d| format!("rating_{}", d.key)));
-    header.extend(properties.iter().map(|p| format!("property_{p}")));
+/// Custom properties that get a column of their own in a streamed export. A property not among
+/// them (one the counters had not seen yet) still reaches the file, in `other_properties`.
+pub const OTHER_PROPERTIES: &str = "other_properties";
 
-    let mut out = String::from("\u{feff}");
-    out.push_str(&header.iter().map(|h| quoted(h)).collect::<Vec<_>>().join(","));
-    out.push_str("\r\n");
-    for row in rows {
-        let Some(answer) = &row.answer else { continue };
-        let c = &row.invitation.contact;
-        let text = |v: &Option<String>| v.clone().unwrap_or_default();
-        let mut cells = vec![
-            answer.answered_at.to_rfc3339(),
-            answer.score.value().to_string(),
-            answer.score.group().as_str().to_owned(),
-            text(&answer.comment),
-            if answer.contact_ok { "yes" } else { "no" }.to_owned(),
-            c.email.as_ref().map(|e| e.as_str().to_owned()).unwrap_or_default(),
-            c.phone.as_ref().map(|p| p.as_str().to_owned()).unwrap_or_default(),
-            text(&c.first_name),
-            text(&c.last_name),
-            text(&c.company),
-            text(&c.segment),
-            text(&c.store),
-            c.owner_email.as_ref().map(|e| e.as_str().to_owned()).unwrap_or_default(),
-            text(&row.invitation.touchpoint),
-            row.invitation.locale.code().to_owned(),
-        ];
-        cells.extend(campaign.drivers.iter().map(|d| answer.ratings.get(&d.key).map(u8::to_string).unwrap_or_default()));
-        cells.extend(properties.iter().map(|p| c.properties.get(*p).cloned().unwrap_or_default()));
-        out.push_str(&cells.iter().map(|cell| quoted(cell)).collect::<Vec<_>>().join(","));
-        out.push_str("\r\n");
+/// The columns of an answers export, fixed before the first row so the rows can stream page by
+/// page: the named fields, one per driver, one per custom property, and `other_properties`.
+#[derive(Debug, Clone)]
+pub struct AnswersCsv {
+    campaign: Campaign,
+    properties: Vec<String>,
+}
+
+impl AnswersCsv {
+    pub fn new(campaign: &Campaign, properties: impl IntoIterator<Item = String>) -> Self {
+        let mut properties: Vec<String> = properties.into_iter().collect();
+        properties.sort_unstable();
+        properties.dedup();
+        Self { campaign: campaign.clone(), properties }
     }
-    out
+
+    /// Columns for every custom property these rows have.
+    pub fn for_rows<'a>(campaign: &Campaign, rows: impl IntoIterator<Item = &'a InvitationRow>) -> Self {
+        Self::new(campaign, rows.into_iter().flat_map(|r| r.invitation.contact.properties.keys().cloned()))
+    }
+
+    /// The byte-order mark Excel needs, and the header line.
+    pub fn header(&self) -> String {
+        let mut header: Vec<String> = [
+            "answered_at", "score", "group", "comment", "may_contact", "email", "phone", "first_name", "last_name", "company", "segment",
+            "store", "owner", "touchpoint", "locale",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        header.extend(self.campaign.drivers.iter().map(|d| format!("rating_{}", d.key)));
+        header.extend(self.properties.iter().map(|p| format!("property_{p}")));
+        header.push(OTHER_PROPERTIES.to_owned());
+        let mut out = String::from("\u{feff}");
+        out.push_str(&header.iter().map(|h| quoted(h)).collect::<Vec<_>>().join(","));
+        out.push_str("\r\n");
+        out
+    }
+
+    /// One line per answered row, in the order given.
+    pub fn rows<'a>(&self, rows: impl IntoIterator<Item = &'a InvitationRow>) -> String {
+        let mut out = String::new();
+        for row in rows {
+            let Some(answer) = &row.answer else { continue };
+            let c = &row.invitation.contact;
+            let text = |v: &Option<String>| v.clone().unwrap_or_default();
+            let mut cells = vec![
+                answer.answered_at.to_rfc3339(),
+                answer.score.value().to_string(),
+                answer.score.group().as_str().to_owned(),
+                text(&answer.comment),
+                if answer.contact_ok { "yes" } else { "no" }.to_owned(),
+                c.email.as_ref().map(|e| e.as_str().to_owned()).unwrap_or_default(),
+                c.phone.as_ref().map(|p| p.as_str().to_owned()).unwrap_or_default(),
+                text(&c.first_name),
+                text(&c.last_name),
+                text(&c.company),
+                text(&c.segment),
+                text(&c.store),
+                c.owner_email.as_ref().map(|e| e.as_str().to_owned()).unwrap_or_default(),
+                text(&row.invitation.touchpoint),
+                row.invitation.locale.code().to_owned(),
+            ];
+            cells.extend(self.campaign.drivers.iter().map(|d| answer.ratings.get(&d.key).map(u8::to_string).unwrap_or_default()));
+            cells.extend(self.properties.iter().map(|p| c.properties.get(p).cloned().unwrap_or_default()));
+            let others: Vec<String> = c
+                .properties
+                .iter()
+                .filter(|(key, _)| self.properties.binary_search(key).is_err())
+                .map(|(key, value)| format!("{key}={value}"))
+                .collect();
+            cells.push(others.join("\n"));
+            out.push_str(&cells.iter().map(|cell| quoted(cell)).collect::<Vec<_>>().join(","));
+            out.push_str("\r\n");
+        }
+        out
+    }
+}
+
+/// Answered rows only, in the order given; one column per custom property seen.
+pub fn answers_csv<'a>(campaign: &Campaign, rows: impl IntoIterator<Item = &'a InvitationRow> + Clone) -> String {
+    let csv = AnswersCsv::for_rows(campaign, rows.clone());
+    csv.header() + &csv.rows(rows)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_property_without_a_column_of_its_own_lands_in_other_properties() {
+        use crate::fixtures::{answer_touching_everything, largest_campaign, largest_invitation};
+        let at = crate::Timestamp::from_millis(0);
+        let campaign = largest_campaign("csv-columns");
+        let mut invitation = largest_invitation(&campaign, 1, at);
+        invitation.contact.properties.clear();
+        invitation.contact.properties.insert("plan".into(), "gold".into());
+        invitation.contact.properties.insert("region".into(), "=north".into());
+        let answer = answer_touching_everything(&invitation, 9, 1, None, at);
+        let row = InvitationRow { invitation, answer: Some(answer), suppressed: false, review_clicks: 0 };
+        let csv = AnswersCsv::new(&campaign, ["plan".to_owned()]);
+        assert!(csv.header().trim_end().ends_with("\"property_plan\",\"other_properties\""));
+        let line = csv.rows([&row]);
+        assert!(line.trim_end().ends_with("\"gold\",\"region==north\""), "{line}");
+    }
 
     #[test]
     fn formula_starts_are_neutralised_and_quotes_doubled() {

@@ -110,9 +110,8 @@ pub struct RowQuery<'a> {
     pub campaign: &'a CampaignId,
     pub owner: Option<&'a Email>,
     pub after: Option<&'a RowCursor>,
-    /// Only invitation ids in `from..until` (a part of an export); `None` leaves that end open.
-    pub from: Option<&'a str>,
-    pub until: Option<&'a str>,
+    /// No invitation id after this one (the end of one part of an export).
+    pub through: Option<&'a str>,
     /// At most this many rows (a store may return fewer and still have more).
     pub limit: usize,
 }
@@ -120,7 +119,7 @@ pub struct RowQuery<'a> {
 impl<'a> RowQuery<'a> {
     /// The first page of every row of a campaign, `limit` at a time.
     pub fn campaign(campaign: &'a CampaignId, limit: usize) -> Self {
-        Self { campaign, owner: None, after: None, from: None, until: None, limit }
+        Self { campaign, owner: None, after: None, through: None, limit }
     }
 }
 

@@ -68,6 +68,7 @@ const TEMPLATES: &[(&str, &str)] = templates!(
     "admin/comments.html",
     "admin/drivers.html",
     "admin/cases.html",
+    "admin/export.html",
 );
 
 // LOCALE_STRINGS: the locale files, compiled by build.rs.

@@ -55,6 +55,8 @@ pub struct AppState {
     /// The dashboard's accounts and session key; `None` leaves `/admin` switched off.
     pub admin: Option<Arc<admin::AdminConfig>>,
     pub campaigns: Arc<campaign_cache::CampaignCache>,
+    /// How many store reads a dashboard request may spend on rows (the Worker's budget).
+    pub limits: admin::ReadLimits,
 }
 
 impl AppState {
@@ -62,11 +64,16 @@ impl AppState {
     pub fn new(services: impl Into<EdgeServices>, api_token: Option<&str>) -> Self {
         let services = services.into();
         let api_token_sha256 = api_token.filter(|t| !t.is_empty()).map(|t| Arc::new(Sha256::digest(t.as_bytes()).into()));
-        Self { services, api_token_sha256, admin: None, campaigns: Arc::default() }
+        Self { services, api_token_sha256, admin: None, campaigns: Arc::default(), limits: admin::ReadLimits::UNBOUNDED }
     }
 
     pub fn with_admin(mut self, admin: admin::AdminConfig) -> Self {
         self.admin = Some(Arc::new(admin));
+        self
+    }
+
+    pub fn with_limits(mut self, limits: admin::ReadLimits) -> Self {
+        self.limits = limits;
         self
     }
 }
@@ -90,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/c/{id}/cases/{invitation}/notes", post(admin::add_note))
         .route("/admin/c/{id}/cases/{invitation}/close", post(admin::close_case))
         .route("/admin/c/{id}/export.csv", get(admin::export))
+        .route("/admin/c/{id}/export", get(admin::export_parts))
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(headers::security_headers))

@@ -14,7 +14,7 @@ use closeloop_core::accounts::{Accounts, Role};
 use closeloop_core::model::{CaseStatus, Email, InvitationId};
 use closeloop_core::ports::{Links, ManualClock, Store};
 use closeloop_core::{Campaign, Timestamp};
-use closeloop_edge::admin::AdminConfig;
+use closeloop_edge::admin::{AdminConfig, ReadLimits};
 use closeloop_edge::{router, AppState};
 use closeloop_embedded::SqliteStore;
 use closeloop_functions::{dispatch, launch, Services};
@@ -85,6 +85,47 @@ async fn spawn_app() -> TestApp {
     app.answer("Cy", "10", "Lovely").await;
     dispatch::dispatch_pending(&app.services).await.unwrap();
     app
+}
+
+/// `n` contacts (every third owned by Anna, the rest by Bo), each of whom answered with a
+/// numbered comment, on a dashboard whose requests may each make only `limits` reads of rows.
+async fn spawn_answered(n: usize, limits: ReadLimits) -> TestApp {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let outbox = store.outbox(clock.clone());
+    let services =
+        Services { store: Arc::new(store.clone()), mailer: Arc::new(outbox.clone()), sms: Arc::new(outbox), clock, links: Links::new("https://nps.example") };
+    let campaign = Campaign::from_toml(CAMPAIGN).unwrap();
+    let mut csv = String::from("email,first_name,owner_email\n");
+    for i in 0..n {
+        let owner = if i % 3 == 0 { "anna@acme.example" } else { "bo@acme.example" };
+        csv.push_str(&format!("p{i}@example.se,P{i},{owner}\n"));
+    }
+    launch::launch(&services, &campaign, csv.as_bytes()).await.unwrap();
+    let accounts = Accounts::default()
+        .with("Admin", Role::Admin, None, ADMIN)
+        .with("Anna", Role::Owner, Some(Email::parse("anna@acme.example").unwrap()), ANNA);
+    let state = AppState::new(&services, None).with_admin(AdminConfig::new(accounts, SECRET).unwrap()).with_limits(limits);
+    let app = TestApp { router: router(state), store, services, campaign };
+    for row in app.store.campaign_rows(&app.campaign.id).await.unwrap() {
+        let first_name = row.invitation.contact.first_name.clone().unwrap();
+        let number = &first_name[1..];
+        app.answer(&first_name, "9", &format!("comment #{number}")).await;
+    }
+    app
+}
+
+/// The numbers of the comments a page or an export shows.
+fn comment_numbers(text: &str, marker: &str) -> Vec<usize> {
+    text.split(marker).skip(1).map(|rest| rest.chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap()).collect()
+}
+
+/// The target of the link labelled `label`, unescaped.
+fn link_to(html: &str, label: &str) -> Option<String> {
+    let label_at = html.find(&format!(">{label}"))?;
+    let start = html[..label_at].rfind("href=\"")? + 6;
+    let end = start + html[start..].find('"')?;
+    Some(html[start..end].replace("&amp;", "&"))
 }
 
 fn set_cookie_value(response: &Response, name: &str) -> Option<String> {
@@ -162,8 +203,10 @@ impl TestApp {
 
     async fn page(&self, session: &Session, uri: &str) -> String {
         let response = self.get_as(&session.cookie, uri).await;
-        assert_eq!(response.status(), StatusCode::OK, "{uri}");
-        text(response).await
+        let status = response.status();
+        let body = text(response).await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+        body
     }
 
     async fn post_as(&self, session: &Session, uri: &str, body: &str) -> Response {
@@ -421,4 +464,77 @@ async fn the_overview_counts_opens_and_a_segment_filter_narrows_it() {
     let lund = app.page(&admin, "/admin/c/dash?by=store&value=Lund").await;
     assert!(lund.contains("Only contacts with store = Lund"));
     assert!(lund.contains("id=\"nps-value\">0<"), "Lund: one detractor, one promoter");
+}
+
+#[tokio::test]
+async fn comments_come_a_page_at_a_time_and_the_pages_show_each_comment_once() {
+    let app = spawn_answered(450, ReadLimits { row_reads: Some(2) }).await;
+    for (token, expected) in [(ADMIN, (0..450).collect::<Vec<usize>>()), (ANNA, (0..450).step_by(3).collect())] {
+        let session = app.sign_in(token).await;
+        let (mut seen, mut pages) = (Vec::new(), 0);
+        let mut uri = Some("/admin/c/dash/comments".to_owned());
+        while let Some(next) = uri {
+            let html = app.page(&session, &next).await;
+            pages += 1;
+            seen.extend(comment_numbers(&html, "<p class=\"comment\">comment #"));
+            uri = link_to(&html, "More comments →");
+        }
+        // A request stops at the first store page (200 rows) that fills it with comments; Anna's
+        // 150 fit one page of the owner index.
+        assert_eq!(pages, if token == ADMIN { 3 } else { 1 }, "{token}: pages of comments");
+        seen.sort_unstable();
+        assert_eq!(seen, expected, "{token}: every comment once, none of another owner's");
+    }
+    let admin = app.sign_in(ADMIN).await;
+    let bad = app.get_as(&admin.cookie, "/admin/c/dash/comments?after=%00").await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST, "a broken page link is refused");
+}
+
+#[tokio::test]
+async fn an_export_larger_than_one_request_comes_in_parts_that_hold_every_answer_once() {
+    let app = spawn_answered(450, ReadLimits { row_reads: Some(2) }).await;
+    for (token, expected) in [(ADMIN, (0..450).collect::<Vec<usize>>()), (ANNA, (0..450).step_by(3).collect())] {
+        let session = app.sign_in(token).await;
+        let whole = app.get_as(&session.cookie, "/admin/c/dash/export.csv").await;
+        assert_eq!(whole.status(), StatusCode::SEE_OTHER, "{token}: too large for one download");
+        let mut uri = Some(whole.headers()[header::LOCATION].to_str().unwrap().to_owned());
+        let (mut seen, mut parts, mut header_line) = (Vec::new(), 0, None::<String>);
+        while let Some(next) = uri {
+            let html = app.page(&session, &next).await;
+            parts += 1;
+            let download = link_to(&html, &format!("Download part {parts}")).expect("each part has its download");
+            let response = app.get_as(&session.cookie, &download).await;
+            assert_eq!(response.status(), StatusCode::OK);
+            assert!(response.headers()[header::CONTENT_DISPOSITION].to_str().unwrap().contains(&format!("part-{parts}.csv")));
+            let csv = text(response).await;
+            let first = csv.lines().next().unwrap().to_owned();
+            assert_eq!(header_line.get_or_insert(first.clone()), &first, "every part has the same columns");
+            seen.extend(comment_numbers(&csv, "\"comment #"));
+            uri = link_to(&html, &format!("Part {} →", parts + 1));
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, expected, "{token}: the parts hold every answer once");
+        assert!(token == ANNA || parts >= 2, "450 rows at 400 a request: two parts at least");
+    }
+    // A part whose range holds more rows than one request reads fails; it never ends early.
+    let admin = app.sign_in(ADMIN).await;
+    let rows = app.store.campaign_rows(&app.campaign.id).await.unwrap();
+    let last = rows.iter().map(|r| r.invitation.id.0.clone()).max().unwrap();
+    let response = app.get_as(&admin.cookie, &format!("/admin/c/dash/export.csv?part=1&through={last}")).await;
+    assert_eq!(response.status(), StatusCode::OK, "the stream starts");
+    assert!(response.into_body().collect().await.is_err(), "and breaks off instead of ending short");
+}
+
+#[tokio::test]
+async fn figures_from_part_of_the_rows_say_so() {
+    let app = spawn_answered(450, ReadLimits { row_reads: Some(2) }).await;
+    let admin = app.sign_in(ADMIN).await;
+    let whole = app.page(&admin, "/admin/c/dash").await;
+    assert!(!whole.contains("Figures from the first"), "the whole campaign's figures come from counters");
+    let drill_down = app.page(&admin, "/admin/c/dash?by=owner&value=bo%40acme.example").await;
+    assert!(drill_down.contains("Figures from the first"), "a drill-down reads rows, 400 at most here: {drill_down}");
+    let anna = app.sign_in(ANNA).await;
+    let own = app.page(&anna, "/admin/c/dash").await;
+    assert!(!own.contains("Figures from the first"), "Anna's 150 contacts fit one request through the owner index");
+    assert!(own.contains("Your contacts only"));
 }

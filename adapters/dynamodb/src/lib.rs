@@ -159,7 +159,8 @@ impl DynamoStore {
                 break;
             }
             let sort_key = get_s(item, "gsi2sk")?;
-            if query.until.is_some_and(|until| sort_key.split('#').next().unwrap_or(sort_key) >= until) {
+            // Ids hold no `#`, so the sort key's first part orders like the id.
+            if query.through.is_some_and(|through| sort_key.split('#').next().unwrap_or(sort_key) > through) {
                 past_the_range = true;
                 break;
             }
@@ -200,8 +201,8 @@ impl DynamoStore {
         let mut values = vec![(":c", s(owner_partition(query.campaign, owner)))];
         let condition = range_condition("gsi3pk = :c", "gsi3sk", query, &mut values);
         let (mut items, mut more) = self.query_once(schema::OWNER_INDEX, &condition, values, limit).await?;
-        if let Some(until) = query.until {
-            let inside = items.iter().take_while(|item| get_s(item, "gsi3sk").is_ok_and(|id| id < until)).count();
+        if let Some(through) = query.through {
+            let inside = items.iter().take_while(|item| get_s(item, "gsi3sk").is_ok_and(|id| id <= through)).count();
             more &= inside == items.len();
             items.truncate(inside);
         }
@@ -1087,21 +1088,15 @@ impl Store for DynamoStore {
     }
 }
 
-/// The key condition of a page: after the cursor, else from the start of the range. (A key
-/// condition takes one comparison on the sort key, so the range's end is checked on the items.)
+/// The key condition of a page: after the cursor, if any. (A key condition takes one comparison
+/// on the sort key, so the end of an export's part is checked on the items.)
 fn range_condition(partition: &str, sort_key: &str, query: RowQuery<'_>, values: &mut Vec<(&str, AttributeValue)>) -> String {
-    // A cursor before the range (typed into a URL) must not widen it.
-    let after = query.after.filter(|after| query.from.is_none_or(|from| after.as_str() >= from));
-    match (after, query.from) {
-        (Some(after), _) => {
+    match query.after {
+        Some(after) => {
             values.push((":start", s(after.as_str())));
             format!("{partition} AND {sort_key} > :start")
         }
-        (None, Some(from)) => {
-            values.push((":start", s(from)));
-            format!("{partition} AND {sort_key} >= :start")
-        }
-        (None, None) => partition.to_owned(),
+        None => partition.to_owned(),
     }
 }
 

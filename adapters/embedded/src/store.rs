@@ -128,16 +128,17 @@ const CAMPAIGN_ROWS: &str = "SELECT i.body, i.reminders_sent, i.next_reminder_at
  WHERE i.campaign_id = ?1 ORDER BY i.created_at, i.id";
 
 /// A page of the same rows in id order after a cursor (the last id of the page before), through
-/// `invitations_by_campaign_id`, or `invitations_by_owner` for one owner's page.
+/// `invitations_by_campaign_id`, or `invitations_by_owner` for one owner's page, up to an id if
+/// the page ends a part of an export.
 const ROWS_PAGE: &str = "SELECT i.body, i.reminders_sent, i.next_reminder_at, i.answered_at, i.opened_at, i.suppressed, a.body,
         (SELECT COUNT(*) FROM review_clicks r WHERE r.invitation_id = i.id)
  FROM invitations i LEFT JOIN answers a ON a.invitation_id = i.id
- WHERE i.campaign_id = ?1 AND i.id > ?2 AND i.id >= ?4 AND (?5 IS NULL OR i.id < ?5) ORDER BY i.id LIMIT ?3";
+ WHERE i.campaign_id = ?1 AND i.id > ?2 AND (?4 IS NULL OR i.id <= ?4) ORDER BY i.id LIMIT ?3";
 const OWNER_ROWS_PAGE: &str = "SELECT i.body, i.reminders_sent, i.next_reminder_at, i.answered_at, i.opened_at, i.suppressed, a.body,
         (SELECT COUNT(*) FROM review_clicks r WHERE r.invitation_id = i.id)
  FROM invitations i LEFT JOIN answers a ON a.invitation_id = i.id
- WHERE i.campaign_id = ?1 AND json_extract(i.body, '$.contact.owner_email') = ?6
-   AND i.id > ?2 AND i.id >= ?4 AND (?5 IS NULL OR i.id < ?5) ORDER BY i.id LIMIT ?3";
+ WHERE i.campaign_id = ?1 AND json_extract(i.body, '$.contact.owner_email') = ?5
+   AND i.id > ?2 AND (?4 IS NULL OR i.id <= ?4) ORDER BY i.id LIMIT ?3";
 
 const INVITATION_COLUMNS: &str = "body, reminders_sent, next_reminder_at, answered_at, opened_at, suppressed";
 
@@ -463,7 +464,7 @@ impl Store for SqliteStore {
         let campaign = query.campaign.clone();
         let owner = query.owner.map(|o| o.as_str().to_owned());
         let after = query.after.map_or(String::new(), |c| c.as_str().to_owned());
-        let (from, until) = (query.from.unwrap_or_default().to_owned(), query.until.map(str::to_owned));
+        let through = query.through.map(str::to_owned);
         let limit = query.limit.max(1);
         self.read("rows_page", move |conn| {
             let mut stmt = conn.prepare_cached(if owner.is_some() { OWNER_ROWS_PAGE } else { ROWS_PAGE }).map_err(unavailable)?;
@@ -471,8 +472,8 @@ impl Store for SqliteStore {
             // One row more than asked tells whether another page follows.
             let fetch = (limit + 1) as i64;
             let found = match &owner {
-                Some(owner) => stmt.query_map(params![campaign.as_str(), after, fetch, from, until, owner], read),
-                None => stmt.query_map(params![campaign.as_str(), after, fetch, from, until], read),
+                Some(owner) => stmt.query_map(params![campaign.as_str(), after, fetch, through, owner], read),
+                None => stmt.query_map(params![campaign.as_str(), after, fetch, through], read),
             }
             .map_err(unavailable)?;
             let mut rows = Vec::with_capacity(limit);

@@ -4,6 +4,7 @@
 //! Every page needs a session; every form a CSRF token bound to it. Owners see only their own
 //! contacts: their figures are folded from their rows, everyone else's come from the counters.
 
+mod rows;
 mod session;
 
 use std::collections::BTreeMap;
@@ -18,9 +19,12 @@ use closeloop_core::accounts::{Account, Accounts, Scope};
 use closeloop_core::counters::{Aggregates, View};
 use closeloop_core::dashboard::{self, CaseLine, CaseList, CaseView, CommentFilter, SegmentFilter, SegmentSort, Viewer};
 use closeloop_core::model::{CaseClosure, CaseNote, Email, InvitationId, MAX_NOTE_CHARS};
-use closeloop_core::ports::{InvitationRow, StoreError};
+use closeloop_core::export::AnswersCsv;
+use closeloop_core::ports::{InvitationRow, RowCursor, RowQuery, StoreError};
 use closeloop_core::{Campaign, CampaignId};
 
+pub use rows::{ReadLimits, ROWS_PER_PAGE};
+use rows::{read_rows, RowBudget};
 pub use session::{SessionKeys, WeakSecret, MIN_SECRET_CHARS};
 use session::{cookie, same_origin, set_cookie, SESSION_COOKIE, SESSION_HOURS, SIGN_IN_COOKIE};
 
@@ -174,15 +178,12 @@ pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap, body: B
     response
 }
 
-/// Rows the account may see, narrowed to a segment if asked.
-fn visible_rows(rows: Vec<InvitationRow>, account: &Account, filter: Option<&SegmentFilter>) -> Vec<InvitationRow> {
-    rows.into_iter()
-        .filter(|r| match account.scope() {
-            Scope::Everything => true,
-            Scope::OwnedBy(owner) => r.invitation.contact.owner_email.as_ref() == Some(owner),
-        })
-        .filter(|r| filter.is_none_or(|f| f.matches(&r.invitation)))
-        .collect()
+/// The owner whose rows an account sees, if it sees only some.
+fn owner_scope(account: &Account) -> Option<&Email> {
+    match account.scope() {
+        Scope::Everything => None,
+        Scope::OwnedBy(owner) => Some(owner),
+    }
 }
 
 /// Whole-campaign figures come from counters; an owner's or a drill-down's from their rows.
@@ -191,20 +192,24 @@ fn reads_counters(account: &Account, filter: Option<&SegmentFilter>) -> bool {
 }
 
 /// The figures an account sees: the page's counter buckets for the whole campaign, rows folded
-/// the same way for an owner or a segment drill-down.
+/// the same way for an owner (through the owner index) or a segment drill-down, as many as the
+/// request's budget reads; figures from part of the rows say so.
 async fn aggregates_for(
     state: &AppState,
     campaign: &Campaign,
     account: &Account,
     filter: Option<&SegmentFilter>,
     view: View<'_>,
+    budget: &mut RowBudget,
 ) -> Result<Aggregates, StoreError> {
     let store = &state.services.store;
     if reads_counters(account, filter) {
         return Ok(Aggregates::from_buckets(store.counter_buckets(&campaign.id, &view.prefixes()).await?));
     }
-    let rows = visible_rows(store.campaign_rows(&campaign.id).await?, account, filter);
-    Ok(Aggregates::from_rows(campaign, &rows))
+    let query = RowQuery { owner: owner_scope(account), ..RowQuery::campaign(&campaign.id, ROWS_PER_PAGE) };
+    let read = read_rows(store.as_ref(), query, budget, |r| filter.is_none_or(|f| f.matches(&r.invitation)), |_| false).await?;
+    let aggregates = Aggregates::from_rows(campaign, &read.rows);
+    Ok(if read.complete { aggregates } else { aggregates.partial_after(read.rows.len()) })
 }
 
 async fn find_campaign(state: &AppState, id: &str, viewer: &Viewer) -> Result<Campaign, Response> {
@@ -224,9 +229,15 @@ pub async fn campaigns(State(state): State<AppState>, headers: HeaderMap) -> Res
         Err(e) => return store_failed(e, &viewer),
     };
     let mut shown = Vec::with_capacity(list.len());
+    let mut budget = RowBudget::new(state.limits);
     for campaign in list {
-        match aggregates_for(&state, &campaign, &account, None, View::Overview).await {
-            Ok(agg) => shown.push((campaign, agg)),
+        // The list needs only each campaign's totals: one read, while the budget lasts.
+        if reads_counters(&account, None) && !budget.spend(1) {
+            shown.push((campaign, None));
+            continue;
+        }
+        match aggregates_for(&state, &campaign, &account, None, View::Totals, &mut budget).await {
+            Ok(agg) => shown.push((campaign, Some(agg))),
             Err(e) => return store_failed(e, &viewer),
         }
     }
@@ -248,7 +259,7 @@ pub async fn overview(State(state): State<AppState>, Path(id): Path<String>, Raw
         Ok(l) => l,
         Err(e) => return store_failed(e, &viewer),
     };
-    match aggregates_for(&state, &campaign, &account, filter.as_ref(), View::Overview).await {
+    match aggregates_for(&state, &campaign, &account, filter.as_ref(), View::Overview, &mut RowBudget::new(state.limits)).await {
         Ok(agg) => html(StatusCode::OK, dashboard::overview_page(&viewer, &campaign, &agg, filter.as_ref(), &launches)),
         Err(e) => store_failed(e, &viewer),
     }
@@ -262,15 +273,17 @@ pub async fn segments(State(state): State<AppState>, Path(id): Path<String>, Raw
     };
     let q = query_map(query.as_deref());
     let asked = q.get("by").map(String::as_str).unwrap_or("");
-    let mut agg = match aggregates_for(&state, &campaign, &account, None, View::Segments(asked)).await {
+    let mut budget = RowBudget::new(state.limits);
+    let mut agg = match aggregates_for(&state, &campaign, &account, None, View::Segments(asked), &mut budget).await {
         Ok(agg) => agg,
         Err(e) => return store_failed(e, &viewer),
     };
-    // No field asked for (or an unknown one): the first field there is.
+    // No field asked for (or an unknown one): the first field there is. Figures folded from rows
+    // hold every field already; only counters are read again, for that field's buckets.
     let dimensions = agg.dimensions();
-    if !dimensions.iter().any(|d| d == asked) {
+    if !dimensions.iter().any(|d| d == asked) && reads_counters(&account, None) {
         if let Some(first) = dimensions.first() {
-            agg = match aggregates_for(&state, &campaign, &account, None, View::Segments(first)).await {
+            agg = match aggregates_for(&state, &campaign, &account, None, View::Segments(first), &mut budget).await {
                 Ok(agg) => agg,
                 Err(e) => return store_failed(e, &viewer),
             };
@@ -278,6 +291,9 @@ pub async fn segments(State(state): State<AppState>, Path(id): Path<String>, Raw
     }
     html(StatusCode::OK, dashboard::segments_page(&viewer, &campaign, &agg, Some(asked), SegmentSort::parse(q.get("sort").map(String::as_str))))
 }
+
+/// Comments one page shows before it offers the next.
+const COMMENTS_PER_PAGE: usize = 100;
 
 pub async fn comments(State(state): State<AppState>, Path(id): Path<String>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
     let (_, account, viewer) = page_guard!(state, headers);
@@ -287,20 +303,32 @@ pub async fn comments(State(state): State<AppState>, Path(id): Path<String>, Raw
     };
     let q = query_map(query.as_deref());
     let filter = CommentFilter::parse(q.get("group").map(String::as_str), q.get("q").map(String::as_str), q.get("theme").map(String::as_str));
-    let rows = match state.services.store.campaign_rows(&campaign.id).await {
-        Ok(rows) => visible_rows(rows, &account, None),
+    let after = match q.get("after").map(|a| RowCursor::parse(a)).transpose() {
+        Ok(after) => after,
+        Err(e) => return message(StatusCode::BAD_REQUEST, Some(&viewer), "Bad page link", &e.to_string()),
+    };
+    // Pages through the rows (an owner's through the owner index) until a page of comments is
+    // found, the budget is spent or the rows end; the page links to where it stopped.
+    let store = state.services.store.as_ref();
+    let query = RowQuery { owner: owner_scope(&account), after: after.as_ref(), ..RowQuery::campaign(&campaign.id, ROWS_PER_PAGE) };
+    let shows = |r: &InvitationRow| r.answer.as_ref().is_some_and(|a| filter.matches(&campaign, a));
+    let enough = |rows: &[InvitationRow]| rows.len() >= COMMENTS_PER_PAGE;
+    let read = match read_rows(store, query, &mut RowBudget::new(state.limits), shows, enough).await {
+        Ok(read) => read,
         Err(e) => return store_failed(e, &viewer),
     };
-    // Rows already read serve an owner's theme counts too.
     let agg = if reads_counters(&account, None) {
         match state.services.store.counter_buckets(&campaign.id, &View::Themes.prefixes()).await {
             Ok(buckets) => Aggregates::from_buckets(buckets),
             Err(e) => return store_failed(e, &viewer),
         }
     } else {
-        Aggregates::from_rows(&campaign, &rows)
+        // An owner's theme counts: from the comments this page read.
+        let agg = Aggregates::from_rows(&campaign, &read.rows);
+        if read.complete && after.is_none() { agg } else { agg.partial_after(read.rows.len()) }
     };
-    html(StatusCode::OK, dashboard::comments_page(&viewer, &campaign, &agg, &rows, &filter))
+    let more = if read.complete { None } else { read.next.as_ref().map(RowCursor::as_str) };
+    html(StatusCode::OK, dashboard::comments_page(&viewer, &campaign, &agg, &read.rows, &filter, more))
 }
 
 pub async fn drivers(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
@@ -309,7 +337,7 @@ pub async fn drivers(State(state): State<AppState>, Path(id): Path<String>, head
         Ok(c) => c,
         Err(r) => return r,
     };
-    match aggregates_for(&state, &campaign, &account, None, View::Drivers).await {
+    match aggregates_for(&state, &campaign, &account, None, View::Drivers, &mut RowBudget::new(state.limits)).await {
         Ok(agg) => html(StatusCode::OK, dashboard::drivers_page(&viewer, &campaign, &agg)),
         Err(e) => store_failed(e, &viewer),
     }
@@ -447,6 +475,45 @@ pub async fn close_case(State(state): State<AppState>, Path((campaign, invitatio
     }
 }
 
+/// The export's figures before its first row: the custom properties (for its columns) and the
+/// number of invitations (for how many parts it needs).
+async fn export_plan(state: &AppState, campaign: &Campaign) -> Result<(AnswersCsv, u64), StoreError> {
+    use closeloop_core::counters::{DIMENSIONS, TOTAL};
+    let buckets = state.services.store.counter_buckets(&campaign.id, &[TOTAL.to_owned(), DIMENSIONS.to_owned()]).await?;
+    let aggregates = Aggregates::from_buckets(buckets);
+    let properties = aggregates.dimensions().into_iter().filter_map(|d| d.strip_prefix("prop:").map(str::to_owned)).collect::<Vec<_>>();
+    Ok((AnswersCsv::new(campaign, properties), aggregates.funnel().invited))
+}
+
+/// One part of an export too large for one request: the rows after a cursor, through an id.
+#[derive(Debug, Clone, Default)]
+struct ExportPart {
+    number: usize,
+    after: Option<RowCursor>,
+    through: Option<String>,
+}
+
+/// Whether this runtime exports a campaign of `invited` invitations in parts.
+fn needs_parts(state: &AppState, invited: u64) -> bool {
+    state.limits.rows_per_request().is_some_and(|rows| invited > rows)
+}
+
+/// The part a query names (`part`, `after`, `through`), if it names one.
+fn asked_part(q: &BTreeMap<String, String>) -> Result<Option<ExportPart>, String> {
+    let Some(number) = q.get("part") else { return Ok(None) };
+    let number = number.parse().ok().filter(|n| *n >= 1).ok_or("part is a number from 1")?;
+    let after = q.get("after").map(|a| RowCursor::parse(a)).transpose().map_err(|e| e.to_string())?;
+    let through = q.get("through").map(|t| RowCursor::parse(t).map(|t| t.as_str().to_owned())).transpose().map_err(|e| e.to_string())?;
+    Ok(Some(ExportPart { number, after, through }))
+}
+
+/// The segment filter of an export as the start of a query string.
+fn segment_query(q: &BTreeMap<String, String>) -> String {
+    ["by", "value"].iter().filter_map(|k| q.get(*k).map(|v| format!("{k}={}&", dashboard::form_encode(v)))).collect()
+}
+
+/// Streams the answers as CSV, a page of rows at a time. A campaign larger than one request can
+/// read (on the Worker) is exported in parts, which `/export` lists one after another.
 pub async fn export(State(state): State<AppState>, Path(id): Path<String>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
     let (_, account, viewer) = page_guard!(state, headers);
     let campaign = match find_campaign(&state, &id, &viewer).await {
@@ -455,18 +522,118 @@ pub async fn export(State(state): State<AppState>, Path(id): Path<String>, RawQu
     };
     let q = query_map(query.as_deref());
     let filter = SegmentFilter::parse(q.get("by").map(String::as_str), q.get("value").map(String::as_str));
-    let rows = match state.services.store.campaign_rows(&campaign.id).await {
-        Ok(rows) => visible_rows(rows, &account, filter.as_ref()),
+    let (csv, invited) = match export_plan(&state, &campaign).await {
+        Ok(plan) => plan,
         Err(e) => return store_failed(e, &viewer),
     };
-    let csv = closeloop_core::export::answers_csv(&campaign, &rows);
+    let part = match asked_part(&q) {
+        Ok(Some(part)) => part,
+        Ok(None) if needs_parts(&state, invited) => {
+            return Redirect::to(&format!("/admin/c/{}/export?{}part=1", campaign.id, segment_query(&q))).into_response()
+        }
+        Ok(None) => ExportPart::default(),
+        Err(e) => return message(StatusCode::BAD_REQUEST, Some(&viewer), "No such part", &e),
+    };
+    let name = if part.number == 0 { format!("{}-answers.csv", campaign.id) } else { format!("{}-answers-part-{}.csv", campaign.id, part.number) };
+    let stream = ExportStream {
+        store: state.services.store.clone(),
+        campaign: campaign.id.clone(),
+        owner: owner_scope(&account).cloned(),
+        filter,
+        csv,
+        part,
+        budget: RowBudget::new(state.limits),
+    };
     (
         StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}-answers.csv\"", campaign.id)),
-        ],
-        csv,
+        [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\""))],
+        axum::body::Body::from_stream(stream.into_stream()),
     )
         .into_response()
+}
+
+/// The rows of one export (part), read page after page as the client takes them.
+struct ExportStream {
+    store: Arc<dyn closeloop_core::ports::Store>,
+    campaign: CampaignId,
+    owner: Option<Email>,
+    filter: Option<SegmentFilter>,
+    csv: AnswersCsv,
+    part: ExportPart,
+    budget: RowBudget,
+}
+
+/// An export part that needs more reads than one request has (rows were added to its range
+/// since it was listed): the download fails rather than end early, so a short file is never
+/// taken for the whole.
+#[derive(Debug, thiserror::Error)]
+#[error("this export part needs more reads than one request may make; list the parts again")]
+struct ExportTooLarge;
+
+impl ExportStream {
+    fn into_stream(self) -> impl futures_util::Stream<Item = Result<Bytes, axum::BoxError>> + Send + 'static {
+        let header = Bytes::from(self.csv.header());
+        let after = self.part.after.clone();
+        let rows = futures_util::stream::try_unfold((self, after, false), |(mut export, after, done)| async move {
+            if done {
+                return Ok(None);
+            }
+            let query = RowQuery {
+                owner: export.owner.as_ref(),
+                after: after.as_ref(),
+                through: export.part.through.as_deref(),
+                ..RowQuery::campaign(&export.campaign, ROWS_PER_PAGE)
+            };
+            let filter = export.filter.clone();
+            let keep = |r: &InvitationRow| filter.as_ref().is_none_or(|f| f.matches(&r.invitation));
+            let read = read_rows(export.store.as_ref(), query, &mut export.budget, keep, |_| true).await.map_err(axum::BoxError::from)?;
+            if !read.complete && read.next == after {
+                return Err(axum::BoxError::from(ExportTooLarge));
+            }
+            let chunk = Bytes::from(export.csv.rows(&read.rows));
+            let complete = read.complete;
+            Ok(Some((chunk, (export, read.next, complete))))
+        });
+        futures_util::StreamExt::chain(futures_util::stream::once(async move { Ok(header) }), rows)
+    }
+}
+
+/// One part of an export too large for one request, and the link to the next: the page reads
+/// the part's rows ahead, as many as one download may, to fix where the part ends.
+pub async fn export_parts(State(state): State<AppState>, Path(id): Path<String>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
+    let (_, account, viewer) = page_guard!(state, headers);
+    let campaign = match find_campaign(&state, &id, &viewer).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let q = query_map(query.as_deref());
+    let part = match asked_part(&q) {
+        Ok(part) => part.unwrap_or(ExportPart { number: 1, ..ExportPart::default() }),
+        Err(e) => return message(StatusCode::BAD_REQUEST, Some(&viewer), "No such part", &e),
+    };
+    let invited = match export_plan(&state, &campaign).await {
+        Ok((_, invited)) => invited,
+        Err(e) => return store_failed(e, &viewer),
+    };
+    let query = RowQuery { owner: owner_scope(&account), after: part.after.as_ref(), ..RowQuery::campaign(&campaign.id, ROWS_PER_PAGE) };
+    let ahead = match read_rows(state.services.store.as_ref(), query, &mut RowBudget::new(state.limits), |_| true, |_| false).await {
+        Ok(read) => read,
+        Err(e) => return store_failed(e, &viewer),
+    };
+    let segment = segment_query(&q);
+    let after = part.after.as_ref().map(|a| format!("after={}&", dashboard::form_encode(a.as_str()))).unwrap_or_default();
+    let download = ahead.rows.last().map(|last| {
+        format!(
+            "/admin/c/{}/export.csv?{segment}{after}through={}&part={}",
+            campaign.id,
+            dashboard::form_encode(&last.invitation.id.0),
+            part.number
+        )
+    });
+    let next = match (&ahead.next, ahead.complete) {
+        (Some(next), false) => Some(format!("/admin/c/{}/export?{segment}after={}&part={}", campaign.id, dashboard::form_encode(next.as_str()), part.number + 1)),
+        _ => None,
+    };
+    let part_view = dashboard::ExportPartView { number: part.number, contacts: ahead.rows.len(), download: download.as_deref(), next: next.as_deref() };
+    html(StatusCode::OK, dashboard::export_parts_page(&viewer, &campaign, invited, &part_view))
 }
