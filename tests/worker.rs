@@ -75,7 +75,10 @@ async fn the_worker_serves_the_survey_records_answers_once_and_changes_nothing_e
     let rows = seeded.store.campaign_rows(&seeded.campaign.id).await.unwrap();
     let row = rows.iter().find(|r| r.invitation.id == id).unwrap();
     assert_eq!(row.review_clicks, 1);
-    assert!(row.suppressed);
+    // The Worker writes the suppression only (a bounded number of subrequests); marking the
+    // person's invitations is the stream consumer's.
+    assert!(!row.suppressed, "not marked by the Worker");
+    assert!(seeded.store.is_suppressed(&row.invitation.contact.keys()).await.unwrap(), "yet suppressed: no mail goes out");
     let other = rows.iter().find(|r| r.invitation.id.0 == other_id).unwrap();
     assert!(other.answer.is_none() && !other.suppressed && other.review_clicks == 0, "the other invitation is untouched");
 
@@ -89,7 +92,6 @@ async fn the_worker_serves_the_survey_records_answers_once_and_changes_nothing_e
         format!("answer-{invitation_id}-1"),
         format!("answer-{invitation_id}-2"),
         format!("review-click-{invitation_id}"),
-        format!("suppressed-{invitation_id}"),
     ];
     assert_eq!(events, expected_events, "one event per change, in order");
     let answers: Vec<_> = new.iter().filter(|r| r.key().1 == "ANSWER").collect();
@@ -103,8 +105,17 @@ async fn the_worker_serves_the_survey_records_answers_once_and_changes_nothing_e
     allowed.extend(expected_events.iter().map(|id| format!("EVENT#{id}")));
     assert!(touched.is_subset(&allowed), "unexpected items changed: {:?}", touched.difference(&allowed).collect::<Vec<_>>());
 
-    // What on_answer does with that stream: the counters move once into promoters (the edit
-    // 9 → 10 stayed in the group), the page opened once, one unsubscribe.
+    // What on_answer does with that stream: marks the suppression it delivers, then the counters
+    // move once into promoters (the edit 9 → 10 stayed in the group), the page opened once, one
+    // unsubscribe.
+    let suppressions: Vec<_> = new.iter().filter_map(|r| closeloop_dynamodb::suppression_from_item(r.new_image.as_ref()?)).collect();
+    assert_eq!(suppressions.len(), 1, "one suppression written, for the email the link was sent to");
+    for suppression in suppressions {
+        let (key, reason, at) = suppression.unwrap();
+        seeded.store.suppress(&key, reason, at).await.unwrap();
+    }
+    let rows = seeded.store.campaign_rows(&seeded.campaign.id).await.unwrap();
+    assert!(rows.iter().find(|r| r.invitation.id == id).unwrap().suppressed, "marked from the stream");
     seeded.store.settle_counters().await.unwrap();
     let counters = seeded.store.campaign_counters(&seeded.campaign.id).await.unwrap();
     assert_eq!((counters.invited, counters.tally.promoters, counters.tally.passives, counters.tally.detractors), (2, 1, 0, 0));

@@ -10,7 +10,7 @@ use closeloop_core::campaign::{Campaign, CampaignId};
 use closeloop_core::changes::Change;
 use closeloop_core::counters::CounterDeltas;
 use closeloop_core::model::*;
-use closeloop_core::ports::StoreError;
+use closeloop_core::ports::{Malformed, StoreError};
 use closeloop_core::Timestamp;
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -290,6 +290,20 @@ pub fn suppression_item(key: &ContactKey, reason: SuppressionReason, at: Timesta
         ("reason".into(), json(&reason)?),
         ("at".into(), n(at.millis())),
     ]))
+}
+
+/// A suppression the stream delivers: whom, why and when.
+pub fn suppression_from_item(item: &Item) -> Option<Result<(ContactKey, SuppressionReason, Timestamp), StoreError>> {
+    let key = get_s(item, "pk").ok()?.strip_prefix("CONTACT#")?.to_owned();
+    if get_s(item, "sk").ok()? != SUPPRESSED_SK {
+        return None;
+    }
+    let read = || {
+        let reason: SuppressionReason = serde_json::from_str(get_s(item, "reason")?).map_err(StoreError::corrupt)?;
+        let at = get_n(item, "at").map(Timestamp::from_millis).ok_or_else(|| StoreError::corrupt(Malformed("suppression time")))?;
+        Ok((ContactKey::from_stored(key), reason, at))
+    };
+    Some(read())
 }
 
 pub fn click_item(id: &InvitationId, site: &str, at: Timestamp) -> Item {

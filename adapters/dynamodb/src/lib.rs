@@ -23,7 +23,7 @@ use closeloop_core::model::*;
 use closeloop_core::ports::{CreateOutcome, InvitationRow, Malformed, RowCursor, RowPage, RowQuery, Store, StoreError};
 use closeloop_core::Timestamp;
 
-pub use items::{change_from_item, event_from_item};
+pub use items::{change_from_item, event_from_item, suppression_from_item};
 pub use schema::{create_table, TableSettings};
 
 use items::*;
@@ -33,6 +33,9 @@ pub struct DynamoStore {
     client: Client,
     table: String,
     retry: retry::ConflictRetry,
+    /// Marking a suppressed person's invitations is left to the stream consumer (the Worker's
+    /// unsubscribe page, whose subrequests are counted; see `suppress`).
+    defer_suppression_marks: bool,
 }
 
 use errors::{classify as unavailable, Cancelled};
@@ -54,13 +57,20 @@ const PAGE: i32 = 500;
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into(), retry: retry::ConflictRetry::default() }
+        Self { client, table: table.into(), retry: retry::ConflictRetry::default(), defer_suppression_marks: false }
     }
 
     /// How many times in all a transaction is sent while conflicts cancel it. The Worker uses 1:
     /// each try is a subrequest, and its callers retry what matters themselves.
     pub fn with_conflict_attempts(mut self, attempts: u32) -> Self {
         self.retry.attempts = attempts.max(1);
+        self
+    }
+
+    /// `suppress` writes only the suppression; `on_answer` marks the person's invitations when
+    /// the stream delivers it. Two writes, however many campaigns the person is in.
+    pub fn with_deferred_suppression_marks(mut self) -> Self {
+        self.defer_suppression_marks = true;
         self
     }
 
@@ -821,6 +831,11 @@ impl Store for DynamoStore {
 
     async fn suppress(&self, key: &ContactKey, reason: SuppressionReason, at: Timestamp) -> Result<bool, StoreError> {
         let newly = self.put_if(suppression_item(key, reason, at)?, "attribute_not_exists(pk)").await?;
+        if self.defer_suppression_marks {
+            // Sending already checks `is_suppressed`; the marks (reminders off, counters) follow
+            // from the stream, which calls this again on a store that marks.
+            return Ok(newly);
+        }
         // Reminders of this person stop everywhere; repeated on every call so a crash between the
         // two steps heals on the next unsubscribe or bounce.
         let links =

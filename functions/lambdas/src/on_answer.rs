@@ -7,6 +7,10 @@
 //! later records of its invitation (the platform retries from it; idempotent sends make the
 //! repeat of later records harmless); one that never can is logged and skipped. Near the
 //! function's deadline no new invitation is started and the rest are reported as failures.
+//!
+//! A suppression the Worker wrote (its unsubscribe page only writes the suppression, to keep
+//! within its subrequests) arrives too: the person's invitations are marked here, once, however
+//! often the record is delivered.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -15,7 +19,7 @@ use aws_lambda_events::event::dynamodb::Event as StreamBatch;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use aws_sdk_dynamodb::types::AttributeValue;
 use closeloop_core::changes::Change;
-use closeloop_dynamodb::change_from_item;
+use closeloop_dynamodb::{change_from_item, suppression_from_item};
 use closeloop_functions::dispatch::{self, CampaignCache};
 use closeloop_functions::Services;
 use futures_util::StreamExt;
@@ -38,18 +42,38 @@ pub async fn handle_with_concurrency(
     concurrency: usize,
 ) -> Result<DynamoDbEventResponse, crate::Retryable> {
     let mut records: Vec<(String, Change)> = Vec::new();
+    let mut suppressions = Vec::new();
     for record in batch.records {
         if record.event_name != "INSERT" {
             continue;
         }
+        let sequence = record.change.sequence_number.clone().unwrap_or_default();
         let item: HashMap<String, AttributeValue> = record.change.new_image.into();
+        if let Some(suppression) = suppression_from_item(&item) {
+            match suppression {
+                Ok(suppression) => suppressions.push((sequence, suppression)),
+                Err(e) => tracing::error!(error = %e, "dropped: unreadable suppression item"),
+            }
+            continue;
+        }
         match change_from_item(&item) {
             None => continue, // not an event item: invitations, answers and the rest need no reaction
-            Some(Ok(change)) => records.push((record.change.sequence_number.clone().unwrap_or_default(), change)),
+            Some(Ok(change)) => records.push((sequence, change)),
             Some(Err(e)) => tracing::error!(error = %e, "dropped: unreadable event item"),
         }
     }
     let mut failures: Vec<String> = Vec::new();
+    for (sequence, (key, reason, at)) in suppressions {
+        // Marks every invitation of the person; marking twice changes nothing.
+        match services.store.suppress(&key, reason, at).await {
+            Ok(_) => {}
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(error = %e, "marking a suppression failed; it will be retried");
+                failures.push(sequence);
+            }
+            Err(e) => tracing::error!(error = %e, "dropped: marking a suppression cannot succeed"),
+        }
+    }
     let changes: Vec<Change> = records.iter().map(|(_, c)| c.clone()).collect();
     // Events whose counting failed for good stay on the work index (uncompleted), where a later
     // `settle_counters` can still count them.

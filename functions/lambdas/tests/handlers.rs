@@ -203,3 +203,38 @@ async fn near_its_deadline_the_stream_handler_starts_nothing_and_reports_every_r
     assert!(response.batch_item_failures.len() >= 2, "{:?}", response.batch_item_failures);
     assert!(sent_to(&marker).await.is_empty(), "nothing was started");
 }
+
+#[tokio::test]
+async fn a_suppression_the_worker_wrote_is_marked_once_when_the_stream_delivers_it() {
+    let (services, store, _) = world("deferred").await;
+    let marker = format!("w{}", std::process::id());
+    let campaign = closeloop_core::Campaign::from_toml(include_str!("../../../demo/campaign.toml")).unwrap();
+    let csv = format!("email;first_name\numa.{marker}@example.se;Uma\nvic.{marker}@example.se;Vic\n");
+    launch::launch(&services, &campaign, csv.as_bytes()).await.unwrap();
+    // The Worker's unsubscribe: the suppression only, two writes at most whatever the person's history.
+    let worker_store = store.clone().with_deferred_suppression_marks();
+    let email = Email::parse(&format!("uma.{marker}@example.se")).unwrap();
+    let key = ContactKey::email(&email);
+    let now = services.clock.now();
+    assert!(worker_store.suppress(&key, closeloop_core::SuppressionReason::Unsubscribed, now).await.unwrap());
+    let uma = |rows: &[closeloop_core::ports::InvitationRow]| {
+        rows.iter().find(|r| r.invitation.contact.email.as_ref() == Some(&email)).cloned().unwrap()
+    };
+    let before = uma(&store.campaign_rows(&campaign.id).await.unwrap());
+    assert!(!before.suppressed && before.invitation.next_reminder_at.is_some(), "not marked yet");
+    assert!(store.is_suppressed(&[key.clone()]).await.unwrap(), "yet no mail goes out: sending checks the suppression");
+
+    for delivery in 0..2 {
+        let batch = lambda_batch(&read_all(&store, &local_streams_client().unwrap()).await.unwrap());
+        let handled = on_answer::handle(&services, batch, None).await.unwrap();
+        assert!(handled.batch_item_failures.is_empty(), "delivery {delivery}");
+    }
+    let rows = store.campaign_rows(&campaign.id).await.unwrap();
+    let after = uma(&rows);
+    assert!(after.suppressed, "marked when the stream delivered the suppression");
+    assert!(after.invitation.next_reminder_at.is_none(), "and its reminders are off");
+    assert!(!rows.iter().find(|r| r.invitation.id != after.invitation.id).unwrap().suppressed, "Vic is not");
+    let buckets = store.counter_buckets(&campaign.id, &View::Everything.prefixes()).await.unwrap();
+    assert_eq!(Aggregates::from_buckets(buckets), Aggregates::from_rows(&campaign, &rows), "counted once, though delivered twice");
+    assert_eq!(Aggregates::from_rows(&campaign, &rows).funnel().unsubscribed, 1);
+}
