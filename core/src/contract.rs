@@ -510,6 +510,25 @@ pub async fn a_launch_job_counts_each_chunk_once(store: &dyn Store) {
     assert_eq!(store.record_launch_chunk(&unknown, 0, &last, T0).await.unwrap(), None);
 }
 
+/// A chunk given up on is recorded once, with why; the job fails once every chunk is in.
+pub async fn a_chunk_given_up_on_fails_its_launch_once_every_chunk_is_in(store: &dyn Store) {
+    use crate::launch::{ChunkFailure, ChunkResult, LaunchId, LaunchJob, LaunchState};
+    let c = campaign("launch-failed");
+    let id = LaunchId::of(&c.id, b"email\nfail@x.example\n");
+    let mut job = LaunchJob::new(id.clone(), c.id.clone(), "contacts.csv", T0);
+    job.validated(3, 2, Vec::new(), 0);
+    store.create_launch(&job).await.unwrap();
+    let failed = ChunkResult::failed(2, "storage refused the request: the table is missing");
+    let after = store.record_launch_chunk(&id, 0, &failed, T0.plus_hours(1)).await.unwrap().unwrap();
+    assert_eq!(after.state, LaunchState::Running, "the other chunk is still on its way");
+    assert_eq!(after.failures, vec![ChunkFailure { chunk: 0, rows: 2, reason: "storage refused the request: the table is missing".into() }]);
+    assert_eq!(store.record_launch_chunk(&id, 0, &failed, T0.plus_hours(2)).await.unwrap().unwrap(), after, "recorded once");
+    let last = ChunkResult::from_outcomes(&[CreateOutcome::Created], 0);
+    let done = store.record_launch_chunk(&id, 1, &last, T0.plus_hours(3)).await.unwrap().unwrap();
+    assert_eq!((done.state, done.rows_processed, done.invited, done.finished_at), (LaunchState::Failed, 1, 1, Some(T0.plus_hours(3))));
+    assert_eq!(store.launch(&id).await.unwrap(), Some(done));
+}
+
 /// Every page of rows, whole campaign or one owner's, in order.
 async fn all_pages(store: &dyn Store, campaign: &CampaignId, owner: Option<&Email>, limit: usize) -> Vec<InvitationRow> {
     let (mut rows, mut after): (Vec<InvitationRow>, Option<RowCursor>) = (Vec::new(), None);
@@ -631,6 +650,7 @@ macro_rules! store_contract_tests {
             invitations_with_answers_come_back_in_the_order_asked,
             a_launch_job_counts_each_chunk_once,
             pages_of_rows_cover_the_campaign_once_and_an_owner_sees_only_theirs,
+            a_chunk_given_up_on_fails_its_launch_once_every_chunk_is_in,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

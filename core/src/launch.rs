@@ -99,6 +99,9 @@ pub struct LaunchJob {
     pub state: LaunchState,
     pub started_at: Timestamp,
     pub finished_at: Option<Timestamp>,
+    /// Chunks given up on; once every chunk is accounted for, any of these makes the job failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<ChunkFailure>,
 }
 
 impl LaunchJob {
@@ -118,6 +121,7 @@ impl LaunchJob {
             state: LaunchState::Validating,
             started_at: at,
             finished_at: None,
+            failures: Vec::new(),
         }
     }
 
@@ -135,15 +139,19 @@ impl LaunchJob {
     }
 
     /// Adds one chunk's result; the store calls it at most once per chunk.
-    pub fn add_chunk(&mut self, result: &ChunkResult, at: Timestamp) {
-        self.rows_processed += result.rows;
+    pub fn add_chunk(&mut self, chunk: u32, result: &ChunkResult, at: Timestamp) {
         self.invited += result.invited;
         for (reason, n) in &result.skipped {
             *self.skipped.entry(*reason).or_default() += n;
         }
+        match &result.failure {
+            // Its rows are accounted for, not processed.
+            Some(reason) => self.failures.push(ChunkFailure { chunk, rows: result.rows, reason: reason.clone() }),
+            None => self.rows_processed += result.rows,
+        }
         self.chunks_done += 1;
         if self.chunks_done >= self.chunks && self.state == LaunchState::Running {
-            self.state = LaunchState::Done;
+            self.state = if self.failures.is_empty() { LaunchState::Done } else { LaunchState::Failed };
             self.finished_at = Some(at);
         }
     }
@@ -200,6 +208,17 @@ pub struct ChunkResult {
     pub rows: u64,
     pub invited: u64,
     pub skipped: BTreeMap<SkipReason, u64>,
+    /// Why the chunk's rows could not be written, when it gave up (its queue's last delivery).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+}
+
+/// A chunk a launch gave up on: which one, how many rows, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkFailure {
+    pub chunk: u32,
+    pub rows: u64,
+    pub reason: String,
 }
 
 impl ChunkResult {
@@ -214,6 +233,11 @@ impl ChunkResult {
             }
         }
         result
+    }
+
+    /// A chunk of `rows` rows that was given up on.
+    pub fn failed(rows: u64, reason: impl Into<String>) -> Self {
+        Self { rows, failure: Some(reason.into()), ..Self::default() }
     }
 }
 
@@ -255,9 +279,9 @@ mod tests {
         let mut job = LaunchJob::new(LaunchId::of(&c, b"x"), c, "contacts.csv", Timestamp::from_millis(0));
         job.validated(3, 2, vec![RowProblem { line: 4, reason: "no email".into() }], 1);
         assert_eq!(job.state, LaunchState::Running);
-        job.add_chunk(&ChunkResult::from_outcomes(&[CreateOutcome::Created, CreateOutcome::Throttled], 0), Timestamp::from_millis(1));
+        job.add_chunk(0, &ChunkResult::from_outcomes(&[CreateOutcome::Created, CreateOutcome::Throttled], 0), Timestamp::from_millis(1));
         assert_eq!(job.state, LaunchState::Running);
-        job.add_chunk(&ChunkResult::from_outcomes(&[CreateOutcome::AlreadyCreated], 0), Timestamp::from_millis(2));
+        job.add_chunk(1, &ChunkResult::from_outcomes(&[CreateOutcome::AlreadyCreated], 0), Timestamp::from_millis(2));
         assert_eq!((job.state, job.invited, job.skipped(SkipReason::Throttled), job.skipped(SkipReason::Duplicate)), (LaunchState::Done, 2, 1, 1));
         assert_eq!(job.finished_at, Some(Timestamp::from_millis(2)));
     }

@@ -1048,7 +1048,7 @@ impl Store for DynamoStore {
             let Some(item) = self.get(launch_pk(id), LAUNCH_SK).await? else { return Ok(None) };
             let mut job: LaunchJob = body(&item)?;
             let version = get_n(&item, "version").unwrap_or(0);
-            job.add_chunk(result, at);
+            job.add_chunk(chunk, result, at);
             let marker = Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(HashMap::from([("pk".to_owned(), s(launch_pk(id))), ("sk".to_owned(), s(format!("CHUNK#{chunk:06}")))])))

@@ -884,7 +884,7 @@ impl Store for SqliteStore {
                 .map_err(unavailable)?
                 == 1;
             if first_time {
-                job.add_chunk(&result, at);
+                job.add_chunk(chunk, &result, at);
                 tx.execute("UPDATE launches SET body = ?2 WHERE id = ?1", params![id, to_json(&job)?]).map_err(unavailable)?;
             }
             tx.commit().map_err(unavailable)?;

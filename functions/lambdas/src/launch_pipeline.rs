@@ -106,10 +106,14 @@ pub async fn start_launch(services: &Services, queue: &ChunkQueue, campaign: &Ca
     Ok(job)
 }
 
+/// Deliveries of a chunk before SQS moves it to the dead-letter queue (`maxReceiveCount` of
+/// `LaunchChunks` in infra/template.yaml).
+pub const MAX_RECEIVES: u32 = 5;
+
 /// `launch_chunk`: writes each chunk of the SQS batch. A chunk that may succeed later is
 /// reported in `batchItemFailures` (SQS delivers it again, and a second write invites nobody
-/// twice); one that never can is logged and dropped (it goes to the dead-letter queue after its
-/// receive count only if it keeps failing retryably).
+/// twice). One that never can, or fails on its last delivery, is recorded on its job as failed,
+/// with why: once every chunk is accounted for, the job is `failed` instead of running forever.
 pub async fn handle_chunks(services: &Services, event: SqsEvent) -> SqsBatchResponse {
     let campaigns = CampaignCache::default();
     let mut failures = Vec::new();
@@ -128,20 +132,42 @@ pub async fn handle_chunks(services: &Services, event: SqsEvent) -> SqsBatchResp
             launch::process_chunk(services, &campaign, &chunk).await
         }
         .await;
+        let receives: u32 = message.attributes.get("ApproximateReceiveCount").and_then(|n| n.parse().ok()).unwrap_or(1);
         match result {
             Ok(job) => tracing::info!(launch = %chunk.launch, chunk = chunk.index, done = job.map(|j| j.chunks_done), "chunk written"),
-            Err(e) if e.is_retryable() => {
-                tracing::warn!(message = %id, error = %e, "chunk will be retried");
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = id;
-                failures.push(failure);
+            Err(e) if e.is_retryable() && receives < MAX_RECEIVES => {
+                tracing::warn!(message = %id, error = %e, receives, "chunk will be retried");
+                failures.push(batch_failure(id));
             }
-            Err(e) => tracing::error!(message = %id, error = %e, "dropped: retrying cannot help"),
+            Err(e) => {
+                let last_try = e.is_retryable();
+                tracing::error!(message = %id, error = %e, receives, "chunk given up on");
+                give_up(services, &chunk, &e).await;
+                if last_try {
+                    // Still reported, so SQS moves it to the dead-letter queue for a redrive.
+                    failures.push(batch_failure(id));
+                }
+            }
         }
     }
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = failures;
     response
+}
+
+fn batch_failure(message_id: String) -> BatchItemFailure {
+    let mut failure = BatchItemFailure::default();
+    failure.item_identifier = message_id;
+    failure
+}
+
+/// Records on the job that `chunk` failed for good; a failure to record it is only logged (the
+/// dead-letter queue still holds the chunk).
+async fn give_up(services: &Services, chunk: &LaunchChunk, error: &dyn std::fmt::Display) {
+    let result = closeloop_core::launch::ChunkResult::failed(chunk.rows.len() as u64, error.to_string());
+    if let Err(e) = services.store.record_launch_chunk(&chunk.launch, chunk.index, &result, services.clock.now()).await {
+        tracing::error!(launch = %chunk.launch, chunk = chunk.index, error = %e, "recording the failed chunk failed");
+    }
 }
 
 /// Where an upload for a campaign goes: `uploads/{campaign}/{random}.csv`.

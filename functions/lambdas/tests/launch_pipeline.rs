@@ -149,3 +149,31 @@ async fn a_file_uploaded_through_a_presigned_url_launches_itself() {
     let (status, _) = call(&router, "POST", "/api/v1/campaigns/no-such-campaign/uploads", Vec::new()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_chunk_that_can_never_be_written_fails_its_launch_and_says_why() {
+    let (services, store, table) = world("failed-chunk").await;
+    let mut config = config(&table);
+    config.launch_queue_url = Some(create_queue("failed-chunks").await);
+    let queue = chunk_queue(&config);
+    let router = router_with_pipeline(&services, Some(TOKEN), Some(Pipeline { queue, s3: s3_client(&config), upload_bucket: None }));
+    let campaign = closeloop_core::Campaign::from_toml(include_str!("../../../demo/campaign.toml")).unwrap();
+    store.put_campaign(&campaign).await.unwrap();
+    let marker = format!("fc{}", std::process::id());
+    let (status, job) = call(&router, "POST", &format!("/api/v1/campaigns/{}/launches", campaign.id), contacts(&marker, 1200).into_bytes()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let job: LaunchJob = serde_json::from_value(job).unwrap();
+    let mut messages = receive_all(config.launch_queue_url.as_deref().unwrap()).await;
+    assert_eq!(messages.len(), 3);
+    // The second chunk names a campaign that is not there: no delivery can ever write it.
+    let mut broken: Value = serde_json::from_str(&messages[1].1).unwrap();
+    broken["campaign"] = json!("gone");
+    messages[1].1 = broken.to_string();
+    let event: SqsEvent = serde_json::from_value(sqs_event(&messages)).unwrap();
+    let response = launch_pipeline::handle_chunks(&services, event).await;
+    assert!(response.batch_item_failures.is_empty(), "a chunk that can never succeed is not retried");
+    let (_, failed) = call(&router, "GET", &format!("/api/v1/launches/{}", job.id), Vec::new()).await;
+    assert_eq!((failed["state"].as_str(), failed["chunks_done"].as_u64(), failed["invited"].as_u64()), (Some("failed"), Some(3), Some(700)), "{failed}");
+    assert_eq!(failed["failures"][0]["chunk"].as_u64(), Some(1));
+    assert!(failed["failures"][0]["reason"].as_str().unwrap().contains("campaign gone"), "{failed}");
+}
