@@ -115,6 +115,22 @@ pub fn campaign_partition(id: &CampaignId) -> String {
     format!("CAMPAIGN#{id}")
 }
 
+/// The field a segment-value bucket (`seg␟{field}␟{value}`) or prefix (`seg␟{field}␟`) is of.
+pub fn segment_field(bucket: &str) -> Option<&str> {
+    let rest = bucket.strip_prefix("seg\u{1f}")?;
+    rest.split_once('\u{1f}').map(|(field, _)| field)
+}
+
+/// The partition a counter bucket lives in: a segment field's values in one of their own
+/// (`CAMPAIGN#{id}#SEG#{field}`), so that a field with a value per contact (a customer number)
+/// never grows the partition the overview reads; every other bucket in the campaign's.
+pub fn counter_partition(campaign: &CampaignId, bucket: &str) -> String {
+    match segment_field(bucket) {
+        Some(field) => format!("CAMPAIGN#{campaign}#SEG#{field}"),
+        None => campaign_partition(campaign),
+    }
+}
+
 /// The sort key of a counter bucket: the total keeps the `COUNTERS` item of the first schema.
 pub fn counter_sk(bucket: &str) -> String {
     if bucket == closeloop_core::counters::TOTAL {

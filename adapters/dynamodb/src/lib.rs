@@ -378,7 +378,7 @@ impl DynamoStore {
                 let expression = (0..fields.len()).map(|i| format!("#f{i} :d{i}")).collect::<Vec<_>>().join(", ");
                 let mut update = Update::builder()
                     .table_name(&self.table)
-                    .key("pk", s(campaign_partition(campaign)))
+                    .key("pk", s(counter_partition(campaign, bucket)))
                     .key("sk", s(counter_sk(bucket)))
                     .update_expression(format!("ADD {expression}"));
                 for (i, (field, delta)) in fields.iter().enumerate() {
@@ -707,15 +707,17 @@ impl Store for DynamoStore {
                 items.extend(self.get(campaign_partition(campaign), COUNTERS_SK).await?);
                 continue;
             }
-            items.extend(
-                self.query_all(
-                    None,
-                    "pk = :p AND begins_with(sk, :counter)",
-                    vec![(":p", s(campaign_partition(campaign))), (":counter", s(sk_prefix))],
-                    None,
-                )
-                .await?,
-            );
+            let mut partitions = vec![counter_partition(campaign, prefix)];
+            if segment_field(prefix).is_none() && "seg\u{1f}".starts_with(prefix.as_str()) {
+                // Every field's values: one partition per field the `dims` bucket lists.
+                let dims = self.get(campaign_partition(campaign), &counter_sk(closeloop_core::counters::DIMENSIONS)).await?;
+                let fields = dims.iter().flat_map(|item| item.keys()).filter(|name| *name != "pk" && *name != "sk");
+                partitions.extend(fields.map(|field| counter_partition(campaign, &format!("seg\u{1f}{field}\u{1f}"))));
+            }
+            for partition in partitions {
+                let values = vec![(":p", s(partition)), (":counter", s(sk_prefix.clone()))];
+                items.extend(self.query_all(None, "pk = :p AND begins_with(sk, :counter)", values, None).await?);
+            }
         }
         let mut buckets = std::collections::BTreeMap::new();
         for item in &items {
