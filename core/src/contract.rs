@@ -153,6 +153,19 @@ pub async fn creating_an_invitation_leaves_one_pending_event_until_completed(sto
     store.complete_event(&mine[0].id, T0).await.unwrap();
     store.complete_event(&mine[0].id, T0).await.unwrap();
     assert!(store.pending_events(1000).await.unwrap().iter().all(|e| e.id != mine[0].id));
+    // Many at once, twice: none of them stays pending, the others stay.
+    let c = campaign("events-batch");
+    store.put_campaign(&c).await.unwrap();
+    let invs: Vec<Invitation> = (1..=4).map(|n| invitation(&c, n, T0)).collect();
+    store.create_invitations(&invs, T0.minus_days(90)).await.unwrap();
+    let of_batch = |events: Vec<Event>| -> Vec<String> {
+        events.into_iter().filter(|e| invs.iter().any(|i| matches!(&e.kind, EventKind::InvitationCreated { invitation_id } if *invitation_id == i.id))).map(|e| e.id).collect()
+    };
+    let ids = of_batch(store.pending_events(1000).await.unwrap());
+    assert_eq!(ids.len(), 4);
+    store.complete_events(&ids[..3], T0).await.unwrap();
+    store.complete_events(&ids[..3], T0).await.unwrap();
+    assert_eq!(of_batch(store.pending_events(1000).await.unwrap()), vec![ids[3].clone()]);
 }
 
 pub async fn answers_are_versioned_and_a_stale_write_conflicts(store: &dyn Store) {

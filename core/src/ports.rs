@@ -168,6 +168,13 @@ pub trait Store: Sync + Send {
     /// Events not yet completed, oldest first.
     async fn pending_events(&self, limit: usize) -> Result<Vec<Event>, StoreError>;
     async fn complete_event(&self, id: &str, at: Timestamp) -> Result<(), StoreError>;
+    /// Completes several handled events; a store may do it in one write.
+    async fn complete_events(&self, ids: &[String], at: Timestamp) -> Result<(), StoreError> {
+        for id in ids {
+            self.complete_event(id, at).await?;
+        }
+        Ok(())
+    }
 
     /// Claims the right to send the message with this key; false if it was claimed before.
     async fn claim_send(&self, key: &str, at: Timestamp) -> Result<bool, StoreError>;

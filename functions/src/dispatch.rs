@@ -150,17 +150,21 @@ pub async fn dispatch_pending(services: &Services) -> Result<DispatchSummary, Fu
             });
             groups[slot].push(event);
         }
-        let results: Vec<Result<DispatchSummary, FunctionError>> = futures_util::stream::iter(groups)
+        let results: Vec<(DispatchSummary, Vec<String>)> = futures_util::stream::iter(groups)
             .map(|group| dispatch_in_order(services, group, &campaigns))
             .buffer_unordered(DISPATCH_CONCURRENCY)
             .collect()
             .await;
-        for result in results {
-            let part = result?;
+        let mut done = Vec::new();
+        for (part, completed) in results {
             summary.handled += part.handled;
             summary.dropped += part.dropped;
             summary.deferred += part.deferred;
+            done.extend(completed);
         }
+        // Completed together: a crash before this only handles them again, and every send is
+        // claimed once, so nothing goes out twice.
+        services.store.complete_events(&done, services.clock.now()).await?;
         if summary.deferred > 0 {
             return Ok(summary);
         }
@@ -168,22 +172,24 @@ pub async fn dispatch_pending(services: &Services) -> Result<DispatchSummary, Fu
 }
 
 /// One invitation's events, in order; a temporary failure leaves it and the rest pending.
-async fn dispatch_in_order(services: &Services, group: Vec<Event>, campaigns: &CampaignCache) -> Result<DispatchSummary, FunctionError> {
+/// Returns the ids of the events to complete (handled, or dropped for good).
+async fn dispatch_in_order(services: &Services, group: Vec<Event>, campaigns: &CampaignCache) -> (DispatchSummary, Vec<String>) {
     let mut summary = DispatchSummary::default();
-    for event in &group {
-        match handle_event_with(services, event, campaigns).await {
+    let mut done = Vec::with_capacity(group.len());
+    for event in group {
+        match handle_event_with(services, &event, campaigns).await {
             Ok(()) => summary.handled += 1,
             Err(e) if e.is_retryable() => {
                 tracing::warn!(event = %event.id, error = %e, "deferred");
                 summary.deferred += 1;
-                return Ok(summary);
+                return (summary, done);
             }
             Err(e) => {
                 tracing::error!(event = %event.id, error = %e, "dropped");
                 summary.dropped += 1;
             }
         }
-        services.store.complete_event(&event.id, services.clock.now()).await?;
+        done.push(event.id);
     }
-    Ok(summary)
+    (summary, done)
 }

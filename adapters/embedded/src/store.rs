@@ -620,6 +620,22 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn complete_events(&self, ids: &[String], at: Timestamp) -> Result<(), StoreError> {
+        let ids = ids.to_vec();
+        self.write("complete_events", move |conn| {
+            // One transaction for a dispatcher batch: one commit instead of one per event.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            {
+                let mut stmt = tx.prepare_cached("UPDATE events SET done_at = ?2 WHERE id = ?1 AND done_at IS NULL").map_err(unavailable)?;
+                for id in &ids {
+                    stmt.execute(params![id, at.millis()]).map_err(unavailable)?;
+                }
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
     async fn claim_send(&self, key: &str, at: Timestamp) -> Result<bool, StoreError> {
         let key = key.to_owned();
         self.write("claim_send", move |conn| {
