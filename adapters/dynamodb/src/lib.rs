@@ -815,6 +815,39 @@ impl Store for DynamoStore {
         .await
     }
 
+    async fn complete_events(&self, ids: &[String], at: Timestamp) -> Result<(), StoreError> {
+        // A transaction names an item once.
+        let mut unique: Vec<&String> = ids.iter().collect();
+        unique.sort_unstable();
+        unique.dedup();
+        // Up to 100 in one request instead of one each (the stream consumer's batch). Completing
+        // twice only moves `done_at`; an event that is not there cancels the transaction, and that
+        // part goes one at a time.
+        for chunk in unique.chunks(100) {
+            let items = chunk
+                .iter()
+                .map(|id| {
+                    let update = Update::builder()
+                        .table_name(&self.table)
+                        .key("pk", s(event_pk(id)))
+                        .key("sk", s(EVENT_SK))
+                        .update_expression("SET done_at = :at REMOVE gsi1pk, gsi1sk")
+                        .condition_expression("attribute_exists(pk)")
+                        .expression_attribute_values(":at", n(at.millis()))
+                        .build()
+                        .map_err(request_bug)?;
+                    Ok(TransactWriteItem::builder().update(update).build())
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            if self.transact(items).await?.is_err() {
+                for id in chunk {
+                    self.complete_event(id, at).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn claim_send(&self, key: &str, at: Timestamp) -> Result<bool, StoreError> {
         self.put_if(send_claim_item(key, at), "attribute_not_exists(pk)").await
     }

@@ -101,26 +101,38 @@ pub async fn handle_with_concurrency(
     }
     let campaigns = CampaignCache::default();
     let outcomes = futures_util::stream::iter(by_invitation)
-        .map(|group| handle_in_order(services, group, &campaigns, deadline, complete))
+        .map(|group| handle_in_order(services, group, &campaigns, deadline))
         .buffer_unordered(concurrency.max(1))
-        .collect::<Vec<Vec<String>>>()
+        .collect::<Vec<(Vec<String>, Vec<String>)>>()
         .await;
-    failures.extend(outcomes.into_iter().flatten());
+    let mut handled = Vec::new();
+    for (retry, done) in outcomes {
+        failures.extend(retry);
+        handled.extend(done);
+    }
+    // Handled events leave the work index together, in a few requests.
+    if complete {
+        if let Err(e) = services.store.complete_events(&handled, services.clock.now()).await {
+            // Handled; they only stay on the work index until the next local dispatch or their TTL.
+            tracing::warn!(events = handled.len(), error = %e, "completing the events failed");
+        }
+    }
     Ok(response(failures))
 }
 
-/// Handles one invitation's events in order; returns the sequence numbers to retry.
+/// Handles one invitation's events in order; returns the sequence numbers to retry and the ids
+/// of the events handled (or dropped for good), to complete.
 async fn handle_in_order(
     services: &Services,
     group: Vec<(String, Change)>,
     campaigns: &CampaignCache,
     deadline: Option<Instant>,
-    complete: bool,
-) -> Vec<String> {
+) -> (Vec<String>, Vec<String>) {
     if deadline.is_some_and(|d| Instant::now() + DEADLINE_MARGIN >= d) {
         tracing::warn!(records = group.len(), "near the deadline: left for the retry");
-        return group.into_iter().map(|(sequence, _)| sequence).collect();
+        return (group.into_iter().map(|(sequence, _)| sequence).collect(), Vec::new());
     }
+    let mut done = Vec::new();
     let mut records = group.into_iter();
     while let Some((sequence, change)) = records.next() {
         let event = &change.event;
@@ -128,19 +140,13 @@ async fn handle_in_order(
             Ok(()) => {}
             Err(e) if e.is_retryable() => {
                 tracing::warn!(event = %event.id, error = %e, "will be retried");
-                return std::iter::once(sequence).chain(records.map(|(s, _)| s)).collect();
+                return (std::iter::once(sequence).chain(records.map(|(s, _)| s)).collect(), done);
             }
             Err(e) => tracing::error!(event = %event.id, error = %e, "dropped: retrying cannot help"),
         }
-        if !complete {
-            continue;
-        }
-        if let Err(e) = services.store.complete_event(&event.id, services.clock.now()).await {
-            // Handled; it only stays on the work index until the next local dispatch or its TTL.
-            tracing::warn!(event = %event.id, error = %e, "completing the event failed");
-        }
+        done.push(event.id.clone());
     }
-    Vec::new()
+    (Vec::new(), done)
 }
 
 fn response(sequence_numbers: Vec<String>) -> DynamoDbEventResponse {
