@@ -86,14 +86,15 @@ pub struct InvitationRow {
 pub struct RowCursor(String);
 
 #[derive(Debug, thiserror::Error)]
-#[error("a page cursor is 1 to {max} printable ASCII characters", max = RowCursor::MAX_LEN)]
+#[error("a page cursor is 1 to {max} bytes of text without spaces or control characters", max = RowCursor::MAX_LEN)]
 pub struct BadCursor;
 
 impl RowCursor {
     pub const MAX_LEN: usize = 300;
 
     pub fn parse(text: &str) -> Result<Self, BadCursor> {
-        let printable = text.bytes().all(|b| b.is_ascii_graphic());
+        // Sort keys can hold an owner's address, which may be internationalised.
+        let printable = text.chars().all(|c| !c.is_control() && !c.is_whitespace());
         if text.is_empty() || text.len() > Self::MAX_LEN || !printable {
             return Err(BadCursor);
         }
@@ -413,6 +414,15 @@ impl Clock for ManualClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_cursor_is_bounded_text_without_spaces_or_control_characters() {
+        assert!(RowCursor::parse("3f2a-17#INV").is_ok());
+        assert!(RowCursor::parse("CASE#åsa@exempel.se#0001790000000000#3f2a-17").is_ok(), "an internationalised owner");
+        for bad in ["", "a b", "a\u{0}b", "a\nb", &"x".repeat(RowCursor::MAX_LEN + 1)] {
+            assert!(RowCursor::parse(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn only_listed_provider_codes_are_permanent() {
