@@ -615,6 +615,24 @@ pub fn export_parts_page(viewer: &Viewer, campaign: &Campaign, invited: u64, par
     )
 }
 
+/// A campaign's messages and pages for one locale and group, with where the sample came from.
+pub fn preview_page(viewer: &Viewer, campaign: &Campaign, preview: &crate::preview::Preview, sample_note: &str) -> Result<String, RenderError> {
+    let locales: Vec<&str> = campaign.locales.iter().map(|l| l.code()).collect();
+    page(
+        "admin/preview.html",
+        viewer,
+        &format!("{} – preview", campaign.name),
+        json!({
+            "campaign": campaign_view(campaign),
+            "preview": preview,
+            "locales": locales,
+            "sample_note": sample_note,
+            "scope_note": scope_note(viewer, None, &Aggregates::default()),
+            "section": "preview",
+        }),
+    )
+}
+
 pub fn sign_in_page(csrf: &str, error: Option<&str>) -> Result<String, RenderError> {
     render_admin("admin/sign_in.html", &json!({ "title": "Sign in", "csrf": csrf, "error": error }))
 }

@@ -14,6 +14,7 @@ pub mod launch;
 pub mod model;
 pub mod nps;
 pub mod ports;
+pub mod preview;
 pub mod render;
 pub mod report;
 pub mod rules;

@@ -69,6 +69,7 @@ const TEMPLATES: &[(&str, &str)] = templates!(
     "admin/drivers.html",
     "admin/cases.html",
     "admin/export.html",
+    "admin/preview.html",
 );
 
 // LOCALE_STRINGS: the locale files, compiled by build.rs.

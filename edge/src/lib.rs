@@ -98,6 +98,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/c/{id}/cases/{invitation}/close", post(admin::close_case))
         .route("/admin/c/{id}/export.csv", get(admin::export))
         .route("/admin/c/{id}/export", get(admin::export_parts))
+        .route("/admin/c/{id}/preview", get(admin::preview))
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(headers::security_headers))

@@ -225,7 +225,7 @@ impl TestApp {
     }
 }
 
-const PAGES: [&str; 7] = [
+const PAGES: [&str; 8] = [
     "/admin",
     "/admin/c/dash",
     "/admin/c/dash/segments",
@@ -233,6 +233,7 @@ const PAGES: [&str; 7] = [
     "/admin/c/dash/drivers",
     "/admin/c/dash/cases",
     "/admin/c/dash/export.csv",
+    "/admin/c/dash/preview",
 ];
 
 #[tokio::test]
@@ -537,4 +538,33 @@ async fn figures_from_part_of_the_rows_say_so() {
     let own = app.page(&anna, "/admin/c/dash").await;
     assert!(!own.contains("Figures from the first"), "Anna's 150 contacts fit one request through the owner index");
     assert!(own.contains("Your contacts only"));
+}
+
+#[tokio::test]
+async fn a_preview_shows_every_message_with_a_sample_contact_and_links_that_record_nothing() {
+    let app = spawn_app().await;
+    let admin = app.sign_in(ADMIN).await;
+    let page = app.page(&admin, "/admin/c/dash/preview?group=detractor").await;
+    for label in ["Invitation mail", "Reminder mail", "Thank-you mail", "Invitation SMS", "Reminder SMS", "Survey page", "Thank-you page"] {
+        assert!(page.contains(&format!("aria-label=\"{label}")), "{label} is previewed");
+    }
+    assert!(page.contains("segment"), "the SMS says how many segments it takes");
+    assert!(page.contains("<iframe class=\"mail\" title=\"Invitation mail, HTML\" sandbox srcdoc=\""), "the HTML mail in a sandboxed frame");
+    assert!(!page.contains(XSS), "a CRM value never reaches the page unescaped");
+    let token = closeloop_core::preview::preview_token();
+    assert!(page.contains(token.as_str()), "links carry the preview token");
+    let answered = app
+        .send(
+            Request::post(format!("/s/{}", token.as_str()))
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from("score=3"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(answered.status(), StatusCode::NOT_FOUND, "a click in a preview records nothing");
+    // An owner's sample is one of their own contacts.
+    let bo = app.sign_in(BO).await;
+    let theirs = app.page(&bo, "/admin/c/dash/preview").await;
+    assert!(!theirs.contains("Åsa"), "Bo never sees Anna's contact");
+    assert!(theirs.contains("Bosse") || theirs.contains("Cy"));
 }

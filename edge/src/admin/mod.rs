@@ -485,6 +485,46 @@ async fn export_plan(state: &AppState, campaign: &Campaign) -> Result<(AnswersCs
     Ok((AnswersCsv::new(campaign, properties), aggregates.funnel().invited))
 }
 
+/// What a respondent of this campaign will receive, in one locale, for one group's answer,
+/// filled in with the first of the account's contacts (or a made-up one before any launch).
+pub async fn preview(State(state): State<AppState>, Path(id): Path<String>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
+    use closeloop_core::preview;
+    let (_, account, viewer) = page_guard!(state, headers);
+    let campaign = match find_campaign(&state, &id, &viewer).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let q = query_map(query.as_deref());
+    let locale = q
+        .get("locale")
+        .and_then(|l| closeloop_core::Locale::parse(l))
+        .filter(|l| campaign.locales.contains(l))
+        .unwrap_or(campaign.locales[0]);
+    let group = match q.get("group").map(String::as_str) {
+        Some("passive") => closeloop_core::Group::Passive,
+        Some("detractor") => closeloop_core::Group::Detractor,
+        _ => closeloop_core::Group::Promoter,
+    };
+    let first = RowQuery { owner: owner_scope(&account), ..RowQuery::campaign(&campaign.id, 1) };
+    let (contact, sample_note) = match state.services.store.rows_page(first).await {
+        Ok(page) => match page.rows.into_iter().next() {
+            Some(row) => (row.invitation.contact, "Filled in with the first contact of the campaign's uploads."),
+            None => (preview::sample_contact(&campaign), "Filled in with a made-up contact: the campaign has no contacts yet."),
+        },
+        Err(e) => return store_failed(e, &viewer),
+    };
+    let now = state.services.clock.now();
+    let invitation = match preview::sample_invitation(&campaign, contact, locale, now)
+        .or_else(|_| preview::sample_invitation(&campaign, preview::sample_contact(&campaign), locale, now))
+    {
+        Ok(invitation) => invitation,
+        Err(e) => return message(StatusCode::INTERNAL_SERVER_ERROR, Some(&viewer), "No sample contact", &e.to_string()),
+    };
+    let rendered = preview::preview(&campaign, &invitation, group, &state.services.links, now)
+        .and_then(|p| dashboard::preview_page(&viewer, &campaign, &p, sample_note));
+    html(StatusCode::OK, rendered)
+}
+
 /// One part of an export too large for one request: the rows after a cursor, through an id.
 #[derive(Debug, Clone, Default)]
 struct ExportPart {
