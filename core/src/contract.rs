@@ -540,6 +540,12 @@ pub async fn a_chunk_given_up_on_fails_its_launch_once_every_chunk_is_in(store: 
     let done = store.record_launch_chunk(&id, 1, &last, T0.plus_hours(3)).await.unwrap().unwrap();
     assert_eq!((done.state, done.rows_processed, done.invited, done.finished_at), (LaunchState::Failed, 1, 1, Some(T0.plus_hours(3))));
     assert_eq!(store.launch(&id).await.unwrap(), Some(done));
+    // A redrive writes the failed chunk after all: its result takes the failure's place, once.
+    let redriven = ChunkResult::from_outcomes(&[CreateOutcome::Created, CreateOutcome::Suppressed], 0);
+    let recovered = store.record_launch_chunk(&id, 0, &redriven, T0.plus_hours(4)).await.unwrap().unwrap();
+    assert_eq!((recovered.state, recovered.rows_processed, recovered.invited, recovered.failures.len()), (LaunchState::Done, 3, 2, 0));
+    assert_eq!(store.record_launch_chunk(&id, 0, &redriven, T0.plus_hours(5)).await.unwrap().unwrap(), recovered, "counted once");
+    assert_eq!(store.launch(&id).await.unwrap(), Some(recovered));
 }
 
 /// Every page of rows, whole campaign or one owner's, in order.
@@ -622,6 +628,9 @@ pub async fn pages_of_rows_cover_the_campaign_once_and_an_owner_sees_only_theirs
             }
         }
         assert_eq!(part, ahead.rows, "a part is what was read ahead");
+        let exact = store.rows_page(RowQuery { after: after.as_ref(), through: Some(&through), ..RowQuery::campaign(&c.id, 7) }).await.unwrap();
+        assert_eq!(exact.rows, ahead.rows);
+        assert!(exact.next.is_none(), "a page that reaches the end of its part says so: a download needs no read more than its listing");
         parts.extend(part);
         match ahead.next {
             Some(next) => after = Some(next),

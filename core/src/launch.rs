@@ -51,9 +51,10 @@ impl LaunchId {
         &self.0
     }
 
-    /// The invitation a row of this launch becomes: stable across retries and resumes.
+    /// The invitation a row of this launch becomes: stable across retries and resumes. The line
+    /// is zero-padded so that id order (how rows are paged and exported) is line order.
     pub fn invitation_id(&self, line: u64) -> InvitationId {
-        InvitationId(format!("{}-{line}", self.0))
+        InvitationId(format!("{}-{line:08}", self.0))
     }
 }
 
@@ -156,6 +157,26 @@ impl LaunchJob {
         }
     }
 
+    /// A chunk recorded as given up on that a later delivery (a redrive from the dead-letter
+    /// queue) wrote after all: its result takes the failure's place. Whether anything changed.
+    pub fn recover_chunk(&mut self, chunk: u32, result: &ChunkResult, at: Timestamp) -> bool {
+        let Some(failed) = self.failures.iter().position(|f| f.chunk == chunk) else { return false };
+        if result.failure.is_some() {
+            return false;
+        }
+        self.failures.remove(failed);
+        self.rows_processed += result.rows;
+        self.invited += result.invited;
+        for (reason, n) in &result.skipped {
+            *self.skipped.entry(*reason).or_default() += n;
+        }
+        if self.state == LaunchState::Failed && self.failures.is_empty() {
+            self.state = LaunchState::Done;
+            self.finished_at = Some(at);
+        }
+        true
+    }
+
     pub fn skipped(&self, reason: SkipReason) -> u64 {
         self.skipped.get(&reason).copied().unwrap_or(0)
     }
@@ -254,7 +275,8 @@ mod tests {
         assert_ne!(a, LaunchId::of(&CampaignId::parse("autumn").unwrap(), b"email\na@x.example\n"));
         assert_eq!(LaunchId::parse(a.as_str()), Ok(a.clone()));
         assert_eq!(LaunchId::parse("../../etc"), Err(InvalidLaunchId));
-        assert_eq!(a.invitation_id(7).0, format!("{a}-7"));
+        assert_eq!(a.invitation_id(7).0, format!("{a}-00000007"));
+        assert!(a.invitation_id(10) > a.invitation_id(9), "ids sort in line order");
     }
 
     #[test]

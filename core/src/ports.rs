@@ -90,7 +90,8 @@ pub struct RowCursor(String);
 pub struct BadCursor;
 
 impl RowCursor {
-    pub const MAX_LEN: usize = 300;
+    /// DynamoDB's largest sort key: a case's key holds an owner's address of up to 254 bytes.
+    pub const MAX_LEN: usize = 1024;
 
     pub fn parse(text: &str) -> Result<Self, BadCursor> {
         // Sort keys can hold an owner's address, which may be internationalised.
@@ -144,7 +145,8 @@ pub trait Store: Sync + Send {
     async fn invitation_by_token(&self, token: &Token) -> Result<Option<Invitation>, StoreError>;
     async fn campaign_rows(&self, campaign: &CampaignId) -> Result<Vec<InvitationRow>, StoreError>;
     /// One page of a campaign's rows (or one owner's), in invitation-id order, with a bounded
-    /// number of reads: one query, plus one batch read for an owner's answers on DynamoDB.
+    /// number of reads: one query, plus one batch read for an owner's answers on DynamoDB (whose
+    /// owner pages hold at most 100 rows for that).
     async fn rows_page(&self, query: RowQuery<'_>) -> Result<RowPage, StoreError>;
     /// The counter buckets of a campaign whose names start with one of `prefixes` (see
     /// `counters::View`): a read of a few items, however many answers the campaign has.

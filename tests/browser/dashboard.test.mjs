@@ -167,6 +167,16 @@ test('the export downloads as Excel-ready CSV', async () => {
   assert.match(csv, /"Priset var för högt/);
 });
 
+test('a preview shows the Swedish invitation in its frame and how many segments the SMS takes', async () => {
+  const { page } = await signedIn(tokens.admin);
+  await page.goto(`${base}/admin/c/${CAMPAIGN}/preview?locale=sv&group=detractor`);
+  const mail = page.frameLocator('iframe[title="Invitation mail, HTML"]');
+  assert.match(await mail.locator('body').innerText(), /Hur troligt är det att du skulle rekommendera Nordhavn Cykler/);
+  const length = await page.locator('section[aria-label="Invitation SMS"] .sms-length').innerText();
+  assert.match(length, /^\d+ characters, (GSM-7|UCS-2[^,]*), \d+ segments?$/);
+  assert.equal(await page.locator('#locale').inputValue(), 'sv');
+});
+
 test('axe-core finds no serious or critical violation on any page a person sees', async () => {
   const invitation = (await outbox()).find((m) => m.kind === 'invitation' && m.channel === 'email' && m.text.includes('Ingrid'));
   const survey = invitation.text.match(/http:\/\/127\.0\.0\.1:\d+\/s\/[A-Za-z0-9]{22}/)[0];
@@ -187,6 +197,7 @@ test('axe-core finds no serious or critical violation on any page a person sees'
     [`${base}/admin/c/${CAMPAIGN}/comments`, signIn],
     [`${base}/admin/c/${CAMPAIGN}/drivers`, signIn],
     [`${base}/admin/c/${CAMPAIGN}/cases?status=all`, signIn],
+    [`${base}/admin/c/${CAMPAIGN}/preview?locale=da`, signIn],
   ];
   const report = {};
   for (const [url, setup] of pages) {

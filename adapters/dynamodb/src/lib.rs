@@ -164,14 +164,16 @@ impl DynamoStore {
         let (mut rows, mut position, mut pending): (Vec<InvitationRow>, Option<String>, Option<Answer>) = (Vec::new(), None, None);
         let mut consumed = 0;
         let mut past_the_range = false;
+        let mut last_row: Option<String> = None;
         for item in &items {
-            if rows.len() == limit {
-                break;
-            }
             let sort_key = get_s(item, "gsi2sk")?;
-            // Ids hold no `#`, so the sort key's first part orders like the id.
+            // Ids hold no `#`, so the sort key's first part orders like the id. Checked before the
+            // limit, so a page that ends a part knows it is the last.
             if query.through.is_some_and(|through| sort_key.split('#').next().unwrap_or(sort_key) > through) {
                 past_the_range = true;
+                break;
+            }
+            if rows.len() == limit {
                 break;
             }
             consumed += 1;
@@ -189,15 +191,19 @@ impl DynamoStore {
                         invitation,
                         answer,
                     });
+                    last_row = Some(sort_key.to_owned());
                 }
                 _ => {}
             }
             pending = None;
             position = Some(sort_key.to_owned());
         }
-        // An answer read last waits for its invitation on the next page: the cursor stays before it.
-        let finished = past_the_range || (!more && consumed == items.len());
-        let next = match position {
+        // An answer read last waits for its invitation on the next page: the cursor stays before
+        // it. After a page with rows the cursor is the last row, not the cases beyond it: an
+        // invitation added between them later is still read by the next page (or export part).
+        let ends_the_part = query.through.is_some_and(|through| rows.last().is_some_and(|r| r.invitation.id.0 == through));
+        let finished = past_the_range || ends_the_part || (!more && consumed == items.len());
+        let next = match last_row.or(position) {
             Some(position) if !finished => Some(RowCursor::parse(&position).map_err(StoreError::corrupt)?),
             None if !finished => return Err(StoreError::corrupt(Malformed("a campaign index page without an invitation"))),
             _ => None,
@@ -234,8 +240,9 @@ impl DynamoStore {
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
+        let ends_the_part = query.through.is_some_and(|through| rows.last().is_some_and(|r| r.invitation.id.0 == through));
         let next = match rows.last() {
-            Some(last) if more => Some(RowCursor::parse(&last.invitation.id.0).map_err(StoreError::corrupt)?),
+            Some(last) if more && !ends_the_part => Some(RowCursor::parse(&last.invitation.id.0).map_err(StoreError::corrupt)?),
             _ => None,
         };
         Ok(RowPage { rows, next })
@@ -687,10 +694,10 @@ impl Store for DynamoStore {
     }
 
     async fn rows_page(&self, query: RowQuery<'_>) -> Result<RowPage, StoreError> {
-        let limit = query.limit.clamp(1, PAGE as usize / 2 - 1);
         match query.owner {
-            Some(owner) => self.owner_page(query, owner, limit).await,
-            None => self.campaign_page(query, limit).await,
+            // One BatchGetItem (100 keys) holds an owner's page of answers: two requests a page.
+            Some(owner) => self.owner_page(query, owner, query.limit.clamp(1, 100)).await,
+            None => self.campaign_page(query, query.limit.clamp(1, PAGE as usize / 2 - 1)).await,
         }
     }
 
@@ -1099,7 +1106,26 @@ impl Store for DynamoStore {
                 .map_err(request_bug)?;
             match self.transact(vec![TransactWriteItem::builder().put(marker).build(), TransactWriteItem::builder().put(update).build()]).await? {
                 Ok(()) => return Ok(Some(job)),
-                Err(reasons) if condition_failed_at(&reasons, 0) => return self.launch(id).await,
+                Err(reasons) if condition_failed_at(&reasons, 0) => {
+                    // Recorded before; a chunk given up on may have been written by a redrive since.
+                    let Some(item) = self.get(launch_pk(id), LAUNCH_SK).await? else { return Ok(None) };
+                    let mut job: LaunchJob = body(&item)?;
+                    let version = get_n(&item, "version").unwrap_or(0);
+                    if !job.recover_chunk(chunk, result, at) {
+                        return Ok(Some(job));
+                    }
+                    let update = Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(launch_item(&job, version + 1)?))
+                        .condition_expression("version = :v")
+                        .expression_attribute_values(":v", n(version))
+                        .build()
+                        .map_err(request_bug)?;
+                    match self.transact(vec![TransactWriteItem::builder().put(update).build()]).await? {
+                        Ok(()) => return Ok(Some(job)),
+                        Err(_) => continue, // the job moved meanwhile: read it again
+                    }
+                }
                 Err(_) => continue, // another chunk moved the job first: read it again
             }
         }

@@ -901,6 +901,8 @@ impl Store for SqliteStore {
                 == 1;
             if first_time {
                 job.add_chunk(chunk, &result, at);
+            }
+            if first_time || job.recover_chunk(chunk, &result, at) {
                 tx.execute("UPDATE launches SET body = ?2 WHERE id = ?1", params![id, to_json(&job)?]).map_err(unavailable)?;
             }
             tx.commit().map_err(unavailable)?;

@@ -533,9 +533,10 @@ struct ExportPart {
     through: Option<String>,
 }
 
-/// Whether this runtime exports a campaign of `invited` invitations in parts.
-fn needs_parts(state: &AppState, invited: u64) -> bool {
-    state.limits.rows_per_request().is_some_and(|rows| invited > rows)
+/// Whether this runtime exports a campaign of `invited` invitations in parts, for an owner or
+/// for the whole campaign.
+fn needs_parts(state: &AppState, invited: u64, owner: bool) -> bool {
+    state.limits.rows_per_request(owner).is_some_and(|rows| invited > rows)
 }
 
 /// The part a query names (`part`, `after`, `through`), if it names one.
@@ -568,7 +569,7 @@ pub async fn export(State(state): State<AppState>, Path(id): Path<String>, RawQu
     };
     let part = match asked_part(&q) {
         Ok(Some(part)) => part,
-        Ok(None) if needs_parts(&state, invited) => {
+        Ok(None) if needs_parts(&state, invited, owner_scope(&account).is_some()) => {
             return Redirect::to(&format!("/admin/c/{}/export?{}part=1", campaign.id, segment_query(&q))).into_response()
         }
         Ok(None) => ExportPart::default(),

@@ -6,6 +6,8 @@ use closeloop_core::ports::{InvitationRow, RowCursor, RowQuery, Store, StoreErro
 
 /// Rows asked for per store call.
 pub const ROWS_PER_PAGE: usize = 200;
+/// Rows a page of one owner's holds at most on DynamoDB.
+pub const OWNER_ROWS_PER_PAGE: usize = 100;
 
 /// Store reads one dashboard request may spend on rows: unbounded locally, and on the Worker
 /// what its subrequest limit leaves once the session, campaign and counters are read.
@@ -20,9 +22,10 @@ impl ReadLimits {
     /// counters, the rest to pages of rows.
     pub const WORKER: Self = Self { row_reads: Some(32) };
 
-    /// Rows one request can be sure to read: pages of an owner cost two reads.
-    pub fn rows_per_request(self) -> Option<u64> {
-        self.row_reads.map(|reads| (reads / 2 * ROWS_PER_PAGE) as u64)
+    /// Rows one request can be sure to read: a page of the whole campaign costs one read; an
+    /// owner's page two, and holds at most 100 rows (one BatchGetItem of their answers).
+    pub fn rows_per_request(self, owner: bool) -> Option<u64> {
+        self.row_reads.map(|reads| if owner { (reads / 2 * OWNER_ROWS_PER_PAGE) as u64 } else { (reads * ROWS_PER_PAGE) as u64 })
     }
 }
 

@@ -83,7 +83,9 @@ pub async fn handle_with_concurrency(
             // Nothing was reacted to yet: the whole batch comes again, and what was counted is
             // not counted twice.
             tracing::warn!(error = %e, "counting failed; the batch will be retried");
-            return Ok(response(records.into_iter().map(|(sequence, _)| sequence).collect()));
+            // With any suppression that failed: the platform retries from the lowest reported.
+            failures.extend(records.into_iter().map(|(sequence, _)| sequence));
+            return Ok(response(failures));
         }
         tracing::error!(error = %e, "counting failed permanently; reacting anyway");
         complete = false;
