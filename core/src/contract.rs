@@ -548,6 +548,38 @@ pub async fn a_chunk_given_up_on_fails_its_launch_once_every_chunk_is_in(store: 
     assert_eq!(store.launch(&id).await.unwrap(), Some(recovered));
 }
 
+/// A state changes only from the state its changer saw; a paused campaign's invitations wait,
+/// each once, until they are released.
+pub async fn a_paused_campaign_keeps_its_invitations_until_they_are_released(store: &dyn Store) {
+    use crate::lifecycle::{CampaignState, CampaignStatus, Transition};
+    let c = campaign("lifecycle");
+    store.put_campaign(&c).await.unwrap();
+    assert_eq!(store.campaign_status(&c.id).await.unwrap(), None, "never changed: active");
+    let paused = CampaignStatus::default().after(Transition::Pause, T0, "Karin").unwrap();
+    assert!(store.set_campaign_status(&c.id, &paused, CampaignState::Active).await.unwrap());
+    assert_eq!(store.campaign_status(&c.id).await.unwrap(), Some(paused.clone()));
+    let ended = CampaignStatus::default().after(Transition::End, T0, "Bo").unwrap();
+    assert!(!store.set_campaign_status(&c.id, &ended, CampaignState::Active).await.unwrap(), "Karin paused it first");
+    let resumed = paused.after(Transition::Resume, T0.plus_hours(1), "Bo").unwrap();
+    assert!(store.set_campaign_status(&c.id, &resumed, CampaignState::Paused).await.unwrap());
+    assert_eq!(store.campaign_status(&c.id).await.unwrap().map(|s| s.state), Some(CampaignState::Active));
+
+    let invs: Vec<Invitation> = (1..=3).map(|n| invitation(&c, n, T0)).collect();
+    store.create_invitations(&invs, T0.minus_days(90)).await.unwrap();
+    let mut ids: Vec<InvitationId> = invs.iter().map(|i| i.id.clone()).collect();
+    ids.sort();
+    for id in ids.iter().rev() {
+        store.hold_invitation(&c.id, id, T0).await.unwrap();
+        store.hold_invitation(&c.id, id, T0.plus_hours(1)).await.unwrap();
+    }
+    assert_eq!(store.held_invitations(&c.id, 10).await.unwrap(), ids, "each once, in id order");
+    assert_eq!(store.held_invitations(&c.id, 2).await.unwrap(), ids[..2].to_vec());
+    store.release_invitation(&c.id, &ids[0]).await.unwrap();
+    store.release_invitation(&c.id, &ids[0]).await.unwrap();
+    assert_eq!(store.held_invitations(&c.id, 10).await.unwrap(), ids[1..].to_vec());
+    assert!(store.held_invitations(&CampaignId::parse("lifecycle-other").unwrap(), 10).await.unwrap().is_empty());
+}
+
 /// Every page of rows, whole campaign or one owner's, in order.
 async fn all_pages(store: &dyn Store, campaign: &CampaignId, owner: Option<&Email>, limit: usize) -> Vec<InvitationRow> {
     let (mut rows, mut after): (Vec<InvitationRow>, Option<RowCursor>) = (Vec::new(), None);
@@ -673,6 +705,7 @@ macro_rules! store_contract_tests {
             a_launch_job_counts_each_chunk_once,
             pages_of_rows_cover_the_campaign_once_and_an_owner_sees_only_theirs,
             a_chunk_given_up_on_fails_its_launch_once_every_chunk_is_in,
+            a_paused_campaign_keeps_its_invitations_until_they_are_released,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

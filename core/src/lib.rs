@@ -11,6 +11,7 @@ pub mod counters;
 pub mod gsm;
 pub mod import;
 pub mod launch;
+pub mod lifecycle;
 pub mod model;
 pub mod nps;
 pub mod ports;

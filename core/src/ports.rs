@@ -171,6 +171,22 @@ pub trait Store: Sync + Send {
     /// Events not yet completed, oldest first.
     async fn pending_events(&self, limit: usize) -> Result<Vec<Event>, StoreError>;
     async fn complete_event(&self, id: &str, at: Timestamp) -> Result<(), StoreError>;
+
+    /// A campaign's state; `None` for one never changed (active).
+    async fn campaign_status(&self, campaign: &CampaignId) -> Result<Option<crate::lifecycle::CampaignStatus>, StoreError>;
+    /// Stores `status` if the stored state is still `expected` (a missing status counts as
+    /// active); `false` when someone changed it first.
+    async fn set_campaign_status(
+        &self,
+        campaign: &CampaignId,
+        status: &crate::lifecycle::CampaignStatus,
+        expected: crate::lifecycle::CampaignState,
+    ) -> Result<bool, StoreError>;
+    /// Keeps an invitation whose campaign was paused when it was to go out; idempotent.
+    async fn hold_invitation(&self, campaign: &CampaignId, invitation: &InvitationId, at: Timestamp) -> Result<(), StoreError>;
+    /// Invitations of a campaign that wait for it to resume, oldest first.
+    async fn held_invitations(&self, campaign: &CampaignId, limit: usize) -> Result<Vec<InvitationId>, StoreError>;
+    async fn release_invitation(&self, campaign: &CampaignId, invitation: &InvitationId) -> Result<(), StoreError>;
     /// Completes several handled events; a store may do it in one write.
     async fn complete_events(&self, ids: &[String], at: Timestamp) -> Result<(), StoreError> {
         for id in ids {

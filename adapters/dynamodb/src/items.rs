@@ -24,6 +24,8 @@ pub const SEND_SK: &str = "SEND";
 pub const SUPPRESSED_SK: &str = "SUPPRESSED";
 pub const LAST_INVITED_SK: &str = "LAST";
 pub const COUNTERS_SK: &str = "COUNTERS";
+/// A campaign's state (active, paused, ended), in the campaign's partition.
+pub const STATUS_SK: &str = "STATUS";
 /// Partitions of the sparse work index: only what is still due carries these, with a shard
 /// suffix (`DUE_REMINDER#07`) so that a launch's writes spread over `WORK_SHARDS` partitions
 /// instead of one (a partition takes about 1,000 writes a second). Readers query every shard.
@@ -109,6 +111,11 @@ pub fn campaign_sk(id: &CampaignId) -> String {
 /// One owner's invitations of a campaign, on the sparse `owner` index (sorted by invitation id).
 pub fn owner_partition(campaign: &CampaignId, owner: &closeloop_core::Email) -> String {
     format!("OWNER#{campaign}#{}", owner.as_str())
+}
+
+/// The invitations of a paused campaign that wait to go out, by invitation id.
+pub fn held_pk(campaign: &CampaignId) -> String {
+    format!("HELD#{campaign}")
 }
 
 pub fn campaign_partition(id: &CampaignId) -> String {

@@ -822,6 +822,70 @@ impl Store for DynamoStore {
         .await
     }
 
+    async fn campaign_status(&self, campaign: &CampaignId) -> Result<Option<closeloop_core::lifecycle::CampaignStatus>, StoreError> {
+        self.get(campaign_partition(campaign), STATUS_SK).await?.map(|item| body(&item)).transpose()
+    }
+
+    async fn set_campaign_status(
+        &self,
+        campaign: &CampaignId,
+        status: &closeloop_core::lifecycle::CampaignStatus,
+        expected: closeloop_core::lifecycle::CampaignState,
+    ) -> Result<bool, StoreError> {
+        let item = HashMap::from([
+            ("pk".to_owned(), s(campaign_partition(campaign))),
+            ("sk".to_owned(), s(STATUS_SK)),
+            ("state".to_owned(), s(status.state.as_str())),
+            ("body".to_owned(), s(serde_json::to_string(status).map_err(StoreError::corrupt)?)),
+        ]);
+        // A campaign never changed is active.
+        let condition = if expected == closeloop_core::lifecycle::CampaignState::Active {
+            "attribute_not_exists(pk) OR #state = :expected"
+        } else {
+            "#state = :expected"
+        };
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":expected", s(expected.as_str()));
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn hold_invitation(&self, campaign: &CampaignId, invitation: &InvitationId, at: Timestamp) -> Result<(), StoreError> {
+        let item = HashMap::from([
+            ("pk".to_owned(), s(held_pk(campaign))),
+            ("sk".to_owned(), s(invitation.0.as_str())),
+            ("held_at".to_owned(), n(at.millis())),
+        ]);
+        // Held twice is held once: the first time stands.
+        self.put_if(item, "attribute_not_exists(pk)").await.map(|_| ())
+    }
+
+    async fn held_invitations(&self, campaign: &CampaignId, limit: usize) -> Result<Vec<InvitationId>, StoreError> {
+        let items = self.query_all(None, "pk = :p", vec![(":p", s(held_pk(campaign)))], Some(limit)).await?;
+        items.iter().take(limit).map(|item| Ok(InvitationId(get_s(item, "sk")?.to_owned()))).collect()
+    }
+
+    async fn release_invitation(&self, campaign: &CampaignId, invitation: &InvitationId) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(held_pk(campaign)))
+            .key("sk", s(invitation.0.as_str()))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
     async fn complete_events(&self, ids: &[String], at: Timestamp) -> Result<(), StoreError> {
         // A transaction names an item once.
         let mut unique: Vec<&String> = ids.iter().collect();

@@ -14,6 +14,7 @@ use closeloop_core::launch::{ChunkResult, LaunchId, LaunchJob};
 use closeloop_core::counters::{self, CounterDeltas, Fields, OPENED, REVIEW_CLICKERS, TOTAL};
 use closeloop_core::model::*;
 use closeloop_core::ports::{CreateOutcome, InvitationRow, Malformed, RowCursor, RowPage, RowQuery, Store, StoreError};
+use closeloop_core::lifecycle::{CampaignState, CampaignStatus};
 use closeloop_core::Timestamp;
 
 use crate::db::{blocking, Db, SharedDb};
@@ -79,6 +80,13 @@ CREATE TABLE IF NOT EXISTS counters (
     PRIMARY KEY (campaign_id, bucket, field)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS launches (id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS campaign_status (campaign_id TEXT PRIMARY KEY, state TEXT NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS held_invitations (
+    campaign_id TEXT NOT NULL,
+    invitation_id TEXT NOT NULL,
+    held_at INTEGER NOT NULL,
+    PRIMARY KEY (campaign_id, invitation_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS launch_chunks (launch_id TEXT NOT NULL, chunk INTEGER NOT NULL, PRIMARY KEY (launch_id, chunk)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -614,6 +622,76 @@ impl Store for SqliteStore {
         let id = id.to_owned();
         self.write("complete_event", move |conn| {
             conn.execute("UPDATE events SET done_at = ?2 WHERE id = ?1 AND done_at IS NULL", params![id, at.millis()])
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn campaign_status(&self, campaign: &CampaignId) -> Result<Option<CampaignStatus>, StoreError> {
+        let campaign = campaign.clone();
+        self.read("campaign_status", move |conn| {
+            let body: Option<String> = conn
+                .query_row("SELECT body FROM campaign_status WHERE campaign_id = ?1", [campaign.as_str()], |r| r.get(0))
+                .optional()
+                .map_err(unavailable)?;
+            body.map(|b| from_json(&b)).transpose()
+        })
+        .await
+    }
+
+    async fn set_campaign_status(&self, campaign: &CampaignId, status: &CampaignStatus, expected: CampaignState) -> Result<bool, StoreError> {
+        let (campaign, status) = (campaign.clone(), status.clone());
+        self.write("set_campaign_status", move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            let stored: Option<String> = tx
+                .query_row("SELECT state FROM campaign_status WHERE campaign_id = ?1", [campaign.as_str()], |r| r.get(0))
+                .optional()
+                .map_err(unavailable)?;
+            if stored.as_deref().unwrap_or(CampaignState::Active.as_str()) != expected.as_str() {
+                return Ok(false);
+            }
+            tx.execute(
+                "INSERT INTO campaign_status (campaign_id, state, body) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(campaign_id) DO UPDATE SET state = excluded.state, body = excluded.body",
+                params![campaign.as_str(), status.state.as_str(), to_json(&status)?],
+            )
+            .map_err(unavailable)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn hold_invitation(&self, campaign: &CampaignId, invitation: &InvitationId, at: Timestamp) -> Result<(), StoreError> {
+        let (campaign, invitation) = (campaign.clone(), invitation.clone());
+        self.write("hold_invitation", move |conn| {
+            conn.execute(
+                "INSERT OR IGNORE INTO held_invitations (campaign_id, invitation_id, held_at) VALUES (?1, ?2, ?3)",
+                params![campaign.as_str(), invitation.0, at.millis()],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn held_invitations(&self, campaign: &CampaignId, limit: usize) -> Result<Vec<InvitationId>, StoreError> {
+        let campaign = campaign.clone();
+        self.read("held_invitations", move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT invitation_id FROM held_invitations WHERE campaign_id = ?1 ORDER BY invitation_id LIMIT ?2")
+                .map_err(unavailable)?;
+            let ids = stmt.query_map(params![campaign.as_str(), limit as i64], |r| r.get::<_, String>(0)).map_err(unavailable)?;
+            ids.map(|id| id.map(InvitationId).map_err(unavailable)).collect()
+        })
+        .await
+    }
+
+    async fn release_invitation(&self, campaign: &CampaignId, invitation: &InvitationId) -> Result<(), StoreError> {
+        let (campaign, invitation) = (campaign.clone(), invitation.clone());
+        self.write("release_invitation", move |conn| {
+            conn.execute("DELETE FROM held_invitations WHERE campaign_id = ?1 AND invitation_id = ?2", params![campaign.as_str(), invitation.0])
                 .map_err(unavailable)?;
             Ok(())
         })
