@@ -3,6 +3,7 @@
 //! Every message has a key, so a redelivered event sends nothing twice.
 
 use closeloop_core::campaign::{Campaign, CampaignId};
+use closeloop_core::lifecycle::{CampaignState, CampaignStatus};
 use closeloop_core::model::{Event, EventKind, FollowUpCase, InvitationId};
 use closeloop_core::ports::MessageKind;
 use closeloop_core::{render, rules};
@@ -10,12 +11,27 @@ use closeloop_core::{render, rules};
 use crate::messages::{ask, send_once, to_respondent, to_staff, Outgoing};
 use crate::{FunctionError, Services};
 
-/// Campaigns read once per batch of events: a stream batch of 100 answers to one campaign reads
-/// it once, not 100 times.
+/// Campaigns (and their states) read once per batch of events: a stream batch of 100 answers to
+/// one campaign reads it once, not 100 times.
 #[derive(Default)]
-pub struct CampaignCache(std::sync::Mutex<std::collections::HashMap<CampaignId, Campaign>>);
+pub struct CampaignCache(
+    std::sync::Mutex<std::collections::HashMap<CampaignId, Campaign>>,
+    std::sync::Mutex<std::collections::HashMap<CampaignId, CampaignStatus>>,
+);
 
 impl CampaignCache {
+    /// Whether the campaign sends now (see `core::lifecycle`).
+    pub async fn status(&self, services: &Services, id: &CampaignId) -> Result<CampaignStatus, FunctionError> {
+        if let Some(status) = self.1.lock().ok().and_then(|cached| cached.get(id).cloned()) {
+            return Ok(status);
+        }
+        let status = services.store.campaign_status(id).await?.unwrap_or_default();
+        if let Ok(mut cached) = self.1.lock() {
+            cached.insert(id.clone(), status.clone());
+        }
+        Ok(status)
+    }
+
     pub async fn get(&self, services: &Services, id: &CampaignId) -> Result<Campaign, FunctionError> {
         if let Some(campaign) = self.0.lock().ok().and_then(|cached| cached.get(id).cloned()) {
             return Ok(campaign);
@@ -60,6 +76,14 @@ async fn load(services: &Services, id: &InvitationId, campaigns: &CampaignCache)
 
 async fn send_invitation(services: &Services, id: &InvitationId, campaigns: &CampaignCache) -> Result<(), FunctionError> {
     let (invitation, campaign) = load(services, id, campaigns).await?;
+    let status = campaigns.status(services, &campaign.id).await?;
+    if !status.sends() {
+        // Paused: it waits for the resume (`release_held`); ended: it never goes out.
+        if status.state == CampaignState::Paused {
+            services.store.hold_invitation(&campaign.id, id, services.clock.now()).await?;
+        }
+        return Ok(());
+    }
     if services.store.is_suppressed(&invitation.contact.keys()).await? {
         return Ok(());
     }
@@ -126,6 +150,33 @@ pub struct DispatchSummary {
 /// Invitations the local dispatcher handles at the same time: rendering runs on both cores while
 /// another invitation's send waits for the store.
 pub const DISPATCH_CONCURRENCY: usize = 8;
+
+/// Invitations held at most per campaign and call: a schedule run sends this many of a resumed
+/// campaign's backlog, the next run the next.
+pub const RELEASED_PER_RUN: usize = 500;
+
+/// Sends the invitations of every campaign that waited while it was paused, now that it sends
+/// again; each goes out once (its send key) and leaves the held list after its send.
+pub async fn release_held(services: &Services) -> Result<usize, FunctionError> {
+    let campaigns = CampaignCache::default();
+    let mut released = 0;
+    for campaign in services.store.campaigns().await? {
+        if !campaigns.status(services, &campaign.id).await?.sends() {
+            continue;
+        }
+        for id in services.store.held_invitations(&campaign.id, RELEASED_PER_RUN).await? {
+            match send_invitation(services, &id, &campaigns).await {
+                Ok(()) => {}
+                Err(e) if e.is_retryable() => return Err(e),
+                // A held invitation whose row is gone cannot be sent; it leaves the list.
+                Err(e) => tracing::error!(invitation = %id, error = %e, "dropped from the held invitations"),
+            }
+            services.store.release_invitation(&campaign.id, &id).await?;
+            released += 1;
+        }
+    }
+    Ok(released)
+}
 
 /// Handles pending events until none are left or some fail temporarily (they stay pending and
 /// are tried again on the next call). Events of one invitation are handled in order, different

@@ -1,5 +1,6 @@
 //! Scheduled work as of a given moment: due reminders, then overdue follow-ups.
 
+use closeloop_core::lifecycle::CampaignState;
 use closeloop_core::accounts::{Accounts, Role};
 use closeloop_core::ports::MessageKind;
 use closeloop_core::{render, rules, Timestamp};
@@ -10,8 +11,12 @@ use crate::{FunctionError, Services};
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct ScheduleSummary {
     pub reminders_sent: usize,
-    /// Due reminders dropped because the contact unsubscribed meanwhile.
+    /// Due reminders dropped because the contact unsubscribed meanwhile or the campaign ended.
     pub reminders_skipped: usize,
+    /// Due reminders of paused campaigns, put off by `PAUSED_REMINDER_DELAY_HOURS`.
+    pub reminders_put_off: usize,
+    /// Invitations of resumed campaigns sent after waiting.
+    pub invitations_released: usize,
     pub escalations_sent: usize,
     pub digests_sent: usize,
 }
@@ -26,6 +31,7 @@ const PAGE: usize = 200;
 /// `accounts` gives the digests their recipients' languages and the admins' addresses.
 pub async fn run(services: &Services, accounts: &Accounts, at: Timestamp) -> Result<ScheduleSummary, FunctionError> {
     let mut summary = ScheduleSummary::default();
+    let statuses = crate::dispatch::CampaignCache::default();
     loop {
         let due = services.store.due_reminders(at, PAGE).await?;
         if due.is_empty() {
@@ -36,6 +42,22 @@ pub async fn run(services: &Services, accounts: &Accounts, at: Timestamp) -> Res
                 services.store.reminder_sent(&invitation.id, invitation.reminders_sent, None).await?;
                 continue;
             };
+            let status = statuses.status(services, &campaign.id).await?;
+            match status.state {
+                CampaignState::Active => {}
+                // Out of the way of other campaigns' reminders, and looked at again later.
+                CampaignState::Paused => {
+                    let later = at.plus_hours(PAUSED_REMINDER_DELAY_HOURS);
+                    services.store.reminder_sent(&invitation.id, invitation.reminders_sent, Some(later)).await?;
+                    summary.reminders_put_off += 1;
+                    continue;
+                }
+                CampaignState::Ended => {
+                    services.store.reminder_sent(&invitation.id, invitation.reminders_sent, None).await?;
+                    summary.reminders_skipped += 1;
+                    continue;
+                }
+            }
             if services.store.is_suppressed(&invitation.contact.keys()).await? {
                 services.store.reminder_sent(&invitation.id, invitation.reminders_sent, None).await?;
                 summary.reminders_skipped += 1;
@@ -75,11 +97,15 @@ pub async fn run(services: &Services, accounts: &Accounts, at: Timestamp) -> Res
             services.store.case_escalated(id, at).await?;
         }
     }
+    summary.invitations_released = crate::dispatch::release_held(services).await?;
     if digest_due(at) {
         summary.digests_sent = send_digests(services, accounts, at).await?;
     }
     Ok(summary)
 }
+
+/// How long a paused campaign's due reminder is put off before it is looked at again.
+pub const PAUSED_REMINDER_DELAY_HOURS: u32 = 1;
 
 /// One digest per owner, and one per campaign to its manager and to each admin account with an
 /// email address, for the week before `at`.

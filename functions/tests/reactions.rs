@@ -333,3 +333,49 @@ async fn a_digest_run_cut_short_by_a_timeout_is_finished_by_the_next_run() {
     let after = schedule::run(&w.services, &Default::default(), monday_morning.plus_hours(2)).await.unwrap();
     assert_eq!(after.digests_sent, 0);
 }
+
+#[tokio::test]
+async fn a_paused_campaign_sends_nothing_and_resuming_sends_what_waited_once() {
+    use closeloop_core::lifecycle::{CampaignState, CampaignStatus, Transition};
+    let w = world(0).await;
+    let paused = CampaignStatus::default().after(Transition::Pause, T0, "Karin").unwrap();
+    assert!(w.store.set_campaign_status(&w.campaign.id, &paused, CampaignState::Active).await.unwrap());
+    // Paused before the launch's invitations went out: none goes, each waits once.
+    assert_eq!(dispatch::dispatch_pending(&w.services).await.unwrap().handled, 4);
+    assert_eq!(w.outbox.messages().unwrap().len(), 0, "nothing sent while paused");
+    assert_eq!(w.store.held_invitations(&w.campaign.id, 10).await.unwrap().len(), 4);
+    // Answers still count and are thanked: the page takes them.
+    w.answer("Pia", 10).await;
+    dispatch::dispatch_pending(&w.services).await.unwrap();
+    assert_eq!(w.sent("pro@example.com", "thank_you"), 1);
+    let run = schedule::run(&w.services, &Default::default(), T0.plus_hours(1)).await.unwrap();
+    assert_eq!((run.invitations_released, w.sent("pas@example.com", "invitation")), (0, 0), "still paused");
+
+    let resumed = paused.after(Transition::Resume, T0.plus_hours(2), "Karin").unwrap();
+    assert!(w.store.set_campaign_status(&w.campaign.id, &resumed, CampaignState::Paused).await.unwrap());
+    let run = schedule::run(&w.services, &Default::default(), T0.plus_hours(2)).await.unwrap();
+    assert_eq!(run.invitations_released, 4);
+    for to in ["pro@example.com", "pas@example.com", "det@example.com"] {
+        assert_eq!(w.sent(to, "invitation"), 1, "{to}");
+    }
+    assert_eq!(w.outbox.messages().unwrap().iter().filter(|m| m.channel == "sms").count(), 1);
+    let again = schedule::run(&w.services, &Default::default(), T0.plus_hours(3)).await.unwrap();
+    assert_eq!(again.invitations_released, 0, "released once");
+
+    // Paused again when reminders fall due: put off, then sent after the resume, once.
+    let paused = resumed.after(Transition::Pause, T0.plus_days(1), "Karin").unwrap();
+    assert!(w.store.set_campaign_status(&w.campaign.id, &paused, CampaignState::Active).await.unwrap());
+    let due = schedule::run(&w.services, &Default::default(), T0.plus_days(3)).await.unwrap();
+    assert_eq!((due.reminders_sent, due.reminders_put_off), (0, 3), "Per, Dag and Sid have not answered");
+    let resumed = paused.after(Transition::Resume, T0.plus_days(3), "Karin").unwrap();
+    assert!(w.store.set_campaign_status(&w.campaign.id, &resumed, CampaignState::Paused).await.unwrap());
+    let later = schedule::run(&w.services, &Default::default(), T0.plus_days(3).plus_hours(1)).await.unwrap();
+    assert_eq!(later.reminders_sent, 3);
+    assert_eq!(w.sent("det@example.com", "reminder"), 1);
+
+    // Ended: no invitation or reminder ever again.
+    let ended = resumed.after(Transition::End, T0.plus_days(4), "Karin").unwrap();
+    assert!(w.store.set_campaign_status(&w.campaign.id, &ended, CampaignState::Active).await.unwrap());
+    let after_end = schedule::run(&w.services, &Default::default(), T0.plus_days(60)).await.unwrap();
+    assert_eq!(after_end.reminders_sent, 0);
+}
