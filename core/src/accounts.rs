@@ -4,7 +4,8 @@
 //! ```toml
 //! [[account]]
 //! name = "Karin"
-//! role = "admin"                 # admin: everything; viewer: read everything; owner: own contacts
+//! role = "admin"                 # admin: everything; editor: read everything, manage campaigns;
+//!                                # viewer: read everything; owner: own contacts
 //! email = "karin@example.com"    # required for owners (matches the contacts' owner_email)
 //! locale = "sv"                  # the language of the weekly digest
 //! token_sha256 = "9f86d0…"       # sha256 of the sign-in token, in hex
@@ -19,6 +20,8 @@ use crate::model::{Email, Locale};
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Admin,
+    /// Creates, edits, launches and pauses campaigns, reads everything; works no cases.
+    Editor,
     Viewer,
     Owner,
 }
@@ -27,6 +30,7 @@ impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",
+            Role::Editor => "editor",
             Role::Viewer => "viewer",
             Role::Owner => "owner",
         }
@@ -62,8 +66,13 @@ impl Account {
         match self.role {
             Role::Admin => true,
             Role::Owner => self.email.is_some() && self.email.as_ref() == case_owner,
-            Role::Viewer => false,
+            Role::Editor | Role::Viewer => false,
         }
+    }
+
+    /// Admins and editors run campaigns (pause, resume, end); viewers and owners do not.
+    pub fn may_manage_campaigns(&self) -> bool {
+        matches!(self.role, Role::Admin | Role::Editor)
     }
 }
 

@@ -33,6 +33,7 @@ pub struct Viewer {
     pub scope: Option<String>,
     pub csrf: String,
     pub may_work_cases: bool,
+    pub may_manage_campaigns: bool,
 }
 
 impl Viewer {
@@ -41,8 +42,9 @@ impl Viewer {
             crate::accounts::Scope::OwnedBy(email) => Some(email.as_str().to_owned()),
             crate::accounts::Scope::Everything => None,
         };
-        let may_work_cases = account.role != crate::accounts::Role::Viewer;
-        Self { name: account.name.clone(), role: account.role.as_str(), scope, csrf, may_work_cases }
+        let may_work_cases = matches!(account.role, crate::accounts::Role::Admin | crate::accounts::Role::Owner);
+        let may_manage_campaigns = account.may_manage_campaigns();
+        Self { name: account.name.clone(), role: account.role.as_str(), scope, csrf, may_work_cases, may_manage_campaigns }
     }
 }
 
@@ -180,20 +182,30 @@ fn scope_note(viewer: &Viewer, filter: Option<&SegmentFilter>, aggregates: &Aggr
     }
 }
 
-/// Campaigns with their figures; `None` where the request's read budget ran out first.
-pub fn campaigns_page(viewer: &Viewer, campaigns: &[(Campaign, Option<Aggregates>)]) -> Result<String, RenderError> {
+/// A campaign on the campaign list: its state (if read) and figures; `None` where the request's
+/// read budget ran out first.
+pub struct CampaignLine {
+    pub campaign: Campaign,
+    pub status: Option<crate::lifecycle::CampaignStatus>,
+    pub figures: Option<Aggregates>,
+}
+
+pub fn campaigns_page(viewer: &Viewer, campaigns: &[CampaignLine]) -> Result<String, RenderError> {
     let list: Vec<Value> = campaigns
         .iter()
-        .map(|(c, agg)| match agg {
-            Some(agg) => {
-                let funnel = agg.funnel();
-                json!({ "campaign": campaign_view(c), "figures": true, "partial": agg.partial().is_some(), "nps": nps_view(&agg.tally()), "invited": funnel.invited, "rate": percent(funnel.answered, funnel.invited) })
+        .map(|line| {
+            let state = line.status.as_ref().map(|s| s.state.as_str());
+            match &line.figures {
+                Some(agg) => {
+                    let funnel = agg.funnel();
+                    json!({ "campaign": campaign_view(&line.campaign), "state": state, "figures": true, "partial": agg.partial().is_some(), "nps": nps_view(&agg.tally()), "invited": funnel.invited, "rate": percent(funnel.answered, funnel.invited) })
+                }
+                None => json!({ "campaign": campaign_view(&line.campaign), "state": state, "figures": false, "partial": false, "nps": null, "invited": null, "rate": null }),
             }
-            None => json!({ "campaign": campaign_view(c), "figures": false, "partial": false, "nps": null, "invited": null, "rate": null }),
         })
         .collect();
-    let unread = campaigns.iter().filter(|(_, agg)| agg.is_none()).count();
-    let partial = campaigns.iter().filter(|(_, agg)| agg.as_ref().is_some_and(|a| a.partial().is_some())).count();
+    let unread = campaigns.iter().filter(|line| line.figures.is_none()).count();
+    let partial = campaigns.iter().filter(|line| line.figures.as_ref().is_some_and(|a| a.partial().is_some())).count();
     page("admin/campaigns.html", viewer, "Campaigns", json!({ "campaigns": list, "unread": unread, "partial": partial }))
 }
 
@@ -203,6 +215,7 @@ pub fn overview_page(
     aggregates: &Aggregates,
     filter: Option<&SegmentFilter>,
     launches: &[crate::launch::LaunchJob],
+    status: &crate::lifecycle::CampaignStatus,
 ) -> Result<String, RenderError> {
     let funnel = aggregates.funnel();
     let launches: Vec<Value> = launches
@@ -267,8 +280,25 @@ pub fn overview_page(
             "scope_note": scope_note(viewer, filter, aggregates),
             "section": "overview",
             "launches": launches,
+            "status": status_view(status),
         }),
     )
+}
+
+/// A campaign's state as pages show it, with the changes the viewer may make.
+fn status_view(status: &crate::lifecycle::CampaignStatus) -> Value {
+    use crate::lifecycle::CampaignState;
+    let actions: &[(&str, &str)] = match status.state {
+        CampaignState::Active => &[("pause", "Pause sending"), ("end", "End the campaign")],
+        CampaignState::Paused => &[("resume", "Resume sending"), ("end", "End the campaign")],
+        CampaignState::Ended => &[],
+    };
+    json!({
+        "state": status.state.as_str(),
+        "changed_at": status.changed_at.map(|t| t.to_display()),
+        "changed_by": status.changed_by,
+        "actions": actions.iter().map(|(action, label)| json!({ "action": action, "label": label })).collect::<Vec<_>>(),
+    })
 }
 
 /// How the segment table is ordered.

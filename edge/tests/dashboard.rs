@@ -24,6 +24,7 @@ const ADMIN: &str = "admin-token-0123456789abcdef";
 const VIEWER: &str = "viewer-token-0123456789abcdef";
 const ANNA: &str = "anna-token-0123456789abcdef";
 const BO: &str = "bo-token-0123456789abcdef";
+const EDITOR: &str = "editor-token-0123456789abcdef";
 const SECRET: &str = "a test session secret of some length";
 
 const CAMPAIGN: &str = r#"
@@ -75,6 +76,7 @@ async fn spawn_app() -> TestApp {
     let accounts = Accounts::default()
         .with("Admin", Role::Admin, None, ADMIN)
         .with("Vera Viewer", Role::Viewer, None, VIEWER)
+        .with("Eda Editor", Role::Editor, None, EDITOR)
         .with("Anna", Role::Owner, Some(Email::parse("anna@acme.example").unwrap()), ANNA)
         .with("Bo", Role::Owner, Some(Email::parse("bo@acme.example").unwrap()), BO);
     let state = AppState::new(&services, None).with_admin(AdminConfig::new(accounts, SECRET).unwrap());
@@ -567,4 +569,48 @@ async fn a_preview_shows_every_message_with_a_sample_contact_and_links_that_reco
     let theirs = app.page(&bo, "/admin/c/dash/preview").await;
     assert!(!theirs.contains("Åsa"), "Bo never sees Anna's contact");
     assert!(theirs.contains("Bosse") || theirs.contains("Cy"));
+}
+
+#[tokio::test]
+async fn only_admins_and_editors_pause_a_campaign_and_a_paused_one_sends_nothing_until_resumed() {
+    let app = spawn_app().await;
+    for token in [VIEWER, ANNA] {
+        let session = app.sign_in(token).await;
+        let refused = app.post_as(&session, "/admin/c/dash/state", "action=pause&expected=active").await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{token} may not pause");
+        assert!(!app.page(&session, "/admin/c/dash").await.contains("Pause sending"), "{token} is offered no button");
+    }
+    let editor = app.sign_in(EDITOR).await;
+    assert!(app.page(&editor, "/admin/c/dash").await.contains("Pause sending"));
+    let no_csrf = app
+        .send(
+            Request::post("/admin/c/dash/state")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(header::COOKIE, &editor.cookie)
+                .body(Body::from("action=pause&expected=active"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(no_csrf.status(), StatusCode::FORBIDDEN, "a form without this session's token");
+    let paused = app.post_as(&editor, "/admin/c/dash/state", "action=pause&expected=active").await;
+    assert_eq!(paused.status(), StatusCode::SEE_OTHER);
+    let overview = app.page(&editor, "/admin/c/dash").await;
+    assert!(overview.contains("<strong class=\"state-paused\">paused</strong>") && overview.contains("by Eda Editor"), "{overview}");
+    let stale = app.post_as(&editor, "/admin/c/dash/state", "action=pause&expected=active").await;
+    assert_eq!(stale.status(), StatusCode::CONFLICT, "a form from before the change changes nothing");
+    assert!(app.page(&editor, "/admin").await.contains("<td>paused</td>"), "the campaign list shows the state");
+
+    // A launch into the paused campaign invites, but nothing goes out until it resumes.
+    let before = app.services.store.as_ref().campaign_rows(&app.campaign.id).await.unwrap().len();
+    launch::launch(&app.services, &app.campaign, b"email,first_name\nnew@example.se,Nea\n").await.unwrap();
+    dispatch::dispatch_pending(&app.services).await.unwrap();
+    assert_eq!(app.store.campaign_rows(&app.campaign.id).await.unwrap().len(), before + 1);
+    let outbox = app.store.outbox(app.services.clock.clone());
+    let invited = |o: &closeloop_embedded::Outbox| o.messages().unwrap().iter().filter(|m| m.to.contains("new@example.se")).count();
+    assert_eq!(invited(&outbox), 0, "nothing sent while paused");
+    let admin = app.sign_in(ADMIN).await;
+    let resumed = app.post_as(&admin, "/admin/c/dash/state", "action=resume&expected=paused").await;
+    assert_eq!(resumed.status(), StatusCode::SEE_OTHER);
+    closeloop_functions::schedule::run(&app.services, &Default::default(), T0.plus_hours(1)).await.unwrap();
+    assert_eq!(invited(&outbox), 1, "sent once the campaign resumed");
 }

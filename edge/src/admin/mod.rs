@@ -231,13 +231,21 @@ pub async fn campaigns(State(state): State<AppState>, headers: HeaderMap) -> Res
     let mut shown = Vec::with_capacity(list.len());
     let mut budget = RowBudget::new(state.limits);
     for campaign in list {
-        // The list needs only each campaign's totals: one read, while the budget lasts.
+        // The list needs each campaign's state and totals: two reads, while the budget lasts.
+        if !budget.spend(1) {
+            shown.push(dashboard::CampaignLine { campaign, status: None, figures: None });
+            continue;
+        }
+        let status = match state.services.store.campaign_status(&campaign.id).await {
+            Ok(status) => Some(status.unwrap_or_default()),
+            Err(e) => return store_failed(e, &viewer),
+        };
         if reads_counters(&account, None) && !budget.spend(1) {
-            shown.push((campaign, None));
+            shown.push(dashboard::CampaignLine { campaign, status, figures: None });
             continue;
         }
         match aggregates_for(&state, &campaign, &account, None, View::Totals, &mut budget).await {
-            Ok(agg) => shown.push((campaign, Some(agg))),
+            Ok(agg) => shown.push(dashboard::CampaignLine { campaign, status, figures: Some(agg) }),
             Err(e) => return store_failed(e, &viewer),
         }
     }
@@ -259,8 +267,12 @@ pub async fn overview(State(state): State<AppState>, Path(id): Path<String>, Raw
         Ok(l) => l,
         Err(e) => return store_failed(e, &viewer),
     };
+    let status = match state.services.store.campaign_status(&campaign.id).await {
+        Ok(status) => status.unwrap_or_default(),
+        Err(e) => return store_failed(e, &viewer),
+    };
     match aggregates_for(&state, &campaign, &account, filter.as_ref(), View::Overview, &mut RowBudget::new(state.limits)).await {
-        Ok(agg) => html(StatusCode::OK, dashboard::overview_page(&viewer, &campaign, &agg, filter.as_ref(), &launches)),
+        Ok(agg) => html(StatusCode::OK, dashboard::overview_page(&viewer, &campaign, &agg, filter.as_ref(), &launches, &status)),
         Err(e) => store_failed(e, &viewer),
     }
 }
@@ -523,6 +535,41 @@ pub async fn preview(State(state): State<AppState>, Path(id): Path<String>, RawQ
     let rendered = preview::preview(&campaign, &invitation, group, &state.services.links, now)
         .and_then(|p| dashboard::preview_page(&viewer, &campaign, &p, sample_note));
     html(StatusCode::OK, rendered)
+}
+
+/// Pauses, resumes or ends a campaign: admins and editors only, from the state the page showed
+/// (`expected`), so two people clicking at once cannot undo each other unseen.
+pub async fn change_state(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    use closeloop_core::lifecycle::{CampaignState, Transition};
+    let form = form_map(&body);
+    let (account, viewer) = form_guard!(state, headers, form);
+    if !account.may_manage_campaigns() {
+        return message(StatusCode::FORBIDDEN, Some(&viewer), "Not allowed", "Only admins and editors pause, resume or end a campaign.");
+    }
+    let campaign = match find_campaign(&state, &id, &viewer).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let Some(transition) = form.get("action").and_then(|a| Transition::parse(a)) else {
+        return message(StatusCode::UNPROCESSABLE_ENTITY, Some(&viewer), "Nothing changed", "Choose pause, resume or end.");
+    };
+    let store = &state.services.store;
+    let current = match store.campaign_status(&campaign.id).await {
+        Ok(status) => status.unwrap_or_default(),
+        Err(e) => return store_failed(e, &viewer),
+    };
+    let seen = form.get("expected").map(String::as_str).unwrap_or("");
+    let next = match current.after(transition, state.services.clock.now(), &account.name) {
+        Ok(next) if seen == current.state.as_str() => next,
+        Ok(_) => return message(StatusCode::CONFLICT, Some(&viewer), "Changed meanwhile", &format!("Someone else made the campaign {} first. Reload and decide again.", current.state.as_str())),
+        Err(e) => return message(StatusCode::CONFLICT, Some(&viewer), "Nothing changed", &e.to_string()),
+    };
+    let expected: CampaignState = current.state;
+    match store.set_campaign_status(&campaign.id, &next, expected).await {
+        Ok(true) => Redirect::to(&format!("/admin/c/{}", campaign.id)).into_response(),
+        Ok(false) => message(StatusCode::CONFLICT, Some(&viewer), "Changed meanwhile", "Someone else changed the campaign's state first. Reload and decide again."),
+        Err(e) => store_failed(e, &viewer),
+    }
 }
 
 /// One part of an export too large for one request: the rows after a cursor, through an id.
