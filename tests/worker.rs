@@ -148,6 +148,25 @@ async fn the_worker_serves_the_survey_records_answers_once_and_changes_nothing_e
     let comments = http.get(url(&format!("/admin/c/{}/comments", seeded.campaign.id))).header("cookie", &session).send().await.unwrap();
     assert_eq!(comments.status(), 200);
     assert!(comments.text().await.unwrap().contains("Mycket bra!"), "the comments page reads its rows a page at a time");
+    let preview = http.get(url(&format!("/admin/c/{}/preview?locale=da", seeded.campaign.id))).header("cookie", &session).send().await.unwrap();
+    assert_eq!(preview.status(), 200);
+    let preview = preview.text().await.unwrap();
+    assert!(preview.contains("aria-label=\"Invitation SMS\"") && preview.contains("segment"), "the preview, from the Worker");
+    // Pausing from the Worker's dashboard: the state is stored, from the state the page showed.
+    let csrf = preview.split("name=\"csrf\" value=\"").nth(1).map(|rest| rest.split('"').next().unwrap_or("").to_owned());
+    let overview = http.get(url(&format!("/admin/c/{}", seeded.campaign.id))).header("cookie", &session).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf.or_else(|| overview.split("name=\"csrf\" value=\"").nth(1).map(|rest| rest.split('"').next().unwrap_or("").to_owned())).unwrap();
+    let paused = http
+        .post(url(&format!("/admin/c/{}/state", seeded.campaign.id)))
+        .header("cookie", &session)
+        .header("origin", wrangler.base.clone())
+        .form(&[("csrf", csrf.as_str()), ("action", "pause"), ("expected", "active")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paused.status(), 303);
+    let status = seeded.store.campaign_status(&seeded.campaign.id).await.unwrap().unwrap();
+    assert_eq!((status.state.as_str(), status.changed_by.is_some()), ("paused", true));
     drop(wrangler);
 }
 
