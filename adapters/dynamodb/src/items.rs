@@ -113,6 +113,18 @@ pub fn owner_partition(campaign: &CampaignId, owner: &closeloop_core::Email) -> 
     format!("OWNER#{campaign}#{}", owner.as_str())
 }
 
+/// A campaign's launch jobs on the `campaign` index: a partition of their own, so that listing
+/// them never reads through the campaign's invitations (DynamoDB Local's query grows with the
+/// partition: 9 → 162 ms at 100,000 answers).
+pub fn launches_partition(campaign: &CampaignId) -> String {
+    format!("LAUNCHES#{campaign}")
+}
+
+/// A campaign's follow-up cases on the `campaign` index, for the same reason.
+pub fn cases_partition(campaign: &CampaignId) -> String {
+    format!("CASES#{campaign}")
+}
+
 /// The invitations of a paused campaign that wait to go out, by invitation id.
 pub fn held_pk(campaign: &CampaignId) -> String {
     format!("HELD#{campaign}")
@@ -262,7 +274,7 @@ pub fn launch_item(job: &closeloop_core::launch::LaunchJob, version: i64) -> Res
         ("sk".into(), s(LAUNCH_SK)),
         ("body".into(), json(job)?),
         ("version".into(), n(version)),
-        ("gsi2pk".into(), s(campaign_partition(&job.campaign))),
+        ("gsi2pk".into(), s(launches_partition(&job.campaign))),
         ("gsi2sk".into(), s(format!("LAUNCH#{:015}#{}", job.started_at.millis(), job.id))),
     ]))
 }
@@ -343,7 +355,7 @@ pub fn case_item(case: &FollowUpCase) -> Result<Item, StoreError> {
         ("sk".into(), s(CASE_SK)),
         ("body".into(), json(case)?),
         ("due_at".into(), n(case.due_at.millis())),
-        ("gsi2pk".into(), s(campaign_partition(&case.campaign_id))),
+        ("gsi2pk".into(), s(cases_partition(&case.campaign_id))),
         ("gsi2sk".into(), s(case_index_sk(case))),
     ]);
     match case.escalated_at {

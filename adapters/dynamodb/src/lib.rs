@@ -1093,7 +1093,7 @@ impl Store for DynamoStore {
             .query_all(
                 Some(schema::CAMPAIGN_INDEX),
                 "gsi2pk = :c AND begins_with(gsi2sk, :prefix)",
-                vec![(":c", s(campaign_partition(campaign))), (":prefix", s(prefix))],
+                vec![(":c", s(cases_partition(campaign))), (":prefix", s(prefix))],
                 None,
             )
             .await?;
@@ -1139,7 +1139,7 @@ impl Store for DynamoStore {
             .table_name(&self.table)
             .index_name(schema::CAMPAIGN_INDEX)
             .key_condition_expression("gsi2pk = :c AND begins_with(gsi2sk, :launch)")
-            .expression_attribute_values(":c", s(campaign_partition(campaign)))
+            .expression_attribute_values(":c", s(launches_partition(campaign)))
             .expression_attribute_values(":launch", s("LAUNCH#"))
             .scan_index_forward(false);
         query = query.limit(limit.min(100) as i32);
