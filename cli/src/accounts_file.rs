@@ -59,7 +59,7 @@ fn toml_string(value: &str) -> String {
 }
 
 const HEADER: &str = "# closeloop dashboard accounts. Tokens are stored as SHA-256 hashes only.\n\
-# Add one with: closeloop account add --name NAME --role admin|viewer|owner [--email E] [--locale sv]\n";
+# Add one with: closeloop account add --name NAME --role admin|editor|viewer|owner [--email E] [--locale sv]\n";
 
 /// Adds an account and returns its new sign-in token (shown once, stored hashed).
 pub fn add_account(settings: &Settings, name: &str, role: Role, email: Option<&Email>, locale: Option<Locale>) -> anyhow::Result<String> {

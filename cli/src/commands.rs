@@ -11,7 +11,7 @@ use closeloop_core::ports::{Clock, ManualClock, Store};
 use closeloop_core::report::{build_report, Figures, Report};
 use closeloop_core::{Campaign, CampaignId, Timestamp};
 use closeloop_embedded::SystemClock;
-use closeloop_functions::launch::{launch, launch_with_progress, LaunchSummary};
+use closeloop_functions::launch::{dry_run, launch, launch_file_with_progress, ContactsFile, DryRunReport, LaunchSummary};
 use closeloop_functions::schedule::{self, ScheduleSummary};
 
 use crate::{serve, LocalApp, Settings};
@@ -48,9 +48,30 @@ pub fn describe_launch(campaign: &Campaign, s: &LaunchSummary) -> String {
     out
 }
 
-pub async fn cmd_launch(settings: &Settings, campaign_path: &Path, contacts_path: &Path) -> anyhow::Result<()> {
+/// `closeloop launch` beyond the two files.
+#[derive(Debug, Clone, Default)]
+pub struct LaunchOptions {
+    /// `--map "Header=field"`, over the campaign's `[columns]`.
+    pub map: Vec<String>,
+    pub sheet: Option<String>,
+    pub dry_run: bool,
+    pub json: bool,
+}
+
+pub async fn cmd_launch(settings: &Settings, campaign_path: &Path, contacts_path: &Path, options: &LaunchOptions) -> anyhow::Result<()> {
     let campaign = read_campaign(campaign_path)?;
+    let columns = closeloop_core::import::parse_mapping_pairs(&options.map).context("in --map")?;
     let csv = std::fs::read(contacts_path).with_context(|| format!("reading {}", contacts_path.display()))?;
+    let file = ContactsFile { bytes: &csv, sheet: options.sheet.as_deref(), columns: Some(&columns) };
+    if options.dry_run {
+        let report = dry_run_here(settings, &campaign, &file).await.with_context(|| format!("in {}", contacts_path.display()))?;
+        if options.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print!("{}", describe_dry_run(&contacts_path.display().to_string(), &report));
+        }
+        return Ok(());
+    }
     let app = LocalApp::open(settings, Arc::new(SystemClock))?;
     let started = Instant::now();
     // The job's rows as they are written; hidden when stderr is not a terminal (scripts, tests).
@@ -67,7 +88,7 @@ pub async fn cmd_launch(settings: &Settings, campaign_path: &Path, contacts_path
         Some(job) => println!("Resuming launch {}: {} of {} rows written before.", job.id, job.rows_processed, job.total_rows),
         None => {}
     }
-    let job = launch_with_progress(&app.services, &campaign, &source, &csv, &|job| {
+    let job = launch_file_with_progress(&app.services, &campaign, &source, &file, &|job| {
         bar.set_length(job.total_rows);
         bar.set_position(job.rows_processed);
     })
@@ -77,6 +98,68 @@ pub async fn cmd_launch(settings: &Settings, campaign_path: &Path, contacts_path
     print!("{}", describe_launch(&campaign, &LaunchSummary::from(&job)));
     println!("Launch {} {}; done in {:.2} s; the messages are in the outbox.", job.id, job_state(&job), started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// The dry run against the local store if there is one, else against an empty one in memory:
+/// a dry run creates no database.
+async fn dry_run_here(settings: &Settings, campaign: &Campaign, file: &ContactsFile<'_>) -> anyhow::Result<DryRunReport> {
+    let app = if settings.data_dir.join("closeloop.db").exists() {
+        LocalApp::open(settings, Arc::new(SystemClock))?
+    } else {
+        LocalApp::with_store(closeloop_embedded::SqliteStore::open_in_memory()?, settings, Arc::new(SystemClock))
+    };
+    Ok(dry_run(&app.services, campaign, file).await?)
+}
+
+pub fn describe_dry_run(source: &str, r: &DryRunReport) -> String {
+    use closeloop_core::import::MappedBy;
+    let mut out = format!("Dry run of {source} for campaign {}: nothing was written.\n", r.campaign);
+    let _ = writeln!(out, "Read as {}.", r.file);
+    let _ = writeln!(out, "Columns:");
+    let width = r.mapping.iter().map(|c| c.header.chars().count()).max().unwrap_or(0) + 2;
+    for c in &r.mapping {
+        let header = format!("{:?}", c.header);
+        let target = match (c.field, &c.property) {
+            (Some(field), _) => field.as_str().to_owned(),
+            (None, Some(property)) => format!("custom property {property}"),
+            (None, None) => "ignored (no header)".to_owned(),
+        };
+        let by = match c.by {
+            MappedBy::Explicit => " (--map or [columns])",
+            MappedBy::Suggested => " (suggested)",
+            MappedBy::Custom => "",
+        };
+        let _ = writeln!(out, "  {header:<width$} -> {target}{by}");
+    }
+    if !r.unused_mapping.is_empty() {
+        let unused: Vec<String> = r.unused_mapping.iter().map(|h| format!("{h:?}")).collect();
+        let _ = writeln!(out, "Mapped columns not in the file: {}", unused.join(", "));
+    }
+    let _ = writeln!(
+        out,
+        "{} rows: {} would be invited, {} skipped ({} duplicates in the file, {} suppressed, {} surveyed within {} days), {} bad rows",
+        r.rows,
+        r.would_invite,
+        r.duplicates + r.suppressed + r.throttled,
+        r.duplicates,
+        r.suppressed,
+        r.throttled,
+        r.throttle_days,
+        r.bad_rows.len()
+    );
+    for problem in &r.bad_rows {
+        let _ = writeln!(out, "  line {}: {}", problem.line, problem.reason);
+    }
+    match r.launched_before {
+        Some(closeloop_core::launch::LaunchState::Done | closeloop_core::launch::LaunchState::Failed) => {
+            let _ = writeln!(out, "This file was launched before (launch {}): launching it again reports that launch as it stands.", r.launch_id);
+        }
+        Some(_) => {
+            let _ = writeln!(out, "This file's launch {} was started before: launching it again resumes it.", r.launch_id);
+        }
+        None => {}
+    }
+    out
 }
 
 fn job_state(job: &closeloop_core::launch::LaunchJob) -> &'static str {
@@ -132,9 +215,10 @@ pub fn cmd_account_add(settings: &Settings, name: &str, role: &str, email: Optio
     use closeloop_core::accounts::Role;
     let role = match role {
         "admin" => Role::Admin,
+        "editor" => Role::Editor,
         "viewer" => Role::Viewer,
         "owner" => Role::Owner,
-        other => bail!("role {other:?} must be admin, viewer or owner"),
+        other => bail!("role {other:?} must be admin, editor, viewer or owner"),
     };
     let email = email.map(closeloop_core::Email::parse).transpose()?;
     let locale = match locale {

@@ -28,12 +28,26 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
-    /// Launch a campaign: invite every contact in a CSV file.
+    /// Launch a campaign: invite every contact in a CSV or .xlsx file.
     Launch {
         #[arg(long)]
         campaign: PathBuf,
+        /// CSV (UTF-8, Windows-1252 or UTF-16; comma, semicolon or tab) or an .xlsx workbook.
         #[arg(long)]
         contacts: PathBuf,
+        /// Which column fills which field, over the suggestions and the campaign's [columns]:
+        /// "Company Name=company". Repeat for more columns; "=custom" keeps a column as it is.
+        #[arg(long = "map", value_name = "HEADER=FIELD")]
+        map: Vec<String>,
+        /// The sheet of an .xlsx workbook (default: the first).
+        #[arg(long)]
+        sheet: Option<String>,
+        /// Check everything and report what a launch would do; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// With --dry-run: print the report as JSON.
+        #[arg(long, requires = "dry_run")]
+        json: bool,
     },
     /// Run the scheduled work (reminders, overdue follow-ups) as of a moment.
     RunSchedule {
@@ -61,7 +75,7 @@ enum AccountCommand {
     Add {
         #[arg(long)]
         name: String,
-        /// admin (everything), viewer (read everything) or owner (own contacts, own cases)
+        /// admin (everything), editor (read everything, run campaigns), viewer (read everything) or owner (own contacts, own cases)
         #[arg(long)]
         role: String,
         /// For owners: the owner_email their contacts carry. For admins: where digests go.
@@ -87,7 +101,10 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::new(cli.data_dir, cli.public_url, port);
     match cli.command {
         Command::Up { port, demo } => commands::cmd_up(&settings, port, demo).await,
-        Command::Launch { campaign, contacts } => commands::cmd_launch(&settings, &campaign, &contacts).await,
+        Command::Launch { campaign, contacts, map, sheet, dry_run, json } => {
+            let options = commands::LaunchOptions { map, sheet, dry_run, json };
+            commands::cmd_launch(&settings, &campaign, &contacts, &options).await
+        }
         Command::RunSchedule { at } => commands::cmd_run_schedule(&settings, &at).await.map(|_| ()),
         Command::Account { command: AccountCommand::Add { name, role, email, locale } } => {
             commands::cmd_account_add(&settings, &name, &role, email.as_deref(), locale.as_deref()).map(|_| ())

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::import::{header_key, ColumnTarget};
 use crate::model::{Email, Locale};
 use crate::nps::{Group, Score};
 
@@ -49,7 +50,11 @@ impl std::fmt::Display for CampaignId {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CampaignError {
-    #[error("the campaign file is not valid TOML: {0}")]
+    /// A mistake at a place in the file: a syntax error, an unknown key (a typo such as
+    /// `throttle_dayz` would otherwise leave the default in force unnoticed), a wrong type.
+    #[error("line {line} of the campaign file: {message}")]
+    At { line: usize, message: String },
+    #[error("the campaign file is not valid: {0}")]
     Toml(#[from] toml::de::Error),
     #[error("{0}")]
     Invalid(String),
@@ -76,6 +81,7 @@ impl LocalizedText {
 
 /// An optional rating on a 1–5 scale, lowest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Driver {
     pub key: String,
     pub label: LocalizedText,
@@ -93,6 +99,7 @@ pub enum ReviewAudience {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReviewSite {
     pub key: String,
     pub name: String,
@@ -102,6 +109,7 @@ pub struct ReviewSite {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Reminders {
     #[serde(default = "default_reminder_delay")]
     pub delay_days: u32,
@@ -122,7 +130,9 @@ impl Default for Reminders {
     }
 }
 
+/// Every key is known: the stored form is the file's, so it is refused alike.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Campaign {
     pub id: CampaignId,
     pub name: String,
@@ -158,7 +168,19 @@ pub struct Campaign {
     /// Comment themes: a name and the keywords (word beginnings) that put a comment in it.
     #[serde(default)]
     pub themes: BTreeMap<String, Vec<String>>,
+    /// Contacts file columns by header and the field each fills ("Company Name" = "company"),
+    /// over the suggested mapping; `custom` keeps a column a custom property.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub columns: BTreeMap<String, ColumnTarget>,
+    /// Owner names as a CRM exports them in an owner column, and their addresses
+    /// ("Karin Holm" = "karin@nordhavn.example").
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub owners: BTreeMap<String, Email>,
 }
+
+/// At most this many `[columns]` and `[owners]` entries: the campaign is one stored item.
+pub const MAX_COLUMNS: usize = 200;
+pub const MAX_OWNERS: usize = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -200,7 +222,7 @@ fn default_follow_up_hours() -> u32 {
 
 impl Campaign {
     pub fn from_toml(input: &str) -> Result<Self, CampaignError> {
-        let campaign: Campaign = toml::from_str(input)?;
+        let campaign: Campaign = toml::from_str(input).map_err(|e| at_line(input, e))?;
         campaign.validate()?;
         Ok(campaign)
     }
@@ -254,6 +276,28 @@ impl Campaign {
                 return invalid(format!("review site {:?} needs an https:// url", s.key));
             }
         }
+        if self.columns.len() > MAX_COLUMNS || self.owners.len() > MAX_OWNERS {
+            return invalid(format!("at most {MAX_COLUMNS} [columns] and {MAX_OWNERS} [owners]"));
+        }
+        let mut headers = BTreeMap::new();
+        for header in self.columns.keys() {
+            if let Some(other) = headers.insert(header_key(header), header) {
+                return invalid(format!("[columns] names one column twice: {other:?} and {header:?}"));
+            }
+            if header_key(header).is_empty() {
+                return invalid(format!("[columns] key {header:?} must name a column"));
+            }
+        }
+        let mut names = BTreeMap::new();
+        for name in self.owners.keys() {
+            let key = crate::import::owner_key(name);
+            if key.is_empty() || key.contains('@') {
+                return invalid(format!("[owners] key {name:?} must be a person's name"));
+            }
+            if let Some(other) = names.insert(key, name) {
+                return invalid(format!("[owners] names one person twice: {other:?} and {name:?}"));
+            }
+        }
         Ok(())
     }
 
@@ -268,6 +312,17 @@ impl Campaign {
 
     pub fn driver(&self, key: &str) -> Option<&Driver> {
         self.drivers.iter().find(|d| d.key == key)
+    }
+}
+
+/// The toml crate's error with its place as a line number, and without its multi-line snippet.
+fn at_line(input: &str, e: toml::de::Error) -> CampaignError {
+    match e.span() {
+        Some(span) => {
+            let line = input.get(..span.start).unwrap_or(input).matches('\n').count() + 1;
+            CampaignError::At { line, message: e.message().to_owned() }
+        }
+        None => CampaignError::Toml(e),
     }
 }
 
@@ -315,6 +370,54 @@ mod tests {
         let err = Campaign::from_toml(&format!("{MINIMAL}\n[[review_sites]]\nkey = \"x\"\nname = \"X\"\nurl = \"javascript:alert(1)\"\n"))
             .unwrap_err();
         assert!(err.to_string().contains("https"));
+    }
+
+    #[test]
+    fn an_unknown_key_is_an_error_that_names_the_key_and_its_line() {
+        let err = Campaign::from_toml(&format!("{MINIMAL}        throttle_dayz = 30\n")).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, CampaignError::At { line: 7, .. }), "{err:?}");
+        assert!(text.starts_with("line 7 of the campaign file: unknown field `throttle_dayz`"), "{text}");
+        let nested = format!("{MINIMAL}\n[reminders]\ndelay_days = 3\nmaxx = 2\n");
+        let text = Campaign::from_toml(&nested).unwrap_err().to_string();
+        assert!(text.contains("line 10 ") && text.contains("`maxx`"), "{text}");
+        let site = format!("{MINIMAL}\n[[review_sites]]\nkey = \"g\"\nname = \"G\"\nurl = \"https://g.example\"\naudiense = \"everyone\"\n");
+        let text = Campaign::from_toml(&site).unwrap_err().to_string();
+        assert!(text.contains("line 12 ") && text.contains("`audiense`"), "{text}");
+        let text = Campaign::from_toml(&format!("{MINIMAL}\nthrottle_days = \"ninety\"\n")).unwrap_err().to_string();
+        assert!(text.starts_with("line 8 "), "a wrong type has its line too: {text}");
+    }
+
+    #[test]
+    fn columns_and_owners_tables_are_read_and_an_unknown_field_is_named_with_its_line() {
+        let c = Campaign::from_toml(&format!(
+            "{MINIMAL}\n[columns]\n\"Company Name\" = \"company\"\n\"Säljare\" = \"owner_email\"\nNotes = \"custom\"\n\n[owners]\n\"Karin Holm\" = \"Karin@Nordhavn.example\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.columns["Company Name"], ColumnTarget::Field(crate::import::Field::Company));
+        assert_eq!(c.columns["Notes"], ColumnTarget::Custom);
+        assert_eq!(c.owners["Karin Holm"].as_str(), "karin@nordhavn.example");
+        let err = Campaign::from_toml(&format!("{MINIMAL}\n[columns]\n\"Company Name\" = \"compnay\"\n")).unwrap_err().to_string();
+        assert!(err.starts_with("line 9 ") && err.contains("\"compnay\""), "{err}");
+        let err = Campaign::from_toml(&format!("{MINIMAL}\n[owners]\n\"Karin\" = \"not-an-address\"\n")).unwrap_err().to_string();
+        assert!(err.starts_with("line 9 "), "{err}");
+        let err = Campaign::from_toml(&format!("{MINIMAL}\n[columns]\n\"Company Name\" = \"company\"\n\"company name\" = \"custom\"\n")).unwrap_err();
+        assert!(err.to_string().contains("names one column twice"), "{err}");
+        let err = Campaign::from_toml(&format!("{MINIMAL}\n[owners]\n\"Karin Holm\" = \"k@x.example\"\n\"karin  holm\" = \"h@x.example\"\n")).unwrap_err();
+        assert!(err.to_string().contains("names one person twice"), "{err}");
+    }
+
+    #[test]
+    fn a_stored_campaign_without_columns_or_owners_keeps_its_json_form() {
+        let c = Campaign::from_toml(MINIMAL).unwrap();
+        let json = serde_json::to_value(&c).unwrap();
+        assert!(json.get("columns").is_none() && json.get("owners").is_none(), "{json}");
+        assert_eq!(serde_json::from_value::<Campaign>(json).unwrap(), c);
+    }
+
+    #[test]
+    fn the_demo_campaign_file_still_parses() {
+        Campaign::from_toml(include_str!("../../demo/campaign.toml")).unwrap();
     }
 
     #[test]

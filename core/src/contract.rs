@@ -580,6 +580,29 @@ pub async fn a_paused_campaign_keeps_its_invitations_until_they_are_released(sto
     assert!(store.held_invitations(&CampaignId::parse("lifecycle-other").unwrap(), 10).await.unwrap().is_empty());
 }
 
+/// The last time each contact key was invited, for a dry run's throttle check.
+pub async fn the_last_invitation_of_each_contact_key_is_known_without_writing(store: &dyn Store) {
+    let c = campaign("last-invited");
+    store.put_campaign(&c).await.unwrap();
+    let first = invitation(&c, 1, T0);
+    store.create_invitations(std::slice::from_ref(&first), T0.minus_days(90)).await.unwrap();
+    let keys = first.contact.keys();
+    let unknown = ContactKey::email(&Email::parse("never@last-invited.example").unwrap());
+    let mut asked = keys.clone();
+    asked.push(unknown.clone());
+    let last = store.last_invited(&asked).await.unwrap();
+    assert_eq!(keys.iter().map(|k| last.get(k).copied()).collect::<Vec<_>>(), vec![Some(T0); keys.len()]);
+    assert!(!last.contains_key(&unknown));
+    let later = campaign("last-invited-later");
+    store.put_campaign(&later).await.unwrap();
+    let again = invitation(&later, 1, T0.plus_days(100));
+    let mut again = again;
+    again.contact = first.contact.clone();
+    store.create_invitations(std::slice::from_ref(&again), T0.plus_days(10)).await.unwrap();
+    assert_eq!(store.last_invited(&keys).await.unwrap().get(&keys[0]).copied(), Some(T0.plus_days(100)), "the latest counts");
+    assert!(store.last_invited(&[]).await.unwrap().is_empty());
+}
+
 /// Every page of rows, whole campaign or one owner's, in order.
 async fn all_pages(store: &dyn Store, campaign: &CampaignId, owner: Option<&Email>, limit: usize) -> Vec<InvitationRow> {
     let (mut rows, mut after): (Vec<InvitationRow>, Option<RowCursor>) = (Vec::new(), None);
@@ -706,6 +729,7 @@ macro_rules! store_contract_tests {
             pages_of_rows_cover_the_campaign_once_and_an_owner_sees_only_theirs,
             a_chunk_given_up_on_fails_its_launch_once_every_chunk_is_in,
             a_paused_campaign_keeps_its_invitations_until_they_are_released,
+            the_last_invitation_of_each_contact_key_is_known_without_writing,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

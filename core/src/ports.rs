@@ -204,6 +204,9 @@ pub trait Store: Sync + Send {
     /// counts the reason once in each campaign the contact was invited to.
     async fn suppress(&self, key: &ContactKey, reason: SuppressionReason, at: Timestamp) -> Result<bool, StoreError>;
     async fn is_suppressed(&self, keys: &[ContactKey]) -> Result<bool, StoreError>;
+    /// When each of these contact keys was last invited (keys never invited are absent): what
+    /// the throttle window is checked against, for a dry run that writes nothing.
+    async fn last_invited(&self, keys: &[ContactKey]) -> Result<std::collections::HashMap<ContactKey, Timestamp>, StoreError>;
 
     /// Invitations whose next reminder is due at or before `at`, oldest first.
     async fn due_reminders(&self, at: Timestamp, limit: usize) -> Result<Vec<Invitation>, StoreError>;

@@ -5,14 +5,20 @@
 //! (`process_chunk`): locally right here, on AWS by the `launch_chunk` function from a queue.
 //! The same file launched again is the same job: a finished job is reported as it stands, an
 //! unfinished one is resumed, and rows written before are recognised, never invited twice.
+//!
+//! `dry_run` reads the same file the same way and reports what a launch would do, writing
+//! nothing: the CLI's `launch --dry-run` and an API's dry run share it.
 
-use closeloop_core::campaign::Campaign;
-use closeloop_core::import::{parse_contacts_csv, ImportError, RowProblem};
+use std::collections::{BTreeMap, HashSet};
+
+use closeloop_core::campaign::{Campaign, CampaignId};
+use closeloop_core::import::{parse_contacts, ColumnTarget, FileFormat, ImportError, ImportSettings, ImportedContacts, MappedColumn, RowProblem};
 use closeloop_core::launch::{self, ChunkResult, LaunchChunk, LaunchId, LaunchJob, LaunchState, SkipReason};
-use closeloop_core::model::{Contact, ContactError, Invitation, InvitationId, Token};
+use closeloop_core::model::{Contact, ContactError, ContactKey, Invitation, InvitationId, Token};
 use closeloop_core::ports::CreateOutcome;
-use closeloop_core::ports::Store;
+use closeloop_core::ports::{Store, StoreError};
 use closeloop_core::{rules, Timestamp};
+use futures_util::{StreamExt, TryStreamExt};
 
 use crate::{FunctionError, Services};
 
@@ -65,24 +71,39 @@ fn invitation_with_id(id: InvitationId, campaign: &Campaign, contact: Contact, n
     Invitation::new(id, token, campaign, contact, now)
 }
 
-/// A launch whose rows are known and whose job is stored, with the chunks still to write.
-pub struct Started {
-    pub job: LaunchJob,
-    /// Empty when the job had finished before (the same file launched again).
-    pub chunks: Vec<LaunchChunk>,
+/// A contacts file as uploaded (CSV or `.xlsx`, told apart by its bytes), and how to read it
+/// beyond the campaign's own `[columns]` and `[owners]`.
+#[derive(Debug, Clone, Copy)]
+pub struct ContactsFile<'a> {
+    pub bytes: &'a [u8],
+    /// The sheet of a workbook; the first one when `None`.
+    pub sheet: Option<&'a str>,
+    /// Column mappings over the campaign's `[columns]` (the CLI's `--map`).
+    pub columns: Option<&'a BTreeMap<String, ColumnTarget>>,
 }
 
-/// Validates every row, stores the campaign and the job (or finds the job of an earlier run of
-/// the same file) and splits the rows into chunks.
-pub async fn start(services: &Services, campaign: &Campaign, source: &str, contacts_csv: &[u8]) -> Result<Started, LaunchError> {
-    let id = LaunchId::of(&campaign.id, contacts_csv);
-    let imported = parse_contacts_csv(contacts_csv)?;
-    let existing = services.store.launch(&id).await?;
-    if let Some(job) = existing.as_ref().filter(|j| j.is_finished()) {
-        return Ok(Started { job: job.clone(), chunks: Vec::new() });
+impl<'a> ContactsFile<'a> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes, sheet: None, columns: None }
     }
-    services.store.put_campaign(campaign).await?;
-    let now = services.clock.now();
+
+    pub fn read(&self, campaign: &Campaign) -> Result<ImportedContacts, ImportError> {
+        let mut settings = ImportSettings::for_campaign(campaign).with_sheet(self.sheet.map(str::to_owned));
+        if let Some(columns) = self.columns {
+            settings = settings.with_columns(columns);
+        }
+        parse_contacts(self.bytes, &settings)
+    }
+}
+
+/// The rows a launch would write, and the bad rows: the file's own problems and the contacts
+/// an invitation cannot be made for, in line order.
+struct Checked {
+    rows: Vec<(u64, Contact)>,
+    bad_rows: Vec<RowProblem>,
+}
+
+fn check(campaign: &Campaign, id: &LaunchId, imported: ImportedContacts, now: Timestamp) -> Checked {
     let mut bad_rows = imported.bad_rows;
     let mut rows = Vec::with_capacity(imported.contacts.len());
     for (line, contact) in imported.contacts {
@@ -93,6 +114,34 @@ pub async fn start(services: &Services, campaign: &Campaign, source: &str, conta
         }
     }
     bad_rows.sort_by_key(|p| p.line);
+    Checked { rows, bad_rows }
+}
+
+/// A launch whose rows are known and whose job is stored, with the chunks still to write.
+pub struct Started {
+    pub job: LaunchJob,
+    /// Empty when the job had finished before (the same file launched again).
+    pub chunks: Vec<LaunchChunk>,
+}
+
+/// Validates every row, stores the campaign and the job (or finds the job of an earlier run of
+/// the same file) and splits the rows into chunks.
+pub async fn start(services: &Services, campaign: &Campaign, source: &str, contacts_csv: &[u8]) -> Result<Started, LaunchError> {
+    start_file(services, campaign, source, &ContactsFile::new(contacts_csv)).await
+}
+
+/// `start` for a file with a sheet or column mappings of its own.
+pub async fn start_file(services: &Services, campaign: &Campaign, source: &str, file: &ContactsFile<'_>) -> Result<Started, LaunchError> {
+    let id = LaunchId::of(&campaign.id, file.bytes);
+    let imported = file.read(campaign)?;
+    let existing = services.store.launch(&id).await?;
+    if let Some(job) = existing.as_ref().filter(|j| j.is_finished()) {
+        return Ok(Started { job: job.clone(), chunks: Vec::new() });
+    }
+    services.store.put_campaign(campaign).await?;
+    let now = services.clock.now();
+    let duplicates = imported.duplicate_lines.len() as u64;
+    let Checked { rows, bad_rows } = check(campaign, &id, imported, now);
     let chunks = launch::chunks(&id, &campaign.id, rows);
     let job = match existing {
         // Resumed: the stored progress stands; chunks recorded before are not counted again.
@@ -100,7 +149,7 @@ pub async fn start(services: &Services, campaign: &Campaign, source: &str, conta
         None => {
             let mut job = LaunchJob::new(id, campaign.id.clone(), source, now);
             let total = chunks.iter().map(|c| c.rows.len() as u64).sum();
-            job.validated(total, chunks.len() as u32, bad_rows, imported.duplicate_lines.len() as u64);
+            job.validated(total, chunks.len() as u32, bad_rows, duplicates);
             services.store.create_launch(&job).await?
         }
     };
@@ -133,7 +182,18 @@ pub async fn launch_with_progress(
     contacts_csv: &[u8],
     progress: &(dyn Fn(&LaunchJob) + Sync),
 ) -> Result<LaunchJob, LaunchError> {
-    let Started { mut job, chunks } = start(services, campaign, source, contacts_csv).await?;
+    launch_file_with_progress(services, campaign, source, &ContactsFile::new(contacts_csv), progress).await
+}
+
+/// `launch_with_progress` for a file with a sheet or column mappings of its own.
+pub async fn launch_file_with_progress(
+    services: &Services,
+    campaign: &Campaign,
+    source: &str,
+    file: &ContactsFile<'_>,
+    progress: &(dyn Fn(&LaunchJob) + Sync),
+) -> Result<LaunchJob, LaunchError> {
+    let Started { mut job, chunks } = start_file(services, campaign, source, file).await?;
     progress(&job);
     for chunk in &chunks {
         if let Some(now) = process_chunk(services, campaign, chunk).await? {
@@ -151,6 +211,116 @@ pub async fn launch_with_progress(
 pub async fn launch(services: &Services, campaign: &Campaign, contacts_csv: &[u8]) -> Result<LaunchSummary, LaunchError> {
     let job = launch_with_progress(services, campaign, "file", contacts_csv, &|_| {}).await?;
     Ok(LaunchSummary::from(&job))
+}
+
+/// What launching a file would do, computed without writing anything: how it was read, the
+/// mapping, and how many rows would be invited, skipped (by reason) or refused (by line).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DryRunReport {
+    pub campaign: CampaignId,
+    /// The launch this file would be: the same file launched again is the same launch.
+    pub launch_id: LaunchId,
+    /// The state of that launch if it was started before: a launch reports a finished one as
+    /// it stands and resumes an unfinished one.
+    pub launched_before: Option<LaunchState>,
+    #[serde(flatten)]
+    pub file: FileFormat,
+    pub mapping: Vec<MappedColumn>,
+    /// Explicit mapping entries that matched no column.
+    pub unused_mapping: Vec<String>,
+    /// Rows with any content, the header not counted.
+    pub rows: u64,
+    pub would_invite: u64,
+    /// Duplicates of an earlier row of the file.
+    pub duplicates: u64,
+    pub suppressed: u64,
+    /// Invited, in this or another campaign, within the campaign's `throttle_days`.
+    pub throttled: u64,
+    pub throttle_days: u32,
+    /// Every bad row, in line order (a launch's job keeps only the first 500).
+    pub bad_rows: Vec<RowProblem>,
+}
+
+/// Store reads a dry run has in flight at once.
+const DRY_RUN_CONCURRENCY: usize = 16;
+/// Rows (or contact keys) a dry run asks the store about in one call.
+const DRY_RUN_BATCH: usize = 500;
+
+/// Validates the file as `start` does and asks the store, read-only, which contacts are
+/// suppressed and which were invited within the throttle window.
+///
+/// The ports have no read for "invited since" by contact, so the throttle window is found by
+/// reading every campaign's invitations a page at a time and keeping the keys of this file's
+/// contacts: exact, and as costly as the store is large.
+pub async fn dry_run(services: &Services, campaign: &Campaign, file: &ContactsFile<'_>) -> Result<DryRunReport, LaunchError> {
+    let id = LaunchId::of(&campaign.id, file.bytes);
+    let imported = file.read(campaign)?;
+    let launched_before = services.store.launch(&id).await?.map(|job| job.state);
+    let (format, mapping, unused_mapping) = (imported.format.clone(), imported.mapping.clone(), imported.unused_mapping.clone());
+    let duplicates = imported.duplicate_lines.len() as u64;
+    let now = services.clock.now();
+    let Checked { rows, bad_rows } = check(campaign, &id, imported, now);
+
+    let since = rules::throttle_since(campaign, now);
+    // Rows an earlier run of this launch wrote (a launch counts them as invited), and when each
+    // of the file's contacts was last invited: reads by key, however large the store is.
+    let mut written = HashSet::new();
+    let mut recent = HashSet::new();
+    if launched_before.is_some() {
+        for chunk in rows.chunks(DRY_RUN_BATCH) {
+            let ids: Vec<InvitationId> = chunk.iter().map(|(line, _)| id.invitation_id(*line)).collect();
+            let found = services.store.invitations_with_answers(&ids).await?;
+            written.extend(ids.into_iter().zip(found).filter(|(_, (inv, _))| inv.is_some()).map(|(id, _)| id));
+        }
+    }
+    let keys: Vec<ContactKey> = rows.iter().flat_map(|(_, c)| c.keys()).collect::<HashSet<_>>().into_iter().collect();
+    for chunk in keys.chunks(DRY_RUN_BATCH) {
+        let last = services.store.last_invited(chunk).await?;
+        recent.extend(last.into_iter().filter(|(_, at)| *at >= since).map(|(key, _)| key));
+    }
+    let store = &services.store;
+    let suppressed: Vec<bool> = futures_util::stream::iter(rows.iter())
+        .map(|(line, contact)| {
+            let skip = written.contains(&id.invitation_id(*line));
+            async move {
+                if skip {
+                    return Ok::<_, StoreError>(false);
+                }
+                store.is_suppressed(&contact.keys()).await
+            }
+        })
+        .buffered(DRY_RUN_CONCURRENCY)
+        .try_collect()
+        .await?;
+
+    let mut report = DryRunReport {
+        campaign: campaign.id.clone(),
+        launch_id: id.clone(),
+        launched_before,
+        file: format,
+        mapping,
+        unused_mapping,
+        rows: rows.len() as u64 + duplicates + bad_rows.len() as u64,
+        would_invite: 0,
+        duplicates,
+        suppressed: 0,
+        throttled: 0,
+        throttle_days: campaign.throttle_days,
+        bad_rows,
+    };
+    // The order the store decides in: a row written before, then suppression, then throttle.
+    for ((line, contact), suppressed) in rows.iter().zip(suppressed) {
+        if written.contains(&id.invitation_id(*line)) {
+            report.would_invite += 1;
+        } else if suppressed {
+            report.suppressed += 1;
+        } else if contact.keys().iter().any(|k| recent.contains(k)) {
+            report.throttled += 1;
+        } else {
+            report.would_invite += 1;
+        }
+    }
+    Ok(report)
 }
 
 #[derive(Debug, thiserror::Error)]

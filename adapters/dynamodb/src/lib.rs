@@ -859,6 +859,21 @@ impl Store for DynamoStore {
         }
     }
 
+    async fn last_invited(&self, keys: &[ContactKey]) -> Result<HashMap<ContactKey, Timestamp>, StoreError> {
+        let mut unique: Vec<&ContactKey> = keys.iter().collect();
+        unique.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        unique.dedup();
+        let items = self.batch_get(unique.iter().map(|key| item_key(contact_pk(key), LAST_INVITED_SK.to_owned())).collect()).await?;
+        let mut last = HashMap::new();
+        for item in &items {
+            let Some(key) = get_s(item, "pk")?.strip_prefix("CONTACT#") else { continue };
+            if let Some(at) = get_n(item, "invited_at") {
+                last.insert(ContactKey::from_stored(key.to_owned()), Timestamp::from_millis(at));
+            }
+        }
+        Ok(last)
+    }
+
     async fn hold_invitation(&self, campaign: &CampaignId, invitation: &InvitationId, at: Timestamp) -> Result<(), StoreError> {
         let item = HashMap::from([
             ("pk".to_owned(), s(held_pk(campaign))),

@@ -663,6 +663,23 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn last_invited(&self, keys: &[ContactKey]) -> Result<std::collections::HashMap<ContactKey, Timestamp>, StoreError> {
+        let keys: Vec<ContactKey> = keys.to_vec();
+        self.read("last_invited", move |conn| {
+            // `contact_invitations_latest` answers each key with one index seek.
+            let mut stmt = conn.prepare_cached("SELECT MAX(invited_at) FROM contact_invitations WHERE contact_key = ?1").map_err(unavailable)?;
+            let mut last = std::collections::HashMap::new();
+            for key in keys {
+                let at: Option<i64> = stmt.query_row([key.as_str()], |r| r.get(0)).map_err(unavailable)?;
+                if let Some(at) = at {
+                    last.insert(key, Timestamp::from_millis(at));
+                }
+            }
+            Ok(last)
+        })
+        .await
+    }
+
     async fn hold_invitation(&self, campaign: &CampaignId, invitation: &InvitationId, at: Timestamp) -> Result<(), StoreError> {
         let (campaign, invitation) = (campaign.clone(), invitation.clone());
         self.write("hold_invitation", move |conn| {
