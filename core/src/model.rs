@@ -53,6 +53,8 @@ pub enum ContactError {
     NoChannel,
     #[error("{field} is longer than {max} characters")]
     TooLong { field: String, max: usize },
+    #[error("has {found} CRM property columns; at most {max} are kept: remove the columns you do not need")]
+    TooManyProperties { found: usize, max: usize },
 }
 
 /// A lower-cased, syntactically plausible address. Deliverability is SES's business.
@@ -226,7 +228,7 @@ impl Contact {
             }
         }
         if self.properties.len() > MAX_PROPERTIES {
-            return Err(ContactError::TooLong { field: "properties".into(), max: MAX_PROPERTIES });
+            return Err(ContactError::TooManyProperties { found: self.properties.len(), max: MAX_PROPERTIES });
         }
         for (k, v) in &self.properties {
             if k.chars().count() > 64 || v.chars().count() > MAX_FIELD_CHARS {

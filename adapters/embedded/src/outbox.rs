@@ -167,13 +167,24 @@ impl Outbox {
     }
 }
 
+/// `Name <address>` as a mail header holds it: control characters dropped, and a name with a
+/// character that means something in an address (`,` `<` `>` `"` `@` …) quoted, so a CRM name
+/// such as `evil@example.com, Bob` stays one display name and never becomes a second recipient.
+fn mailbox(name: Option<&str>, address: &str) -> String {
+    let name: String = name.unwrap_or("").chars().filter(|c| !c.is_control()).collect::<String>().trim().to_owned();
+    if name.is_empty() {
+        return address.to_owned();
+    }
+    if name.chars().all(|c| c.is_alphanumeric() || c == ' ' || c == '-' || c == '\'') {
+        return format!("{name} <{address}>");
+    }
+    format!("\"{}\" <{address}>", name.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
 #[async_trait]
 impl Mailer for Outbox {
     async fn send_mail(&self, mail: &OutgoingMail) -> Result<String, SendError> {
-        let to = match &mail.to_name {
-            Some(name) => format!("{name} <{}>", mail.to_email),
-            None => mail.to_email.clone(),
-        };
+        let to = mailbox(mail.to_name.as_deref(), &mail.to_email);
         self.insert("email", to, mail.kind.as_str(), Some(mail.subject.clone()), mail.text.clone(), Some(mail.html.clone()), &mail.headers)
             .await
     }
@@ -183,5 +194,20 @@ impl Mailer for Outbox {
 impl SmsSender for Outbox {
     async fn send_sms(&self, sms: &OutgoingSms) -> Result<String, SendError> {
         self.insert("sms", sms.to.clone(), sms.kind.as_str(), None, sms.text.clone(), None, &[]).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mailbox;
+
+    #[test]
+    fn a_crm_name_never_adds_a_recipient_or_breaks_the_header() {
+        assert_eq!(mailbox(Some("Åsa Öberg"), "a@x.example"), "Åsa Öberg <a@x.example>");
+        assert_eq!(mailbox(Some("evil@attacker.example, Bob"), "v@x.example"), "\"evil@attacker.example, Bob\" <v@x.example>");
+        assert_eq!(mailbox(Some("Eve <eve@a.example>"), "v@x.example"), "\"Eve <eve@a.example>\" <v@x.example>");
+        assert_eq!(mailbox(Some("N\r1 L\n1\0"), "n@x.example"), "N1 L1 <n@x.example>");
+        assert_eq!(mailbox(Some("say \"hi\" \\o/"), "n@x.example"), "\"say \\\"hi\\\" \\\\o/\" <n@x.example>");
+        assert_eq!(mailbox(Some("\r\n"), "n@x.example"), "n@x.example");
     }
 }

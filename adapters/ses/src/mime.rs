@@ -8,6 +8,8 @@ use closeloop_core::ports::OutgoingMail;
 
 /// Header values from CRM data must never start a new header.
 fn one_line(value: &str) -> String {
+    // Other control characters (NUL, tab, …) have no place in a header either.
+    let value: String = value.chars().map(|c| if c.is_control() && c != '\r' && c != '\n' { ' ' } else { c }).collect();
     value.split(['\r', '\n']).map(str::trim).filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" ")
 }
 

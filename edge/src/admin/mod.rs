@@ -588,7 +588,13 @@ fn needs_parts(state: &AppState, invited: u64, owner: bool) -> bool {
 
 /// The part a query names (`part`, `after`, `through`), if it names one.
 fn asked_part(q: &BTreeMap<String, String>) -> Result<Option<ExportPart>, String> {
-    let Some(number) = q.get("part") else { return Ok(None) };
+    let Some(number) = q.get("part") else {
+        // A part's bounds without its number are a broken link, not a whole export.
+        if q.contains_key("after") || q.contains_key("through") {
+            return Err("a part is part=N with its after and through".to_owned());
+        }
+        return Ok(None);
+    };
     let number = number.parse().ok().filter(|n| *n >= 1).ok_or("part is a number from 1")?;
     let after = q.get("after").map(|a| RowCursor::parse(a)).transpose().map_err(|e| e.to_string())?;
     let through = q.get("through").map(|t| RowCursor::parse(t).map(|t| t.as_str().to_owned())).transpose().map_err(|e| e.to_string())?;
