@@ -33,7 +33,9 @@ CREATE TABLE IF NOT EXISTS invitations (
     opened_at INTEGER,
     suppressed TEXT
 );
-CREATE INDEX IF NOT EXISTS invitations_by_campaign ON invitations(campaign_id);
+-- (campaign_id, id) serves every read by campaign, so the older (campaign_id) index goes: one
+-- index fewer to write per invitation.
+DROP INDEX IF EXISTS invitations_by_campaign;
 CREATE INDEX IF NOT EXISTS invitations_by_campaign_id ON invitations(campaign_id, id);
 CREATE INDEX IF NOT EXISTS invitations_by_owner ON invitations(campaign_id, json_extract(body, '$.contact.owner_email'), id);
 CREATE INDEX IF NOT EXISTS invitations_due ON invitations(next_reminder_at) WHERE next_reminder_at IS NOT NULL;
@@ -124,7 +126,7 @@ fn from_json<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, StoreError
     serde_json::from_str(body).map_err(corrupt)
 }
 
-/// A campaign's report rows in one indexed pass: invitations by `invitations_by_campaign`, the
+/// A campaign's report rows in one indexed pass: invitations by `invitations_by_campaign_id`, the
 /// answer by its primary key, the review clicks through `review_clicks_by_invitation`. Whether
 /// the person is suppressed is the invitation's own `suppressed` column, which `suppress` sets
 /// on every invitation of that person (and the version 3 migration on older files), so no
