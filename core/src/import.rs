@@ -31,7 +31,7 @@ pub enum ImportError {
     NoChannelColumn(String),
     #[error("column {0:?} appears twice in the header")]
     DuplicateColumn(String),
-    #[error("columns {first:?} and {second:?} would both fill {field}; map one of them in the campaign's [columns]")]
+    #[error("columns {first:?} and {second:?} would both fill {field}; map one of them elsewhere (the campaign's [columns] or --map)")]
     SameField { field: Field, first: String, second: String },
     #[error("the header cannot be read: line {}: {}", .0.line, .0.reason)]
     BrokenHeader(RowProblem),
@@ -41,6 +41,8 @@ pub enum ImportError {
     Xlsx(String),
     #[error("the workbook has no sheet {wanted:?} (it has: {available})")]
     NoSuchSheet { wanted: String, available: String },
+    #[error("a sheet ({0:?}) was asked for, but the file is CSV, not an .xlsx workbook")]
+    SheetOfCsv(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,6 +149,9 @@ pub fn parse_contacts_csv(input: &[u8]) -> Result<ImportedContacts, ImportError>
 pub fn parse_contacts(input: &[u8], settings: &ImportSettings) -> Result<ImportedContacts, ImportError> {
     if is_xlsx(input) {
         return parse_xlsx(input, settings);
+    }
+    if let Some(sheet) = &settings.sheet {
+        return Err(ImportError::SheetOfCsv(sheet.clone()));
     }
     let decoded = text::decode(input);
     if decoded.text.trim().is_empty() {
@@ -315,6 +320,12 @@ mod tests {
         let mut bytes = vec![0xFF, 0xFE];
         bytes.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
         bytes
+    }
+
+    #[test]
+    fn a_sheet_asked_of_a_csv_file_is_an_error_not_ignored() {
+        let settings = ImportSettings::default().with_sheet(Some("Kunder".into()));
+        assert!(matches!(parse_contacts(b"email\na@x.example\n", &settings), Err(ImportError::SheetOfCsv(s)) if s == "Kunder"));
     }
 
     #[test]

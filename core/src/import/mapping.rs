@@ -127,7 +127,9 @@ pub fn parse_mapping_pairs<S: AsRef<str>>(pairs: &[S]) -> Result<BTreeMap<String
         }
         match ColumnTarget::parse(field) {
             Ok(target) => {
-                out.insert(header.trim().to_owned(), target);
+                if out.insert(header.trim().to_owned(), target).is_some_and(|earlier| earlier != target) {
+                    return Err(MappingPairError::Twice(header.trim().to_owned()));
+                }
             }
             Err(UnknownField(names)) => unknown.extend(names),
         }
@@ -145,6 +147,8 @@ pub enum MappingPairError {
     Malformed(String),
     #[error(transparent)]
     Unknown(#[from] UnknownField),
+    #[error("the column {0:?} is mapped twice, to different fields")]
+    Twice(String),
 }
 
 /// How a column came by its field.
@@ -531,6 +535,8 @@ mod tests {
         assert!(text.contains("\"compnay\"") && text.contains("\"fone\"") && text.contains("owner_email"), "{text}");
         assert!(matches!(parse_mapping_pairs(&["Company Name"]), Err(MappingPairError::Malformed(_))));
         assert!(matches!(parse_mapping_pairs(&["=email"]), Err(MappingPairError::Malformed(_))));
+        assert!(matches!(parse_mapping_pairs(&["Model=company", "Model=store"]), Err(MappingPairError::Twice(h)) if h == "Model"), "one column, two fields");
+        assert!(parse_mapping_pairs(&["Model=company", "Model=company"]).is_ok(), "said twice the same way");
     }
 
     #[test]

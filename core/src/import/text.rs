@@ -19,6 +19,10 @@ pub enum Encoding {
     /// What Excel on Windows writes as "CSV (semicolon delimited)" in western Europe.
     #[serde(rename = "windows-1252")]
     Windows1252,
+    /// Lines pasted together from two sources: each line read as UTF-8 if it is valid UTF-8
+    /// with a character beyond ASCII, the others as Windows-1252.
+    #[serde(rename = "windows-1252+utf-8")]
+    Windows1252WithUtf8Lines,
     /// Excel's "Unicode text": UTF-16 with a byte order mark, tab-separated.
     #[serde(rename = "utf-16le")]
     Utf16Le,
@@ -32,6 +36,7 @@ impl Encoding {
             Encoding::Utf8 => "UTF-8",
             Encoding::Utf8Bom => "UTF-8 with BOM",
             Encoding::Windows1252 => "Windows-1252",
+            Encoding::Windows1252WithUtf8Lines => "Windows-1252, with some lines in UTF-8",
             Encoding::Utf16Le => "UTF-16 LE",
             Encoding::Utf16Be => "UTF-16 BE",
         }
@@ -67,10 +72,28 @@ pub fn decode(input: &[u8]) -> Decoded<'_> {
     } else if let Ok(text) = std::str::from_utf8(input) {
         return Decoded { text: Cow::Borrowed(text), encoding: Encoding::Utf8, damaged: false };
     } else {
-        (Encoding::Windows1252, input, encoding_rs::WINDOWS_1252)
+        return windows_1252_by_line(input);
     };
     let (text, damaged) = codec.decode_without_bom_handling(rest);
     Decoded { text, encoding, damaged }
+}
+
+/// Windows-1252, except lines that are valid UTF-8 with a character beyond ASCII: a file put
+/// together from two exports would otherwise turn "Åsa" into "Ã…sa" on those lines unseen.
+fn windows_1252_by_line(input: &[u8]) -> Decoded<'static> {
+    let mut text = String::with_capacity(input.len() + input.len() / 8);
+    let mut mixed = false;
+    for line in input.split_inclusive(|b| *b == b'\n') {
+        match std::str::from_utf8(line) {
+            Ok(utf8) if !utf8.is_ascii() => {
+                mixed = true;
+                text.push_str(utf8);
+            }
+            _ => text.push_str(&encoding_rs::WINDOWS_1252.decode_without_bom_handling(line).0),
+        }
+    }
+    let encoding = if mixed { Encoding::Windows1252WithUtf8Lines } else { Encoding::Windows1252 };
+    Decoded { text: Cow::Owned(text), encoding, damaged: false }
 }
 
 fn utf16_without_bom(input: &[u8]) -> Option<Encoding> {
@@ -275,6 +298,16 @@ mod tests {
 
     fn ok(line: u64, fields: &[&str]) -> Result<(u64, Vec<String>), RowProblem> {
         Ok((line, fields.iter().map(|f| f.to_string()).collect()))
+    }
+
+    #[test]
+    fn a_file_mixing_utf8_and_windows_1252_lines_reads_each_line_right_and_says_so() {
+        let mut input = "Förnamn;E-post\r\nÅsa;asa@example.se\r\n".as_bytes().to_vec();
+        input.extend_from_slice(b"\xd6rjan;orjan@example.se\r\n");
+        let d = decode(&input);
+        assert_eq!(d.encoding, Encoding::Windows1252WithUtf8Lines);
+        assert_eq!(&*d.text, "Förnamn;E-post\r\nÅsa;asa@example.se\r\nÖrjan;orjan@example.se\r\n");
+        assert_eq!(d.encoding.label(), "Windows-1252, with some lines in UTF-8");
     }
 
     #[test]
