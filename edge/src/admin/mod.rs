@@ -705,8 +705,9 @@ pub async fn export_parts(State(state): State<AppState>, Path(id): Path<String>,
         Ok(part) => part.unwrap_or(ExportPart { number: 1, ..ExportPart::default() }),
         Err(e) => return message(StatusCode::BAD_REQUEST, Some(&viewer), "No such part", &e),
     };
-    let invited = match export_plan(&state, &campaign).await {
-        Ok((_, invited)) => invited,
+    // Only the count: the columns are the download's business.
+    let invited = match state.services.store.campaign_counters(&campaign.id).await {
+        Ok(counters) => counters.invited,
         Err(e) => return store_failed(e, &viewer),
     };
     let query = RowQuery { owner: owner_scope(&account), after: part.after.as_ref(), ..RowQuery::campaign(&campaign.id, ROWS_PER_PAGE) };
