@@ -198,6 +198,26 @@ pub async fn a_send_is_claimed_once_until_released(store: &dyn Store) {
     assert!(store.claim_send("contract:mail:1", T0).await.unwrap());
 }
 
+pub async fn sends_claimed_in_a_batch_are_claimed_once_each(store: &dyn Store) {
+    assert!(store.claim_send("contract:batch:a", T0).await.unwrap());
+    let keys: Vec<String> = ["contract:batch:b", "contract:batch:a", "contract:batch:c", "contract:batch:b"].map(String::from).into();
+    assert_eq!(store.claim_sends(&keys, T0).await.unwrap(), vec![true, false, true, false], "claimed before, or earlier in the batch, is not claimed again");
+    assert!(!store.claim_send("contract:batch:c", T0).await.unwrap(), "a batch's claim holds for single claims too");
+    store.release_send("contract:batch:c").await.unwrap();
+    assert_eq!(store.claim_sends(&keys[2..3], T0).await.unwrap(), vec![true], "a released claim can be taken again");
+    assert!(store.claim_sends(&[], T0).await.unwrap().is_empty());
+}
+
+pub async fn suppression_is_checked_for_many_people_at_once(store: &dyn Store) {
+    let (campaign, inv) = seeded(store, "suppress-many").await;
+    let stranger = invitation(&campaign, 2, T0);
+    let by_phone = ContactKey::phone(&crate::model::Phone::parse("+46701234599").unwrap());
+    store.suppress(&ContactKey::email(inv.contact.email.as_ref().unwrap()), SuppressionReason::Complained, T0).await.unwrap();
+    store.suppress(&by_phone, SuppressionReason::Unsubscribed, T0).await.unwrap();
+    let people = vec![inv.contact.keys(), stranger.contact.keys(), vec![], vec![ContactKey::email(&crate::model::Email::parse("nobody-many@x.example").unwrap()), by_phone]];
+    assert_eq!(store.are_suppressed(&people).await.unwrap(), vec![true, false, false, true], "each person by any of their keys");
+}
+
 pub async fn reminders_are_due_only_for_the_unanswered_after_the_delay(store: &dyn Store) {
     let c = campaign("reminders");
     store.put_campaign(&c).await.unwrap();
@@ -713,6 +733,8 @@ macro_rules! store_contract_tests {
             creating_an_invitation_leaves_one_pending_event_until_completed,
             answers_are_versioned_and_a_stale_write_conflicts,
             a_send_is_claimed_once_until_released,
+            sends_claimed_in_a_batch_are_claimed_once_each,
+            suppression_is_checked_for_many_people_at_once,
             reminders_are_due_only_for_the_unanswered_after_the_delay,
             a_case_opens_once_and_is_overdue_until_escalated,
             campaign_rows_carry_answers_suppression_and_review_clicks,

@@ -199,11 +199,30 @@ pub trait Store: Sync + Send {
     async fn claim_send(&self, key: &str, at: Timestamp) -> Result<bool, StoreError>;
     /// Gives a claim back after a send failed, so a retry may send.
     async fn release_send(&self, key: &str) -> Result<(), StoreError>;
+    /// `claim_send` for many keys, in the order given: a dispatcher's batch of invitations
+    /// claims its sends in one write (SQLite: one transaction) instead of one each. A key given
+    /// twice is claimed by its first place only.
+    async fn claim_sends(&self, keys: &[String], at: Timestamp) -> Result<Vec<bool>, StoreError> {
+        let mut claimed = Vec::with_capacity(keys.len());
+        for key in keys {
+            claimed.push(self.claim_send(key, at).await?);
+        }
+        Ok(claimed)
+    }
 
     /// True if the key was not suppressed before. Clears pending reminders of that contact and
     /// counts the reason once in each campaign the contact was invited to.
     async fn suppress(&self, key: &ContactKey, reason: SuppressionReason, at: Timestamp) -> Result<bool, StoreError>;
     async fn is_suppressed(&self, keys: &[ContactKey]) -> Result<bool, StoreError>;
+    /// `is_suppressed` for each of several people (each a list of contact keys), in one read
+    /// where the store can.
+    async fn are_suppressed(&self, people: &[Vec<ContactKey>]) -> Result<Vec<bool>, StoreError> {
+        let mut suppressed = Vec::with_capacity(people.len());
+        for keys in people {
+            suppressed.push(self.is_suppressed(keys).await?);
+        }
+        Ok(suppressed)
+    }
     /// When each of these contact keys was last invited (keys never invited are absent): what
     /// the throttle window is checked against, for a dry run that writes nothing.
     async fn last_invited(&self, keys: &[ContactKey]) -> Result<std::collections::HashMap<ContactKey, Timestamp>, StoreError>;
@@ -363,6 +382,15 @@ impl SendError {
 pub trait Mailer: Sync + Send {
     /// Returns the provider's message id.
     async fn send_mail(&self, mail: &OutgoingMail) -> Result<String, SendError>;
+    /// Sends several mails, each with its own outcome in the order given: the local outbox
+    /// stores a batch in one transaction; a provider sends them one by one at its own rate.
+    async fn send_mails(&self, mails: &[OutgoingMail]) -> Vec<Result<String, SendError>> {
+        let mut sent = Vec::with_capacity(mails.len());
+        for mail in mails {
+            sent.push(self.send_mail(mail).await);
+        }
+        sent
+    }
 }
 
 #[async_trait]

@@ -8,18 +8,51 @@ use closeloop_core::model::{Event, EventKind, FollowUpCase, InvitationId};
 use closeloop_core::ports::MessageKind;
 use closeloop_core::{render, rules};
 
-use crate::messages::{ask, send_once, to_respondent, to_staff, Outgoing};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::messages::{ask, send_once, send_once_many, to_respondent, to_staff, Outgoing};
 use crate::{FunctionError, Services};
 
 /// Campaigns (and their states) read once per batch of events: a stream batch of 100 answers to
-/// one campaign reads it once, not 100 times.
+/// one campaign reads it once, not 100 times. The batch's invitations, answers and suppressions
+/// can be read up front too (`prefetch`): each is then used by its invitation's first event.
 #[derive(Default)]
 pub struct CampaignCache(
     std::sync::Mutex<std::collections::HashMap<CampaignId, Campaign>>,
     std::sync::Mutex<std::collections::HashMap<CampaignId, CampaignStatus>>,
+    std::sync::Mutex<HashMap<InvitationId, Prefetched>>,
 );
 
+/// An invitation as read at the start of a batch: its answer, and whether its person is suppressed.
+struct Prefetched {
+    invitation: closeloop_core::Invitation,
+    answer: Option<closeloop_core::model::Answer>,
+    suppressed: bool,
+}
+
 impl CampaignCache {
+    /// Reads these invitations, their answers and their people's suppressions in a few batched
+    /// store calls (DynamoDB: BatchGetItem) instead of three reads per event. Each entry serves
+    /// its invitation's first event only; a later event of the same invitation reads again, so
+    /// it sees what the first one changed.
+    pub async fn prefetch(&self, services: &Services, ids: &[InvitationId]) -> Result<(), FunctionError> {
+        let found = services.store.invitations_with_answers(ids).await?;
+        let found: Vec<(closeloop_core::Invitation, Option<closeloop_core::model::Answer>)> =
+            found.into_iter().filter_map(|(invitation, answer)| invitation.map(|i| (i, answer))).collect();
+        let people: Vec<_> = found.iter().map(|(invitation, _)| invitation.contact.keys()).collect();
+        let suppressed = services.store.are_suppressed(&people).await?;
+        let mut cached = self.2.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for ((invitation, answer), suppressed) in found.into_iter().zip(suppressed) {
+            cached.insert(invitation.id.clone(), Prefetched { invitation, answer, suppressed });
+        }
+        Ok(())
+    }
+
+    fn take(&self, id: &InvitationId) -> Option<Prefetched> {
+        self.2.lock().ok().and_then(|mut cached| cached.remove(id))
+    }
+
     /// Whether the campaign sends now (see `core::lifecycle`).
     pub async fn status(&self, services: &Services, id: &CampaignId) -> Result<CampaignStatus, FunctionError> {
         if let Some(status) = self.1.lock().ok().and_then(|cached| cached.get(id).cloned()) {
@@ -74,6 +107,23 @@ async fn load(services: &Services, id: &InvitationId, campaigns: &CampaignCache)
     Ok((invitation, campaign))
 }
 
+/// The invitation, its current answer and whether its person is suppressed: from the batch's
+/// prefetch when there is one, else read now.
+async fn load_answered(
+    services: &Services,
+    id: &InvitationId,
+    campaigns: &CampaignCache,
+) -> Result<(closeloop_core::Invitation, Campaign, Option<closeloop_core::model::Answer>, bool), FunctionError> {
+    if let Some(Prefetched { invitation, answer, suppressed }) = campaigns.take(id) {
+        let campaign = campaigns.get(services, &invitation.campaign_id).await?;
+        return Ok((invitation, campaign, answer, suppressed));
+    }
+    let (invitation, campaign) = load(services, id, campaigns).await?;
+    let answer = services.store.answer(id).await?;
+    let suppressed = services.store.is_suppressed(&invitation.contact.keys()).await?;
+    Ok((invitation, campaign, answer, suppressed))
+}
+
 async fn send_invitation(services: &Services, id: &InvitationId, campaigns: &CampaignCache) -> Result<(), FunctionError> {
     let (invitation, campaign) = load(services, id, campaigns).await?;
     let status = campaigns.status(services, &campaign.id).await?;
@@ -92,15 +142,132 @@ async fn send_invitation(services: &Services, id: &InvitationId, campaigns: &Cam
     Ok(())
 }
 
+/// Fresh invitations the dispatcher sends together: their reads, suppression checks, send
+/// claims and (locally) outbox writes are one store call per batch instead of one per
+/// invitation, and they are rendered on every core.
+pub const INVITATION_BATCH: usize = 100;
+
+/// Sends a batch of invitations as `send_invitation` sends each: one outcome per id, in order.
+/// `Err` when the batch failed before anything was sent (its reads, or the claims' write).
+pub async fn send_invitations(services: &Services, ids: &[InvitationId], campaigns: &CampaignCache) -> Result<Vec<Result<(), FunctionError>>, FunctionError> {
+    let found = services.store.invitations_with_answers(ids).await?;
+    let now = services.clock.now();
+    let mut outcomes: Vec<Option<Result<(), FunctionError>>> = ids.iter().map(|_| None).collect();
+    let mut loaded: HashMap<CampaignId, Arc<Campaign>> = HashMap::new();
+    let mut due = Vec::with_capacity(ids.len());
+    for (slot, (id, (invitation, _))) in ids.iter().zip(found).enumerate() {
+        let Some(invitation) = invitation else {
+            outcomes[slot] = Some(Err(FunctionError::Missing(format!("invitation {id}"))));
+            continue;
+        };
+        let campaign = match loaded.get(&invitation.campaign_id) {
+            Some(campaign) => campaign.clone(),
+            None => match campaigns.get(services, &invitation.campaign_id).await {
+                Ok(campaign) => loaded.entry(campaign.id.clone()).or_insert(Arc::new(campaign)).clone(),
+                Err(e) => {
+                    outcomes[slot] = Some(Err(e));
+                    continue;
+                }
+            },
+        };
+        let status = match campaigns.status(services, &campaign.id).await {
+            Ok(status) => status,
+            Err(e) => {
+                outcomes[slot] = Some(Err(e));
+                continue;
+            }
+        };
+        if !status.sends() {
+            let held = match status.state {
+                CampaignState::Paused => services.store.hold_invitation(&campaign.id, id, now).await.map_err(FunctionError::from),
+                _ => Ok(()),
+            };
+            outcomes[slot] = Some(held);
+            continue;
+        }
+        due.push((slot, invitation, campaign));
+    }
+    let people: Vec<_> = due.iter().map(|(_, invitation, _)| invitation.contact.keys()).collect();
+    let suppressed = services.store.are_suppressed(&people).await?;
+    let mut to_render = Vec::with_capacity(due.len());
+    for (item, suppressed) in due.into_iter().zip(suppressed) {
+        if suppressed {
+            outcomes[item.0] = Some(Ok(()));
+        } else {
+            to_render.push(item);
+        }
+    }
+    let mut slots = Vec::with_capacity(to_render.len());
+    let mut messages = Vec::with_capacity(to_render.len());
+    for (slot, key, message) in render_invitations(services, to_render).await? {
+        match message {
+            Ok(message) => {
+                slots.push(slot);
+                messages.push((key, message));
+            }
+            Err(e) => outcomes[slot] = Some(Err(e)),
+        }
+    }
+    for (slot, sent) in slots.into_iter().zip(send_once_many(services, messages).await?) {
+        outcomes[slot] = Some(sent.map(|_| ()));
+    }
+    Ok(outcomes
+        .into_iter()
+        .zip(ids)
+        .map(|(outcome, id)| outcome.unwrap_or_else(|| Err(FunctionError::Missing(format!("an outcome for invitation {id}")))))
+        .collect())
+}
+
+type Rendered = (usize, String, Result<Outgoing, FunctionError>);
+
+fn render_part(services: &Services, part: Vec<(usize, closeloop_core::Invitation, Arc<Campaign>)>) -> Vec<Rendered> {
+    part.into_iter()
+        .map(|(slot, invitation, campaign)| {
+            let message = ask(MessageKind::Invitation, &campaign, &invitation, services);
+            (slot, format!("invitation:{}", invitation.id), message)
+        })
+        .collect()
+}
+
+/// Renders the invitations on blocking threads, one part per core: rendering is the CPU work
+/// of a launch, and on the async thread it would run on one core only.
+#[cfg(not(target_arch = "wasm32"))]
+async fn render_invitations(services: &Services, items: Vec<(usize, closeloop_core::Invitation, Arc<Campaign>)>) -> Result<Vec<Rendered>, FunctionError> {
+    let parts = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, items.len().max(1));
+    let per_part = items.len().div_ceil(parts).max(1);
+    let mut items = items.into_iter();
+    let mut running = Vec::with_capacity(parts);
+    for _ in 0..parts {
+        let part: Vec<_> = items.by_ref().take(per_part).collect();
+        let services = services.clone();
+        running.push(tokio::task::spawn_blocking(move || render_part(&services, part)));
+    }
+    let mut rendered = Vec::new();
+    for part in running {
+        match part.await {
+            Ok(part) => rendered.extend(part),
+            // A panic while rendering stays a panic, as it was on the async thread.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => return Err(FunctionError::Interrupted(Box::new(e))),
+        }
+    }
+    Ok(rendered)
+}
+
+/// The Worker has one thread: rendered in place.
+#[cfg(target_arch = "wasm32")]
+async fn render_invitations(services: &Services, items: Vec<(usize, closeloop_core::Invitation, Arc<Campaign>)>) -> Result<Vec<Rendered>, FunctionError> {
+    Ok(render_part(services, items))
+}
+
 async fn react_to_answer(services: &Services, id: &InvitationId, campaigns: &CampaignCache) -> Result<(), FunctionError> {
-    let (invitation, campaign) = load(services, id, campaigns).await?;
+    let (invitation, campaign, answer, suppressed) = load_answered(services, id, campaigns).await?;
     // The current answer decides: a later change has its own event, and keys keep each
     // message to one per invitation.
-    let answer = services.store.answer(id).await?.ok_or_else(|| FunctionError::Missing(format!("answer of {id}")))?;
+    let answer = answer.ok_or_else(|| FunctionError::Missing(format!("answer of {id}")))?;
     let links = &services.links;
 
-    let respondent_reachable = !services.store.is_suppressed(&invitation.contact.keys()).await?;
-    if respondent_reachable {
+    if !suppressed {
         let thanks = render::thank_you_mail(&campaign, &invitation, &answer, links)?;
         if let Some(mail) = to_respondent(MessageKind::ThankYou, &campaign, &invitation, thanks, services) {
             send_once(services, &format!("thank_you:{id}"), Outgoing::Mail(mail)).await?;
@@ -201,8 +368,27 @@ pub async fn dispatch_pending(services: &Services) -> Result<DispatchSummary, Fu
             });
             groups[slot].push(event);
         }
-        let results: Vec<(DispatchSummary, Vec<String>)> = futures_util::stream::iter(groups)
-            .map(|group| dispatch_in_order(services, group, &campaigns))
+        // An invitation's only event being its creation (every row of a launch): sent in
+        // batches. Any other invitation's events go one after another.
+        let (fresh, others): (Vec<Vec<Event>>, Vec<Vec<Event>>) =
+            groups.into_iter().partition(|group| matches!(group.as_slice(), [Event { kind: EventKind::InvitationCreated { .. }, .. }]));
+        let answered: Vec<InvitationId> = others
+            .iter()
+            .filter(|group| group.iter().any(|event| matches!(event.kind, EventKind::AnswerRecorded { .. })))
+            .map(|group| event_invitation(&group[0]).clone())
+            .collect();
+        campaigns.prefetch(services, &answered).await?;
+        let mut work: Vec<Work> = Vec::with_capacity(fresh.len() / INVITATION_BATCH + 1 + others.len());
+        let mut fresh = fresh.into_iter().flatten().peekable();
+        while fresh.peek().is_some() {
+            work.push(Work::Fresh(fresh.by_ref().take(INVITATION_BATCH).collect()));
+        }
+        work.extend(others.into_iter().map(Work::InOrder));
+        let results: Vec<(DispatchSummary, Vec<String>)> = futures_util::stream::iter(work)
+            .map(|work| match work {
+                Work::Fresh(batch) => futures_util::future::Either::Left(dispatch_fresh(services, batch, &campaigns)),
+                Work::InOrder(group) => futures_util::future::Either::Right(dispatch_in_order(services, group, &campaigns)),
+            })
             .buffer_unordered(DISPATCH_CONCURRENCY)
             .collect()
             .await;
@@ -220,6 +406,47 @@ pub async fn dispatch_pending(services: &Services) -> Result<DispatchSummary, Fu
             return Ok(summary);
         }
     }
+}
+
+enum Work {
+    Fresh(Vec<Event>),
+    InOrder(Vec<Event>),
+}
+
+/// A batch of invitations' creation events: sent together (`send_invitations`).
+async fn dispatch_fresh(services: &Services, batch: Vec<Event>, campaigns: &CampaignCache) -> (DispatchSummary, Vec<String>) {
+    let mut summary = DispatchSummary::default();
+    let ids: Vec<InvitationId> = batch.iter().map(|event| event_invitation(event).clone()).collect();
+    let outcomes = match send_invitations(services, &ids, campaigns).await {
+        Ok(outcomes) => outcomes,
+        Err(e) => {
+            let retryable = e.is_retryable();
+            tracing::warn!(events = batch.len(), error = %e, retryable, "invitation batch failed");
+            if retryable {
+                summary.deferred = batch.len();
+                return (summary, Vec::new());
+            }
+            summary.dropped = batch.len();
+            return (summary, batch.into_iter().map(|event| event.id).collect());
+        }
+    };
+    let mut done = Vec::with_capacity(batch.len());
+    for (event, outcome) in batch.into_iter().zip(outcomes) {
+        match outcome {
+            Ok(()) => summary.handled += 1,
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(event = %event.id, error = %e, "deferred");
+                summary.deferred += 1;
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(event = %event.id, error = %e, "dropped");
+                summary.dropped += 1;
+            }
+        }
+        done.push(event.id);
+    }
+    (summary, done)
 }
 
 /// One invitation's events, in order; a temporary failure leaves it and the rest pending.

@@ -32,6 +32,10 @@ pub enum FunctionError {
     /// A record the event points at is gone: retrying cannot bring it back.
     #[error("{0} not found")]
     Missing(String),
+    /// Work handed to a blocking thread (rendering a batch) did not finish: the runtime is
+    /// shutting down. Nothing was sent for it; the next run does it.
+    #[error("interrupted: {0}")]
+    Interrupted(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl FunctionError {
@@ -39,7 +43,7 @@ impl FunctionError {
     pub fn is_retryable(&self) -> bool {
         match self {
             FunctionError::Store(e) => e.is_retryable(),
-            FunctionError::Send(SendError::Transient(_)) => true,
+            FunctionError::Send(SendError::Transient(_)) | FunctionError::Interrupted(_) => true,
             FunctionError::Send(SendError::Permanent(_))
             | FunctionError::Render(_)
             | FunctionError::Missing(_) => false,

@@ -27,13 +27,53 @@ pub async fn send_once(services: &Services, key: &str, mut message: Outgoing) ->
         Outgoing::Mail(mail) => services.mailer.send_mail(mail).await,
         Outgoing::Sms(sms) => services.sms.send_sms(sms).await,
     };
+    settle(services, key, sent).await
+}
+
+/// `send_once` for a batch, with one outcome per message in order (`Ok(true)`: sent now;
+/// `Ok(false)`: sent before). The claims are one store write and the mails one `send_mails`
+/// call; SMS go one by one. A failed claim write fails the whole batch (nothing was sent).
+pub async fn send_once_many(services: &Services, messages: Vec<(String, Outgoing)>) -> Result<Vec<Result<bool, FunctionError>>, FunctionError> {
+    let keys: Vec<String> = messages.iter().map(|(key, _)| key.clone()).collect();
+    let claimed = services.store.claim_sends(&keys, services.clock.now()).await?;
+    let mut outcomes: Vec<Option<Result<bool, FunctionError>>> = Vec::with_capacity(messages.len());
+    let mut mails = Vec::new();
+    let mut mail_slots = Vec::new();
+    for ((key, message), claimed) in messages.into_iter().zip(claimed) {
+        if !claimed {
+            tracing::debug!(key, "already sent");
+            outcomes.push(Some(Ok(false)));
+            continue;
+        }
+        match message {
+            Outgoing::Mail(mut mail) => {
+                mail.key = key;
+                mail_slots.push(outcomes.len());
+                mails.push(mail);
+                outcomes.push(None);
+            }
+            Outgoing::Sms(sms) => {
+                let sent = services.sms.send_sms(&sms).await;
+                outcomes.push(Some(settle(services, &key, sent).await));
+            }
+        }
+    }
+    let sent = services.mailer.send_mails(&mails).await;
+    for ((slot, mail), sent) in mail_slots.into_iter().zip(&mails).zip(sent) {
+        outcomes[slot] = Some(settle(services, &mail.key, sent).await);
+    }
+    Ok(outcomes.into_iter().map(|o| o.unwrap_or(Ok(false))).collect())
+}
+
+/// After one send: logged if it went out; its claim given back if it may succeed later (a
+/// permanent failure keeps the claim: sending again would fail the same way).
+async fn settle(services: &Services, key: &str, sent: Result<String, closeloop_core::ports::SendError>) -> Result<bool, FunctionError> {
     match sent {
         Ok(id) => {
             tracing::info!(key, provider_id = %id, "sent");
             Ok(true)
         }
         Err(e) => {
-            // A permanent failure keeps the claim: sending again would fail the same way.
             if matches!(e, closeloop_core::ports::SendError::Transient(_)) {
                 services.store.release_send(key).await?;
             }

@@ -147,6 +147,38 @@ async fn a_temporary_send_failure_is_retried_and_then_sent_exactly_once() {
 }
 
 #[tokio::test]
+async fn a_batch_of_invitations_redone_after_a_crash_sends_only_what_was_not_sent() {
+    let w = world(0).await;
+    // A run that sent Pia's invitation, then died before completing its events.
+    let pia = w.invitation("Pia").id.clone();
+    assert!(w.store.claim_send(&format!("invitation:{pia}"), T0).await.unwrap());
+    let summary = dispatch::dispatch_pending(&w.services).await.unwrap();
+    assert_eq!((summary.handled, summary.deferred, summary.dropped), (4, 0, 0));
+    assert_eq!(w.sent("pro@example.com", "invitation"), 0, "claimed before: not sent again");
+    for to in ["pas@", "det@", "+4520123456"] {
+        assert_eq!(w.sent(to, "invitation"), 1, "{to}");
+    }
+    assert!(w.store.pending_events(10).await.unwrap().is_empty(), "every event completed");
+}
+
+#[tokio::test]
+async fn answers_dispatched_together_are_read_in_one_go_and_still_honour_an_unsubscribe() {
+    let w = world(0).await;
+    dispatch::dispatch_pending(&w.services).await.unwrap();
+    w.answer("Pia", 10).await;
+    w.answer("Dag", 2).await;
+    // Dag unsubscribed after answering: no thank-you, but the owner still hears of the detractor.
+    let dag = w.invitation("Dag").contact.email.clone().unwrap();
+    w.store.suppress(&closeloop_core::model::ContactKey::email(&dag), closeloop_core::model::SuppressionReason::Unsubscribed, T0).await.unwrap();
+    let summary = dispatch::dispatch_pending(&w.services).await.unwrap();
+    assert_eq!((summary.deferred, summary.dropped), (0, 0));
+    assert_eq!(w.sent("pro@example.com", "thank_you"), 1);
+    assert_eq!(w.sent("pro@example.com", "review_invitation"), 1);
+    assert_eq!(w.sent("det@example.com", "thank_you"), 0, "suppressed since");
+    assert_eq!(w.sent("owner@acme.example", "alert"), 1);
+}
+
+#[tokio::test]
 async fn each_group_gets_its_own_reactions() {
     let w = world(0).await;
     dispatch::dispatch_pending(&w.services).await.unwrap();

@@ -996,6 +996,22 @@ impl Store for DynamoStore {
         Ok(false)
     }
 
+    /// One BatchGetItem per 100 distinct contact keys, however many people.
+    async fn are_suppressed(&self, people: &[Vec<ContactKey>]) -> Result<Vec<bool>, StoreError> {
+        let mut unique = std::collections::HashSet::new();
+        let keys = people
+            .iter()
+            .flatten()
+            .filter(|key| unique.insert(key.as_str()))
+            .map(|key| item_key(contact_pk(key), SUPPRESSED_SK.to_owned()))
+            .collect();
+        let mut suppressed = std::collections::HashSet::new();
+        for item in self.batch_get(keys).await? {
+            suppressed.insert(get_s(&item, "pk")?.to_owned());
+        }
+        Ok(people.iter().map(|keys| keys.iter().any(|key| suppressed.contains(&contact_pk(key)))).collect())
+    }
+
     async fn due_reminders(&self, at: Timestamp, limit: usize) -> Result<Vec<Invitation>, StoreError> {
         let items = self.query_work(DUE_REMINDER, Some(at), limit).await?;
         items.iter().map(invitation_from).collect()

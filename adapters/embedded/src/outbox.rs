@@ -127,27 +127,29 @@ impl Outbox {
         Self { db, clock }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn insert(
-        &self,
-        channel: &'static str,
-        to: String,
-        kind: &'static str,
-        subject: Option<String>,
-        text: String,
-        html: Option<String>,
-        headers: &[(String, String)],
-    ) -> Result<String, SendError> {
-        let headers = serde_json::to_string(headers).map_err(SendError::permanent)?;
+    /// Stores the messages in one transaction (a dispatcher's batch is one commit, not one per
+    /// message) and returns their outbox ids in order.
+    async fn insert(&self, rows: Vec<NewMessage>) -> Result<Vec<String>, SendError> {
         let at = self.clock.now().millis();
         self.db
             .write("outbox_insert", move |conn| {
-                conn.execute(
-                    "INSERT INTO outbox (channel, to_addr, kind, subject, text, html, headers, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    params![channel, to, kind, subject, text, html, headers, at],
-                )
-                .map_err(StoreError::unavailable)?;
-                Ok(format!("outbox-{}", conn.last_insert_rowid()))
+                let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(StoreError::unavailable)?;
+                let mut ids = Vec::with_capacity(rows.len());
+                {
+                    let mut insert = tx
+                        .prepare_cached(
+                            "INSERT INTO outbox (channel, to_addr, kind, subject, text, html, headers, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                        )
+                        .map_err(StoreError::unavailable)?;
+                    for row in &rows {
+                        insert
+                            .execute(params![row.channel, row.to, row.kind, row.subject, row.text, row.html, row.headers, at])
+                            .map_err(StoreError::unavailable)?;
+                        ids.push(format!("outbox-{}", tx.last_insert_rowid()));
+                    }
+                }
+                tx.commit().map_err(StoreError::unavailable)?;
+                Ok(ids)
             })
             .await
             .map_err(SendError::transient)
@@ -181,25 +183,119 @@ fn mailbox(name: Option<&str>, address: &str) -> String {
     format!("\"{}\" <{address}>", name.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// One message as the outbox table stores it.
+struct NewMessage {
+    channel: &'static str,
+    to: String,
+    kind: &'static str,
+    subject: Option<String>,
+    text: String,
+    html: Option<String>,
+    headers: String,
+}
+
+impl NewMessage {
+    fn mail(mail: &OutgoingMail) -> Result<Self, SendError> {
+        Ok(Self {
+            channel: "email",
+            to: mailbox(mail.to_name.as_deref(), &mail.to_email),
+            kind: mail.kind.as_str(),
+            subject: Some(mail.subject.clone()),
+            text: mail.text.clone(),
+            html: Some(mail.html.clone()),
+            headers: serde_json::to_string(&mail.headers).map_err(SendError::permanent)?,
+        })
+    }
+}
+
+/// An insert returned fewer ids than it was given messages: cannot happen with SQLite, which
+/// either stores every row of the transaction or none.
+#[derive(Debug, thiserror::Error)]
+#[error("the outbox returned no id for a message it was given")]
+struct MissingId;
+
+fn only(mut ids: Vec<String>) -> Result<String, SendError> {
+    ids.pop().ok_or_else(|| SendError::transient(MissingId))
+}
+
 #[async_trait]
 impl Mailer for Outbox {
     async fn send_mail(&self, mail: &OutgoingMail) -> Result<String, SendError> {
-        let to = mailbox(mail.to_name.as_deref(), &mail.to_email);
-        self.insert("email", to, mail.kind.as_str(), Some(mail.subject.clone()), mail.text.clone(), Some(mail.html.clone()), &mail.headers)
-            .await
+        only(self.insert(vec![NewMessage::mail(mail)?]).await?)
+    }
+
+    async fn send_mails(&self, mails: &[OutgoingMail]) -> Vec<Result<String, SendError>> {
+        // A mail that cannot be stored fails alone; the rest go in one transaction.
+        let mut outcomes: Vec<Option<Result<String, SendError>>> = Vec::with_capacity(mails.len());
+        let mut rows = Vec::with_capacity(mails.len());
+        for mail in mails {
+            match NewMessage::mail(mail) {
+                Ok(row) => {
+                    rows.push(row);
+                    outcomes.push(None);
+                }
+                Err(e) => outcomes.push(Some(Err(e))),
+            }
+        }
+        match self.insert(rows).await {
+            Ok(ids) => {
+                let mut ids = ids.into_iter();
+                outcomes.into_iter().map(|o| o.unwrap_or_else(|| ids.next().ok_or_else(|| SendError::transient(MissingId)))).collect()
+            }
+            Err(e) => {
+                // The one failed transaction is every stored mail's failure, source included.
+                let shared = Arc::new(e);
+                outcomes.into_iter().map(|o| o.unwrap_or_else(|| Err(SendError::transient(shared.clone())))).collect()
+            }
+        }
     }
 }
 
 #[async_trait]
 impl SmsSender for Outbox {
     async fn send_sms(&self, sms: &OutgoingSms) -> Result<String, SendError> {
-        self.insert("sms", sms.to.clone(), sms.kind.as_str(), None, sms.text.clone(), None, &[]).await
+        let row = NewMessage { channel: "sms", to: sms.to.clone(), kind: sms.kind.as_str(), subject: None, text: sms.text.clone(), html: None, headers: "[]".to_owned() };
+        only(self.insert(vec![row]).await?)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::mailbox;
+    use closeloop_core::ports::{Mailer, ManualClock, MessageKind, OutgoingMail};
+    use std::sync::Arc;
+
+    fn mail(to: &str) -> OutgoingMail {
+        OutgoingMail {
+            kind: MessageKind::Invitation,
+            key: format!("invitation:{to}"),
+            from_name: "Sam".into(),
+            from_email: "sam@acme.example".into(),
+            to_name: None,
+            to_email: to.into(),
+            subject: format!("Hello {to}"),
+            text: "text".into(),
+            html: "<p>html</p>".into(),
+            headers: vec![("List-Unsubscribe".into(), "<https://x.example/u>".into())],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_mails_is_stored_in_order_each_with_its_own_id() {
+        let store = crate::SqliteStore::open_in_memory().unwrap();
+        let outbox = store.outbox(Arc::new(ManualClock::new(closeloop_core::Timestamp::from_millis(1_790_000_000_000))));
+        let first = outbox.send_mail(&mail("a@x.example")).await.unwrap();
+        let sent = outbox.send_mails(&[mail("b@x.example"), mail("c@x.example")]).await;
+        let ids: Vec<String> = sent.into_iter().map(Result::unwrap).collect();
+        assert_eq!(ids.len(), 2);
+        assert!(ids[0] != ids[1] && !ids.contains(&first));
+        let stored: Vec<String> = outbox.messages().unwrap().into_iter().map(|m| m.to).collect();
+        assert_eq!(stored.len(), 3);
+        for to in ["a@x.example", "b@x.example", "c@x.example"] {
+            assert!(stored.iter().any(|s| s.contains(to)), "{to} in {stored:?}");
+        }
+        assert!(outbox.send_mails(&[]).await.is_empty());
+    }
 
     #[test]
     fn a_crm_name_never_adds_a_recipient_or_breaks_the_header() {

@@ -268,6 +268,9 @@ fn migrate_to_2(conn: &Connection) -> Result<(), StoreError> {
     conn.pragma_update(None, "user_version", 2).map_err(unavailable)
 }
 
+/// The writer's page cache, in KiB (SQLite takes a negative `cache_size` as KiB).
+const WRITER_CACHE_KIB: i64 = -65_536;
+
 impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path).map_err(unavailable)?;
@@ -275,6 +278,10 @@ impl SqliteStore {
         // WAL + NORMAL: durable at checkpoints, no fsync per commit; a power cut may lose the
         // last moments, never corrupt the file.
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(unavailable)?;
+        // A launch inserts into indexes keyed by random tokens and ids: with SQLite's default
+        // 2 MiB page cache, the writer rereads index pages from the file once a campaign passes
+        // some 20,000 invitations, and a 100,000-row launch slows to a third of its speed.
+        conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB).map_err(unavailable)?;
         Self::init(conn, Some(path))
     }
 
@@ -391,6 +398,7 @@ impl Store for SqliteStore {
                     .map_err(unavailable)?;
                 let mut event = tx.prepare_cached("INSERT INTO events (id, at, body) VALUES (?1, ?2, ?3)").map_err(unavailable)?;
                 let mut exists = tx.prepare_cached("SELECT 1 FROM invitations WHERE id = ?1").map_err(unavailable)?;
+                let mut folded: std::collections::BTreeMap<String, CounterDeltas> = std::collections::BTreeMap::new();
                 for inv in invitations {
                     let keys = inv.contact.keys();
                     // A retried chunk or a resumed launch: the first write stands.
@@ -425,10 +433,15 @@ impl Store for SqliteStore {
                             link.execute(params![key.as_str(), inv.id.0, inv.created_at.millis()]).map_err(unavailable)?;
                         }
                         let change = Change::invitation_created(inv);
-                        apply_counters(&tx, change.campaign.as_str(), &change.deltas)?;
+                        // Counted once per chunk and campaign below: one upsert per counter field
+                        // instead of one per invitation and field.
+                        folded.entry(change.campaign.as_str().to_owned()).or_default().merge(&change.deltas);
                         event.execute(params![change.event.id, change.event.at.millis(), to_json(&change.event.kind)?]).map_err(unavailable)?;
                     }
                     outcomes.push(outcome);
+                }
+                for (campaign, deltas) in &folded {
+                    apply_counters(&tx, campaign, deltas)?;
                 }
             }
             tx.commit().map_err(unavailable)?;
@@ -744,6 +757,23 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn claim_sends(&self, keys: &[String], at: Timestamp) -> Result<Vec<bool>, StoreError> {
+        let keys = keys.to_vec();
+        self.write("claim_sends", move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            let mut claimed = Vec::with_capacity(keys.len());
+            {
+                let mut claim = tx.prepare_cached("INSERT OR IGNORE INTO sends (key, claimed_at) VALUES (?1, ?2)").map_err(unavailable)?;
+                for key in &keys {
+                    claimed.push(claim.execute(params![key, at.millis()]).map_err(unavailable)? == 1);
+                }
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(claimed)
+        })
+        .await
+    }
+
     async fn release_send(&self, key: &str) -> Result<(), StoreError> {
         let key = key.to_owned();
         self.write("release_send", move |conn| {
@@ -801,6 +831,26 @@ impl Store for SqliteStore {
                 }
             }
             Ok(false)
+        })
+        .await
+    }
+
+    async fn are_suppressed(&self, people: &[Vec<ContactKey>]) -> Result<Vec<bool>, StoreError> {
+        let people = people.to_vec();
+        self.read("are_suppressed", move |conn| {
+            let mut stmt = conn.prepare_cached("SELECT 1 FROM suppressions WHERE contact_key = ?1").map_err(unavailable)?;
+            let mut suppressed = Vec::with_capacity(people.len());
+            for keys in &people {
+                let mut any = false;
+                for key in keys {
+                    if stmt.exists([key.as_str()]).map_err(unavailable)? {
+                        any = true;
+                        break;
+                    }
+                }
+                suppressed.push(any);
+            }
+            Ok(suppressed)
         })
         .await
     }

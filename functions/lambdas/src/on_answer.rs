@@ -19,6 +19,7 @@ use aws_lambda_events::event::dynamodb::Event as StreamBatch;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use aws_sdk_dynamodb::types::AttributeValue;
 use closeloop_core::changes::Change;
+use closeloop_core::model::EventKind;
 use closeloop_dynamodb::{change_from_item, suppression_from_item};
 use closeloop_functions::dispatch::{self, CampaignCache};
 use closeloop_functions::Services;
@@ -102,6 +103,16 @@ pub async fn handle_with_concurrency(
         by_invitation[slot].push((sequence, change));
     }
     let campaigns = CampaignCache::default();
+    // The answers' invitations, answers and suppressions in a few batched reads up front (a
+    // failure only means each event reads its own).
+    let answered: Vec<_> = by_invitation
+        .iter()
+        .filter(|group| group.iter().any(|(_, change)| matches!(change.event.kind, EventKind::AnswerRecorded { .. })))
+        .map(|group| dispatch::event_invitation(&group[0].1.event).clone())
+        .collect();
+    if let Err(e) = campaigns.prefetch(services, &answered).await {
+        tracing::warn!(error = %e, "prefetching the batch failed; each event reads its own");
+    }
     let outcomes = futures_util::stream::iter(by_invitation)
         .map(|group| handle_in_order(services, group, &campaigns, deadline))
         .buffer_unordered(concurrency.max(1))
