@@ -16,9 +16,8 @@ use closeloop_core::import::{parse_contacts, ColumnTarget, FileFormat, ImportErr
 use closeloop_core::launch::{self, ChunkResult, LaunchChunk, LaunchId, LaunchJob, LaunchState, SkipReason};
 use closeloop_core::model::{Contact, ContactError, ContactKey, Invitation, InvitationId, Token};
 use closeloop_core::ports::CreateOutcome;
-use closeloop_core::ports::{Store, StoreError};
+use closeloop_core::ports::Store;
 use closeloop_core::{rules, Timestamp};
-use futures_util::{StreamExt, TryStreamExt};
 
 use crate::{FunctionError, Services};
 
@@ -241,8 +240,6 @@ pub struct DryRunReport {
     pub bad_rows: Vec<RowProblem>,
 }
 
-/// Store reads a dry run has in flight at once.
-const DRY_RUN_CONCURRENCY: usize = 16;
 /// Rows (or contact keys) a dry run asks the store about in one call.
 const DRY_RUN_BATCH: usize = 500;
 
@@ -278,20 +275,16 @@ pub async fn dry_run(services: &Services, campaign: &Campaign, file: &ContactsFi
         let last = services.store.last_invited(chunk).await?;
         recent.extend(last.into_iter().filter(|(_, at)| *at >= since).map(|(key, _)| key));
     }
-    let store = &services.store;
-    let suppressed: Vec<bool> = futures_util::stream::iter(rows.iter())
-        .map(|(line, contact)| {
-            let skip = written.contains(&id.invitation_id(*line));
-            async move {
-                if skip {
-                    return Ok::<_, StoreError>(false);
-                }
-                store.is_suppressed(&contact.keys()).await
-            }
-        })
-        .buffered(DRY_RUN_CONCURRENCY)
-        .try_collect()
-        .await?;
+    // Whether each row's person is suppressed, a batch of rows per store call (DynamoDB: one
+    // BatchGetItem per 100 keys); a row written before is not asked about.
+    let mut suppressed = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(DRY_RUN_BATCH) {
+        let people: Vec<Vec<ContactKey>> = chunk
+            .iter()
+            .map(|(line, contact)| if written.contains(&id.invitation_id(*line)) { Vec::new() } else { contact.keys() })
+            .collect();
+        suppressed.extend(services.store.are_suppressed(&people).await?);
+    }
 
     let mut report = DryRunReport {
         campaign: campaign.id.clone(),

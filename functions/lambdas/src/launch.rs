@@ -12,7 +12,7 @@ use closeloop_core::{Campaign, CampaignId};
 use closeloop_edge::api::{authorised, error};
 use closeloop_edge::AppState;
 use closeloop_core::launch::LaunchId;
-use closeloop_functions::launch::{launch, LaunchError};
+use closeloop_functions::launch::{dry_run, launch, ContactsFile, LaunchError};
 
 use crate::launch_pipeline::{start_launch, ChunkQueue, StartError};
 use closeloop_functions::Services;
@@ -48,6 +48,7 @@ pub fn router_with_pipeline(services: &Services, api_token: Option<&str>, pipeli
         .route("/api/v1/campaigns/{id}", put(put_campaign))
         .route("/api/v1/campaigns/{id}/launch", post(launch_csv))
         .route("/api/v1/campaigns/{id}/launches", post(queue_launch))
+        .route("/api/v1/campaigns/{id}/launches/dry-run", post(dry_run_launch))
         .route("/api/v1/campaigns/{id}/uploads", post(presign_upload))
         .route("/api/v1/launches/{id}", get(launch_status))
         .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
@@ -94,6 +95,43 @@ async fn queue_launch(State(state): State<LaunchState>, Path(id): Path<String>, 
         Err(e) => {
             tracing::error!(error = %e, "queueing the launch failed");
             error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the launch could not be queued; send the same file again to resume it")
+        }
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct DryRunQuery {
+    sheet: Option<String>,
+}
+
+/// `POST /api/v1/campaigns/{id}/launches/dry-run` with the same body as a launch (CSV or
+/// `.xlsx`; `?sheet=` picks a workbook's sheet): 200 with what the launch would do (encoding,
+/// column mapping, rows, would invite, skipped by reason, every bad row), writing nothing.
+async fn dry_run_launch(
+    State(state): State<LaunchState>,
+    Path(id): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<DryRunQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(response) = authorised(&state.edge, &headers) {
+        return response;
+    }
+    let id = match campaign_id(&id) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let campaign = match campaign_or_response(&state, &id).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let file = ContactsFile { sheet: query.sheet.as_deref(), ..ContactsFile::new(&body) };
+    match dry_run(&state.services, &campaign, &file).await {
+        Ok(report) => (StatusCode::OK, Json(report)).into_response(),
+        Err(LaunchError::Import(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_contacts", e.to_string()),
+        Err(e) => {
+            tracing::error!(error = %e, "the dry run failed");
+            error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage is unavailable; retry later")
         }
     }
 }

@@ -55,8 +55,21 @@ async fn a_posted_file_is_written_chunk_by_chunk_and_a_chunk_delivered_twice_inv
     let marker = format!("pl{}", std::process::id());
     let csv = contacts(&marker, 1200);
 
+    // The dry run first: what the launch will do, with nothing written.
+    let (status, report) = call(&router, "POST", &format!("/api/v1/campaigns/{}/launches/dry-run", campaign.id), csv.clone().into_bytes()).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let launch_id = report["launch_id"].as_str().unwrap().to_owned();
+    assert_eq!(report["bad_rows"][0]["reason"].as_str().map(|r| r.contains("not-an-address")), Some(true), "{report}");
+    assert!(report["launched_before"].is_null(), "{report}");
+    assert_eq!((report["rows"].as_u64(), report["would_invite"].as_u64()), (Some(1201), Some(1200)), "{report}");
+    assert!(store.launch(&closeloop_core::launch::LaunchId::parse(&launch_id).unwrap()).await.unwrap().is_none(), "a dry run writes no job");
+    let (status, body) = call(&router, "POST", &format!("/api/v1/campaigns/{}/launches/dry-run?sheet=Contacts", campaign.id), csv.clone().into_bytes()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "a sheet asked of a CSV file: {body}");
+    let (status, _) = call(&router, "POST", "/api/v1/campaigns/no-such-campaign/launches/dry-run", csv.clone().into_bytes()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, job) = call(&router, "POST", &format!("/api/v1/campaigns/{}/launches", campaign.id), csv.clone().into_bytes()).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    assert_eq!(job["id"].as_str(), Some(launch_id.as_str()), "the launch is the one the dry run described");
     let job: LaunchJob = serde_json::from_value(job).unwrap();
     assert_eq!((job.state, job.total_rows, job.chunks, job.bad_row_count), (LaunchState::Running, 1200, 3, 1));
     let messages = receive_all(config.launch_queue_url.as_deref().unwrap()).await;
