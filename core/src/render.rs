@@ -135,6 +135,7 @@ fn tables() -> &'static BTreeMap<Locale, StringTable> {
 
 /// One locale's strings with `{placeholders}` filled in a single pass, so a value that itself
 /// contains braces (a company called "{x}") is never expanded again.
+#[derive(Debug, Clone)]
 pub struct Strings {
     locale: Locale,
     vars: BTreeMap<&'static str, String>,
@@ -161,13 +162,27 @@ impl Strings {
         fill(raw, &self.vars)
     }
 
-    fn all(&self) -> StringTable {
+    /// Every string of the locale for a template's `t`: looked up and filled in only when the
+    /// template reads it. (Filling every string of the locale for each mail was most of a
+    /// launch's rendering time.) A key in no locale file is undefined, as it was in the table.
+    fn all(&self) -> Value {
+        Value::from_object(TemplateStrings(self.clone()))
+    }
+
+    fn has(&self, key: &str) -> bool {
         let table = tables();
-        let mut keys: Vec<&String> = table.get(&Locale::En).map(|t| t.keys().collect()).unwrap_or_default();
-        if let Some(t) = table.get(&self.locale) {
-            keys.extend(t.keys());
-        }
-        keys.into_iter().map(|k| (k.clone(), self.get(k))).collect()
+        [self.locale, Locale::En].iter().any(|locale| table.get(locale).is_some_and(|t| t.contains_key(key)))
+    }
+}
+
+/// `Strings` as a template sees them (`t.key`, `t["key"]`).
+#[derive(Debug)]
+struct TemplateStrings(Strings);
+
+impl minijinja::value::Object for TemplateStrings {
+    fn get_value(self: &std::sync::Arc<Self>, key: &Value) -> Option<Value> {
+        let key = key.as_str()?;
+        self.0.has(key).then(|| Value::from(self.0.get(key)))
     }
 }
 

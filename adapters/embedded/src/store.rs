@@ -533,6 +533,24 @@ impl Store for SqliteStore {
         .await
     }
 
+    /// One read for the whole list (a dispatcher's batch), on one snapshot.
+    async fn invitations_with_answers(&self, ids: &[InvitationId]) -> Result<Vec<(Option<Invitation>, Option<Answer>)>, StoreError> {
+        let ids = ids.to_vec();
+        self.read("invitations_with_answers", move |conn| {
+            let tx = conn.unchecked_transaction().map_err(unavailable)?;
+            let mut invitation = tx.prepare_cached(&format!("SELECT {INVITATION_COLUMNS} FROM invitations WHERE id = ?1")).map_err(unavailable)?;
+            let mut answer = tx.prepare_cached("SELECT body FROM answers WHERE invitation_id = ?1").map_err(unavailable)?;
+            let mut found = Vec::with_capacity(ids.len());
+            for id in &ids {
+                let inv = invitation.query_row([&id.0], invitation_columns).optional().map_err(unavailable)?.map(invitation_from).transpose()?;
+                let body: Option<String> = answer.query_row([&id.0], |r| r.get(0)).optional().map_err(unavailable)?;
+                found.push((inv, body.map(|b| from_json(&b)).transpose()?));
+            }
+            Ok(found)
+        })
+        .await
+    }
+
     async fn record_answer(&self, answer: &Answer, event: &Event, deltas: &CounterDeltas) -> Result<(), StoreError> {
         let (answer, event, deltas) = (answer.clone(), event.clone(), deltas.clone());
         self.write("record_answer", move |conn| {
