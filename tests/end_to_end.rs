@@ -131,7 +131,10 @@ async fn the_whole_loop_runs_from_launch_to_report() {
     assert_eq!(alerts[0]["to"], "owner.aarhus@example.dk");
     let alert_text = alerts[0]["text"].as_str().unwrap();
     assert!(alert_text.contains("Cyklen var ikke klar") && alert_text.contains("Aarhus"));
-    assert!(alert_text.contains(&T0.plus_hours(2).plus_hours(48).to_display()), "deadline is 48 hours after the answer");
+    let stockholm = closeloop_core::time::Zone::parse("Europe/Stockholm").unwrap();
+    let deadline = T0.plus_hours(2).plus_hours(48).display_in(&stockholm);
+    assert!(deadline.ends_with(" CET") || deadline.ends_with(" CEST"), "{deadline}");
+    assert!(alert_text.contains(&deadline), "deadline is 48 hours after the answer, on the campaign's Stockholm time: {alert_text}");
 
     // The promoter follows the review link: tracked, then sent on to the site only.
     let review_link = t.local(&pia.replace("/s/", "/r/")) + "/trustpilot";

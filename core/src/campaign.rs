@@ -141,6 +141,11 @@ pub struct Campaign {
     pub sender_email: Email,
     #[serde(default = "default_locales")]
     pub locales: Vec<Locale>,
+    /// The IANA zone every time people see is shown in (deadlines, digests, the dashboard, the
+    /// export). Without one: the zone of the first locale's country (sv: Europe/Stockholm,
+    /// da: Europe/Copenhagen), or UTC for English.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<crate::time::Zone>,
     #[serde(default)]
     pub touchpoint: Option<String>,
     /// Replaces the group's standard follow-up question, per group.
@@ -221,6 +226,19 @@ fn default_follow_up_hours() -> u32 {
 }
 
 impl Campaign {
+    /// The zone this campaign's times are shown in: `time_zone`, or its first locale's.
+    pub fn zone(&self) -> crate::time::Zone {
+        if let Some(zone) = &self.time_zone {
+            return zone.clone();
+        }
+        let name = match self.locales.first() {
+            Some(Locale::Sv) => "Europe/Stockholm",
+            Some(Locale::Da) => "Europe/Copenhagen",
+            Some(Locale::En) | None => return crate::time::Zone::utc(),
+        };
+        crate::time::Zone::parse(name).unwrap_or_else(|_| crate::time::Zone::utc())
+    }
+
     pub fn from_toml(input: &str) -> Result<Self, CampaignError> {
         let campaign: Campaign = toml::from_str(input).map_err(|e| at_line(input, e))?;
         campaign.validate()?;
@@ -370,6 +388,19 @@ mod tests {
         let err = Campaign::from_toml(&format!("{MINIMAL}\n[[review_sites]]\nkey = \"x\"\nname = \"X\"\nurl = \"javascript:alert(1)\"\n"))
             .unwrap_err();
         assert!(err.to_string().contains("https"));
+    }
+
+    #[test]
+    fn a_time_zone_is_an_iana_name_and_round_trips_through_the_stores() {
+        let c = Campaign::from_toml(&format!("{MINIMAL}        time_zone = \"Europe/Copenhagen\"\n")).unwrap();
+        assert_eq!(c.zone().name(), "Europe/Copenhagen");
+        let again: Campaign = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(again, c);
+        let err = Campaign::from_toml(&format!("{MINIMAL}        time_zone = \"Europe/Stokholm\"\n")).unwrap_err().to_string();
+        assert!(err.contains("line 7 ") && err.contains("Europe/Stokholm") && err.contains("IANA"), "{err}");
+        assert_eq!(Campaign::from_toml(MINIMAL).unwrap().zone().name(), "UTC", "English first: UTC");
+        let danish = Campaign::from_toml(&format!("{MINIMAL}        locales = [\"da\", \"en\"]\n")).unwrap();
+        assert_eq!(danish.zone().name(), "Europe/Copenhagen", "Danish first: Copenhagen");
     }
 
     #[test]

@@ -218,6 +218,7 @@ pub fn overview_page(
     status: &crate::lifecycle::CampaignStatus,
 ) -> Result<String, RenderError> {
     let funnel = aggregates.funnel();
+    let zone = campaign.zone();
     let launches: Vec<Value> = launches
         .iter()
         .map(|job| {
@@ -225,8 +226,8 @@ pub fn overview_page(
             json!({
                 "id": job.id.as_str(),
                 "source": job.source,
-                "started": job.started_at.to_display(),
-                "finished": job.finished_at.map(|t| t.to_display()),
+                "started": job.started_at.display_in(&zone),
+                "finished": job.finished_at.map(|t| t.display_in(&zone)),
                 "state": match job.state {
                     LaunchState::Validating => "validating",
                     LaunchState::Running => "running",
@@ -280,13 +281,13 @@ pub fn overview_page(
             "scope_note": scope_note(viewer, filter, aggregates),
             "section": "overview",
             "launches": launches,
-            "status": status_view(status),
+            "status": status_view(status, &campaign.zone()),
         }),
     )
 }
 
 /// A campaign's state as pages show it, with the changes the viewer may make.
-fn status_view(status: &crate::lifecycle::CampaignStatus) -> Value {
+fn status_view(status: &crate::lifecycle::CampaignStatus, zone: &crate::time::Zone) -> Value {
     use crate::lifecycle::CampaignState;
     let actions: &[(&str, &str)] = match status.state {
         CampaignState::Active => &[("pause", "Pause sending"), ("end", "End the campaign")],
@@ -295,7 +296,7 @@ fn status_view(status: &crate::lifecycle::CampaignStatus) -> Value {
     };
     json!({
         "state": status.state.as_str(),
-        "changed_at": status.changed_at.map(|t| t.to_display()),
+        "changed_at": status.changed_at.map(|t| t.display_in(zone)),
         "changed_by": status.changed_by,
         "actions": actions.iter().map(|(action, label)| json!({ "action": action, "label": label })).collect::<Vec<_>>(),
     })
@@ -429,6 +430,7 @@ pub fn comments_page(
     matching.sort_by_key(|(_, a)| std::cmp::Reverse(a.answered_at));
     let total = matching.len();
     // Paged (`more`): every comment the page read is shown, so the next page starts after them.
+    let zone = campaign.zone();
     let comments: Vec<Value> = matching
         .iter()
         .take(if more.is_some() { usize::MAX } else { COMMENTS_SHOWN })
@@ -440,7 +442,7 @@ pub fn comments_page(
                 "score": a.score.value(), "group": a.score.group().as_str(),
                 "comment": a.comment,
                 "themes": a.comment.as_deref().map(|t| themes_of(&campaign.themes, t).join(", ")).unwrap_or_default(),
-                "at": a.answered_at.to_display(),
+                "at": a.answered_at.display_in(&zone),
             })
         })
         .collect();
@@ -571,6 +573,7 @@ pub struct CaseList<'a> {
 
 pub fn cases_page(viewer: &Viewer, campaign: &Campaign, list: &CaseList<'_>) -> Result<String, RenderError> {
     let CaseList { lines, counts, view, owners, owner, at, may_work } = *list;
+    let zone = campaign.zone();
     let cases: Vec<Value> = lines
         .iter()
         .map(|line| {
@@ -593,11 +596,11 @@ pub fn cases_page(viewer: &Viewer, campaign: &Campaign, list: &CaseList<'_>) -> 
                 "comment": line.answer.as_ref().and_then(|a| a.comment.clone()),
                 "contact_ok": line.answer.as_ref().is_some_and(|a| a.contact_ok),
                 "owner": case.owner_email.as_ref().map(|e| e.as_str()),
-                "due": case.due_at.to_display(),
-                "escalated": case.escalated_at.map(Timestamp::to_display),
+                "due": case.due_at.display_in(&zone),
+                "escalated": case.escalated_at.map(|t| t.display_in(&zone)),
                 "status": status,
-                "notes": case.notes.iter().map(|n| json!({ "by": n.by, "at": n.at.to_display(), "text": n.text })).collect::<Vec<_>>(),
-                "closed": case.closed.as_ref().map(|c| json!({ "by": c.by, "at": c.at.to_display(), "outcome": c.outcome })),
+                "notes": case.notes.iter().map(|n| json!({ "by": n.by, "at": n.at.display_in(&zone), "text": n.text })).collect::<Vec<_>>(),
+                "closed": case.closed.as_ref().map(|c| json!({ "by": c.by, "at": c.at.display_in(&zone), "outcome": c.outcome })),
                 "may_work": may_work(case),
             })
         })

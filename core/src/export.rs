@@ -68,7 +68,7 @@ impl AnswersCsv {
             let c = &row.invitation.contact;
             let text = |v: &Option<String>| v.clone().unwrap_or_default();
             let mut cells = vec![
-                answer.answered_at.to_rfc3339(),
+                answer.answered_at.rfc3339_in(&self.campaign.zone()),
                 answer.score.value().to_string(),
                 answer.score.group().as_str().to_owned(),
                 text(&answer.comment),

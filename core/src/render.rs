@@ -283,7 +283,7 @@ pub fn survey_page(page: &SurveyPage<'_>) -> Result<String, RenderError> {
         None => strings.get("follow_up_any"),
     };
     let answered_note = existing.map(|a| {
-        Strings::new(locale).with("score", a.score.to_string()).with("date", a.answered_at.to_display()).get("answered_note")
+        Strings::new(locale).with("score", a.score.to_string()).with("date", a.answered_at.display_in(&campaign.zone())).get("answered_note")
     });
     let mut messages: Vec<String> = errors.iter().map(|e| form_error_message(&strings, e)).collect();
     let mut error_heading = strings.get("error_title");
@@ -506,7 +506,7 @@ pub fn follow_up_mail(
     let strings = Strings::new(locale)
         .with("name", name)
         .with("score", answer.score.to_string())
-        .with("due", due.to_display())
+        .with("due", due.display_in(&campaign.zone()))
         .with("campaign", campaign.name.clone());
     let mut fields = Vec::new();
     let mut push = |label: &str, value: Option<&str>| {
@@ -542,7 +542,7 @@ pub fn follow_up_mail(
             contact_ok => answer.contact_ok,
             ratings,
             fields,
-            due => due.to_display(),
+            due => due.display_in(&campaign.zone()),
         },
     )
 }
@@ -559,6 +559,7 @@ struct DigestLine {
 /// new detractor, the follow-up deadline and whether it has passed.
 pub fn digest_mail(
     locale: Locale,
+    zone: &crate::time::Zone,
     scope: &str,
     digest: &crate::report::WeeklyDigest,
     cases: &[Option<(crate::time::Timestamp, bool)>],
@@ -594,7 +595,7 @@ pub fn digest_mail(
             score: e.score,
             comment: e.comment.clone(),
             case: cases.get(i).copied().flatten().map(|(due, overdue)| {
-                Strings::new(locale).with("due", due.to_display()).get(if overdue { "digest_case_overdue" } else { "digest_case_open" })
+                Strings::new(locale).with("due", due.display_in(zone)).get(if overdue { "digest_case_overdue" } else { "digest_case_open" })
             }),
         })
         .collect();

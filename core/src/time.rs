@@ -14,6 +14,60 @@ pub struct TimestampError {
     input: String,
 }
 
+/// An IANA time zone ("Europe/Stockholm"): the zone a campaign's times are shown in, with its
+/// daylight saving time. The database is bundled (jiff's copy of it), so the Worker and the
+/// Lambdas, which have none of their own, know every zone.
+#[derive(Debug, Clone)]
+pub struct Zone {
+    name: String,
+    tz: jiff::tz::TimeZone,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{input:?} is not an IANA time zone such as \"Europe/Stockholm\" or \"UTC\"")]
+pub struct ZoneError {
+    input: String,
+    #[source]
+    source: jiff::Error,
+}
+
+impl Zone {
+    pub fn parse(input: &str) -> Result<Self, ZoneError> {
+        let name = input.trim();
+        let tz = jiff::tz::db().get(name).map_err(|source| ZoneError { input: input.chars().take(60).collect(), source })?;
+        Ok(Self { name: name.to_owned(), tz })
+    }
+
+    pub fn utc() -> Self {
+        Self { name: "UTC".to_owned(), tz: jiff::tz::TimeZone::UTC }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl PartialEq for Zone {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Zone {}
+
+impl Serialize for Zone {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.name)
+    }
+}
+
+impl<'de> Deserialize<'de> for Zone {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Zone::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
+
 pub const HOUR_MS: i64 = 3_600_000;
 pub const DAY_MS: i64 = 24 * HOUR_MS;
 
@@ -38,7 +92,28 @@ impl Timestamp {
             .unwrap_or_else(|_| self.0.to_string())
     }
 
-    /// "2026-11-22 09:30 UTC": for people, in mails and pages.
+    /// "2026-11-22 10:30 CET": for people, in mails and pages, in the campaign's zone.
+    pub fn display_in(self, zone: &Zone) -> String {
+        match self.zoned(zone) {
+            Some(zoned) => zoned.strftime("%Y-%m-%d %H:%M %Z").to_string(),
+            None => self.to_display(),
+        }
+    }
+
+    /// "2026-11-22T10:30:00+01:00": RFC 3339 with the zone's offset, for exports people open
+    /// in a spreadsheet.
+    pub fn rfc3339_in(self, zone: &Zone) -> String {
+        match self.zoned(zone) {
+            Some(zoned) => zoned.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string(),
+            None => self.to_rfc3339(),
+        }
+    }
+
+    fn zoned(self, zone: &Zone) -> Option<jiff::Zoned> {
+        jiff::Timestamp::from_millisecond(self.0).ok().map(|t| t.to_zoned(zone.tz.clone()))
+    }
+
+    /// "2026-11-22 09:30 UTC": where no campaign says which zone (logs, the local outbox).
     pub fn to_display(self) -> String {
         let dt = self.datetime();
         format!(
@@ -95,6 +170,28 @@ mod tests {
         assert_eq!(t.to_display(), "2026-11-22 09:30 UTC");
         let offset = Timestamp::parse_rfc3339("2026-11-22T10:30:00.250+01:00").unwrap();
         assert_eq!(offset, t);
+    }
+
+    #[test]
+    fn times_are_shown_in_the_zone_with_its_daylight_saving_time() {
+        let stockholm = Zone::parse("Europe/Stockholm").unwrap();
+        let winter = Timestamp::parse_rfc3339("2026-11-22T09:30:00Z").unwrap();
+        assert_eq!(winter.display_in(&stockholm), "2026-11-22 10:30 CET");
+        let summer = Timestamp::parse_rfc3339("2026-07-01T09:30:00Z").unwrap();
+        assert_eq!(summer.display_in(&stockholm), "2026-07-01 11:30 CEST");
+        assert_eq!(summer.rfc3339_in(&stockholm), "2026-07-01T11:30:00+02:00");
+        assert_eq!(winter.display_in(&Zone::utc()), "2026-11-22 09:30 UTC");
+        assert_eq!(Timestamp::parse_rfc3339(&summer.rfc3339_in(&stockholm)).unwrap(), summer, "the export's times parse back");
+    }
+
+    #[test]
+    fn an_unknown_zone_is_refused_by_name() {
+        let e = Zone::parse("Europe/Stokholm").unwrap_err();
+        assert!(e.to_string().contains("Europe/Stokholm"), "{e}");
+        assert!(Zone::parse("").is_err());
+        assert_eq!(Zone::parse(" Europe/Copenhagen ").unwrap().name(), "Europe/Copenhagen");
+        let zone: Zone = serde_json::from_str("\"America/New_York\"").unwrap();
+        assert_eq!(serde_json::to_string(&zone).unwrap(), "\"America/New_York\"");
     }
 
     #[test]

@@ -33,6 +33,7 @@ name = "Dashboard <test>"
 company = "Acme"
 sender_name = "Sam"
 sender_email = "sam@acme.example"
+time_zone = "Europe/Copenhagen"
 [[drivers]]
 key = "ease"
 label = "Ease"
@@ -377,6 +378,8 @@ async fn closing_a_case_records_who_and_when_and_the_first_closure_stands() {
     assert_eq!(case.notes[0].text, "Called her, refund agreed");
     let page = app.page(&admin, "/admin/c/dash/cases?status=closed").await;
     assert!(page.contains("Closed by Anna"));
+    assert!(page.contains("2026-09-21 16:13 CEST"), "when, on the campaign's Copenhagen clock");
+    assert!(!page.contains(" UTC"), "no time in bare UTC");
     let empty = app.post_as(&admin, &format!("/admin/c/dash/cases/{}/notes", asa.0), "text=+++").await;
     assert_eq!(empty.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
@@ -446,6 +449,7 @@ async fn the_export_is_excel_ready_and_neutralises_formulas() {
     assert!(!csv.contains(",\"=cmd"));
     assert!(csv.contains("Åsa"));
     assert_eq!(csv.lines().count(), 4, "a header and three answers");
+    assert!(csv.contains("2026-09-21T16:13:20+02:00"), "answered_at with the campaign zone's offset: {csv}");
 }
 
 #[tokio::test]

@@ -188,7 +188,7 @@ async fn campaign_digests(
             .ok()
             .and_then(|e| accounts.by_email(&e).and_then(|a| a.locale))
             .unwrap_or(campaign.locales[0]);
-        let rendered = render::digest_mail(locale, &scope, &digest, &cases, open_cases, &services.links.dashboard(&campaign.id))?;
+        let rendered = render::digest_mail(locale, &campaign.zone(), &scope, &digest, &cases, open_cases, &services.links.dashboard(&campaign.id))?;
         let mail = to_staff(MessageKind::Digest, campaign, &to, rendered);
         if send_once(services, &format!("digest:{}:{to}:{week}", campaign.id), Outgoing::Mail(mail)).await? {
             sent += 1;

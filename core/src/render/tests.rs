@@ -170,6 +170,20 @@ fn every_mail_renders_in_every_locale_and_localises_its_subject() {
 }
 
 #[test]
+fn deadlines_are_shown_in_the_campaigns_time_zone() {
+    let due = Timestamp::parse_rfc3339("2026-07-01T09:30:00Z").unwrap();
+    let mut swedish = campaign();
+    swedish.locales = vec![Locale::Sv, Locale::En];
+    let mail = follow_up_mail(MessageKind::Alert, &swedish, &invitation(Locale::Sv, "Åsa"), &answer(2), due).unwrap();
+    assert!(mail.text.contains("2026-07-01 11:30 CEST"), "a Swedish campaign without a zone is on Stockholm time: {}", mail.text);
+    let mut new_york = campaign();
+    new_york.time_zone = Some(crate::time::Zone::parse("America/New_York").unwrap());
+    let mail = follow_up_mail(MessageKind::Alert, &new_york, &invitation(Locale::En, "Åsa"), &answer(2), due).unwrap();
+    assert!(mail.text.contains("2026-07-01 05:30 EDT"), "{}", mail.text);
+    assert!(!mail.html.contains("UTC"));
+}
+
+#[test]
 fn alerts_carry_the_answer_and_crm_fields_escaped_in_html() {
     let mail = follow_up_mail(MessageKind::Alert, &campaign(), &invitation(Locale::En, "Åsa"), &answer(2), Timestamp::from_millis(0)).unwrap();
     assert!(mail.subject.contains("Åsa answered 2"));
