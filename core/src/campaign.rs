@@ -146,6 +146,10 @@ pub struct Campaign {
     /// da: Europe/Copenhagen), or UTC for English.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<crate::time::Zone>,
+    /// Hours and weekdays, on the campaign's clock, in which invitations, reminders and SMS go
+    /// out; what falls outside waits until the window next opens. None: any time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_window: Option<crate::time::SendWindow>,
     #[serde(default)]
     pub touchpoint: Option<String>,
     /// Replaces the group's standard follow-up question, per group.
@@ -237,6 +241,16 @@ impl Campaign {
             Some(Locale::En) | None => return crate::time::Zone::utc(),
         };
         crate::time::Zone::parse(name).unwrap_or_else(|_| crate::time::Zone::utc())
+    }
+
+    /// Whether the campaign may send now (its send window; a campaign without one always may).
+    pub fn may_send_at(&self, at: crate::time::Timestamp) -> bool {
+        self.send_window.as_ref().is_none_or(|w| w.is_open(at, &self.zone()))
+    }
+
+    /// When the campaign may next send: `at` itself if it may now.
+    pub fn next_send_time(&self, at: crate::time::Timestamp) -> crate::time::Timestamp {
+        self.send_window.as_ref().map_or(at, |w| w.next_open(at, &self.zone()))
     }
 
     pub fn from_toml(input: &str) -> Result<Self, CampaignError> {

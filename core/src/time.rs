@@ -68,6 +68,120 @@ impl<'de> Deserialize<'de> for Zone {
     }
 }
 
+/// When a campaign may send invitations, reminders and SMS: hours of the day and weekdays, on
+/// the campaign's clock ("09:00" to "19:00", Monday to Friday). What falls outside waits until
+/// it next opens. `from` is inclusive, `to` exclusive; a window does not run past midnight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "SendWindowFile", into = "SendWindowFile")]
+pub struct SendWindow {
+    from: jiff::civil::Time,
+    to: jiff::civil::Time,
+    /// Monday = 1 … Sunday = 7, ascending, at least one.
+    days: Vec<u8>,
+}
+
+/// The window as the campaign file writes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendWindowFile {
+    from: String,
+    to: String,
+    #[serde(default = "every_day")]
+    days: Vec<String>,
+}
+
+fn every_day() -> Vec<String> {
+    DAY_NAMES.iter().map(|d| d.to_string()).collect()
+}
+
+const DAY_NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+const FULL_DAY_NAMES: [&str; 7] = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendWindowError {
+    #[error("send_window: {0:?} is not a time of day such as \"09:00\"")]
+    Time(String),
+    #[error("send_window: {0:?} is not a weekday (mon, tue, wed, thu, fri, sat, sun)")]
+    Day(String),
+    #[error("send_window: `from` ({from}) must come before `to` ({to}) on the same day")]
+    Order { from: String, to: String },
+    #[error("send_window: `days` names no day")]
+    NoDays,
+}
+
+fn time_of_day(input: &str) -> Result<jiff::civil::Time, SendWindowError> {
+    let bad = || SendWindowError::Time(input.chars().take(20).collect());
+    let (h, m) = input.trim().split_once(':').ok_or_else(bad)?;
+    let (h, m): (i8, i8) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    if h == 24 && m == 0 {
+        // "24:00": the end of the day.
+        return Ok(jiff::civil::Time::MAX);
+    }
+    jiff::civil::Time::new(h, m, 0, 0).map_err(|_| bad())
+}
+
+impl TryFrom<SendWindowFile> for SendWindow {
+    type Error = SendWindowError;
+    fn try_from(file: SendWindowFile) -> Result<Self, Self::Error> {
+        let (from, to) = (time_of_day(&file.from)?, time_of_day(&file.to)?);
+        if from >= to {
+            return Err(SendWindowError::Order { from: file.from, to: file.to });
+        }
+        let mut days = Vec::new();
+        for day in &file.days {
+            let name = day.trim().to_ascii_lowercase();
+            let number = (0..7)
+                .find(|&i| name == DAY_NAMES[i] || name == FULL_DAY_NAMES[i])
+                .ok_or_else(|| SendWindowError::Day(day.chars().take(20).collect()))?;
+            days.push(number as u8 + 1);
+        }
+        days.sort_unstable();
+        days.dedup();
+        if days.is_empty() {
+            return Err(SendWindowError::NoDays);
+        }
+        Ok(Self { from, to, days })
+    }
+}
+
+impl From<SendWindow> for SendWindowFile {
+    fn from(window: SendWindow) -> Self {
+        let hm = |t: jiff::civil::Time| if t == jiff::civil::Time::MAX { "24:00".to_owned() } else { format!("{:02}:{:02}", t.hour(), t.minute()) };
+        Self { from: hm(window.from), to: hm(window.to), days: window.days.iter().map(|d| DAY_NAMES[*d as usize - 1].to_owned()).collect() }
+    }
+}
+
+impl SendWindow {
+    /// Whether the window is open at `at` on the zone's clock.
+    pub fn is_open(&self, at: Timestamp, zone: &Zone) -> bool {
+        let Some(zoned) = at.zoned(zone) else { return true };
+        let day = zoned.weekday().to_monday_one_offset() as u8;
+        let time = zoned.time();
+        self.days.contains(&day) && time >= self.from && time < self.to
+    }
+
+    /// `at` if the window is open then, else the moment it next opens (a week ahead at most).
+    pub fn next_open(&self, at: Timestamp, zone: &Zone) -> Timestamp {
+        if self.is_open(at, zone) {
+            return at;
+        }
+        let Some(zoned) = at.zoned(zone) else { return at };
+        for ahead in 0..8 {
+            let Ok(date) = zoned.date().checked_add(jiff::Span::new().days(ahead)) else { break };
+            if !self.days.contains(&(date.weekday().to_monday_one_offset() as u8)) {
+                continue;
+            }
+            // A clock change that skips the opening hour opens at the first time after it.
+            let Ok(opens) = date.to_datetime(self.from).to_zoned(zone.tz.clone()) else { continue };
+            let opens = Timestamp(opens.timestamp().as_millisecond());
+            if opens > at {
+                return opens;
+            }
+        }
+        at
+    }
+}
+
 pub const HOUR_MS: i64 = 3_600_000;
 pub const DAY_MS: i64 = 24 * HOUR_MS;
 
@@ -137,6 +251,17 @@ impl Timestamp {
         format!("{year}-W{week:02}")
     }
 
+    /// The ISO week ("2026-W48"), Monday (1) to Sunday (7) and hour on the zone's clock.
+    pub fn week_day_hour_in(self, zone: &Zone) -> (String, u8, u8) {
+        match self.zoned(zone) {
+            Some(zoned) => {
+                let iso = zoned.date().iso_week_date();
+                (format!("{}-W{:02}", iso.year(), iso.week()), zoned.weekday().to_monday_one_offset() as u8, zoned.hour() as u8)
+            }
+            None => (self.iso_week(), self.weekday_number(), self.hour()),
+        }
+    }
+
     /// Monday is 1, Sunday 7 (UTC).
     pub fn weekday_number(self) -> u8 {
         self.datetime().weekday().number_from_monday()
@@ -182,6 +307,44 @@ mod tests {
         assert_eq!(summer.rfc3339_in(&stockholm), "2026-07-01T11:30:00+02:00");
         assert_eq!(winter.display_in(&Zone::utc()), "2026-11-22 09:30 UTC");
         assert_eq!(Timestamp::parse_rfc3339(&summer.rfc3339_in(&stockholm)).unwrap(), summer, "the export's times parse back");
+    }
+
+    fn window(toml_from: &str, toml_to: &str, days: &[&str]) -> Result<SendWindow, SendWindowError> {
+        SendWindow::try_from(SendWindowFile { from: toml_from.into(), to: toml_to.into(), days: days.iter().map(|d| d.to_string()).collect() })
+    }
+
+    #[test]
+    fn a_send_window_opens_on_its_days_and_hours_on_the_campaigns_clock() {
+        let stockholm = Zone::parse("Europe/Stockholm").unwrap();
+        let weekdays = window("09:00", "19:00", &["mon", "tue", "wed", "thu", "fri"]).unwrap();
+        let at = |s: &str| Timestamp::parse_rfc3339(s).unwrap();
+        // Friday 2026-11-27, 18:30 Stockholm (17:30 UTC): open; at 19:00 it closes.
+        assert!(weekdays.is_open(at("2026-11-27T17:30:00Z"), &stockholm));
+        assert!(!weekdays.is_open(at("2026-11-27T18:00:00Z"), &stockholm));
+        // Closed over the weekend: next open Monday 09:00 Stockholm = 08:00 UTC.
+        assert_eq!(weekdays.next_open(at("2026-11-27T18:00:00Z"), &stockholm), at("2026-11-30T08:00:00Z"));
+        assert_eq!(weekdays.next_open(at("2026-11-28T12:00:00Z"), &stockholm), at("2026-11-30T08:00:00Z"));
+        // Early on a weekday: later the same day. Open: now.
+        assert_eq!(weekdays.next_open(at("2026-11-30T05:00:00Z"), &stockholm), at("2026-11-30T08:00:00Z"));
+        assert_eq!(weekdays.next_open(at("2026-11-30T10:00:00Z"), &stockholm), at("2026-11-30T10:00:00Z"));
+        // In summer time the same window is an hour earlier in UTC.
+        assert_eq!(weekdays.next_open(at("2026-07-04T12:00:00Z"), &stockholm), at("2026-07-06T07:00:00Z"));
+        let all_day = window("00:00", "24:00", &["sun"]).unwrap();
+        assert!(all_day.is_open(at("2026-11-29T22:59:00Z"), &stockholm), "Sunday 23:59 Stockholm");
+        assert!(!all_day.is_open(at("2026-11-29T23:00:00Z"), &stockholm), "Monday 00:00 Stockholm");
+    }
+
+    #[test]
+    fn a_send_window_that_cannot_open_is_refused_with_a_reason() {
+        assert!(matches!(window("19:00", "09:00", &["mon"]), Err(SendWindowError::Order { .. })));
+        assert!(matches!(window("9", "17:00", &["mon"]), Err(SendWindowError::Time(_))));
+        assert!(matches!(window("09:00", "25:00", &["mon"]), Err(SendWindowError::Time(_))));
+        assert!(matches!(window("09:00", "17:00", &["funday"]), Err(SendWindowError::Day(_))));
+        assert!(matches!(window("09:00", "17:00", &[]), Err(SendWindowError::NoDays)));
+        let w = window("09:00", "17:30", &["Monday", "fri", "mon"]).unwrap();
+        let file: SendWindowFile = w.clone().into();
+        assert_eq!((file.from.as_str(), file.to.as_str(), file.days.clone()), ("09:00", "17:30", vec!["mon".to_owned(), "fri".to_owned()]));
+        assert_eq!(SendWindow::try_from(file).unwrap(), w);
     }
 
     #[test]

@@ -94,7 +94,7 @@ pub async fn handle_event(services: &Services, event: &Event) -> Result<(), Func
 
 pub async fn handle_event_with(services: &Services, event: &Event, campaigns: &CampaignCache) -> Result<(), FunctionError> {
     match &event.kind {
-        EventKind::InvitationCreated { invitation_id } => send_invitation(services, invitation_id, campaigns).await,
+        EventKind::InvitationCreated { invitation_id } => send_invitation(services, invitation_id, campaigns).await.map(|_| ()),
         EventKind::AnswerRecorded { invitation_id, .. } => react_to_answer(services, invitation_id, campaigns).await,
         // Counted, with no message to send.
         EventKind::PageOpened { .. } | EventKind::ReviewClicked { .. } | EventKind::InvitationSuppressed { .. } => Ok(()),
@@ -124,22 +124,43 @@ async fn load_answered(
     Ok((invitation, campaign, answer, suppressed))
 }
 
-async fn send_invitation(services: &Services, id: &InvitationId, campaigns: &CampaignCache) -> Result<(), FunctionError> {
+/// What became of an invitation handed to the sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sending {
+    /// Sent now, or before (its send key was claimed).
+    Sent,
+    /// Waiting: its campaign is paused or outside its send window (`release_held` sends it).
+    Held,
+    /// Never goes out: the campaign ended, or the person is suppressed.
+    Dropped,
+}
+
+/// Whether a campaign in this state sends now; if not, whether its invitations wait.
+fn sending_now(status: &CampaignStatus, campaign: &Campaign, now: closeloop_core::Timestamp) -> Option<Sending> {
+    if !status.sends() {
+        // Paused: it waits for the resume; ended: it never goes out.
+        return Some(if status.state == CampaignState::Paused { Sending::Held } else { Sending::Dropped });
+    }
+    // Outside the send window (on the campaign's clock): it waits until the window opens.
+    (!campaign.may_send_at(now)).then_some(Sending::Held)
+}
+
+async fn send_invitation(services: &Services, id: &InvitationId, campaigns: &CampaignCache) -> Result<Sending, FunctionError> {
     let (invitation, campaign) = load(services, id, campaigns).await?;
     let status = campaigns.status(services, &campaign.id).await?;
-    if !status.sends() {
-        // Paused: it waits for the resume (`release_held`); ended: it never goes out.
-        if status.state == CampaignState::Paused {
-            services.store.hold_invitation(&campaign.id, id, services.clock.now()).await?;
+    let now = services.clock.now();
+    if let Some(waiting) = sending_now(&status, &campaign, now) {
+        if waiting == Sending::Held {
+            services.store.hold_invitation(&campaign.id, id, now).await?;
         }
-        return Ok(());
+        return Ok(waiting);
     }
     if services.store.is_suppressed(&invitation.contact.keys()).await? {
-        return Ok(());
+        return Ok(Sending::Dropped);
     }
     let message = ask(MessageKind::Invitation, &campaign, &invitation, services)?;
     send_once(services, &format!("invitation:{id}"), message).await?;
-    Ok(())
+    Ok(Sending::Sent)
 }
 
 /// Fresh invitations the dispatcher sends together: their reads, suppression checks, send
@@ -177,9 +198,9 @@ pub async fn send_invitations(services: &Services, ids: &[InvitationId], campaig
                 continue;
             }
         };
-        if !status.sends() {
-            let held = match status.state {
-                CampaignState::Paused => services.store.hold_invitation(&campaign.id, id, now).await.map_err(FunctionError::from),
+        if let Some(waiting) = sending_now(&status, &campaign, now) {
+            let held = match waiting {
+                Sending::Held => services.store.hold_invitation(&campaign.id, id, now).await.map_err(FunctionError::from),
                 _ => Ok(()),
             };
             outcomes[slot] = Some(held);
@@ -322,18 +343,21 @@ pub const DISPATCH_CONCURRENCY: usize = 8;
 /// campaign's backlog, the next run the next.
 pub const RELEASED_PER_RUN: usize = 500;
 
-/// Sends the invitations of every campaign that waited while it was paused, now that it sends
-/// again; each goes out once (its send key) and leaves the held list after its send.
+/// Sends the invitations of every campaign that waited while it was paused or outside its send
+/// window, now that it sends again; each goes out once (its send key) and leaves the held list after its send.
 pub async fn release_held(services: &Services) -> Result<usize, FunctionError> {
     let campaigns = CampaignCache::default();
     let mut released = 0;
     for campaign in services.store.campaigns().await? {
-        if !campaigns.status(services, &campaign.id).await?.sends() {
+        let now = services.clock.now();
+        if sending_now(&campaigns.status(services, &campaign.id).await?, &campaign, now).is_some() {
             continue;
         }
         for id in services.store.held_invitations(&campaign.id, RELEASED_PER_RUN).await? {
             match send_invitation(services, &id, &campaigns).await {
-                Ok(()) => {}
+                // The window closed (or the campaign paused) meanwhile: it stays on the list.
+                Ok(Sending::Held) => continue,
+                Ok(Sending::Sent | Sending::Dropped) => {}
                 Err(e) if e.is_retryable() => return Err(e),
                 // A held invitation whose row is gone cannot be sent; it leaves the list.
                 Err(e) => tracing::error!(invitation = %id, error = %e, "dropped from the held invitations"),

@@ -13,7 +13,8 @@ pub struct ScheduleSummary {
     pub reminders_sent: usize,
     /// Due reminders dropped because the contact unsubscribed meanwhile or the campaign ended.
     pub reminders_skipped: usize,
-    /// Due reminders of paused campaigns, put off by `PAUSED_REMINDER_DELAY_HOURS`.
+    /// Due reminders put off: of paused campaigns by `PAUSED_REMINDER_DELAY_HOURS`, outside a
+    /// campaign's send window until it opens.
     pub reminders_put_off: usize,
     /// Invitations of resumed campaigns sent after waiting.
     pub invitations_released: usize,
@@ -21,10 +22,15 @@ pub struct ScheduleSummary {
     pub digests_sent: usize,
 }
 
-/// Digests go out on Monday mornings (UTC), once per ISO week, whichever schedule run comes first.
-fn digest_due(at: Timestamp) -> bool {
-    at.weekday_number() == 1 && at.hour() >= 7
+/// A campaign's digests go out on Monday from 08:00 on its clock, once per ISO week, whichever
+/// schedule run comes first. Returns that week when they are due.
+fn digest_week(campaign: &closeloop_core::Campaign, at: Timestamp) -> Option<String> {
+    let (week, day, hour) = at.week_day_hour_in(&campaign.zone());
+    (day == 1 && hour >= DIGEST_HOUR).then_some(week)
 }
+
+/// The hour of Monday, on the campaign's clock, from which its weekly digests go out.
+pub const DIGEST_HOUR: u8 = 8;
 
 const PAGE: usize = 200;
 
@@ -57,6 +63,13 @@ pub async fn run(services: &Services, accounts: &Accounts, at: Timestamp) -> Res
                     summary.reminders_skipped += 1;
                     continue;
                 }
+            }
+            if !campaign.may_send_at(at) {
+                // Outside the send window: due again when it next opens.
+                let opens = campaign.next_send_time(at);
+                services.store.reminder_sent(&invitation.id, invitation.reminders_sent, Some(opens)).await?;
+                summary.reminders_put_off += 1;
+                continue;
             }
             if services.store.is_suppressed(&invitation.contact.keys()).await? {
                 services.store.reminder_sent(&invitation.id, invitation.reminders_sent, None).await?;
@@ -98,9 +111,7 @@ pub async fn run(services: &Services, accounts: &Accounts, at: Timestamp) -> Res
         }
     }
     summary.invitations_released = crate::dispatch::release_held(services).await?;
-    if digest_due(at) {
-        summary.digests_sent = send_digests(services, accounts, at).await?;
-    }
+    summary.digests_sent = send_digests(services, accounts, at).await?;
     Ok(summary)
 }
 
@@ -108,12 +119,12 @@ pub async fn run(services: &Services, accounts: &Accounts, at: Timestamp) -> Res
 pub const PAUSED_REMINDER_DELAY_HOURS: u32 = 1;
 
 /// One digest per owner, and one per campaign to its manager and to each admin account with an
-/// email address, for the week before `at`.
+/// email address, for the week before `at`: for each campaign whose Monday morning it is.
 pub async fn send_digests(services: &Services, accounts: &Accounts, at: Timestamp) -> Result<usize, FunctionError> {
-    let week = at.iso_week();
     let mut sent = 0;
     let mut first_error = None;
     for campaign in services.store.campaigns().await? {
+        let Some(week) = digest_week(&campaign, at) else { continue };
         // A campaign whose digests all went out this week is skipped without a scan. The marker
         // is set only after the last digest, so a run cut short (a Lambda timeout) leaves the
         // campaign to the next run, whose per-recipient keys skip what went out already.

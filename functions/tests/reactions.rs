@@ -55,6 +55,10 @@ struct World {
 }
 
 async fn world(mail_failures: usize) -> World {
+    world_with(CAMPAIGN, mail_failures).await
+}
+
+async fn world_with(campaign_toml: &str, mail_failures: usize) -> World {
     let store = SqliteStore::open_in_memory().unwrap();
     let clock = Arc::new(ManualClock::new(T0));
     let outbox = store.outbox(clock.clone());
@@ -65,7 +69,7 @@ async fn world(mail_failures: usize) -> World {
         clock: clock.clone(),
         links: Links::new("https://nps.example"),
     };
-    let campaign = Campaign::from_toml(CAMPAIGN).unwrap();
+    let campaign = Campaign::from_toml(campaign_toml).unwrap();
     let csv = "email,phone,first_name,owner_email\npro@example.com,,Pia,owner@acme.example\npas@example.com,,Per,owner@acme.example\ndet@example.com,,Dag,owner@acme.example\n,+4520123456,Sid,\n";
     launch::launch(&services, &campaign, csv.as_bytes()).await.unwrap();
     let invitations = store.campaign_rows(&campaign.id).await.unwrap().into_iter().map(|r| r.invitation).collect();
@@ -410,4 +414,52 @@ async fn a_paused_campaign_sends_nothing_and_resuming_sends_what_waited_once() {
     assert!(w.store.set_campaign_status(&w.campaign.id, &ended, CampaignState::Active).await.unwrap());
     let after_end = schedule::run(&w.services, &Default::default(), T0.plus_days(60)).await.unwrap();
     assert_eq!(after_end.reminders_sent, 0);
+}
+
+#[tokio::test]
+async fn outside_its_send_window_a_campaign_holds_invitations_and_reminders_until_it_opens() {
+    // T0 is Monday 2026-09-21 16:13 in Stockholm, after this window's 16:00.
+    let windowed = CAMPAIGN.replace(
+        "alert_threshold = 6",
+        "alert_threshold = 6\ntime_zone = \"Europe/Stockholm\"\nsend_window = { from = \"09:00\", to = \"16:00\", days = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\"] }",
+    );
+    let w = world_with(&windowed, 0).await;
+    assert_eq!(dispatch::dispatch_pending(&w.services).await.unwrap().handled, 4);
+    assert_eq!(w.outbox.messages().unwrap().len(), 0, "nothing goes out after 16:00");
+    assert_eq!(w.store.held_invitations(&w.campaign.id, 10).await.unwrap().len(), 4, "every invitation waits, the SMS too");
+    let evening = T0.plus_hours(4);
+    w.clock.set(evening);
+    assert_eq!(schedule::run(&w.services, &Default::default(), evening).await.unwrap().invitations_released, 0, "still closed at 20:13");
+    // Tuesday 09:00 in Stockholm (summer time) is 07:00 UTC.
+    let opens = Timestamp::parse_rfc3339("2026-09-22T07:00:00Z").unwrap();
+    w.clock.set(opens);
+    assert_eq!(schedule::run(&w.services, &Default::default(), opens).await.unwrap().invitations_released, 4);
+    for to in ["pro@example.com", "pas@example.com", "det@example.com"] {
+        assert_eq!(w.sent(to, "invitation"), 1, "{to}");
+    }
+    assert_eq!(w.outbox.messages().unwrap().iter().filter(|m| m.channel == "sms").count(), 1);
+    assert_eq!(schedule::run(&w.services, &Default::default(), opens.plus_hours(1)).await.unwrap().invitations_released, 0, "once");
+
+    // The reminder falls due three days after the launch, Thursday 16:13: put off to Friday 09:00.
+    let due = T0.plus_days(3);
+    w.clock.set(due);
+    let run = schedule::run(&w.services, &Default::default(), due).await.unwrap();
+    assert_eq!((run.reminders_sent, w.sent("det@", "reminder")), (0, 0), "no reminder after 16:00");
+    assert!(run.reminders_put_off >= 3, "{run:?}");
+    let friday = Timestamp::parse_rfc3339("2026-09-25T07:00:00Z").unwrap();
+    w.clock.set(friday);
+    assert_eq!(schedule::run(&w.services, &Default::default(), Timestamp::from_millis(friday.millis() - closeloop_core::time::HOUR_MS)).await.unwrap().reminders_sent, 0, "not before it opens");
+    let run = schedule::run(&w.services, &Default::default(), friday).await.unwrap();
+    assert!(run.reminders_sent >= 3, "{run:?}");
+    assert_eq!(w.sent("det@", "reminder"), 1);
+
+    // The weekly digest: Monday from 08:00 on the campaign's clock (06:00 UTC in summer time).
+    w.answer("Dag", 2).await;
+    dispatch::dispatch_pending(&w.services).await.unwrap();
+    let before_eight = Timestamp::parse_rfc3339("2026-09-28T05:30:00Z").unwrap();
+    w.clock.set(before_eight);
+    assert_eq!(schedule::run(&w.services, &Default::default(), before_eight).await.unwrap().digests_sent, 0, "07:30 in Stockholm");
+    let after_eight = Timestamp::parse_rfc3339("2026-09-28T06:30:00Z").unwrap();
+    w.clock.set(after_eight);
+    assert!(schedule::run(&w.services, &Default::default(), after_eight).await.unwrap().digests_sent > 0, "08:30 in Stockholm");
 }
