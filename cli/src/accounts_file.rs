@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use closeloop_core::accounts::{token_hash_hex, Accounts, Role};
 use closeloop_core::model::{Email, Locale, Token};
+use closeloop_core::time::Zone;
 
 use crate::Settings;
 
@@ -31,7 +32,17 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn entry(name: &str, role: Role, email: Option<&Email>, locale: Option<Locale>, token: &str) -> String {
+/// An account as `account add` writes it; the token is made here.
+pub struct NewAccount<'a> {
+    pub name: &'a str,
+    pub role: Role,
+    pub email: Option<&'a Email>,
+    pub locale: Option<Locale>,
+    pub time_zone: Option<&'a Zone>,
+}
+
+fn entry(account: &NewAccount<'_>, token: &str) -> String {
+    let NewAccount { name, role, email, locale, time_zone } = *account;
     let mut out = String::from("\n[[account]]\n");
     let _ = writeln!(out, "name = {}", toml_string(name));
     let _ = writeln!(out, "role = \"{}\"", role.as_str());
@@ -40,6 +51,9 @@ fn entry(name: &str, role: Role, email: Option<&Email>, locale: Option<Locale>, 
     }
     if let Some(locale) = locale {
         let _ = writeln!(out, "locale = \"{}\"", locale.code());
+    }
+    if let Some(zone) = time_zone {
+        let _ = writeln!(out, "time_zone = {}", toml_string(zone.name()));
     }
     let _ = writeln!(out, "token_sha256 = \"{}\"", token_hash_hex(token));
     out
@@ -59,10 +73,11 @@ fn toml_string(value: &str) -> String {
 }
 
 const HEADER: &str = "# closeloop dashboard accounts. Tokens are stored as SHA-256 hashes only.\n\
-# Add one with: closeloop account add --name NAME --role admin|editor|viewer|owner [--email E] [--locale sv]\n";
+# Add one with: closeloop account add --name NAME --role admin|editor|viewer|owner [--email E] [--locale sv] [--time-zone Europe/Stockholm]\n";
 
 /// Adds an account and returns its new sign-in token (shown once, stored hashed).
-pub fn add_account(settings: &Settings, name: &str, role: Role, email: Option<&Email>, locale: Option<Locale>) -> anyhow::Result<String> {
+pub fn add_account(settings: &Settings, account: &NewAccount<'_>) -> anyhow::Result<String> {
+    let name = account.name;
     std::fs::create_dir_all(&settings.data_dir)?;
     let path = accounts_path(settings);
     let existing = match std::fs::read_to_string(&path) {
@@ -71,7 +86,7 @@ pub fn add_account(settings: &Settings, name: &str, role: Role, email: Option<&E
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
     let token = new_token();
-    let updated = format!("{existing}{}", entry(name, role, email, locale, &token));
+    let updated = format!("{existing}{}", entry(account, &token));
     // Refuse to write a file the server would then refuse to read.
     Accounts::from_toml(&updated).with_context(|| format!("adding {name:?} to {}", path.display()))?;
     write_private(&path, &updated)?;
@@ -82,7 +97,7 @@ pub fn add_account(settings: &Settings, name: &str, role: Role, email: Option<&E
 /// token when one was created, for printing once.
 pub fn load_or_create(settings: &Settings) -> anyhow::Result<(Accounts, Option<String>)> {
     let path = accounts_path(settings);
-    let created = if path.exists() { None } else { Some(add_account(settings, "admin", Role::Admin, None, None)?) };
+    let created = if path.exists() { None } else { Some(add_account(settings, &NewAccount { name: "admin", role: Role::Admin, email: None, locale: None, time_zone: None })?) };
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let accounts = Accounts::from_toml(&text).with_context(|| format!("in {}", path.display()))?;
     Ok((accounts, created))
@@ -122,11 +137,13 @@ mod tests {
         let (_, again) = load_or_create(&settings).unwrap();
         assert!(again.is_none(), "the second start creates nothing");
         let anna = Email::parse("anna@x.example").unwrap();
-        let owner_token = add_account(&settings, "Anna \"A\"", Role::Owner, Some(&anna), Some(Locale::Sv)).unwrap();
+        let oslo = Zone::parse("Europe/Oslo").unwrap();
+        let owner_token = add_account(&settings, &NewAccount { name: "Anna \"A\"", role: Role::Owner, email: Some(&anna), locale: Some(Locale::Sv), time_zone: Some(&oslo) }).unwrap();
         let (accounts, _) = load_or_create(&settings).unwrap();
         let owner = accounts.by_token(&owner_token).unwrap();
         assert_eq!((owner.name.as_str(), owner.locale), ("Anna \"A\"", Some(Locale::Sv)));
-        assert!(add_account(&settings, "Bo", Role::Owner, None, None).is_err(), "an owner needs an email");
+        assert_eq!(owner.time_zone.as_ref().map(Zone::name), Some("Europe/Oslo"), "her own clock");
+        assert!(add_account(&settings, &NewAccount { name: "Bo", role: Role::Owner, email: None, locale: None, time_zone: None }).is_err(), "an owner needs an email");
         assert_eq!(session_secret(&settings).unwrap(), session_secret(&settings).unwrap(), "the key persists");
     }
 }

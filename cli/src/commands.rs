@@ -211,7 +211,7 @@ pub async fn cmd_up(settings: &Settings, port: u16, demo: bool) -> anyhow::Resul
 }
 
 /// `closeloop account add`: prints the new account's sign-in token, once.
-pub fn cmd_account_add(settings: &Settings, name: &str, role: &str, email: Option<&str>, locale: Option<&str>) -> anyhow::Result<String> {
+pub fn cmd_account_add(settings: &Settings, name: &str, role: &str, email: Option<&str>, locale: Option<&str>, time_zone: Option<&str>) -> anyhow::Result<String> {
     use closeloop_core::accounts::Role;
     let role = match role {
         "admin" => Role::Admin,
@@ -225,7 +225,9 @@ pub fn cmd_account_add(settings: &Settings, name: &str, role: &str, email: Optio
         Some(code) => Some(closeloop_core::Locale::parse(code).with_context(|| format!("locale {code:?} must be en, sv or da"))?),
         None => None,
     };
-    let token = crate::accounts_file::add_account(settings, name, role, email.as_ref(), locale)?;
+    let time_zone = time_zone.map(closeloop_core::time::Zone::parse).transpose()?;
+    let account = crate::accounts_file::NewAccount { name, role, email: email.as_ref(), locale, time_zone: time_zone.as_ref() };
+    let token = crate::accounts_file::add_account(settings, &account)?;
     println!("Account {name:?} ({}) added. Sign-in token, shown only now: {token}", role.as_str());
     Ok(token)
 }

@@ -84,6 +84,10 @@ enum AccountCommand {
         /// The language of this person's weekly digest: en, sv or da.
         #[arg(long)]
         locale: Option<String>,
+        /// This person's own clock (an IANA zone such as Europe/Oslo) for the dashboard and their
+        /// digests, over each campaign's time zone.
+        #[arg(long)]
+        time_zone: Option<String>,
     },
 }
 
@@ -106,8 +110,8 @@ async fn main() -> anyhow::Result<()> {
             commands::cmd_launch(&settings, &campaign, &contacts, &options).await
         }
         Command::RunSchedule { at } => commands::cmd_run_schedule(&settings, &at).await.map(|_| ()),
-        Command::Account { command: AccountCommand::Add { name, role, email, locale } } => {
-            commands::cmd_account_add(&settings, &name, &role, email.as_deref(), locale.as_deref()).map(|_| ())
+        Command::Account { command: AccountCommand::Add { name, role, email, locale, time_zone } } => {
+            commands::cmd_account_add(&settings, &name, &role, email.as_deref(), locale.as_deref(), time_zone.as_deref()).map(|_| ())
         }
         Command::Report { campaign, json } => commands::cmd_report(&settings, campaign.as_deref(), json).await,
     }

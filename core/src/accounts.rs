@@ -8,6 +8,8 @@
 //!                                # viewer: read everything; owner: own contacts
 //! email = "karin@example.com"    # required for owners (matches the contacts' owner_email)
 //! locale = "sv"                  # the language of the weekly digest
+//! time_zone = "Europe/Oslo"      # optional: times on their pages and in their digests,
+//!                                # instead of each campaign's own zone
 //! token_sha256 = "9f86d0…"       # sha256 of the sign-in token, in hex
 //! ```
 
@@ -43,6 +45,8 @@ pub struct Account {
     pub role: Role,
     pub email: Option<Email>,
     pub locale: Option<Locale>,
+    /// The reader's own clock, over each campaign's zone.
+    pub time_zone: Option<crate::time::Zone>,
     token_sha256: [u8; 32],
 }
 
@@ -68,6 +72,11 @@ impl Account {
             Role::Owner => self.email.is_some() && self.email.as_ref() == case_owner,
             Role::Editor | Role::Viewer => false,
         }
+    }
+
+    /// The zone this reader sees a campaign's times in: their own, else the campaign's.
+    pub fn zone_for(&self, campaign: &crate::campaign::Campaign) -> crate::time::Zone {
+        self.time_zone.clone().unwrap_or_else(|| campaign.zone())
     }
 
     /// Admins and editors run campaigns (pause, resume, end); viewers and owners do not.
@@ -98,6 +107,8 @@ struct AccountEntry {
     role: Role,
     email: Option<String>,
     locale: Option<String>,
+    #[serde(default)]
+    time_zone: Option<String>,
     token_sha256: String,
 }
 
@@ -150,7 +161,11 @@ impl Accounts {
                 None => None,
             };
             let token_sha256 = parse_hex32(&entry.token_sha256).ok_or_else(|| invalid("token_sha256 must be 64 hex digits"))?;
-            accounts.push(Account { name: entry.name, role: entry.role, email, locale, token_sha256 });
+            let time_zone = match entry.time_zone.as_deref() {
+                Some(name) => Some(crate::time::Zone::parse(name).map_err(|e| invalid(&e.to_string()))?),
+                None => None,
+            };
+            accounts.push(Account { name: entry.name, role: entry.role, email, locale, time_zone, token_sha256 });
         }
         Ok(Self(accounts))
     }
@@ -158,11 +173,19 @@ impl Accounts {
     /// One account from its parts, for programs that create accounts.
     pub fn with(mut self, name: &str, role: Role, email: Option<Email>, token: &str) -> Self {
         let token_sha256 = Sha256::digest(token.trim().as_bytes()).into();
-        self.0.push(Account { name: name.to_owned(), role, email, locale: None, token_sha256 });
+        self.0.push(Account { name: name.to_owned(), role, email, locale: None, time_zone: None, token_sha256 });
         self
     }
 
     /// The account whose token this is. Every account is compared, found or not.
+    /// Gives the named account its own clock (tests and setups built in code).
+    pub fn with_time_zone(mut self, name: &str, zone: crate::time::Zone) -> Self {
+        if let Some(account) = self.0.iter_mut().find(|a| a.name == name) {
+            account.time_zone = Some(zone);
+        }
+        self
+    }
+
     pub fn by_token(&self, token: &str) -> Option<&Account> {
         let token = token.trim();
         if token.chars().count() < MIN_TOKEN_CHARS {
@@ -220,6 +243,14 @@ mod tests {
         assert!(account.may_work_case(Some(&bo)));
         assert!(!account.may_work_case(Some(&Email::parse("other@x.example").unwrap())));
         assert!(!account.may_work_case(None));
+    }
+
+    #[test]
+    fn an_account_may_name_its_own_time_zone_and_an_unknown_one_is_refused() {
+        let accounts = Accounts::from_toml(&file("viewer", "time_zone = \"Europe/Oslo\"")).unwrap();
+        assert_eq!(accounts.by_name("A").and_then(|a| a.time_zone.as_ref()).map(|z| z.name()), Some("Europe/Oslo"));
+        let err = Accounts::from_toml(&file("viewer", "time_zone = \"Mars/Olympus\"")).unwrap_err().to_string();
+        assert!(err.contains("Mars/Olympus"), "{err}");
     }
 
     #[test]

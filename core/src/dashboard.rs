@@ -34,9 +34,17 @@ pub struct Viewer {
     pub csrf: String,
     pub may_work_cases: bool,
     pub may_manage_campaigns: bool,
+    /// The reader's own zone, if their account names one; else each campaign's.
+    #[serde(skip)]
+    pub time_zone: Option<crate::time::Zone>,
 }
 
 impl Viewer {
+    /// The zone this reader sees the campaign's times in.
+    pub fn zone_for(&self, campaign: &Campaign) -> crate::time::Zone {
+        self.time_zone.clone().unwrap_or_else(|| campaign.zone())
+    }
+
     pub fn new(account: &Account, csrf: String) -> Self {
         let scope = match account.scope() {
             crate::accounts::Scope::OwnedBy(email) => Some(email.as_str().to_owned()),
@@ -44,7 +52,8 @@ impl Viewer {
         };
         let may_work_cases = matches!(account.role, crate::accounts::Role::Admin | crate::accounts::Role::Owner);
         let may_manage_campaigns = account.may_manage_campaigns();
-        Self { name: account.name.clone(), role: account.role.as_str(), scope, csrf, may_work_cases, may_manage_campaigns }
+        let time_zone = account.time_zone.clone();
+        Self { name: account.name.clone(), role: account.role.as_str(), scope, csrf, may_work_cases, may_manage_campaigns, time_zone }
     }
 }
 
@@ -218,7 +227,7 @@ pub fn overview_page(
     status: &crate::lifecycle::CampaignStatus,
 ) -> Result<String, RenderError> {
     let funnel = aggregates.funnel();
-    let zone = campaign.zone();
+    let zone = viewer.zone_for(campaign);
     let launches: Vec<Value> = launches
         .iter()
         .map(|job| {
@@ -281,7 +290,7 @@ pub fn overview_page(
             "scope_note": scope_note(viewer, filter, aggregates),
             "section": "overview",
             "launches": launches,
-            "status": status_view(status, &campaign.zone()),
+            "status": status_view(status, &viewer.zone_for(campaign)),
         }),
     )
 }
@@ -430,7 +439,7 @@ pub fn comments_page(
     matching.sort_by_key(|(_, a)| std::cmp::Reverse(a.answered_at));
     let total = matching.len();
     // Paged (`more`): every comment the page read is shown, so the next page starts after them.
-    let zone = campaign.zone();
+    let zone = viewer.zone_for(campaign);
     let comments: Vec<Value> = matching
         .iter()
         .take(if more.is_some() { usize::MAX } else { COMMENTS_SHOWN })
@@ -573,7 +582,7 @@ pub struct CaseList<'a> {
 
 pub fn cases_page(viewer: &Viewer, campaign: &Campaign, list: &CaseList<'_>) -> Result<String, RenderError> {
     let CaseList { lines, counts, view, owners, owner, at, may_work } = *list;
-    let zone = campaign.zone();
+    let zone = viewer.zone_for(campaign);
     let cases: Vec<Value> = lines
         .iter()
         .map(|line| {

@@ -79,7 +79,8 @@ async fn spawn_app() -> TestApp {
         .with("Vera Viewer", Role::Viewer, None, VIEWER)
         .with("Eda Editor", Role::Editor, None, EDITOR)
         .with("Anna", Role::Owner, Some(Email::parse("anna@acme.example").unwrap()), ANNA)
-        .with("Bo", Role::Owner, Some(Email::parse("bo@acme.example").unwrap()), BO);
+        .with("Bo", Role::Owner, Some(Email::parse("bo@acme.example").unwrap()), BO)
+        .with_time_zone("Vera Viewer", closeloop_core::time::Zone::parse("America/New_York").unwrap());
     let state = AppState::new(&services, None).with_admin(AdminConfig::new(accounts, SECRET).unwrap());
     let app = TestApp { router: router(state), store, services, campaign };
     // Everyone answers through the real page; all three are detractors, so each gets a case.
@@ -380,6 +381,9 @@ async fn closing_a_case_records_who_and_when_and_the_first_closure_stands() {
     assert!(page.contains("Closed by Anna"));
     assert!(page.contains("2026-09-21 16:13 CEST"), "when, on the campaign's Copenhagen clock");
     assert!(!page.contains(" UTC"), "no time in bare UTC");
+    let vera = app.sign_in(VIEWER).await;
+    let page = app.page(&vera, "/admin/c/dash/cases?status=closed").await;
+    assert!(page.contains("2026-09-21 10:13 EDT"), "a reader with a zone of her own sees her clock");
     let empty = app.post_as(&admin, &format!("/admin/c/dash/cases/{}/notes", asa.0), "text=+++").await;
     assert_eq!(empty.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }

@@ -194,12 +194,12 @@ async fn campaign_digests(
         let theirs = all_cases.iter().filter(|c| owner.is_none() || c.owner_email.as_ref() == owner);
         let open: Vec<_> = theirs.filter(|c| c.status == closeloop_core::CaseStatus::Open).collect();
         let open_cases = (open.len(), open.iter().filter(|c| c.is_overdue(at)).count());
-        // The recipient's own language if they have an account that says so, else the campaign's.
-        let locale = closeloop_core::Email::parse(&to)
-            .ok()
-            .and_then(|e| accounts.by_email(&e).and_then(|a| a.locale))
-            .unwrap_or(campaign.locales[0]);
-        let rendered = render::digest_mail(locale, &campaign.zone(), &scope, &digest, &cases, open_cases, &services.links.dashboard(&campaign.id))?;
+        // The recipient's own language and clock if they have an account that says so, else
+        // the campaign's.
+        let account = closeloop_core::Email::parse(&to).ok().and_then(|e| accounts.by_email(&e).cloned());
+        let locale = account.as_ref().and_then(|a| a.locale).unwrap_or(campaign.locales[0]);
+        let zone = account.as_ref().map_or_else(|| campaign.zone(), |a| a.zone_for(campaign));
+        let rendered = render::digest_mail(locale, &zone, &scope, &digest, &cases, open_cases, &services.links.dashboard(&campaign.id))?;
         let mail = to_staff(MessageKind::Digest, campaign, &to, rendered);
         if send_once(services, &format!("digest:{}:{to}:{week}", campaign.id), Outgoing::Mail(mail)).await? {
             sent += 1;
