@@ -213,3 +213,61 @@ async fn invite_batch(state: &AppState, campaign: &Campaign, contacts: Vec<Conta
     }
     (StatusCode::OK, Json(json!({ "results": results }))).into_response()
 }
+
+/// `DELETE /api/v1/invitations/{id}`: cancels an invitation that has not gone out (the order was
+/// returned, the visit called off). It takes the invitation's own send key, which every send
+/// claims first, so no dispatcher, retry or release of held invitations can send it after this;
+/// its reminders stop. 200 `cancelled`; the same again is 200 too; 409 `already_sent` when it
+/// went out first. Four store calls at most, on the Worker too.
+pub async fn cancel_invitation(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(response) = authorised(&state, &headers) {
+        return response;
+    }
+    let unavailable = |e: closeloop_core::ports::StoreError| {
+        tracing::error!(error = %e, "cancelling an invitation failed");
+        error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage is unavailable; retry later")
+    };
+    let well_formed = !id.is_empty() && id.len() <= 80 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let id = closeloop_core::model::InvitationId(id);
+    let store = &state.services.store;
+    let invitation = match well_formed {
+        true => match store.invitation(&id).await {
+            Ok(found) => found,
+            Err(e) => return unavailable(e),
+        },
+        false => None,
+    };
+    let Some(invitation) = invitation else {
+        return error(StatusCode::NOT_FOUND, "unknown_invitation", "no invitation has this id");
+    };
+    let now = state.services.clock.now();
+    let cancelled = Json(json!({ "status": "cancelled", "invitation_id": id.0 }));
+    match store.claim_send(&format!("invitation:{id}"), now).await {
+        // Nothing sent it, and now nothing will: mark it cancelled and stop its reminders. (Cut
+        // short before the mark, a retry answers `already_sent` for an invitation that never
+        // went out: the safe side of that window; marking first would risk the opposite.)
+        Ok(true) => {
+            if let Err(e) = store.claim_send(&format!("cancelled:{id}"), now).await {
+                return unavailable(e);
+            }
+            match store.reminder_sent(&id, invitation.reminders_sent, None).await {
+                Ok(()) => (StatusCode::OK, cancelled).into_response(),
+                Err(e) => unavailable(e),
+            }
+        }
+        // Taken before: by a cancel (the mark is there) or by the send.
+        Ok(false) => match store.claim_send(&format!("cancelled:{id}"), now).await {
+            Ok(false) => (StatusCode::OK, cancelled).into_response(),
+            Ok(true) => match store.release_send(&format!("cancelled:{id}")).await {
+                Ok(()) => error(StatusCode::CONFLICT, "already_sent", "the invitation went out before it could be cancelled"),
+                Err(e) => unavailable(e),
+            },
+            Err(e) => unavailable(e),
+        },
+        Err(e) => unavailable(e),
+    }
+}

@@ -86,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         .route("/r/{token}/{site}", get(pages::review_redirect))
         .route("/u/{token}", get(pages::unsubscribe_form).post(pages::unsubscribe))
         .route("/api/v1/invitations", post(api::create_invitation))
+        .route("/api/v1/invitations/{id}", axum::routing::delete(api::cancel_invitation))
         .route("/admin", get(admin::campaigns))
         .route("/admin/sign-in", get(admin::sign_in_form).post(admin::sign_in))
         .route("/admin/sign-out", post(admin::sign_out))

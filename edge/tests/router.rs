@@ -307,6 +307,41 @@ async fn the_api_creates_and_sends_one_invitation_and_skips_a_repeat() {
 }
 
 #[tokio::test]
+async fn a_cancelled_invitation_never_goes_out_and_one_already_sent_cannot_be_cancelled() {
+    let app = spawn_app().await;
+    let auth = format!("Bearer {API_TOKEN}");
+    let create = |email: &str| format!(r#"{{"campaign_id":"router","contact":{{"email":"{email}","first_name":"K"}}}}"#);
+    let cancel = |id: &str, auth: Option<&str>| {
+        let mut request = Request::delete(format!("/api/v1/invitations/{id}"));
+        if let Some(auth) = auth {
+            request = request.header(header::AUTHORIZATION, auth);
+        }
+        request.body(Body::empty()).unwrap()
+    };
+    let returned = json(app.post_api(Some(&auth), "application/json", &create("returned@example.com")).await).await;
+    let returned_id = returned["invitation_id"].as_str().unwrap().to_owned();
+    assert_eq!(app.send(cancel(&returned_id, None)).await.status(), StatusCode::UNAUTHORIZED);
+    let response = app.send(cancel(&returned_id, Some(&auth))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(json(response).await["status"], "cancelled");
+    dispatch::dispatch_pending(&app.services).await.unwrap();
+    let to_returned = || app.outbox.messages().unwrap().into_iter().filter(|m| m.to.contains("returned@example.com")).count();
+    assert_eq!(to_returned(), 0, "cancelled before the dispatcher got to it");
+    assert_eq!(app.send(cancel(&returned_id, Some(&auth))).await.status(), StatusCode::OK, "cancelling twice is fine");
+    let sent = json(app.post_api(Some(&auth), "application/json", &create("sent@example.com")).await).await;
+    dispatch::dispatch_pending(&app.services).await.unwrap();
+    let response = app.send(cancel(sent["invitation_id"].as_str().unwrap(), Some(&auth))).await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert_eq!(json(response).await["error"]["code"], "already_sent");
+    let reminders = closeloop_functions::schedule::run(&app.services, &Default::default(), T0.plus_days(30)).await.unwrap();
+    let to_sent = app.outbox.messages().unwrap().into_iter().filter(|m| m.to.contains("sent@example.com") && m.kind == "reminder").count();
+    assert!(reminders.reminders_sent >= 1 && to_sent == 1, "the one not cancelled is reminded: {reminders:?}");
+    assert_eq!(to_returned(), 0, "the cancelled one is not");
+    assert_eq!(app.send(cancel("no-such-invitation", Some(&auth))).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(app.send(cancel("..%2F..%2Fetc", Some(&auth))).await.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
 async fn a_storage_failure_gives_a_503_page_that_keeps_what_the_person_typed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("closeloop.db");
