@@ -185,7 +185,7 @@ async fn the_whole_loop_runs_from_launch_to_report() {
     assert_eq!((malmo.sent, malmo.answered, malmo.nps), (2, 2, Some(50.0)));
     let aarhus = &reports[0].report.by["store"]["Aarhus"];
     assert_eq!((aarhus.sent, aarhus.answered, aarhus.nps), (3, 1, Some(-100.0)));
-    t.running.stop();
+    t.running.stop().await;
 }
 
 #[tokio::test]
@@ -214,5 +214,5 @@ async fn the_api_invitation_is_sent_by_the_running_dispatcher() {
     }
     assert_eq!(sms.len(), 1, "the dispatcher sent the SMS");
     assert_eq!(sms[0]["to"], "+46707654321");
-    t.running.stop();
+    t.running.stop().await;
 }

@@ -413,7 +413,7 @@ async fn campaign_pages(root: &std::path::Path, sizes: &Sizes) -> anyhow::Result
         ms(bmax),
         busy_for.as_secs_f64()
     );
-    running.stop();
+    running.stop().await;
     Ok(())
 }
 

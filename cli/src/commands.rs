@@ -206,7 +206,7 @@ pub async fn cmd_up(settings: &Settings, port: u16, demo: bool) -> anyhow::Resul
     }
     println!("closeloop is up on http://{} ({} ms). Ctrl-C stops it.", running.addr, started.elapsed().as_millis());
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
-    running.stop();
+    running.stop().await;
     Ok(())
 }
 

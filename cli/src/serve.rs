@@ -54,13 +54,26 @@ pub const SCHEDULE_INTERVAL: Duration = Duration::from_secs(60);
 pub struct Running {
     pub addr: SocketAddr,
     tasks: Vec<JoinHandle<()>>,
+    dispatcher: JoinHandle<()>,
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
+/// How long `stop` waits for the dispatcher to finish the batch it is sending.
+pub const STOP_GRACE: Duration = Duration::from_secs(30);
+
 impl Running {
-    /// Stops accepting, closes every open connection, and stops the dispatcher and schedule.
-    pub fn stop(self) {
-        for task in self.tasks {
+    /// Stops accepting, closes every open connection, stops the schedule, and lets the
+    /// dispatcher finish the batch in hand first (at most `STOP_GRACE`): cut off between
+    /// claiming a batch's sends and storing its messages, those messages would count as sent.
+    pub async fn stop(self) {
+        for task in &self.tasks {
             task.abort();
+        }
+        let _ = self.stopping.send(true);
+        let abort = self.dispatcher.abort_handle();
+        if tokio::time::timeout(STOP_GRACE, self.dispatcher).await.is_err() {
+            tracing::warn!("the dispatcher did not finish its batch in time; stopped");
+            abort.abort();
         }
     }
 }
@@ -82,15 +95,19 @@ pub async fn serve_with_timeouts(
     let addr = listener.local_addr()?;
     let router = app.router(api_token.as_deref()).layer(axum::middleware::from_fn_with_state(timeouts.body_read, body_deadline));
     let mut tasks = vec![tokio::spawn(accept_loop(listener, router, timeouts.header_read))];
-    let dispatcher = app.clone();
-    tasks.push(tokio::spawn(async move {
-        loop {
-            if let Err(e) = dispatcher.dispatch().await {
+    let app_for_dispatch = app.clone();
+    let (stopping, mut stop_requested) = tokio::sync::watch::channel(false);
+    let dispatcher = tokio::spawn(async move {
+        while !*stop_requested.borrow() {
+            if let Err(e) = app_for_dispatch.dispatch().await {
                 tracing::error!(error = %e, "dispatch failed");
             }
-            tokio::time::sleep(DISPATCH_INTERVAL).await;
+            tokio::select! {
+                _ = tokio::time::sleep(DISPATCH_INTERVAL) => {}
+                _ = stop_requested.changed() => {}
+            }
         }
-    }));
+    });
     if run_schedule {
         let scheduler = app.clone();
         tasks.push(tokio::spawn(async move {
@@ -105,7 +122,7 @@ pub async fn serve_with_timeouts(
             }
         }));
     }
-    Ok(Running { addr, tasks })
+    Ok(Running { addr, tasks, dispatcher, stopping })
 }
 
 /// Accepts connections and serves each on its own task. The connections live in a `JoinSet`

@@ -132,7 +132,7 @@ async fn the_outbox_pages_newest_first_and_a_cursor_reaches_every_older_message_
     for bad in ["/outbox.json?limit=0", "/outbox.json?limit=201", "/outbox.json?before=abc", "/outbox.json?before=5&after=2", "/outbox?limit=0"] {
         assert_eq!(get(addr, bad).await.status, 400, "{bad}");
     }
-    server.running.stop();
+    server.running.stop().await;
 }
 
 #[tokio::test]
@@ -150,7 +150,7 @@ async fn the_outbox_page_links_to_older_and_newer_messages() {
     assert!(older.body.contains("id=\"m10\"") && older.body.contains("id=\"m1\"") && !older.body.contains("id=\"m11\""));
     assert!(older.body.contains("href=\"/outbox?after=10\">Newer messages</a>"));
     assert!(!older.body.contains("Older messages"));
-    server.running.stop();
+    server.running.stop().await;
 }
 
 /// Reads until the server closes the connection; what it sent before closing.
@@ -185,7 +185,7 @@ async fn a_client_that_sends_half_its_headers_is_disconnected_after_the_header_t
 
     // And the server still serves everyone else.
     assert_eq!(get(addr, "/healthz").await.status, 200);
-    server.running.stop();
+    server.running.stop().await;
 }
 
 #[tokio::test]
@@ -202,5 +202,5 @@ async fn a_client_that_never_finishes_its_body_gets_408_and_is_disconnected() {
     let reply = parse(&read_until_closed(&mut slow).await);
     assert_eq!(reply.status, 408, "{}", reply.headers);
     assert_eq!(reply.header("connection"), Some("close"));
-    server.running.stop();
+    server.running.stop().await;
 }

@@ -127,8 +127,8 @@ async fn load_answered(
 /// What became of an invitation handed to the sender.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Sending {
-    /// Sent now, or before (its send key was claimed).
-    Sent,
+    /// Sent: by this call (`now`), or before (its send key was claimed: sent, or cancelled).
+    Sent { now: bool },
     /// Waiting: its campaign is paused or outside its send window (`release_held` sends it).
     Held,
     /// Never goes out: the campaign ended, or the person is suppressed.
@@ -151,7 +151,7 @@ async fn send_invitation(services: &Services, id: &InvitationId, campaigns: &Cam
     let now = services.clock.now();
     if let Some(waiting) = sending_now(&status, &campaign, now) {
         if waiting == Sending::Held {
-            services.store.hold_invitation(&campaign.id, id, now).await?;
+            hold(services, &campaign, &invitation, now).await?;
         }
         return Ok(waiting);
     }
@@ -159,8 +159,16 @@ async fn send_invitation(services: &Services, id: &InvitationId, campaigns: &Cam
         return Ok(Sending::Dropped);
     }
     let message = ask(MessageKind::Invitation, &campaign, &invitation, services)?;
-    send_once(services, &format!("invitation:{id}"), message).await?;
-    Ok(Sending::Sent)
+    let sent = send_once(services, &format!("invitation:{id}"), message).await?;
+    Ok(Sending::Sent { now: sent })
+}
+
+/// Puts an invitation on its campaign's held list, and its reminders off until it is sent: a
+/// reminder must not reach someone before the invitation does.
+async fn hold(services: &Services, campaign: &Campaign, invitation: &closeloop_core::Invitation, now: closeloop_core::Timestamp) -> Result<(), FunctionError> {
+    services.store.hold_invitation(&campaign.id, &invitation.id, now).await?;
+    services.store.reminder_sent(&invitation.id, invitation.reminders_sent, None).await?;
+    Ok(())
 }
 
 /// Fresh invitations the dispatcher sends together: their reads, suppression checks, send
@@ -200,7 +208,7 @@ pub async fn send_invitations(services: &Services, ids: &[InvitationId], campaig
         };
         if let Some(waiting) = sending_now(&status, &campaign, now) {
             let held = match waiting {
-                Sending::Held => services.store.hold_invitation(&campaign.id, id, now).await.map_err(FunctionError::from),
+                Sending::Held => hold(services, &campaign, &invitation, now).await,
                 _ => Ok(()),
             };
             outcomes[slot] = Some(held);
@@ -355,9 +363,14 @@ pub async fn release_held(services: &Services) -> Result<usize, FunctionError> {
         }
         for id in services.store.held_invitations(&campaign.id, RELEASED_PER_RUN).await? {
             match send_invitation(services, &id, &campaigns).await {
-                // The window closed (or the campaign paused) meanwhile: it stays on the list.
-                Ok(Sending::Held) => continue,
-                Ok(Sending::Sent | Sending::Dropped) => {}
+                // The window closed (or the campaign paused) meanwhile: it and the rest stay.
+                Ok(Sending::Held) => break,
+                // Its reminders start now, counted from when it went out.
+                Ok(Sending::Sent { now: true }) => {
+                    let next = closeloop_core::rules::next_reminder_at(&campaign.reminders, now, 0, now);
+                    services.store.reminder_sent(&id, 0, next).await?;
+                }
+                Ok(Sending::Sent { now: false } | Sending::Dropped) => {}
                 Err(e) if e.is_retryable() => return Err(e),
                 // A held invitation whose row is gone cannot be sent; it leaves the list.
                 Err(e) => tracing::error!(invitation = %id, error = %e, "dropped from the held invitations"),
@@ -401,7 +414,11 @@ pub async fn dispatch_pending(services: &Services) -> Result<DispatchSummary, Fu
             .filter(|group| group.iter().any(|event| matches!(event.kind, EventKind::AnswerRecorded { .. })))
             .map(|group| event_invitation(&group[0]).clone())
             .collect();
-        campaigns.prefetch(services, &answered).await?;
+        // A failed prefetch (one unreadable row fails the whole read) only means each event
+        // reads its own, as on AWS: one bad row must not stop every campaign's dispatch.
+        if let Err(e) = campaigns.prefetch(services, &answered).await {
+            tracing::warn!(error = %e, "prefetching the batch failed; each event reads its own");
+        }
         let mut work: Vec<Work> = Vec::with_capacity(fresh.len() / INVITATION_BATCH + 1 + others.len());
         let mut fresh = fresh.into_iter().flatten().peekable();
         while fresh.peek().is_some() {
@@ -443,15 +460,20 @@ async fn dispatch_fresh(services: &Services, batch: Vec<Event>, campaigns: &Camp
     let ids: Vec<InvitationId> = batch.iter().map(|event| event_invitation(event).clone()).collect();
     let outcomes = match send_invitations(services, &ids, campaigns).await {
         Ok(outcomes) => outcomes,
+        Err(e) if e.is_retryable() => {
+            tracing::warn!(events = batch.len(), error = %e, "invitation batch failed; it stays pending");
+            summary.deferred = batch.len();
+            return (summary, Vec::new());
+        }
+        // One unreadable row fails the batch's read for all: each invitation alone, so only
+        // the bad one is dropped.
         Err(e) => {
-            let retryable = e.is_retryable();
-            tracing::warn!(events = batch.len(), error = %e, retryable, "invitation batch failed");
-            if retryable {
-                summary.deferred = batch.len();
-                return (summary, Vec::new());
+            tracing::warn!(events = batch.len(), error = %e, "invitation batch failed; sending one by one");
+            let mut one_by_one = Vec::with_capacity(ids.len());
+            for id in &ids {
+                one_by_one.push(send_invitation(services, id, campaigns).await.map(|_| ()));
             }
-            summary.dropped = batch.len();
-            return (summary, batch.into_iter().map(|event| event.id).collect());
+            one_by_one
         }
     };
     let mut done = Vec::with_capacity(batch.len());

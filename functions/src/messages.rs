@@ -2,7 +2,7 @@
 
 use closeloop_core::campaign::Campaign;
 use closeloop_core::model::{Channel, Invitation};
-use closeloop_core::ports::{MessageKind, OutgoingMail, OutgoingSms};
+use closeloop_core::ports::{MessageKind, OutgoingMail, OutgoingSms, SendError};
 use closeloop_core::render::{self, RenderedMail};
 
 use crate::{FunctionError, Services};
@@ -58,24 +58,36 @@ pub async fn send_once_many(services: &Services, messages: Vec<(String, Outgoing
             }
         }
     }
-    let sent = services.mailer.send_mails(&mails).await;
-    for ((slot, mail), sent) in mail_slots.into_iter().zip(&mails).zip(sent) {
-        outcomes[slot] = Some(settle(services, &mail.key, sent).await);
+    let mut sent = services.mailer.send_mails(&mails).await.into_iter();
+    for (slot, mail) in mail_slots.into_iter().zip(&mails) {
+        // A mailer that answers for fewer mails than it was given: the rest count as failed
+        // for now, so their claims are given back and a retry sends them.
+        let outcome = sent.next().unwrap_or_else(|| Err(SendError::transient(NoOutcome)));
+        outcomes[slot] = Some(settle(services, &mail.key, outcome).await);
     }
-    Ok(outcomes.into_iter().map(|o| o.unwrap_or(Ok(false))).collect())
+    Ok(outcomes.into_iter().map(|o| o.unwrap_or_else(|| Err(FunctionError::Send(SendError::transient(NoOutcome))))).collect())
 }
+
+/// The mailer gave no outcome for a mail it was handed.
+#[derive(Debug, thiserror::Error)]
+#[error("the mailer reported no outcome for this mail")]
+struct NoOutcome;
 
 /// After one send: logged if it went out; its claim given back if it may succeed later (a
 /// permanent failure keeps the claim: sending again would fail the same way).
-async fn settle(services: &Services, key: &str, sent: Result<String, closeloop_core::ports::SendError>) -> Result<bool, FunctionError> {
+async fn settle(services: &Services, key: &str, sent: Result<String, SendError>) -> Result<bool, FunctionError> {
     match sent {
         Ok(id) => {
             tracing::info!(key, provider_id = %id, "sent");
             Ok(true)
         }
         Err(e) => {
-            if matches!(e, closeloop_core::ports::SendError::Transient(_)) {
-                services.store.release_send(key).await?;
+            if matches!(e, SendError::Transient(_)) {
+                if let Err(release) = services.store.release_send(key).await {
+                    // The claim stays: this message will not be retried by itself.
+                    tracing::error!(key, error = %release, "a failed send's claim could not be given back");
+                    return Err(release.into());
+                }
             }
             Err(e.into())
         }

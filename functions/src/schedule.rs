@@ -38,6 +38,9 @@ const PAGE: usize = 200;
 pub async fn run(services: &Services, accounts: &Accounts, at: Timestamp) -> Result<ScheduleSummary, FunctionError> {
     let mut summary = ScheduleSummary::default();
     let statuses = crate::dispatch::CampaignCache::default();
+    // Invitations that waited (a send window opening, a resume) go first: their reminders
+    // start only once they are sent.
+    summary.invitations_released = crate::dispatch::release_held(services).await?;
     loop {
         let due = services.store.due_reminders(at, PAGE).await?;
         if due.is_empty() {
@@ -110,7 +113,6 @@ pub async fn run(services: &Services, accounts: &Accounts, at: Timestamp) -> Res
             services.store.case_escalated(id, at).await?;
         }
     }
-    summary.invitations_released = crate::dispatch::release_held(services).await?;
     summary.digests_sent = send_digests(services, accounts, at).await?;
     Ok(summary)
 }

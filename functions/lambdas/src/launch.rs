@@ -105,7 +105,7 @@ struct DryRunQuery {
 }
 
 /// `POST /api/v1/campaigns/{id}/launches/dry-run` with the same body as a launch (CSV or
-/// `.xlsx`; `?sheet=` picks a workbook's sheet): 200 with what the launch would do (encoding,
+/// `.xlsx`, its first sheet, as the launch reads it): 200 with what the launch would do (encoding,
 /// column mapping, rows, would invite, skipped by reason, every bad row), writing nothing.
 async fn dry_run_launch(
     State(state): State<LaunchState>,
@@ -125,7 +125,16 @@ async fn dry_run_launch(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let file = ContactsFile { sheet: query.sheet.as_deref(), ..ContactsFile::new(&body) };
+    // The launch route reads a workbook's first sheet: a dry run of another sheet would
+    // describe a launch that does not happen.
+    if query.sheet.is_some() {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "sheet_not_supported",
+            "the API launches a workbook's first sheet only; move the sheet first, or use closeloop launch --sheet",
+        );
+    }
+    let file = ContactsFile::new(&body);
     match dry_run(&state.services, &campaign, &file).await {
         Ok(report) => (StatusCode::OK, Json(report)).into_response(),
         Err(LaunchError::Import(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_contacts", e.to_string()),

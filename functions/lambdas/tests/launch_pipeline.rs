@@ -64,7 +64,7 @@ async fn a_posted_file_is_written_chunk_by_chunk_and_a_chunk_delivered_twice_inv
     assert_eq!((report["rows"].as_u64(), report["would_invite"].as_u64()), (Some(1201), Some(1200)), "{report}");
     assert!(store.launch(&closeloop_core::launch::LaunchId::parse(&launch_id).unwrap()).await.unwrap().is_none(), "a dry run writes no job");
     let (status, body) = call(&router, "POST", &format!("/api/v1/campaigns/{}/launches/dry-run?sheet=Contacts", campaign.id), csv.clone().into_bytes()).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "a sheet asked of a CSV file: {body}");
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("sheet_not_supported")), "the launch reads the first sheet: {body}");
     let (status, _) = call(&router, "POST", "/api/v1/campaigns/no-such-campaign/launches/dry-run", csv.clone().into_bytes()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, job) = call(&router, "POST", &format!("/api/v1/campaigns/{}/launches", campaign.id), csv.clone().into_bytes()).await;
