@@ -58,6 +58,8 @@ pub enum CampaignError {
     Toml(#[from] toml::de::Error),
     #[error("{0}")]
     Invalid(String),
+    #[error("the campaign could not be written as a file: {0}")]
+    Write(#[source] toml::ser::Error),
 }
 
 /// Text in several languages; falls back to English, then to any language given.
@@ -253,6 +255,12 @@ impl Campaign {
         self.send_window.as_ref().map_or(at, |w| w.next_open(at, &self.zone()))
     }
 
+    /// The campaign as its file: what `from_toml` reads back as the same campaign (the export
+    /// the workspace offers, and the form's other half).
+    pub fn to_toml(&self) -> Result<String, CampaignError> {
+        toml::to_string(self).map_err(CampaignError::Write)
+    }
+
     pub fn from_toml(input: &str) -> Result<Self, CampaignError> {
         let campaign: Campaign = toml::from_str(input).map_err(|e| at_line(input, e))?;
         campaign.validate()?;
@@ -402,6 +410,27 @@ mod tests {
         let err = Campaign::from_toml(&format!("{MINIMAL}\n[[review_sites]]\nkey = \"x\"\nname = \"X\"\nurl = \"javascript:alert(1)\"\n"))
             .unwrap_err();
         assert!(err.to_string().contains("https"));
+    }
+
+    #[test]
+    fn a_campaign_written_as_its_file_reads_back_as_the_same_campaign() {
+        for source in [include_str!("../../demo/campaign.toml"), MINIMAL] {
+            let campaign = Campaign::from_toml(source).unwrap();
+            let file = campaign.to_toml().unwrap();
+            assert_eq!(Campaign::from_toml(&file).unwrap(), campaign, "{file}");
+        }
+        let mut full = Campaign::from_toml(include_str!("../../demo/campaign.toml")).unwrap();
+        full.send_window = Some(toml::from_str::<Holder>("w = { from = \"09:00\", to = \"17:00\", days = [\"mon\"] }").unwrap().w);
+        full.columns.insert("Company Name".into(), ColumnTarget::parse("company").unwrap());
+        full.owners.insert("Karin Holm".into(), Email::parse("karin@x.example").unwrap());
+        let file = full.to_toml().unwrap();
+        assert!(file.contains("Europe/Stockholm") && file.contains("09:00"), "{file}");
+        assert_eq!(Campaign::from_toml(&file).unwrap(), full, "{file}");
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Holder {
+        w: crate::time::SendWindow,
     }
 
     #[test]

@@ -100,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/c/{id}/export.csv", get(admin::export))
         .route("/admin/c/{id}/export", get(admin::export_parts))
         .route("/admin/c/{id}/preview", get(admin::preview))
+        .route("/admin/c/{id}/campaign.toml", get(admin::campaign_file))
         .route("/admin/c/{id}/state", post(admin::change_state))
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

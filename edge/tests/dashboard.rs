@@ -457,6 +457,25 @@ async fn the_export_is_excel_ready_and_neutralises_formulas() {
 }
 
 #[tokio::test]
+async fn admins_and_editors_download_the_campaign_as_the_file_it_came_from() {
+    let app = spawn_app().await;
+    let editor = app.sign_in(EDITOR).await;
+    assert!(app.page(&editor, "/admin/c/dash").await.contains("/admin/c/dash/campaign.toml"), "the editor sees the link");
+    let response = app.get_as(&editor.cookie, "/admin/c/dash/campaign.toml").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "application/toml; charset=utf-8");
+    assert_eq!(response.headers()[header::CONTENT_DISPOSITION], "attachment; filename=\"dash.toml\"");
+    let file = text(response).await;
+    assert_eq!(Campaign::from_toml(&file).unwrap(), app.campaign, "the file reads back as the campaign: {file}");
+    for token in [VIEWER, ANNA] {
+        let session = app.sign_in(token).await;
+        assert!(!app.page(&session, "/admin/c/dash").await.contains("campaign.toml"), "no link for viewers and owners");
+        assert_eq!(app.get_as(&session.cookie, "/admin/c/dash/campaign.toml").await.status(), StatusCode::FORBIDDEN);
+    }
+    assert_eq!(app.get_as(&editor.cookie, "/admin/c/no-such/campaign.toml").await.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
 async fn the_overview_counts_opens_and_a_segment_filter_narrows_it() {
     let app = spawn_app().await;
     let admin = app.sign_in(ADMIN).await;

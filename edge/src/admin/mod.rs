@@ -537,6 +537,32 @@ pub async fn preview(State(state): State<AppState>, Path(id): Path<String>, RawQ
     html(StatusCode::OK, rendered)
 }
 
+/// The campaign as its file (`Campaign::to_toml`), to keep, edit and launch again: admins and
+/// editors only (it names owners and the manager). One read: the campaign.
+pub async fn campaign_file(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let (_, account, viewer) = page_guard!(state, headers);
+    if !account.may_manage_campaigns() {
+        return message(StatusCode::FORBIDDEN, Some(&viewer), "Not allowed", "Only admins and editors download a campaign's file.");
+    }
+    let campaign = match find_campaign(&state, &id, &viewer).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match campaign.to_toml() {
+        Ok(file) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "application/toml; charset=utf-8".to_owned()),
+                // The id is a-z, 0-9 and dashes: safe in the header as it is.
+                (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}.toml\"", campaign.id)),
+            ],
+            file,
+        )
+            .into_response(),
+        Err(e) => message(StatusCode::INTERNAL_SERVER_ERROR, Some(&viewer), "The file could not be written", &e.to_string()),
+    }
+}
+
 /// Pauses, resumes or ends a campaign: admins and editors only, from the state the page showed
 /// (`expected`), so two people clicking at once cannot undo each other unseen.
 pub async fn change_state(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
