@@ -58,8 +58,9 @@ async fn world(mail_failures: usize) -> World {
     world_with(CAMPAIGN, mail_failures).await
 }
 
-async fn world_with(campaign_toml: &str, mail_failures: usize) -> World {
-    let store = SqliteStore::open_in_memory().unwrap();
+/// The reactions' adapters over `store`, its outbox as mailer (failing `mail_failures` times
+/// first) and SMS sender, at T0 on a clock the test moves.
+fn services_over(store: &SqliteStore, mail_failures: usize) -> (Services, Outbox, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(T0));
     let outbox = store.outbox(clock.clone());
     let services = Services {
@@ -69,6 +70,12 @@ async fn world_with(campaign_toml: &str, mail_failures: usize) -> World {
         clock: clock.clone(),
         links: Links::new("https://nps.example"),
     };
+    (services, outbox, clock)
+}
+
+async fn world_with(campaign_toml: &str, mail_failures: usize) -> World {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let (services, outbox, clock) = services_over(&store, mail_failures);
     let campaign = Campaign::from_toml(campaign_toml).unwrap();
     let csv = "email,phone,first_name,owner_email\npro@example.com,,Pia,owner@acme.example\npas@example.com,,Per,owner@acme.example\ndet@example.com,,Dag,owner@acme.example\n,+4520123456,Sid,\n";
     launch::launch(&services, &campaign, csv.as_bytes()).await.unwrap();
@@ -187,15 +194,7 @@ async fn one_unreadable_invitation_in_a_batch_costs_only_itself() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("closeloop.db");
     let store = SqliteStore::open(&path).unwrap();
-    let clock = Arc::new(ManualClock::new(T0));
-    let outbox = store.outbox(clock.clone());
-    let services = Services {
-        store: Arc::new(store.clone()),
-        mailer: Arc::new(outbox.clone()),
-        sms: Arc::new(outbox.clone()),
-        clock,
-        links: Links::new("https://nps.example"),
-    };
+    let (services, outbox, _) = services_over(&store, 0);
     let campaign = Campaign::from_toml(CAMPAIGN).unwrap();
     launch::launch(&services, &campaign, b"email,first_name\na@example.com,A\nb@example.com,B\nc@example.com,C\n").await.unwrap();
     // A row no reader can decode, as a broken hand edit or a bad migration leaves it.
