@@ -328,15 +328,26 @@ impl SqliteStore {
     }
 
     async fn invitation_where(&self, op: &'static str, clause: &'static str, value: String) -> Result<Option<Invitation>, StoreError> {
-        self.read(op, move |conn| {
-            let row = conn
-                .prepare_cached(&format!("SELECT {INVITATION_COLUMNS} FROM invitations WHERE {clause} = ?1"))
-                .and_then(|mut stmt| stmt.query_row([value], invitation_columns).optional())
-                .map_err(unavailable)?;
-            row.map(invitation_from).transpose()
-        })
-        .await
+        self.read(op, move |conn| invitation_row(conn, clause, &value)).await
     }
+}
+
+/// The invitation whose `clause` column (`id`, `token`) is `value`, on this connection.
+fn invitation_row(conn: &Connection, clause: &'static str, value: &str) -> Result<Option<Invitation>, StoreError> {
+    let row = conn
+        .prepare_cached(&format!("SELECT {INVITATION_COLUMNS} FROM invitations WHERE {clause} = ?1"))
+        .and_then(|mut stmt| stmt.query_row([value], invitation_columns).optional())
+        .map_err(unavailable)?;
+    row.map(invitation_from).transpose()
+}
+
+/// The current answer of an invitation, on this connection.
+fn answer_row(conn: &Connection, invitation: &InvitationId) -> Result<Option<Answer>, StoreError> {
+    let body: Option<String> = conn
+        .prepare_cached("SELECT body FROM answers WHERE invitation_id = ?1")
+        .and_then(|mut stmt| stmt.query_row([&invitation.0], |r| r.get(0)).optional())
+        .map_err(unavailable)?;
+    body.map(|b| from_json(&b)).transpose()
 }
 
 #[async_trait]
@@ -523,14 +534,7 @@ impl Store for SqliteStore {
 
     async fn answer(&self, invitation: &InvitationId) -> Result<Option<Answer>, StoreError> {
         let invitation = invitation.clone();
-        self.read("answer", move |conn| {
-            let body: Option<String> = conn
-                .query_row("SELECT body FROM answers WHERE invitation_id = ?1", [&invitation.0], |r| r.get(0))
-                .optional()
-                .map_err(unavailable)?;
-            body.map(|b| from_json(&b)).transpose()
-        })
-        .await
+        self.read("answer", move |conn| answer_row(conn, &invitation)).await
     }
 
     /// One read for the whole list (a dispatcher's batch), on one snapshot.
@@ -538,15 +542,7 @@ impl Store for SqliteStore {
         let ids = ids.to_vec();
         self.read("invitations_with_answers", move |conn| {
             let tx = conn.unchecked_transaction().map_err(unavailable)?;
-            let mut invitation = tx.prepare_cached(&format!("SELECT {INVITATION_COLUMNS} FROM invitations WHERE id = ?1")).map_err(unavailable)?;
-            let mut answer = tx.prepare_cached("SELECT body FROM answers WHERE invitation_id = ?1").map_err(unavailable)?;
-            let mut found = Vec::with_capacity(ids.len());
-            for id in &ids {
-                let inv = invitation.query_row([&id.0], invitation_columns).optional().map_err(unavailable)?.map(invitation_from).transpose()?;
-                let body: Option<String> = answer.query_row([&id.0], |r| r.get(0)).optional().map_err(unavailable)?;
-                found.push((inv, body.map(|b| from_json(&b)).transpose()?));
-            }
-            Ok(found)
+            ids.iter().map(|id| Ok((invitation_row(&tx, "id", &id.0)?, answer_row(&tx, id)?))).collect()
         })
         .await
     }
