@@ -26,6 +26,8 @@ pub const OTHER_PROPERTIES: &str = "other_properties";
 #[derive(Debug, Clone)]
 pub struct AnswersCsv {
     campaign: Campaign,
+    /// The campaign's zone, looked up once rather than per row.
+    zone: crate::time::Zone,
     properties: Vec<String>,
 }
 
@@ -34,7 +36,7 @@ impl AnswersCsv {
         let mut properties: Vec<String> = properties.into_iter().collect();
         properties.sort_unstable();
         properties.dedup();
-        Self { campaign: campaign.clone(), properties }
+        Self { campaign: campaign.clone(), zone: campaign.zone(), properties }
     }
 
     /// Columns for every custom property these rows have.
@@ -68,7 +70,7 @@ impl AnswersCsv {
             let c = &row.invitation.contact;
             let text = |v: &Option<String>| v.clone().unwrap_or_default();
             let mut cells = vec![
-                answer.answered_at.rfc3339_in(&self.campaign.zone()),
+                answer.answered_at.rfc3339_in(&self.zone),
                 answer.score.value().to_string(),
                 answer.score.group().as_str().to_owned(),
                 text(&answer.comment),

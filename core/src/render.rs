@@ -503,10 +503,11 @@ pub fn follow_up_mail(
     let name = Some(c.full_name()).filter(|n| !n.is_empty()).unwrap_or_else(|| {
         c.email.as_ref().map(|e| e.as_str().to_owned()).or_else(|| c.phone.as_ref().map(|p| p.as_str().to_owned())).unwrap_or_default()
     });
+    let due = due.display_in(&campaign.zone());
     let strings = Strings::new(locale)
         .with("name", name)
         .with("score", answer.score.to_string())
-        .with("due", due.display_in(&campaign.zone()))
+        .with("due", due.clone())
         .with("campaign", campaign.name.clone());
     let mut fields = Vec::new();
     let mut push = |label: &str, value: Option<&str>| {
@@ -542,7 +543,7 @@ pub fn follow_up_mail(
             contact_ok => answer.contact_ok,
             ratings,
             fields,
-            due => due.display_in(&campaign.zone()),
+            due,
         },
     )
 }
