@@ -1,12 +1,10 @@
-//! closeloop's pure core: domain types, NPS maths, rules, rendering and the ports.
+//! closeloop's pure core: domain types, NPS maths, rules and the ports. What the product shows
+//! (pages, mail, the dashboard, charts, the export) is in `closeloop-views`.
 //! No I/O, no runtime: it builds for wasm32 and native alike.
 
 pub mod accounts;
 pub mod campaign;
 pub mod changes;
-pub mod charts;
-pub mod dashboard;
-pub mod export;
 pub mod counters;
 pub mod gsm;
 pub mod import;
@@ -15,8 +13,6 @@ pub mod lifecycle;
 pub mod model;
 pub mod nps;
 pub mod ports;
-pub mod preview;
-pub mod render;
 pub mod report;
 pub mod rules;
 pub mod survey;

@@ -7,7 +7,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use closeloop_core::model::{Answer, Event, EventKind, Invitation, Locale, SuppressionReason, Token};
 use closeloop_core::ports::StoreError;
-use closeloop_core::render::{self, Notice, SurveyPage};
+use closeloop_views::render::{self, Notice, SurveyPage};
 use closeloop_core::survey::{parse_answer_form, FormError, SurveyForm};
 use closeloop_core::{rules, Campaign, Score};
 

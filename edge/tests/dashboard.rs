@@ -168,7 +168,7 @@ impl TestApp {
 
     async fn answer(&self, first_name: &str, score: &str, comment: &str) {
         let token = self.token_of(first_name).await;
-        let body = format!("score={score}&rating.ease=3&comment={}", closeloop_core::dashboard::form_encode(comment));
+        let body = format!("score={score}&rating.ease=3&comment={}", closeloop_views::dashboard::form_encode(comment));
         let response = self
             .send(
                 Request::post(format!("/s/{token}"))
@@ -189,7 +189,7 @@ impl TestApp {
                 Request::post("/admin/sign-in")
                     .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
                     .header(header::COOKIE, format!("cl_signin={nonce}"))
-                    .body(Body::from(format!("csrf={}&token={token}", closeloop_core::dashboard::form_encode(&csrf))))
+                    .body(Body::from(format!("csrf={}&token={token}", closeloop_views::dashboard::form_encode(&csrf))))
                     .unwrap(),
             )
             .await;
@@ -218,7 +218,7 @@ impl TestApp {
             Request::post(uri)
                 .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
                 .header(header::COOKIE, &session.cookie)
-                .body(Body::from(format!("csrf={}&{body}", closeloop_core::dashboard::form_encode(&session.csrf))))
+                .body(Body::from(format!("csrf={}&{body}", closeloop_views::dashboard::form_encode(&session.csrf))))
                 .unwrap(),
         )
         .await
@@ -406,7 +406,7 @@ async fn a_form_without_this_sessions_token_or_from_another_origin_is_refused() 
                 .header(header::COOKIE, &admin.cookie)
                 .header(header::HOST, "nps.example")
                 .header(header::ORIGIN, "https://evil.example")
-                .body(Body::from(format!("csrf={}&outcome=x", closeloop_core::dashboard::form_encode(&admin.csrf))))
+                .body(Body::from(format!("csrf={}&outcome=x", closeloop_views::dashboard::form_encode(&admin.csrf))))
                 .unwrap(),
         )
         .await;
@@ -580,7 +580,7 @@ async fn a_preview_shows_every_message_with_a_sample_contact_and_links_that_reco
     assert!(page.contains("segment"), "the SMS says how many segments it takes");
     assert!(page.contains("<iframe class=\"mail\" title=\"Invitation mail, HTML\" sandbox srcdoc=\""), "the HTML mail in a sandboxed frame");
     assert!(!page.contains(XSS), "a CRM value never reaches the page unescaped");
-    let token = closeloop_core::preview::preview_token();
+    let token = closeloop_views::preview::preview_token();
     assert!(page.contains(token.as_str()), "links carry the preview token");
     let answered = app
         .send(

@@ -6,7 +6,8 @@ use closeloop_core::campaign::{Campaign, CampaignId};
 use closeloop_core::lifecycle::{CampaignState, CampaignStatus};
 use closeloop_core::model::{Event, EventKind, FollowUpCase, InvitationId};
 use closeloop_core::ports::MessageKind;
-use closeloop_core::{render, rules};
+use closeloop_core::rules;
+use closeloop_views::render;
 
 use std::collections::HashMap;
 use std::sync::Arc;

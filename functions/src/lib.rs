@@ -9,7 +9,7 @@ pub mod schedule;
 use std::sync::Arc;
 
 use closeloop_core::ports::{Clock, Links, Mailer, SendError, SmsSender, Store, StoreError};
-use closeloop_core::render::RenderError;
+use closeloop_views::render::RenderError;
 
 /// The adapters a reaction needs, wired once by the entry point.
 #[derive(Clone)]

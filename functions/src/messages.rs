@@ -3,7 +3,7 @@
 use closeloop_core::campaign::Campaign;
 use closeloop_core::model::{Channel, Invitation};
 use closeloop_core::ports::{MessageKind, OutgoingMail, OutgoingSms, SendError};
-use closeloop_core::render::{self, RenderedMail};
+use closeloop_views::render::{self, RenderedMail};
 
 use crate::{FunctionError, Services};
 

@@ -3,7 +3,8 @@
 use closeloop_core::lifecycle::CampaignState;
 use closeloop_core::accounts::{Accounts, Role};
 use closeloop_core::ports::MessageKind;
-use closeloop_core::{render, rules, Timestamp};
+use closeloop_core::{rules, Timestamp};
+use closeloop_views::render;
 
 use crate::messages::{ask, send_once, to_staff, Outgoing};
 use crate::{FunctionError, Services};

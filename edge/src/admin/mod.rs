@@ -17,9 +17,9 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use closeloop_core::accounts::{Account, Accounts, Scope};
 use closeloop_core::counters::{Aggregates, View};
-use closeloop_core::dashboard::{self, CaseLine, CaseList, CaseView, CommentFilter, SegmentFilter, SegmentSort, Viewer};
+use closeloop_views::dashboard::{self, CaseLine, CaseList, CaseView, CommentFilter, SegmentFilter, SegmentSort, Viewer};
 use closeloop_core::model::{CaseClosure, CaseNote, Email, InvitationId, MAX_NOTE_CHARS};
-use closeloop_core::export::AnswersCsv;
+use closeloop_views::export::AnswersCsv;
 use closeloop_core::ports::{InvitationRow, RowCursor, RowQuery, StoreError};
 use closeloop_core::{Campaign, CampaignId};
 
@@ -46,7 +46,7 @@ impl AdminConfig {
 const CASES_SHOWN: usize = 100;
 const MAX_OUTCOME_CHARS: usize = 200;
 
-fn html(status: StatusCode, result: Result<String, closeloop_core::render::RenderError>) -> Response {
+fn html(status: StatusCode, result: Result<String, closeloop_views::render::RenderError>) -> Response {
     match result {
         Ok(body) => (status, Html(body)).into_response(),
         Err(e) => {
@@ -500,7 +500,7 @@ async fn export_plan(state: &AppState, campaign: &Campaign) -> Result<(AnswersCs
 /// What a respondent of this campaign will receive, in one locale, for one group's answer,
 /// filled in with the first of the account's contacts (or a made-up one before any launch).
 pub async fn preview(State(state): State<AppState>, Path(id): Path<String>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
-    use closeloop_core::preview;
+    use closeloop_views::preview;
     let (_, account, viewer) = page_guard!(state, headers);
     let campaign = match find_campaign(&state, &id, &viewer).await {
         Ok(c) => c,

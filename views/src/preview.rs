@@ -6,14 +6,14 @@
 
 use serde::Serialize;
 
-use crate::campaign::Campaign;
-use crate::gsm::{sms_length, SmsEncoding};
-use crate::model::{Answer, Contact, Email, Invitation, InvitationId, Locale, Token};
-use crate::nps::{Group, Score};
-use crate::ports::{Links, MessageKind};
+use closeloop_core::campaign::Campaign;
+use closeloop_core::gsm::{sms_length, SmsEncoding};
+use closeloop_core::model::{Answer, Contact, Email, Invitation, InvitationId, Locale, Token};
+use closeloop_core::nps::{Group, Score};
+use closeloop_core::ports::{Links, MessageKind};
 use crate::render::{self, RenderError, RenderedMail};
-use crate::survey::SurveyForm;
-use crate::time::Timestamp;
+use closeloop_core::survey::SurveyForm;
+use closeloop_core::time::Timestamp;
 
 /// The token of every preview: all zeros, which the token generator's randomness never yields
 /// in practice and the stores never hold.
@@ -34,7 +34,7 @@ pub fn sample_contact(campaign: &Campaign) -> Contact {
 
 /// The sample invitation: `contact` (a real row's, or the made-up one) in `locale`, with the
 /// preview token.
-pub fn sample_invitation(campaign: &Campaign, contact: Contact, locale: Locale, at: Timestamp) -> Result<Invitation, crate::model::ContactError> {
+pub fn sample_invitation(campaign: &Campaign, contact: Contact, locale: Locale, at: Timestamp) -> Result<Invitation, closeloop_core::model::ContactError> {
     let mut invitation = Invitation::new(InvitationId("preview".into()), preview_token(), campaign, contact, at)?;
     invitation.locale = locale;
     Ok(invitation)

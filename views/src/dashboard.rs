@@ -8,15 +8,15 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::accounts::Account;
-use crate::campaign::Campaign;
+use closeloop_core::accounts::Account;
+use closeloop_core::campaign::Campaign;
 use crate::charts::{self, MatrixPoint};
-use crate::counters::{themes_of, Aggregates, Funnel};
-use crate::model::{Answer, CaseStatus, FollowUpCase, Invitation};
-use crate::nps::{change, Group, Tally};
-use crate::ports::InvitationRow;
+use closeloop_core::counters::{themes_of, Aggregates, Funnel};
+use closeloop_core::model::{Answer, CaseStatus, FollowUpCase, Invitation};
+use closeloop_core::nps::{change, Group, Tally};
+use closeloop_core::ports::InvitationRow;
 use crate::render::{render_admin, RenderError};
-use crate::time::Timestamp;
+use closeloop_core::time::Timestamp;
 
 /// Below this many answers a segment's NPS is flagged as uncertain.
 pub const UNCERTAIN_BELOW: u64 = 30;
@@ -36,21 +36,21 @@ pub struct Viewer {
     pub may_manage_campaigns: bool,
     /// The reader's own zone, if their account names one; else each campaign's.
     #[serde(skip)]
-    pub time_zone: Option<crate::time::Zone>,
+    pub time_zone: Option<closeloop_core::time::Zone>,
 }
 
 impl Viewer {
     /// The zone this reader sees the campaign's times in.
-    pub fn zone_for(&self, campaign: &Campaign) -> crate::time::Zone {
+    pub fn zone_for(&self, campaign: &Campaign) -> closeloop_core::time::Zone {
         self.time_zone.clone().unwrap_or_else(|| campaign.zone())
     }
 
     pub fn new(account: &Account, csrf: String) -> Self {
         let scope = match account.scope() {
-            crate::accounts::Scope::OwnedBy(email) => Some(email.as_str().to_owned()),
-            crate::accounts::Scope::Everything => None,
+            closeloop_core::accounts::Scope::OwnedBy(email) => Some(email.as_str().to_owned()),
+            closeloop_core::accounts::Scope::Everything => None,
         };
-        let may_work_cases = matches!(account.role, crate::accounts::Role::Admin | crate::accounts::Role::Owner);
+        let may_work_cases = matches!(account.role, closeloop_core::accounts::Role::Admin | closeloop_core::accounts::Role::Owner);
         let may_manage_campaigns = account.may_manage_campaigns();
         let time_zone = account.time_zone.clone();
         Self { name: account.name.clone(), role: account.role.as_str(), scope, csrf, may_work_cases, may_manage_campaigns, time_zone }
@@ -71,7 +71,7 @@ impl SegmentFilter {
     }
 
     pub fn matches(&self, invitation: &Invitation) -> bool {
-        crate::counters::segment_values(invitation).iter().any(|(d, v)| *d == self.by && *v == self.value)
+        closeloop_core::counters::segment_values(invitation).iter().any(|(d, v)| *d == self.by && *v == self.value)
     }
 
     pub fn query(&self) -> String {
@@ -195,7 +195,7 @@ fn scope_note(viewer: &Viewer, filter: Option<&SegmentFilter>, aggregates: &Aggr
 /// read budget ran out first.
 pub struct CampaignLine {
     pub campaign: Campaign,
-    pub status: Option<crate::lifecycle::CampaignStatus>,
+    pub status: Option<closeloop_core::lifecycle::CampaignStatus>,
     pub figures: Option<Aggregates>,
 }
 
@@ -223,15 +223,15 @@ pub fn overview_page(
     campaign: &Campaign,
     aggregates: &Aggregates,
     filter: Option<&SegmentFilter>,
-    launches: &[crate::launch::LaunchJob],
-    status: &crate::lifecycle::CampaignStatus,
+    launches: &[closeloop_core::launch::LaunchJob],
+    status: &closeloop_core::lifecycle::CampaignStatus,
 ) -> Result<String, RenderError> {
     let funnel = aggregates.funnel();
     let zone = viewer.zone_for(campaign);
     let launches: Vec<Value> = launches
         .iter()
         .map(|job| {
-            use crate::launch::{LaunchState, SkipReason};
+            use closeloop_core::launch::{LaunchState, SkipReason};
             json!({
                 "id": job.id.as_str(),
                 "source": job.source,
@@ -296,8 +296,8 @@ pub fn overview_page(
 }
 
 /// A campaign's state as pages show it, with the changes the viewer may make.
-fn status_view(status: &crate::lifecycle::CampaignStatus, zone: &crate::time::Zone) -> Value {
-    use crate::lifecycle::CampaignState;
+fn status_view(status: &closeloop_core::lifecycle::CampaignStatus, zone: &closeloop_core::time::Zone) -> Value {
+    use closeloop_core::lifecycle::CampaignState;
     let actions: &[(&str, &str)] = match status.state {
         CampaignState::Active => &[("pause", "Pause sending"), ("end", "End the campaign")],
         CampaignState::Paused => &[("resume", "Resume sending"), ("end", "End the campaign")],
@@ -380,6 +380,7 @@ pub fn segments_page(
             "total": nps_view(&total),
             "total_invited": aggregates.funnel().invited,
             "uncertain_below": UNCERTAIN_BELOW,
+            "filter_query": null,
             "scope_note": scope_note(viewer, None, aggregates),
             "section": "segments",
         }),
@@ -476,6 +477,7 @@ pub fn comments_page(
             "group": filter.group.map(Group::as_str),
             "q": filter.query,
             "theme": filter.theme,
+            "filter_query": null,
             "scope_note": scope_note(viewer, None, aggregates),
             "section": "comments",
         }),
@@ -494,7 +496,7 @@ fn filter_query_prefix(filter: &CommentFilter) -> String {
 }
 
 pub fn drivers_page(viewer: &Viewer, campaign: &Campaign, aggregates: &Aggregates) -> Result<String, RenderError> {
-    let stats: Vec<(String, crate::counters::DriverStat)> =
+    let stats: Vec<(String, closeloop_core::counters::DriverStat)> =
         campaign.drivers.iter().map(|d| (d.label.get(campaign.locales[0]).to_owned(), aggregates.driver(&d.key))).collect();
     let points: Vec<MatrixPoint> = stats
         .iter()
@@ -518,6 +520,7 @@ pub fn drivers_page(viewer: &Viewer, campaign: &Campaign, aggregates: &Aggregate
             "campaign": campaign_view(campaign),
             "drivers": table,
             "matrix_svg": if points.is_empty() { None } else { Some(charts::priority_matrix_svg(&points)) },
+            "filter_query": null,
             "scope_note": scope_note(viewer, None, aggregates),
             "section": "drivers",
         }),
@@ -625,6 +628,7 @@ pub fn cases_page(viewer: &Viewer, campaign: &Campaign, list: &CaseList<'_>) -> 
             "view": view.as_str(),
             "owners": owners,
             "owner": owner,
+            "filter_query": null,
             "scope_note": scope_note(viewer, None, &Aggregates::default()),
             "section": "cases",
         }),
@@ -651,6 +655,7 @@ pub fn export_parts_page(viewer: &Viewer, campaign: &Campaign, invited: u64, par
             "contacts": part.contacts,
             "download": part.download,
             "next": part.next,
+            "filter_query": null,
             "scope_note": scope_note(viewer, None, &Aggregates::default()),
             "section": "export",
         }),
@@ -669,6 +674,7 @@ pub fn preview_page(viewer: &Viewer, campaign: &Campaign, preview: &crate::previ
             "preview": preview,
             "locales": locales,
             "sample_note": sample_note,
+            "filter_query": null,
             "scope_note": scope_note(viewer, None, &Aggregates::default()),
             "section": "preview",
         }),
@@ -676,7 +682,7 @@ pub fn preview_page(viewer: &Viewer, campaign: &Campaign, preview: &crate::previ
 }
 
 pub fn sign_in_page(csrf: &str, error: Option<&str>) -> Result<String, RenderError> {
-    render_admin("admin/sign_in.html", &json!({ "title": "Sign in", "csrf": csrf, "error": error }))
+    render_admin("admin/sign_in.html", &json!({ "title": "Sign in", "csrf": csrf, "error": error, "viewer": null }))
 }
 
 pub fn message_page(viewer: Option<&Viewer>, title: &str, message: &str) -> Result<String, RenderError> {

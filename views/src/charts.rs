@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::nps::Tally;
+use closeloop_core::nps::Tally;
 use crate::render::escape_html as escape;
 
 const WIDTH: f64 = 640.0;

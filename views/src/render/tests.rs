@@ -1,9 +1,9 @@
 use super::*;
-use crate::campaign::CampaignId;
-use crate::gsm::{sms_length, SmsEncoding};
-use crate::model::{Contact, Email, InvitationId, Token};
-use crate::nps::Score;
-use crate::time::Timestamp;
+use closeloop_core::campaign::CampaignId;
+use closeloop_core::gsm::{sms_length, SmsEncoding};
+use closeloop_core::model::{Contact, Email, InvitationId, Token};
+use closeloop_core::nps::Score;
+use closeloop_core::time::Timestamp;
 
 fn campaign() -> Campaign {
     Campaign::from_toml(
@@ -177,7 +177,7 @@ fn deadlines_are_shown_in_the_campaigns_time_zone() {
     let mail = follow_up_mail(MessageKind::Alert, &swedish, &invitation(Locale::Sv, "Åsa"), &answer(2), due).unwrap();
     assert!(mail.text.contains("2026-07-01 11:30 CEST"), "a Swedish campaign without a zone is on Stockholm time: {}", mail.text);
     let mut new_york = campaign();
-    new_york.time_zone = Some(crate::time::Zone::parse("America/New_York").unwrap());
+    new_york.time_zone = Some(closeloop_core::time::Zone::parse("America/New_York").unwrap());
     let mail = follow_up_mail(MessageKind::Alert, &new_york, &invitation(Locale::En, "Åsa"), &answer(2), due).unwrap();
     assert!(mail.text.contains("2026-07-01 05:30 EDT"), "{}", mail.text);
     assert!(!mail.html.contains("UTC"));

@@ -7,11 +7,11 @@ use std::sync::OnceLock;
 use minijinja::{context, Environment, Value};
 use serde::Serialize;
 
-use crate::campaign::Campaign;
-use crate::model::{Answer, Invitation, Locale, MAX_COMMENT_CHARS};
-use crate::nps::Group;
-use crate::ports::{Links, MessageKind};
-use crate::survey::{FormError, SurveyForm};
+use closeloop_core::campaign::Campaign;
+use closeloop_core::model::{Answer, Invitation, Locale, MAX_COMMENT_CHARS};
+use closeloop_core::nps::Group;
+use closeloop_core::ports::{Links, MessageKind};
+use closeloop_core::survey::{FormError, SurveyForm};
 
 #[derive(Debug, thiserror::Error)]
 #[error("template {template} failed: {source}")]
@@ -80,6 +80,8 @@ fn environment() -> &'static Environment<'static> {
     ENV.get_or_init(|| {
         let mut env = Environment::new();
         env.set_keep_trailing_newline(false);
+        // A name a template uses but its view model lacks is an error, not an empty string.
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         env.set_formatter(html_formatter);
         for (name, source) in TEMPLATES {
             // A broken template is caught by the tests that render every template.
@@ -279,7 +281,7 @@ pub fn survey_page(page: &SurveyPage<'_>) -> Result<String, RenderError> {
     let strings = campaign_strings(campaign, invitation);
     let follow_up = |g| follow_up_question(campaign, &strings, locale, g);
     let follow_up_label = match form.score {
-        Some(score) => follow_up(crate::nps::Score::new(score).map(|s| s.group()).unwrap_or(Group::Detractor)),
+        Some(score) => follow_up(closeloop_core::nps::Score::new(score).map(|s| s.group()).unwrap_or(Group::Detractor)),
         None => strings.get("follow_up_any"),
     };
     let answered_note = existing.map(|a| {
@@ -318,8 +320,8 @@ pub fn survey_page(page: &SurveyPage<'_>) -> Result<String, RenderError> {
             max_comment => MAX_COMMENT_CHARS,
             // The scales come from here rather than from a template `range`, so the template
             // engine's builtins need not ship in the Worker.
-            scale => (0..=crate::nps::Score::MAX).collect::<Vec<u8>>(),
-            rating_scale => (1..=crate::campaign::RATING_MAX).collect::<Vec<u8>>(),
+            scale => (0..=closeloop_core::nps::Score::MAX).collect::<Vec<u8>>(),
+            rating_scale => (1..=closeloop_core::campaign::RATING_MAX).collect::<Vec<u8>>(),
             answered_note,
             errors => messages,
             error_heading,
@@ -337,7 +339,7 @@ pub struct LinkView {
 /// Review-site buttons this answer may see, as tracked redirect links.
 pub fn review_links(campaign: &Campaign, invitation: &Invitation, answer: &Answer, links: &Links, relative: bool) -> Vec<LinkView> {
     let strings = campaign_strings(campaign, invitation);
-    crate::rules::review_sites_for(campaign, answer)
+    closeloop_core::rules::review_sites_for(campaign, answer)
         .into_iter()
         .map(|site| {
             let url = if relative {
@@ -452,7 +454,7 @@ pub fn thank_you_mail(campaign: &Campaign, invitation: &Invitation, answer: &Ans
     let strings = campaign_strings(campaign, invitation);
     // Promoters get a review invitation of its own; here others see the sites open to everyone.
     let review_links =
-        if crate::rules::gets_review_push(answer) { Vec::new() } else { review_links(campaign, invitation, answer, links, false) };
+        if closeloop_core::rules::gets_review_push(answer) { Vec::new() } else { review_links(campaign, invitation, answer, links, false) };
     mail(
         MessageKind::ThankYou,
         context! {
@@ -496,7 +498,7 @@ pub fn follow_up_mail(
     campaign: &Campaign,
     invitation: &Invitation,
     answer: &Answer,
-    due: crate::time::Timestamp,
+    due: closeloop_core::time::Timestamp,
 ) -> Result<RenderedMail, RenderError> {
     let locale = campaign.locales[0];
     let c = &invitation.contact;
@@ -544,6 +546,8 @@ pub fn follow_up_mail(
             ratings,
             fields,
             due,
+            // Staff mail has no unsubscribe link: the layout asks, and Strict wants an answer.
+            unsubscribe_url => (),
         },
     )
 }
@@ -560,10 +564,10 @@ struct DigestLine {
 /// new detractor, the follow-up deadline and whether it has passed.
 pub fn digest_mail(
     locale: Locale,
-    zone: &crate::time::Zone,
+    zone: &closeloop_core::time::Zone,
     scope: &str,
-    digest: &crate::report::WeeklyDigest,
-    cases: &[Option<(crate::time::Timestamp, bool)>],
+    digest: &closeloop_core::report::WeeklyDigest,
+    cases: &[Option<(closeloop_core::time::Timestamp, bool)>],
     open_cases: (usize, usize),
     dashboard_url: &str,
 ) -> Result<RenderedMail, RenderError> {
@@ -580,7 +584,7 @@ pub fn digest_mail(
         .with("detractors", this.detractors.to_string())
         .with("open", open_cases.0.to_string())
         .with("overdue", open_cases.1.to_string());
-    let change = crate::nps::change(&digest.last_week, &this).map(|c| {
+    let change = closeloop_core::nps::change(&digest.last_week, &this).map(|c| {
         let margin = format!("{:.0}", c.margin_95);
         let significance = Strings::new(locale)
             .with("margin", margin)
@@ -607,7 +611,7 @@ pub fn digest_mail(
         .collect();
     mail(
         MessageKind::Digest,
-        context! { lang => locale.code(), t => strings.all(), change, detractors, comments, dashboard_url },
+        context! { lang => locale.code(), t => strings.all(), change, detractors, comments, dashboard_url, unsubscribe_url => () },
     )
 }
 

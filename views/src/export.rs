@@ -1,8 +1,8 @@
 //! Answers with their CRM fields as CSV, for Excel: UTF-8 with a byte-order mark, every cell
 //! quoted, and cells a spreadsheet would run as a formula neutralised.
 
-use crate::campaign::Campaign;
-use crate::ports::InvitationRow;
+use closeloop_core::campaign::Campaign;
+use closeloop_core::ports::InvitationRow;
 
 /// A cell starting with one of these is a formula (or becomes one) in Excel, LibreOffice and
 /// Google Sheets; a leading apostrophe makes it text. (OWASP "CSV injection".)
@@ -27,7 +27,7 @@ pub const OTHER_PROPERTIES: &str = "other_properties";
 pub struct AnswersCsv {
     campaign: Campaign,
     /// The campaign's zone, looked up once rather than per row.
-    zone: crate::time::Zone,
+    zone: closeloop_core::time::Zone,
     properties: Vec<String>,
 }
 
@@ -114,8 +114,8 @@ mod tests {
 
     #[test]
     fn a_property_without_a_column_of_its_own_lands_in_other_properties() {
-        use crate::fixtures::{answer_touching_everything, largest_campaign, largest_invitation};
-        let at = crate::Timestamp::from_millis(0);
+        use closeloop_core::fixtures::{answer_touching_everything, largest_campaign, largest_invitation};
+        let at = closeloop_core::Timestamp::from_millis(0);
         let campaign = largest_campaign("csv-columns");
         let mut invitation = largest_invitation(&campaign, 1, at);
         invitation.contact.properties.clear();
