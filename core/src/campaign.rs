@@ -48,6 +48,14 @@ impl std::fmt::Display for CampaignId {
     }
 }
 
+/// One rule a campaign breaks, and the setting it is about (the campaign file's key, or the
+/// form's field for the two halves of `reminders`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub field: &'static str,
+    pub message: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CampaignError {
     /// A mistake at a place in the file: a syntax error, an unknown key (a typo such as
@@ -268,77 +276,95 @@ impl Campaign {
     }
 
     pub fn validate(&self) -> Result<(), CampaignError> {
-        let invalid = |m: String| Err(CampaignError::Invalid(m));
-        if self.company.trim().is_empty() || self.name.trim().is_empty() || self.sender_name.trim().is_empty() {
-            return invalid("name, company and sender_name must not be empty".into());
+        match self.problems().into_iter().next() {
+            Some(problem) => Err(CampaignError::Invalid(problem.message)),
+            None => Ok(()),
+        }
+    }
+
+    /// Every rule the campaign breaks, each with the setting it is about: the file reports the
+    /// first, the workspace's form shows each at its field.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut found = Vec::new();
+        let mut invalid = |field: &'static str, message: String| found.push(Problem { field, message });
+        for (field, value) in [("name", &self.name), ("company", &self.company), ("sender_name", &self.sender_name)] {
+            if value.trim().is_empty() {
+                invalid(field, format!("{field} must not be empty"));
+            }
         }
         if self.locales.is_empty() {
-            return invalid("locales must list at least one of en, sv, da".into());
+            invalid("locales", "locales must list at least one of en, sv, da".into());
         }
         if self.alert_threshold > Score::MAX {
-            return invalid(format!("alert_threshold {} must be 0 to 10", self.alert_threshold));
+            invalid("alert_threshold", format!("alert_threshold {} must be 0 to 10", self.alert_threshold));
         }
-        if !(1..=30).contains(&self.reminders.delay_days) || self.reminders.max > 3 {
-            return invalid("reminders: delay_days must be 1-30 and max 0-3 (DOMAIN: one reminder, 3-7 days)".into());
+        if !(1..=30).contains(&self.reminders.delay_days) {
+            invalid("reminder_delay_days", "reminders: delay_days must be 1-30 (DOMAIN: one reminder, 3-7 days)".into());
+        }
+        if self.reminders.max > 3 {
+            invalid("reminder_max", "reminders: max must be 0-3 (DOMAIN: one reminder, 3-7 days)".into());
         }
         if !(1..=24 * 14).contains(&self.follow_up_hours) {
-            return invalid("follow_up_hours must be 1 to 336".into());
+            invalid("follow_up_hours", "follow_up_hours must be 1 to 336".into());
         }
         if self.throttle_days > 3650 {
-            return invalid("throttle_days must be at most 3650".into());
+            invalid("throttle_days", "throttle_days must be at most 3650".into());
         }
         let mut keys = std::collections::BTreeSet::new();
         for d in &self.drivers {
             if !is_key(&d.key) || !keys.insert(d.key.as_str()) {
-                return invalid(format!("driver key {:?} must be unique, 1-32 of a-z 0-9 _", d.key));
+                invalid("drivers", format!("driver key {:?} must be unique, 1-32 of a-z 0-9 _", d.key));
             }
         }
         if self.drivers.len() > 5 {
-            return invalid("at most 5 driver questions: the survey stays within 5-7 questions".into());
+            invalid("drivers", "at most 5 driver questions: the survey stays within 5-7 questions".into());
         }
         if self.themes.len() > 30 {
-            return invalid("at most 30 comment themes".into());
+            invalid("themes", "at most 30 comment themes".into());
         }
         for (name, keywords) in &self.themes {
             if name.trim().is_empty() || name.chars().count() > 40 {
-                return invalid(format!("theme name {name:?} must be 1-40 characters"));
+                invalid("themes", format!("theme name {name:?} must be 1-40 characters"));
             }
             if keywords.is_empty() || keywords.iter().any(|k| k.trim().chars().count() < 2 || k.contains(char::is_whitespace)) {
-                return invalid(format!("theme {name:?} needs keywords of at least 2 letters, one word each"));
+                invalid("themes", format!("theme {name:?} needs keywords of at least 2 letters, one word each"));
             }
         }
         let mut sites = std::collections::BTreeSet::new();
         for s in &self.review_sites {
             if !is_key(&s.key) || !sites.insert(s.key.as_str()) {
-                return invalid(format!("review site key {:?} must be unique, 1-32 of a-z 0-9 _", s.key));
+                invalid("review_sites", format!("review site key {:?} must be unique, 1-32 of a-z 0-9 _", s.key));
             }
             if !s.url.starts_with("https://") || s.url.contains(char::is_whitespace) {
-                return invalid(format!("review site {:?} needs an https:// url", s.key));
+                invalid("review_sites", format!("review site {:?} needs an https:// url", s.key));
             }
         }
-        if self.columns.len() > MAX_COLUMNS || self.owners.len() > MAX_OWNERS {
-            return invalid(format!("at most {MAX_COLUMNS} [columns] and {MAX_OWNERS} [owners]"));
+        if self.columns.len() > MAX_COLUMNS {
+            invalid("columns", format!("at most {MAX_COLUMNS} [columns]"));
+        }
+        if self.owners.len() > MAX_OWNERS {
+            invalid("owners", format!("at most {MAX_OWNERS} [owners]"));
         }
         let mut headers = BTreeMap::new();
         for header in self.columns.keys() {
             if let Some(other) = headers.insert(header_key(header), header) {
-                return invalid(format!("[columns] names one column twice: {other:?} and {header:?}"));
+                invalid("columns", format!("[columns] names one column twice: {other:?} and {header:?}"));
             }
             if header_key(header).is_empty() {
-                return invalid(format!("[columns] key {header:?} must name a column"));
+                invalid("columns", format!("[columns] key {header:?} must name a column"));
             }
         }
         let mut names = BTreeMap::new();
         for name in self.owners.keys() {
             let key = crate::import::owner_key(name);
             if key.is_empty() || key.contains('@') {
-                return invalid(format!("[owners] key {name:?} must be a person's name"));
+                invalid("owners", format!("[owners] key {name:?} must be a person's name"));
             }
             if let Some(other) = names.insert(key, name) {
-                return invalid(format!("[owners] names one person twice: {other:?} and {name:?}"));
+                invalid("owners", format!("[owners] names one person twice: {other:?} and {name:?}"));
             }
         }
-        Ok(())
+        found
     }
 
     /// The contact's language if the campaign offers it, else the campaign's first language.

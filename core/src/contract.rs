@@ -600,6 +600,46 @@ pub async fn a_paused_campaign_keeps_its_invitations_until_they_are_released(sto
     assert!(store.held_invitations(&CampaignId::parse("lifecycle-other").unwrap(), 10).await.unwrap().is_empty());
 }
 
+/// A campaign saved from the workspace: with its change log, never over someone else's save.
+pub async fn a_campaign_saved_from_the_workspace_keeps_its_change_log_and_refuses_a_stale_save(store: &dyn Store) {
+    use crate::changelog::{CampaignChange, ChangeKind};
+    let c = campaign("workspace-saved");
+    let created = CampaignChange::new(ChangeKind::Created, 1, "Karin", T0, None, &c);
+    assert!(store.save_campaign(&c, &created).await.unwrap());
+    assert_eq!(store.campaign(&c.id).await.unwrap(), Some(c.clone()));
+    assert!(!store.save_campaign(&c, &created).await.unwrap(), "revision 1 is taken");
+
+    let mut renamed = c.clone();
+    renamed.name = "Renamed".into();
+    renamed.throttle_days = 30;
+    let edit = CampaignChange::new(ChangeKind::Edited, 2, "Bo", T0.plus_hours(1), Some(&c), &renamed);
+    let mut other = c.clone();
+    other.name = "Someone else's".into();
+    let stale = CampaignChange::new(ChangeKind::Edited, 2, "Åsa", T0.plus_hours(2), Some(&c), &other);
+    assert!(store.save_campaign(&renamed, &edit).await.unwrap());
+    assert!(!store.save_campaign(&other, &stale).await.unwrap(), "Bo took revision 2 first");
+    assert_eq!(store.campaign(&c.id).await.unwrap().map(|c| c.name), Some("Renamed".to_owned()), "the stale save wrote nothing");
+
+    let log = store.campaign_changes(&c.id, 10).await.unwrap();
+    assert_eq!(log, vec![edit.clone(), created.clone()], "newest first, as written");
+    assert_eq!(log[0].settings.iter().map(|s| s.setting.as_str()).collect::<Vec<_>>(), ["name", "throttle_days"]);
+    assert_eq!(store.campaign_changes(&c.id, 1).await.unwrap(), vec![edit]);
+
+    // A campaign put by a file launch has no log yet; creating one with its id is refused, and
+    // its first workspace edit starts the log.
+    let from_file = campaign("workspace-from-file");
+    store.put_campaign(&from_file).await.unwrap();
+    let duplicate = CampaignChange::new(ChangeKind::Duplicated { from: c.id.clone() }, 1, "Karin", T0, None, &from_file);
+    assert!(!store.save_campaign(&from_file, &duplicate).await.unwrap(), "the id is taken");
+    let first_edit = CampaignChange::new(ChangeKind::Edited, 1, "Karin", T0, Some(&from_file), &from_file);
+    assert!(store.save_campaign(&from_file, &first_edit).await.unwrap());
+    let missing = campaign("workspace-missing");
+    let edit_of_nothing = CampaignChange::new(ChangeKind::Edited, 1, "Karin", T0, None, &missing);
+    assert!(!store.save_campaign(&missing, &edit_of_nothing).await.unwrap(), "an edit needs its campaign");
+    assert_eq!(store.campaign(&missing.id).await.unwrap(), None);
+    assert!(store.campaign_changes(&missing.id, 10).await.unwrap().is_empty());
+}
+
 /// The last time each contact key was invited, for a dry run's throttle check.
 pub async fn the_last_invitation_of_each_contact_key_is_known_without_writing(store: &dyn Store) {
     let c = campaign("last-invited");
@@ -752,6 +792,7 @@ macro_rules! store_contract_tests {
             a_chunk_given_up_on_fails_its_launch_once_every_chunk_is_in,
             a_paused_campaign_keeps_its_invitations_until_they_are_released,
             the_last_invitation_of_each_contact_key_is_known_without_writing,
+            a_campaign_saved_from_the_workspace_keeps_its_change_log_and_refuses_a_stale_save,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

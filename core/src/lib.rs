@@ -4,6 +4,8 @@
 
 pub mod accounts;
 pub mod campaign;
+pub mod campaign_form;
+pub mod changelog;
 pub mod changes;
 pub mod counters;
 pub mod gsm;

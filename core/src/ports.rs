@@ -138,6 +138,14 @@ pub trait Store: Sync + Send {
     async fn campaign(&self, id: &CampaignId) -> Result<Option<Campaign>, StoreError>;
     async fn campaigns(&self) -> Result<Vec<Campaign>, StoreError>;
 
+    /// Writes a campaign saved in the workspace together with its change-log entry, all or
+    /// nothing. False, writing nothing, when another save took `change.revision` first, when a
+    /// save that creates (`change.kind.creates()`) finds a campaign with the id, or when an edit
+    /// finds none.
+    async fn save_campaign(&self, campaign: &Campaign, change: &crate::changelog::CampaignChange) -> Result<bool, StoreError>;
+    /// A campaign's change log, newest first.
+    async fn campaign_changes(&self, campaign: &CampaignId, limit: usize) -> Result<Vec<crate::changelog::CampaignChange>, StoreError>;
+
     /// Creates each invitation unless one of its contact keys is suppressed or was invited at or
     /// after `throttle_since`; each creation writes its `InvitationCreated` event atomically.
     async fn create_invitations(&self, invitations: &[Invitation], throttle_since: Timestamp) -> Result<Vec<CreateOutcome>, StoreError>;

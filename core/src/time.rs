@@ -152,6 +152,21 @@ impl From<SendWindow> for SendWindowFile {
 }
 
 impl SendWindow {
+    /// A window from its opening and closing times ("09:00", "19:00") and its weekdays
+    /// ("mon" or "monday"), by the file's rules.
+    pub fn parse(from: &str, to: &str, days: &[&str]) -> Result<Self, SendWindowError> {
+        Self::try_from(SendWindowFile { from: from.to_owned(), to: to.to_owned(), days: days.iter().map(|d| (*d).to_owned()).collect() })
+    }
+
+    /// The window as the file writes it: opening time, closing time, and its days' short names.
+    pub fn parts(&self) -> (String, String, Vec<&'static str>) {
+        let file = SendWindowFile::from(self.clone());
+        (file.from, file.to, self.days.iter().map(|d| DAY_NAMES[*d as usize - 1]).collect())
+    }
+
+    /// The short names of the weekdays, Monday first.
+    pub const DAYS: [&'static str; 7] = DAY_NAMES;
+
     /// Whether the window is open at `at` on the zone's clock.
     pub fn is_open(&self, at: Timestamp, zone: &Zone) -> bool {
         let Some(zoned) = at.zoned(zone) else { return true };

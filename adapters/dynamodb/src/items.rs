@@ -178,6 +178,20 @@ pub fn case_owner_prefix(owner: Option<&closeloop_core::Email>) -> String {
     format!("CASE#{}#", owner.map_or("-", |o| o.as_str()))
 }
 
+/// A campaign's change log: a partition of its own, so reading it never walks the campaign's.
+pub fn changes_partition(id: &CampaignId) -> String {
+    format!("{}#CHANGES", campaign_partition(id))
+}
+
+/// Zero-padded, so the sort key orders entries by revision.
+pub fn change_sk(revision: u32) -> String {
+    format!("REV#{revision:010}")
+}
+
+pub fn change_log_item(change: &closeloop_core::changelog::CampaignChange) -> Result<Item, StoreError> {
+    Ok(HashMap::from([("pk".into(), s(changes_partition(&change.campaign))), ("sk".into(), s(change_sk(change.revision))), ("body".into(), json(change)?)]))
+}
+
 pub fn campaign_item(campaign: &Campaign) -> Result<Item, StoreError> {
     Ok(HashMap::from([("pk".into(), s(CAMPAIGNS_PK)), ("sk".into(), s(campaign_sk(&campaign.id))), ("body".into(), json(campaign)?)]))
 }

@@ -585,6 +585,35 @@ impl Store for DynamoStore {
         Ok(())
     }
 
+    async fn save_campaign(&self, campaign: &Campaign, change: &closeloop_core::changelog::CampaignChange) -> Result<bool, StoreError> {
+        // Both items in one transaction: the entry's put fails if another save took the
+        // revision; the campaign's if it exists when it should not, or not when it should.
+        let log = Put::builder().table_name(&self.table).set_item(Some(change_log_item(change)?)).condition_expression("attribute_not_exists(pk)");
+        let exists = if change.kind.creates() { "attribute_not_exists(pk)" } else { "attribute_exists(pk)" };
+        let put = Put::builder().table_name(&self.table).set_item(Some(campaign_item(campaign)?)).condition_expression(exists);
+        self.transact_if(vec![
+            TransactWriteItem::builder().put(log.build().map_err(request_bug)?).build(),
+            TransactWriteItem::builder().put(put.build().map_err(request_bug)?).build(),
+        ])
+        .await
+    }
+
+    async fn campaign_changes(&self, campaign: &CampaignId, limit: usize) -> Result<Vec<closeloop_core::changelog::CampaignChange>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :p AND begins_with(sk, :rev)")
+            .expression_attribute_values(":p", s(changes_partition(campaign)))
+            .expression_attribute_values(":rev", s("REV#"))
+            .scan_index_forward(false)
+            .limit(limit.clamp(1, 100) as i32)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.items.unwrap_or_default().iter().take(limit).map(|item| body(item)).collect()
+    }
+
     async fn campaign(&self, id: &CampaignId) -> Result<Option<Campaign>, StoreError> {
         self.get(CAMPAIGNS_PK.to_owned(), &campaign_sk(id)).await?.map(|item| body(&item)).transpose()
     }

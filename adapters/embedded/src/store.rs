@@ -89,6 +89,12 @@ CREATE TABLE IF NOT EXISTS held_invitations (
     held_at INTEGER NOT NULL,
     PRIMARY KEY (campaign_id, invitation_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS campaign_changes (
+    campaign_id TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (campaign_id, revision)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS launch_chunks (launch_id TEXT NOT NULL, chunk INTEGER NOT NULL, PRIMARY KEY (launch_id, chunk)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -362,6 +368,47 @@ impl Store for SqliteStore {
             )
             .map_err(unavailable)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn save_campaign(&self, campaign: &Campaign, change: &closeloop_core::changelog::CampaignChange) -> Result<bool, StoreError> {
+        let (body, entry) = (to_json(campaign)?, to_json(change)?);
+        let (id, revision, creates) = (campaign.id.as_str().to_owned(), change.revision, change.kind.creates());
+        self.write("save_campaign", move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            let exists: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM campaigns WHERE id = ?1)", [&id], |r| r.get(0)).map_err(unavailable)?;
+            let taken: bool = tx
+                .query_row("SELECT EXISTS (SELECT 1 FROM campaign_changes WHERE campaign_id = ?1 AND revision = ?2)", params![id, revision], |r| r.get(0))
+                .map_err(unavailable)?;
+            if exists == creates || taken {
+                return Ok(false);
+            }
+            tx.execute("INSERT INTO campaign_changes (campaign_id, revision, body) VALUES (?1, ?2, ?3)", params![id, revision, entry])
+                .map_err(unavailable)?;
+            tx.execute(
+                "INSERT INTO campaigns (id, body) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET body = excluded.body",
+                params![id, body],
+            )
+            .map_err(unavailable)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn campaign_changes(&self, campaign: &CampaignId, limit: usize) -> Result<Vec<closeloop_core::changelog::CampaignChange>, StoreError> {
+        let campaign = campaign.clone();
+        self.read("campaign_changes", move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT body FROM campaign_changes WHERE campaign_id = ?1 ORDER BY revision DESC LIMIT ?2")
+                .map_err(unavailable)?;
+            let bodies = stmt
+                .query_map(params![campaign.as_str(), limit as i64], |r| r.get::<_, String>(0))
+                .map_err(unavailable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?;
+            bodies.iter().map(|b| from_json(b)).collect()
         })
         .await
     }
