@@ -641,3 +641,192 @@ async fn only_admins_and_editors_pause_a_campaign_and_a_paused_one_sends_nothing
     closeloop_functions::schedule::run(&app.services, &Default::default(), T0.plus_hours(1)).await.unwrap();
     assert_eq!(invited(&outbox), 1, "sent once the campaign resumed");
 }
+
+/// A campaign form as a browser posts it (every field, ticked days as `day_mon=on`), then `extra`.
+fn form_body(form: &closeloop_core::campaign_form::CampaignForm, extra: &[(&str, &str)]) -> String {
+    let encode = closeloop_views::dashboard::form_encode;
+    let mut pairs: Vec<String> = Vec::new();
+    let serde_json::Value::Object(fields) = serde_json::to_value(form).unwrap() else { unreachable!("a struct") };
+    for (name, value) in fields {
+        match value {
+            serde_json::Value::String(v) => pairs.push(format!("{name}={}", encode(&v))),
+            serde_json::Value::Array(days) => pairs.extend(days.iter().map(|d| format!("day_{}=on", d.as_str().unwrap()))),
+            other => panic!("{name}: {other}"),
+        }
+    }
+    pairs.extend(extra.iter().map(|(k, v)| format!("{k}={}", encode(v))));
+    pairs.join("&")
+}
+
+fn new_form() -> closeloop_core::campaign_form::CampaignForm {
+    let mut form = closeloop_core::campaign_form::CampaignForm::blank();
+    form.id = "spring-visit".into();
+    form.name = "Spring visit".into();
+    form.company = "Nordhavn Cykler".into();
+    form.sender_name = "Karin Lund".into();
+    form.sender_email = "karin@nordhavn.example".into();
+    form.locales = "sv, en".into();
+    form.window_from = "09:00".into();
+    form.window_to = "19:00".into();
+    form.window_days = ["mon", "tue", "wed", "thu", "fri"].map(String::from).to_vec();
+    form.drivers = "ease | en: Ease of booking | sv: Hur enkelt det var att boka".into();
+    form
+}
+
+#[tokio::test]
+async fn an_editor_creates_a_campaign_with_the_form_and_the_log_says_who_and_when() {
+    let app = spawn_app().await;
+    let editor = app.sign_in(EDITOR).await;
+    let list = app.page(&editor, "/admin").await;
+    assert!(list.contains("href=\"/admin/new\""), "the list offers a new campaign");
+    let blank = app.page(&editor, "/admin/new").await;
+    assert!(blank.contains("name=\"throttle_days\"") && blank.contains("value=\"90\""), "the file's defaults are filled in");
+    let response = app.post_as(&editor, "/admin/new", &form_body(&new_form(), &[("kind", "created")])).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "{}", text(response).await);
+    assert_eq!(response.headers()[header::LOCATION], "/admin/c/spring-visit");
+    let saved = app.store.campaign(&closeloop_core::CampaignId::parse("spring-visit").unwrap()).await.unwrap().expect("saved");
+    assert_eq!(saved, new_form().parse().unwrap());
+    assert_eq!(saved.send_window.as_ref().map(|w| w.parts().2.len()), Some(5));
+    let log = app.page(&editor, "/admin/c/spring-visit/changes").await;
+    // T0 is 2026-09-21 14:13 UTC: the campaign's first language is Swedish, so Stockholm's clock.
+    assert!(log.contains("Created by Eda Editor, 2026-09-21 16:13 CEST"), "{log}");
+    assert!(log.contains("<td>throttle_days</td><td>–</td><td>90</td>"), "{log}");
+    let again = app.post_as(&editor, "/admin/new", &form_body(&new_form(), &[("kind", "created")])).await;
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    assert!(text(again).await.contains("A campaign with the id spring-visit exists already"));
+}
+
+#[tokio::test]
+async fn every_problem_with_the_form_shows_at_its_field_and_nothing_is_saved() {
+    let app = spawn_app().await;
+    let admin = app.sign_in(ADMIN).await;
+    let mut form = new_form();
+    form.throttle_days = "ninety".into();
+    form.sender_email = "karin".into();
+    form.time_zone = "Europe/Stokholm".into();
+    form.window_days.clear();
+    form.review_sites = "g | Google | http://g.example".into();
+    form.name = format!("{XSS}");
+    let response = app.post_as(&admin, "/admin/new", &form_body(&form, &[("kind", "created")])).await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = text(response).await;
+    for field in ["throttle_days", "sender_email", "time_zone"] {
+        assert!(page.contains(&format!("id=\"{field}-error\"")), "{field} has its error: {page}");
+        assert!(page.contains(&format!("<a href=\"#{field}\">")), "the summary links to {field}");
+    }
+    assert!(page.contains("id=\"window-error\""), "the send window has its error");
+    assert!(page.contains("value=\"ninety\""), "what was typed stays");
+    assert!(!page.contains(XSS) && page.contains("&lt;script&gt;"), "typed markup is escaped");
+    assert!(app.store.campaign(&closeloop_core::CampaignId::parse("spring-visit").unwrap()).await.unwrap().is_none());
+    // The file's own rules, once every field reads, speak at their field too.
+    let mut form = new_form();
+    form.review_sites = "g | Google | http://g.example".into();
+    let page = text(app.post_as(&admin, "/admin/new", &form_body(&form, &[])).await).await;
+    assert!(page.contains("id=\"review_sites-error\"") && page.contains("needs an https:// url"), "{page}");
+}
+
+#[tokio::test]
+async fn an_edit_over_a_stale_revision_is_refused_and_keeps_what_was_typed() {
+    let app = spawn_app().await;
+    let editor = app.sign_in(EDITOR).await;
+    let admin = app.sign_in(ADMIN).await;
+    let opened = app.page(&editor, "/admin/c/dash/edit").await;
+    assert!(opened.contains("name=\"revision\" value=\"0\""), "launched from a file: no entry yet");
+    assert!(opened.contains("id=\"id\" name=\"id\" type=\"text\" value=\"dash\" readonly"), "the id is fixed");
+    let mut theirs = closeloop_core::campaign_form::CampaignForm::from_campaign(&app.campaign);
+    theirs.throttle_days = "30".into();
+    let saved = app.post_as(&admin, "/admin/c/dash/edit", &form_body(&theirs, &[("revision", "0")])).await;
+    assert_eq!(saved.status(), StatusCode::SEE_OTHER);
+    let mut mine = closeloop_core::campaign_form::CampaignForm::from_campaign(&app.campaign);
+    mine.name = "Editor's name".into();
+    mine.id = "renamed-id".into();
+    let stale = app.post_as(&editor, "/admin/c/dash/edit", &form_body(&mine, &[("revision", "0")])).await;
+    assert_eq!(stale.status(), StatusCode::CONFLICT);
+    let page = text(stale).await;
+    assert!(page.contains("Admin saved this campaign at 2026-09-21 16:13 CEST after you opened it"), "{page}");
+    assert!(page.contains("value=\"Editor&#39;s name\""), "the editor's version is kept on the page");
+    let stored = app.store.campaign(&app.campaign.id).await.unwrap().unwrap();
+    assert_eq!((stored.throttle_days, stored.name.as_str()), (30, app.campaign.name.as_str()), "the admin's save stands");
+    // Saved again over the revision that won, the editor's change lands, under the same id.
+    let reopened = app.page(&editor, "/admin/c/dash/edit").await;
+    assert!(reopened.contains("name=\"revision\" value=\"1\""));
+    let mut again = closeloop_core::campaign_form::CampaignForm::from_campaign(&stored);
+    again.name = "Editor's name".into();
+    again.id = "renamed-id".into();
+    assert_eq!(app.post_as(&editor, "/admin/c/dash/edit", &form_body(&again, &[("revision", "1")])).await.status(), StatusCode::SEE_OTHER);
+    let stored = app.store.campaign(&app.campaign.id).await.unwrap().unwrap();
+    assert_eq!((stored.throttle_days, stored.name.as_str()), (30, "Editor's name"));
+    let log = app.page(&admin, "/admin/c/dash/changes").await;
+    let editor_at = log.find("Edited by Eda Editor").expect("the editor's entry");
+    let admin_at = log.find("Edited by Admin").expect("the admin's entry");
+    assert!(editor_at < admin_at, "newest first: {log}");
+    assert!(log.contains("<td>throttle_days</td><td>90</td><td>30</td>"), "{log}");
+}
+
+#[tokio::test]
+async fn viewers_and_owners_cannot_create_edit_import_or_read_the_log() {
+    let app = spawn_app().await;
+    for token in [VIEWER, ANNA] {
+        let session = app.sign_in(token).await;
+        assert!(!app.page(&session, "/admin").await.contains("/admin/new"), "no link for viewers and owners");
+        assert!(!app.page(&session, "/admin/c/dash").await.contains("/admin/c/dash/edit"));
+        for uri in ["/admin/new", "/admin/new?from=dash", "/admin/import", "/admin/c/dash/edit", "/admin/c/dash/changes"] {
+            assert_eq!(app.get_as(&session.cookie, uri).await.status(), StatusCode::FORBIDDEN, "{uri}");
+        }
+        let mut form = closeloop_core::campaign_form::CampaignForm::from_campaign(&app.campaign);
+        form.throttle_days = "1".into();
+        assert_eq!(app.post_as(&session, "/admin/c/dash/edit", &form_body(&form, &[("revision", "0")])).await.status(), StatusCode::FORBIDDEN);
+        assert_eq!(app.post_as(&session, "/admin/new", &form_body(&new_form(), &[])).await.status(), StatusCode::FORBIDDEN);
+        assert_eq!(app.post_as(&session, "/admin/import", "file=id%3D%22x%22").await.status(), StatusCode::FORBIDDEN);
+    }
+    let admin = app.sign_in(ADMIN).await;
+    let forged = Session { cookie: admin.cookie.clone(), csrf: String::new() };
+    assert_eq!(app.post_as(&forged, "/admin/new", &form_body(&new_form(), &[])).await.status(), StatusCode::FORBIDDEN, "CSRF");
+    assert_eq!(app.store.campaign(&app.campaign.id).await.unwrap().unwrap().throttle_days, 90);
+    assert!(app.store.campaign(&closeloop_core::CampaignId::parse("spring-visit").unwrap()).await.unwrap().is_none());
+    assert!(app.store.campaign_changes(&app.campaign.id, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_duplicate_starts_from_the_campaign_and_needs_an_id_of_its_own() {
+    let app = spawn_app().await;
+    let editor = app.sign_in(EDITOR).await;
+    let form_page = app.page(&editor, "/admin/new?from=dash").await;
+    assert!(form_page.contains("value=\"Dashboard &lt;test&gt; (copy)\""), "{form_page}");
+    assert!(form_page.contains("id=\"id\" name=\"id\" type=\"text\" value=\"\""), "the copy's id is blank");
+    assert!(form_page.contains("name=\"duplicate_of\" value=\"dash\""));
+    let mut copy = closeloop_core::campaign_form::CampaignForm::from_campaign(&app.campaign);
+    copy.id = "dash".into();
+    let taken = app.post_as(&editor, "/admin/new", &form_body(&copy, &[("kind", "duplicated"), ("duplicate_of", "dash")])).await;
+    assert_eq!(taken.status(), StatusCode::CONFLICT);
+    assert!(text(taken).await.contains("id=\"id-error\""));
+    copy.id = "dash-autumn".into();
+    let made = app.post_as(&editor, "/admin/new", &form_body(&copy, &[("kind", "duplicated"), ("duplicate_of", "dash")])).await;
+    assert_eq!(made.status(), StatusCode::SEE_OTHER);
+    let log = app.page(&editor, "/admin/c/dash-autumn/changes").await;
+    assert!(log.contains("Created from dash by Eda Editor"), "{log}");
+    let stored = app.store.campaign(&closeloop_core::CampaignId::parse("dash-autumn").unwrap()).await.unwrap().unwrap();
+    assert_eq!((stored.drivers.clone(), stored.themes.clone()), (app.campaign.drivers.clone(), app.campaign.themes.clone()));
+}
+
+#[tokio::test]
+async fn an_imported_file_fills_the_form_and_an_unknown_key_is_named_with_its_line() {
+    let app = spawn_app().await;
+    let editor = app.sign_in(EDITOR).await;
+    assert!(app.page(&editor, "/admin/import").await.contains("<textarea id=\"file\""));
+    let typo = CAMPAIGN.replace("id = \"dash\"", "id = \"from-file\"\nthrottle_dayz = 30");
+    let encode = closeloop_views::dashboard::form_encode;
+    let refused = app.post_as(&editor, "/admin/import", &format!("file={}", encode(&typo))).await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = text(refused).await;
+    assert!(page.contains("line 3 of the campaign file: unknown field `throttle_dayz`"), "{page}");
+    let good = CAMPAIGN.replace("id = \"dash\"", "id = \"from-file\"");
+    let filled = app.post_as(&editor, "/admin/import", &format!("file={}", encode(&good))).await;
+    assert_eq!(filled.status(), StatusCode::OK);
+    let page = text(filled).await;
+    assert!(page.contains("value=\"from-file\"") && page.contains("name=\"kind\" value=\"imported\""), "{page}");
+    assert!(app.store.campaign(&closeloop_core::CampaignId::parse("from-file").unwrap()).await.unwrap().is_none(), "nothing saved yet");
+    let form = closeloop_core::campaign_form::CampaignForm::from_campaign(&Campaign::from_toml(&good).unwrap());
+    assert_eq!(app.post_as(&editor, "/admin/new", &form_body(&form, &[("kind", "imported")])).await.status(), StatusCode::SEE_OTHER);
+    assert!(app.page(&editor, "/admin/c/from-file/changes").await.contains("Created from a campaign file by Eda Editor"));
+}

@@ -8,3 +8,4 @@ pub mod dashboard;
 pub mod export;
 pub mod preview;
 pub mod render;
+pub mod workspace;

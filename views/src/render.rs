@@ -70,6 +70,9 @@ const TEMPLATES: &[(&str, &str)] = templates!(
     "admin/cases.html",
     "admin/export.html",
     "admin/preview.html",
+    "admin/campaign_form.html",
+    "admin/campaign_import.html",
+    "admin/changes.html",
 );
 
 // LOCALE_STRINGS: the locale files, compiled by build.rs.

@@ -125,6 +125,55 @@ macro_rules! form_guard {
     }};
 }
 
+/// A signed-in account, as an extractor: a page handler that takes it is never reached by a
+/// stranger, who is sent to the sign-in form instead.
+pub struct SignedIn {
+    pub account: Account,
+    pub viewer: Viewer,
+}
+
+impl axum::extract::FromRequestParts<AppState> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, Response> {
+        let config = config(state)?;
+        match signed_in(config, state, &parts.headers) {
+            Some((account, viewer, _)) => Ok(Self { account: account.clone(), viewer }),
+            None => Err(to_sign_in()),
+        }
+    }
+}
+
+/// A form posted by a signed-in account from this dashboard, with this session's CSRF token,
+/// as an extractor: its fields, and who sent it.
+pub struct CheckedForm {
+    pub account: Account,
+    pub viewer: Viewer,
+    pub fields: BTreeMap<String, String>,
+}
+
+impl axum::extract::FromRequest<AppState> for CheckedForm {
+    type Rejection = Response;
+
+    async fn from_request(request: axum::extract::Request, state: &AppState) -> Result<Self, Response> {
+        let config = config(state)?.clone();
+        let headers = request.headers().clone();
+        let body = Bytes::from_request(request, state).await.map_err(IntoResponse::into_response)?;
+        let fields = form_map(&body);
+        let Some((account, viewer, session)) = signed_in(&config, state, &headers) else {
+            return Err(message(StatusCode::FORBIDDEN, None, "Signed out", "Your session has ended. Sign in again and repeat the change."));
+        };
+        let token = fields.get("csrf").map(String::as_str).unwrap_or("");
+        if !same_origin(&headers) || !config.keys.csrf_ok(&session, token) {
+            return Err(message(StatusCode::FORBIDDEN, Some(&viewer), "Refused", "This form did not come from this dashboard. Reload the page and try again."));
+        }
+        Ok(Self { account: account.clone(), viewer, fields })
+    }
+}
+
+mod workspace;
+pub use workspace::{campaign_changes, create_campaign, edit_campaign_form, import_campaign, import_campaign_form, new_campaign_form, update_campaign};
+
 pub async fn sign_in_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let config = match config(&state) {
         Ok(c) => c,

@@ -1,0 +1,321 @@
+//! The campaign workspace's pages: the campaign form (new, edit, duplicate, from a file), the
+//! campaign file import, and the change log. Each page's view model is a typed struct.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use closeloop_core::campaign::Campaign;
+use closeloop_core::campaign_form::{CampaignForm, FieldError};
+use closeloop_core::changelog::{CampaignChange, ChangeKind, SettingChange};
+use closeloop_core::time::SendWindow;
+
+use crate::dashboard::Viewer;
+use crate::render::{render_admin, RenderError};
+
+/// What the campaign navigation include needs from a page.
+#[derive(Debug, Serialize)]
+struct Nav<'a> {
+    campaign: CampaignHeading<'a>,
+    section: &'static str,
+    filter_query: Option<String>,
+    scope_note: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct CampaignHeading<'a> {
+    id: &'a str,
+    name: &'a str,
+    company: &'a str,
+}
+
+impl<'a> Nav<'a> {
+    fn of(campaign: &'a Campaign, section: &'static str) -> Self {
+        Self {
+            campaign: CampaignHeading { id: campaign.id.as_str(), name: &campaign.name, company: &campaign.company },
+            section,
+            filter_query: None,
+            scope_note: None,
+        }
+    }
+}
+
+/// One input of the form, with its label, help and problems.
+#[derive(Debug, Serialize)]
+struct Input {
+    name: &'static str,
+    label: &'static str,
+    /// text, email, number, textarea, select, window
+    kind: &'static str,
+    value: String,
+    help: &'static str,
+    required: bool,
+    readonly: bool,
+    options: Vec<(&'static str, &'static str)>,
+    errors: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Section {
+    title: &'static str,
+    inputs: Vec<Input>,
+}
+
+#[derive(Debug, Serialize)]
+struct Day {
+    name: &'static str,
+    label: &'static str,
+    checked: bool,
+}
+
+/// What a save does: the form's hidden `kind`, and how the page says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FormMode {
+    New,
+    Duplicate { from: String },
+    FromFile,
+    Edit { revision: u32 },
+}
+
+#[derive(Debug, Serialize)]
+struct FormPage<'a> {
+    title: String,
+    viewer: &'a Viewer,
+    heading: String,
+    action: String,
+    kind: &'static str,
+    duplicate_of: Option<String>,
+    revision: Option<u32>,
+    sections: Vec<Section>,
+    window_from: String,
+    window_to: String,
+    days: Vec<Day>,
+    window_errors: Vec<String>,
+    summary: Vec<Summary>,
+    summary_heading: String,
+    notice: Option<String>,
+    /// Only when editing: the campaign's navigation.
+    #[serde(flatten)]
+    nav: Option<Nav<'a>>,
+}
+
+/// The error summary at the top links each problem to its field.
+#[derive(Debug, Serialize)]
+struct Summary {
+    field: &'static str,
+    message: String,
+}
+
+const DAY_LABELS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+
+/// The campaign form with what was typed, each problem at its field, and a notice above it
+/// (a save that lost to someone else's).
+pub fn campaign_form_page(
+    viewer: &Viewer,
+    campaign: Option<&Campaign>,
+    mode: &FormMode,
+    form: &CampaignForm,
+    errors: &[FieldError],
+    notice: Option<&str>,
+) -> Result<String, RenderError> {
+    let mut by_field: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for e in errors {
+        by_field.entry(e.field).or_default().push(e.message.clone());
+    }
+    let editing = matches!(mode, FormMode::Edit { .. });
+    let mut input = |name: &'static str, label: &'static str, kind: &'static str, value: &str, help: &'static str, required: bool| Input {
+        name,
+        label,
+        kind,
+        value: value.to_owned(),
+        help,
+        required,
+        readonly: editing && name == "id",
+        options: if name == "market" { vec![("b2c", "Consumers (B2C)"), ("b2b", "Businesses (B2B)")] } else { Vec::new() },
+        errors: by_field.remove(name).unwrap_or_default(),
+    };
+    let sections = vec![
+        Section {
+            title: "Campaign",
+            inputs: vec![
+                input("id", "Id", "text", &form.id, "Lower-case letters, digits and dashes; it names the campaign in links and files and never changes.", true),
+                input("name", "Name", "text", &form.name, "What your team calls it.", true),
+                input("company", "Company", "text", &form.company, "The name respondents know you by.", true),
+                input("touchpoint", "Touchpoint", "text", &form.touchpoint, "What the survey asks about, e.g. \"service visit\"; a contact's own touchpoint column wins.", false),
+                input("market", "Market", "select", &form.market, "Sets the response-rate benchmark the overview compares with.", true),
+            ],
+        },
+        Section {
+            title: "Sender",
+            inputs: vec![
+                input("sender_name", "Sender name", "text", &form.sender_name, "The person the invitation comes from.", true),
+                input("sender_email", "Sender address", "email", &form.sender_email, "A verified sending address.", true),
+                input("manager_email", "Manager's address", "email", &form.manager_email, "Gets alerts without an owner, escalations and the weekly digest.", false),
+            ],
+        },
+        Section {
+            title: "Languages and time",
+            inputs: vec![
+                input("locales", "Languages", "text", &form.locales, "Codes in order, the first being the default: en, sv, da.", true),
+                input("time_zone", "Time zone", "text", &form.time_zone, "An IANA name such as Europe/Stockholm. Empty: the first language's (sv Stockholm, da Copenhagen, en UTC).", false),
+            ],
+        },
+        Section {
+            title: "Rules",
+            inputs: vec![
+                input("throttle_days", "Days between surveys of one person", "number", &form.throttle_days, "0 to 3650; a contact surveyed more recently is skipped.", true),
+                input("alert_threshold", "Alert at a score of at most", "number", &form.alert_threshold, "0 to 10: answers at or below it open a follow-up case.", true),
+                input("follow_up_hours", "Hours to follow up", "number", &form.follow_up_hours, "1 to 336: the case's deadline after the answer.", true),
+                input("reminder_delay_days", "Days before a reminder", "number", &form.reminder_delay_days, "1 to 30.", true),
+                input("reminder_max", "Reminders at most", "number", &form.reminder_max, "0 to 3; one is usually enough.", true),
+            ],
+        },
+        Section {
+            title: "Questions",
+            inputs: vec![
+                input("drivers", "Driver questions (rated 1-5)", "textarea", &form.drivers, "One per line: key | label, or key | en: label | sv: label. At most 5.", false),
+                input("follow_up", "Follow-up question per group", "textarea", &form.follow_up, "One per line: promoter, passive or detractor | question (or per language, as drivers).", false),
+                input("themes", "Comment themes", "textarea", &form.themes, "One per line: name: keyword, keyword. A keyword matches words that begin with it.", false),
+            ],
+        },
+        Section {
+            title: "Review sites",
+            inputs: vec![input("review_sites", "Review sites", "textarea", &form.review_sites, "One per line: key | name | https://address | everyone (or promoters_only).", false)],
+        },
+        Section {
+            title: "Contacts files",
+            inputs: vec![
+                input("columns", "Column mapping", "textarea", &form.columns, "One per line: Column header = field (email, phone, first_name, last_name, company, segment, store, owner_email, touchpoint, locale or custom).", false),
+                input("owners", "Owners by name", "textarea", &form.owners, "One per line: Name = email address, for an owner column that holds names.", false),
+            ],
+        },
+    ];
+    let window_errors = by_field.remove("send_window").unwrap_or_default();
+    let days = SendWindow::DAYS
+        .iter()
+        .zip(DAY_LABELS)
+        .map(|(name, label)| Day { name, label, checked: form.window_days.iter().any(|d| d == name) })
+        .collect();
+    let (heading, action, kind, duplicate_of, revision) = match (mode, campaign) {
+        (FormMode::Edit { revision }, Some(c)) => {
+            (format!("{}: settings", c.name), format!("/admin/c/{}/edit", c.id), "edited", None, Some(*revision))
+        }
+        (FormMode::Duplicate { from }, _) => ("New campaign, from another".to_owned(), "/admin/new".to_owned(), "duplicated", Some(from.clone()), None),
+        (FormMode::FromFile, _) => ("New campaign, from a file".to_owned(), "/admin/new".to_owned(), "imported", None, None),
+        _ => ("New campaign".to_owned(), "/admin/new".to_owned(), "created", None, None),
+    };
+    let summary = errors.iter().map(|e| Summary { field: if e.field == "send_window" { "window_from" } else { e.field }, message: e.message.clone() }).collect();
+    render_admin(
+        "admin/campaign_form.html",
+        &FormPage {
+            title: heading.clone(),
+            viewer,
+            heading,
+            action,
+            kind,
+            duplicate_of,
+            revision,
+            sections,
+            window_from: form.window_from.clone(),
+            window_to: form.window_to.clone(),
+            days,
+            window_errors,
+            summary,
+            summary_heading: match errors.len() {
+                1 => "1 thing needs fixing before the campaign is saved:".to_owned(),
+                n => format!("{n} things need fixing before the campaign is saved:"),
+            },
+            notice: notice.map(str::to_owned),
+            nav: campaign.filter(|_| editing).map(|c| Nav::of(c, "edit")),
+        },
+    )
+}
+
+#[derive(Debug, Serialize)]
+struct ImportPage<'a> {
+    title: &'static str,
+    viewer: &'a Viewer,
+    file: &'a str,
+    error: Option<&'a str>,
+}
+
+/// The campaign-file import: paste a file, and its settings fill the new-campaign form.
+pub fn import_page(viewer: &Viewer, file: &str, error: Option<&str>) -> Result<String, RenderError> {
+    render_admin("admin/campaign_import.html", &ImportPage { title: "Import a campaign file", viewer, file, error })
+}
+
+#[derive(Debug, Serialize)]
+struct Entry<'a> {
+    revision: u32,
+    at: String,
+    by: &'a str,
+    what: String,
+    settings: &'a [SettingChange],
+}
+
+#[derive(Debug, Serialize)]
+struct ChangeLogPage<'a> {
+    title: String,
+    viewer: &'a Viewer,
+    #[serde(flatten)]
+    nav: Nav<'a>,
+    entries: Vec<Entry<'a>>,
+    more: bool,
+}
+
+/// Who changed the campaign's settings, what and when, newest first, in the reader's zone.
+pub fn change_log_page(viewer: &Viewer, campaign: &Campaign, changes: &[CampaignChange], more: bool) -> Result<String, RenderError> {
+    let zone = viewer.zone_for(campaign);
+    let entries = changes
+        .iter()
+        .map(|c| Entry {
+            revision: c.revision,
+            at: c.at.display_in(&zone),
+            by: &c.by,
+            what: match &c.kind {
+                ChangeKind::Created => "Created".to_owned(),
+                ChangeKind::Duplicated { from } => format!("Created from {from}"),
+                ChangeKind::Imported => "Created from a campaign file".to_owned(),
+                ChangeKind::Edited => "Edited".to_owned(),
+            },
+            settings: &c.settings,
+        })
+        .collect();
+    render_admin(
+        "admin/changes.html",
+        &ChangeLogPage { title: format!("{}: change log", campaign.name), viewer, nav: Nav::of(campaign, "changes"), entries, more },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use closeloop_core::accounts::{Accounts, Role};
+
+    fn viewer() -> Viewer {
+        let accounts = Accounts::default().with("Eda", Role::Editor, None, "an editor token of some length");
+        Viewer::new(accounts.by_name("Eda").unwrap(), "csrf-token".into())
+    }
+
+    #[test]
+    fn the_form_renders_each_problem_at_its_field_and_in_the_summary() {
+        let errors = [
+            FieldError { field: "throttle_days", message: "throttle_days must be a whole number".into() },
+            FieldError { field: "send_window", message: "a send window needs both times".into() },
+        ];
+        let page = campaign_form_page(&viewer(), None, &FormMode::New, &CampaignForm::blank(), &errors, None).unwrap();
+        assert!(page.contains("id=\"throttle_days-error\">throttle_days must be a whole number"), "{page}");
+        assert!(page.contains("id=\"window-error\">a send window needs both times"), "{page}");
+        assert!(page.contains("<a href=\"#window_from\">a send window needs both times</a>"), "{page}");
+        assert!(page.contains("2 things need fixing"), "{page}");
+    }
+
+    #[test]
+    fn the_edit_form_carries_its_revision_and_the_campaigns_navigation() {
+        let campaign = Campaign::from_toml(include_str!("../../demo/campaign.toml")).unwrap();
+        let form = CampaignForm::from_campaign(&campaign);
+        let page = campaign_form_page(&viewer(), Some(&campaign), &FormMode::Edit { revision: 3 }, &form, &[], Some("notice")).unwrap();
+        assert!(page.contains("name=\"revision\" value=\"3\"") && page.contains("aria-current=\"page\">Settings<"), "{page}");
+        assert!(page.contains("role=\"alert\">notice<"));
+    }
+}
