@@ -40,6 +40,7 @@ before(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'closeloop-dashboard-'));
   tokens.admin = addAccount('Karin Admin', 'admin');
   tokens.viewer = addAccount('Vera Viewer', 'viewer');
+  tokens.editor = addAccount('Eda Editor', 'editor');
   tokens.jonas = addAccount('Jonas Berg', 'owner', 'jonas.berg@nordhavn-cykler.example');
   server = await startDemo(dataDir, port);
   // Malmö contacts belong to Jonas; the others to other owners. A mix of answers and comments.
@@ -198,6 +199,11 @@ test('axe-core finds no serious or critical violation on any page a person sees'
     [`${base}/admin/c/${CAMPAIGN}/drivers`, signIn],
     [`${base}/admin/c/${CAMPAIGN}/cases?status=all`, signIn],
     [`${base}/admin/c/${CAMPAIGN}/preview?locale=da`, signIn],
+    [`${base}/admin/new`, signIn],
+    [`${base}/admin/new?from=${CAMPAIGN}`, signIn],
+    [`${base}/admin/import`, signIn],
+    [`${base}/admin/c/${CAMPAIGN}/edit`, signIn],
+    [`${base}/admin/c/${CAMPAIGN}/changes`, signIn],
   ];
   const report = {};
   for (const [url, setup] of pages) {
@@ -205,4 +211,42 @@ test('axe-core finds no serious or critical violation on any page a person sees'
     if (violations.length) report[url] = violations;
   }
   assert.deepEqual(report, {}, 'serious or critical accessibility violations');
+});
+
+test('an editor creates a campaign with the form, fixes what it points to, and edits it', async () => {
+  const { page, foreign } = await signedIn(tokens.editor);
+  const started = Date.now();
+  await Promise.all([page.waitForURL(`${base}/admin/new`), page.click('a:text("New campaign")')]);
+  await page.fill('#id', 'autumn-visit');
+  await page.fill('#name', 'Autumn visit');
+  await page.fill('#company', 'Nordhavn Cykler');
+  await page.fill('#sender_name', 'Karin Lund');
+  await page.fill('#sender_email', 'karin');
+  await page.fill('#locales', 'sv, en');
+  await page.fill('#time_zone', 'Europe/Stockholm');
+  await page.fill('#window_from', '09:00');
+  await page.fill('#window_to', '17:00');
+  for (const day of ['mon', 'tue', 'wed', 'thu', 'fri']) await page.check(`input[name=day_${day}]`);
+  await page.fill('#drivers', 'ease | en: Ease of booking | sv: Hur enkelt det var att boka');
+  await page.click('button:text("Save campaign")');
+  // The mistake is named at its field and in the summary, and everything typed is still there.
+  assert.match(await page.textContent('#sender_email-error'), /karin/);
+  assert.equal(await page.locator('#problems a[href="#sender_email"]').count(), 1);
+  assert.equal(await page.inputValue('#window_to'), '17:00');
+  assert.equal(await page.isChecked('input[name=day_fri]'), true);
+  await page.screenshot({ path: join(artifacts, 'workspace-form-error.png'), fullPage: true });
+  await page.fill('#sender_email', 'karin.lund@nordhavn-cykler.example');
+  await Promise.all([page.waitForURL(`${base}/admin/c/autumn-visit`), page.click('button:text("Save campaign")')]);
+  const elapsed = Date.now() - started;
+  console.log(`workspace: "New campaign" to a saved campaign in ${elapsed} ms (one mistake fixed on the way)`);
+  await page.goto(`${base}/admin/c/autumn-visit/changes`);
+  assert.match(await page.textContent('main'), /Created by Eda Editor, \d{4}-\d\d-\d\d \d\d:\d\d CES?T/);
+  await page.click('nav.campaign a:text("Settings")');
+  await page.fill('#throttle_days', '30');
+  await Promise.all([page.waitForURL(`${base}/admin/c/autumn-visit/changes`), page.click('button:text("Save campaign")')]);
+  const log = await page.textContent('main');
+  assert.match(log, /Edited by Eda Editor/);
+  assert.match(await page.locator('section.case').first().textContent(), /throttle_days\s*90\s*30/);
+  await page.screenshot({ path: join(artifacts, 'workspace-change-log.png'), fullPage: true });
+  assert.deepEqual(foreign, [], 'no external requests');
 });

@@ -107,25 +107,51 @@ fn percent(part: u64, whole: u64) -> Option<String> {
 }
 
 /// NPS, margin and group split of a tally, ready to show.
+/// A group split with its NPS, as every page shows one: each name is always there (null when
+/// nobody answered), so a template never meets an undefined one.
+#[derive(Debug, Default, Serialize)]
+struct NpsView {
+    answered: u64,
+    nps: Option<String>,
+    margin: Option<String>,
+    small_sample: bool,
+    uncertain: bool,
+    promoters: u64,
+    passives: u64,
+    detractors: u64,
+    promoters_pct: Option<String>,
+    passives_pct: Option<String>,
+    detractors_pct: Option<String>,
+    promoters_w: Option<String>,
+    passives_w: Option<String>,
+    detractors_w: Option<String>,
+}
+
 fn nps_view(tally: &Tally) -> Value {
     let answered = tally.answered();
-    match tally.estimate() {
-        Some(e) => json!({
-            "answered": answered,
-            "nps": signed(e.nps),
-            "margin": format!("{:.0}", e.margin_95),
-            "small_sample": e.small_sample,
-            "uncertain": answered < UNCERTAIN_BELOW,
-            "promoters": tally.promoters, "passives": tally.passives, "detractors": tally.detractors,
-            "promoters_pct": percent(tally.promoters, answered),
-            "passives_pct": percent(tally.passives, answered),
-            "detractors_pct": percent(tally.detractors, answered),
-            "promoters_w": format!("{:.1}", 100.0 * tally.promoters as f64 / answered as f64),
-            "passives_w": format!("{:.1}", 100.0 * tally.passives as f64 / answered as f64),
-            "detractors_w": format!("{:.1}", 100.0 * tally.detractors as f64 / answered as f64),
-        }),
-        None => json!({ "answered": 0, "nps": null }),
-    }
+    let view = match tally.estimate() {
+        Some(e) => {
+            let width = |n: u64| Some(format!("{:.1}", 100.0 * n as f64 / answered as f64));
+            NpsView {
+                answered,
+                nps: Some(signed(e.nps)),
+                margin: Some(format!("{:.0}", e.margin_95)),
+                small_sample: e.small_sample,
+                uncertain: answered < UNCERTAIN_BELOW,
+                promoters: tally.promoters,
+                passives: tally.passives,
+                detractors: tally.detractors,
+                promoters_pct: percent(tally.promoters, answered),
+                passives_pct: percent(tally.passives, answered),
+                detractors_pct: percent(tally.detractors, answered),
+                promoters_w: width(tally.promoters),
+                passives_w: width(tally.passives),
+                detractors_w: width(tally.detractors),
+            }
+        }
+        None => NpsView { answered, ..NpsView::default() },
+    };
+    json!(view)
 }
 
 fn funnel_view(funnel: &Funnel) -> Value {
