@@ -167,7 +167,54 @@ async fn the_worker_serves_the_survey_records_answers_once_and_changes_nothing_e
     assert_eq!(paused.status(), 303);
     let status = seeded.store.campaign_status(&seeded.campaign.id).await.unwrap().unwrap();
     assert_eq!((status.state.as_str(), status.changed_by.is_some()), ("paused", true));
+
+    // The workspace, from the Worker: create a campaign with the form, edit it over its
+    // revision, refuse a stale edit, read the change log and preview the new campaign.
+    let mut form = closeloop_core::campaign_form::CampaignForm::from_campaign(&seeded.campaign);
+    form.id = "worker-made".into();
+    form.name = "Made at the edge".into();
+    let post = |path: String, fields: Vec<(String, String)>| {
+        http.post(url(&path)).header("cookie", &session).header("origin", wrangler.base.clone()).form(&fields).send()
+    };
+    let created = post("/admin/new".into(), form_fields(&form, &csrf, &[("kind", "created")])).await.unwrap();
+    assert_eq!(created.status(), 303, "{}", created.text().await.unwrap());
+    let made = closeloop_core::CampaignId::parse("worker-made").unwrap();
+    assert_eq!(seeded.store.campaign(&made).await.unwrap().map(|c| c.name), Some("Made at the edge".to_owned()));
+    let mut edited = form.clone();
+    edited.throttle_days = "45".into();
+    let saved = post("/admin/c/worker-made/edit".into(), form_fields(&edited, &csrf, &[("revision", "1")])).await.unwrap();
+    assert_eq!(saved.status(), 303);
+    let mut stale = form.clone();
+    stale.name = "Stale".into();
+    let refused = post("/admin/c/worker-made/edit".into(), form_fields(&stale, &csrf, &[("revision", "1")])).await.unwrap();
+    assert_eq!(refused.status(), 409, "revision 2 is taken");
+    let stored = seeded.store.campaign(&made).await.unwrap().unwrap();
+    assert_eq!((stored.throttle_days, stored.name.as_str()), (45, "Made at the edge"));
+    let log = http.get(url("/admin/c/worker-made/changes")).header("cookie", &session).send().await.unwrap().text().await.unwrap();
+    assert!(log.contains("Edited by Admin") && log.contains("Created by Admin"), "{log}");
+    assert!(log.contains("<td>throttle_days</td><td>90</td><td>45</td>"), "{log}");
+    let bad = post("/admin/new".into(), form_fields(&closeloop_core::campaign_form::CampaignForm::blank(), &csrf, &[])).await.unwrap();
+    assert_eq!(bad.status(), 422);
+    assert!(bad.text().await.unwrap().contains("id=\"id-error\""), "each problem at its field, from the Worker too");
+    let preview = http.get(url("/admin/c/worker-made/preview?locale=sv")).header("cookie", &session).send().await.unwrap();
+    assert_eq!(preview.status(), 200);
+    assert!(preview.text().await.unwrap().contains("Made at the edge"));
     drop(wrangler);
+}
+
+/// A campaign form as the browser posts it, with this session's CSRF token and `extra`.
+fn form_fields(form: &closeloop_core::campaign_form::CampaignForm, csrf: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let serde_json::Value::Object(map) = serde_json::to_value(form).unwrap() else { unreachable!("a struct") };
+    let mut fields = vec![("csrf".to_owned(), csrf.to_owned())];
+    for (name, value) in map {
+        match value {
+            serde_json::Value::String(v) => fields.push((name, v)),
+            serde_json::Value::Array(days) => fields.extend(days.iter().map(|d| (format!("day_{}", d.as_str().unwrap()), "on".to_owned()))),
+            other => panic!("{name}: {other}"),
+        }
+    }
+    fields.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    fields
 }
 
 fn cookie_value(response: &reqwest::Response, name: &str) -> String {

@@ -3,6 +3,7 @@
 
 pub mod accounts_file;
 pub mod commands;
+pub mod launcher;
 pub mod outbox_page;
 pub mod serve;
 pub mod settings;
@@ -29,6 +30,8 @@ pub struct LocalApp {
     pub accounts: Arc<Accounts>,
     /// Set when there are accounts to sign in with.
     pub admin: Option<Arc<AdminConfig>>,
+    /// Where dashboard uploads wait and how they launch.
+    pub launcher: Arc<launcher::LocalLauncher>,
 }
 
 impl LocalApp {
@@ -65,13 +68,15 @@ impl LocalApp {
             clock,
             links: Links::new(&settings.public_url),
         };
-        Self { store, outbox, services, accounts: Arc::new(Accounts::default()), admin: None }
+        let launcher = Arc::new(launcher::LocalLauncher::new(&settings.data_dir, services.clone()));
+        Self { store, outbox, services, accounts: Arc::new(Accounts::default()), admin: None, launcher }
     }
 
     /// The edge router plus the local-only outbox pages.
     pub fn router(&self, api_token: Option<&str>) -> axum::Router {
         let mut state = closeloop_edge::AppState::new(&self.services, api_token);
         state.admin = self.admin.clone();
+        state.launcher = Some(self.launcher.clone());
         closeloop_edge::router(state).merge(outbox_page::routes(self.outbox.clone()))
     }
 

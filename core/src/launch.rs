@@ -73,6 +73,17 @@ pub enum LaunchState {
     Failed,
 }
 
+impl LaunchState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LaunchState::Validating => "validating",
+            LaunchState::Running => "running",
+            LaunchState::Done => "done",
+            LaunchState::Failed => "failed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SkipReason {

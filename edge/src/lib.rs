@@ -33,6 +33,10 @@ use closeloop_functions::Services;
 /// Forms and API bodies are small; anything larger is refused with 413 before it is read.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// A contacts file uploaded in the dashboard: some 50,000 contacts (a Lambda function URL takes
+/// at most 6 MB).
+pub const MAX_UPLOAD_BYTES: usize = 5 * 1024 * 1024;
+
 /// What the edge needs: it records and reads, and never sends mail or SMS itself (the
 /// reactions do, from the events it writes).
 #[derive(Clone)]
@@ -57,6 +61,8 @@ pub struct AppState {
     pub campaigns: Arc<campaign_cache::CampaignCache>,
     /// How many store reads a dashboard request may spend on rows (the Worker's budget).
     pub limits: admin::ReadLimits,
+    /// Where the dashboard's contact uploads are kept and launched; `None` (the Worker) takes none.
+    pub launcher: Option<Arc<dyn closeloop_functions::launch::Launcher>>,
 }
 
 impl AppState {
@@ -64,11 +70,16 @@ impl AppState {
     pub fn new(services: impl Into<EdgeServices>, api_token: Option<&str>) -> Self {
         let services = services.into();
         let api_token_sha256 = api_token.filter(|t| !t.is_empty()).map(|t| Arc::new(Sha256::digest(t.as_bytes()).into()));
-        Self { services, api_token_sha256, admin: None, campaigns: Arc::default(), limits: admin::ReadLimits::UNBOUNDED }
+        Self { services, api_token_sha256, admin: None, campaigns: Arc::default(), limits: admin::ReadLimits::UNBOUNDED, launcher: None }
     }
 
     pub fn with_admin(mut self, admin: admin::AdminConfig) -> Self {
         self.admin = Some(Arc::new(admin));
+        self
+    }
+
+    pub fn with_launcher(mut self, launcher: Arc<dyn closeloop_functions::launch::Launcher>) -> Self {
+        self.launcher = Some(launcher);
         self
     }
 
@@ -106,8 +117,12 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/c/{id}/preview", get(admin::preview))
         .route("/admin/c/{id}/campaign.toml", get(admin::campaign_file))
         .route("/admin/c/{id}/state", post(admin::change_state))
+        .route("/admin/c/{id}/upload/{launch}", get(admin::dry_run))
+        .route("/admin/c/{id}/upload/{launch}/launch", post(admin::launch_upload))
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // A contacts file is larger than any form: its route alone takes up to MAX_UPLOAD_BYTES.
+        .merge(Router::new().route("/admin/c/{id}/upload", get(admin::upload_form).post(admin::upload)).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)))
         .layer(axum::middleware::map_response(headers::security_headers))
         .with_state(state)
 }

@@ -830,3 +830,141 @@ async fn an_imported_file_fills_the_form_and_an_unknown_key_is_named_with_its_li
     assert_eq!(app.post_as(&editor, "/admin/new", &form_body(&form, &[("kind", "imported")])).await.status(), StatusCode::SEE_OTHER);
     assert!(app.page(&editor, "/admin/c/from-file/changes").await.contains("Created from a campaign file by Eda Editor"));
 }
+
+/// A launcher that keeps staged files in memory and writes a launch's chunks before it
+/// answers, so a test sees the launch done when the response comes.
+struct InlineLauncher {
+    services: Services,
+    staged: std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>,
+}
+
+#[async_trait::async_trait]
+impl closeloop_functions::launch::Launcher for InlineLauncher {
+    async fn stage(&self, campaign: &closeloop_core::CampaignId, bytes: &[u8]) -> Result<closeloop_core::launch::LaunchId, launch::LaunchError> {
+        let id = closeloop_core::launch::LaunchId::of(campaign, bytes);
+        self.staged.lock().unwrap().insert(id.to_string(), bytes.to_vec());
+        Ok(id)
+    }
+    async fn staged(&self, _: &closeloop_core::CampaignId, id: &closeloop_core::launch::LaunchId) -> Result<Option<Vec<u8>>, launch::LaunchError> {
+        Ok(self.staged.lock().unwrap().get(id.as_str()).cloned())
+    }
+    async fn dry_run(&self, campaign: &Campaign, file: &launch::ContactsFile<'_>) -> Result<launch::DryRunReport, launch::LaunchError> {
+        launch::dry_run(&self.services, campaign, file).await
+    }
+    async fn launch(&self, campaign: &Campaign, source: &str, file: &launch::ContactsFile<'_>) -> Result<closeloop_core::launch::LaunchJob, launch::LaunchError> {
+        let started = launch::start_file(&self.services, campaign, source, file).await?;
+        for chunk in &started.chunks {
+            launch::process_chunk(&self.services, campaign, chunk).await?;
+        }
+        Ok(self.services.store.launch(&started.job.id).await?.unwrap_or(started.job))
+    }
+}
+
+impl TestApp {
+    /// The same dashboard with uploads, as the local process and the launch function serve it.
+    fn with_launcher(mut self) -> Self {
+        let accounts = Accounts::default().with("Admin", Role::Admin, None, ADMIN).with("Eda Editor", Role::Editor, None, EDITOR).with("Vera Viewer", Role::Viewer, None, VIEWER);
+        let launcher = Arc::new(InlineLauncher { services: self.services.clone(), staged: Default::default() });
+        let state = AppState::new(&self.services, None).with_admin(AdminConfig::new(accounts, SECRET).unwrap()).with_launcher(launcher);
+        self.router = router(state);
+        self
+    }
+
+    /// Posts a file as the upload form does (multipart), with this session's CSRF token.
+    async fn upload(&self, session: &Session, campaign: &str, csrf: &str, file: &[u8]) -> Response {
+        let boundary = "----closeloop-test-boundary";
+        let mut body = Vec::new();
+        body.extend(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n").as_bytes());
+        body.extend(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"export.csv\"\r\nContent-Type: text/csv\r\n\r\n").as_bytes());
+        body.extend(file);
+        body.extend(format!("\r\n--{boundary}--\r\n").as_bytes());
+        self.send(
+            Request::post(format!("/admin/c/{campaign}/upload"))
+                .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"))
+                .header(header::COOKIE, &session.cookie)
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await
+    }
+}
+
+/// A HubSpot export saved by Excel on Windows: semicolons, Windows-1252 (0xC5 is Å, 0xF6 ö),
+/// "Preferred language" in words, and an unterminated quote on line 4 that must not swallow line 5.
+const HUBSPOT_1252: &[u8] = b"First Name;Last Name;Email;Company Name;Preferred language\r\n\
+    \xC5sa;Lindstr\xF6m;asa.l@example.se;Nordhavn \xC5keri;Swedish\r\n\
+    Bo;Berg;bo.b@example.se;Berg AB;svenska\r\n\
+    Cy;\"Broken;cy@example.se;Cy AB;English\r\n\
+    Dan;Dahl;dan.d@example.dk;Dahl ApS;Danish\r\n";
+
+#[tokio::test]
+async fn an_upload_is_read_mapped_and_dry_run_before_anything_is_written_then_launched_with_its_mapping() {
+    let app = spawn_app().await.with_launcher();
+    let editor = app.sign_in(EDITOR).await;
+    let invited_before = app.store.campaign_rows(&app.campaign.id).await.unwrap().len();
+    let form = app.page(&editor, "/admin/c/dash/upload").await;
+    assert!(form.contains("enctype=\"multipart/form-data\""), "{form}");
+    let staged = app.upload(&editor, "dash", &editor.csrf, HUBSPOT_1252).await;
+    assert_eq!(staged.status(), StatusCode::SEE_OTHER, "{}", text(staged).await);
+    let dry_run_at = staged.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    assert!(dry_run_at.starts_with("/admin/c/dash/upload/"), "{dry_run_at}");
+    let page = app.page(&editor, &dry_run_at).await;
+    assert!(page.contains("id=\"file-format\">CSV, Windows-1252, semicolon-separated<"), "{page}");
+    assert!(page.contains("name=\"map:Company Name\"><option value=\"email\">"), "a select per column");
+    let selected = |page: &str, header: &str| -> String {
+        let start = page.find(&format!("name=\"map:{header}\"")).unwrap();
+        let select = &page[start..start + page[start..].find("</select>").unwrap()];
+        let at = select.find("\" selected>").expect("one option selected");
+        select[select[..at].rfind("value=\"").unwrap() + 7..at].to_owned()
+    };
+    assert_eq!(selected(&page, "Company Name"), "company");
+    assert_eq!(selected(&page, "Preferred language"), "locale");
+    assert!(page.contains("id=\"would-invite\">3<"), "Åsa, Bo and Dan: {page}");
+    assert!(page.contains("<td class=\"num\">4</td><td>"), "the unterminated quote is reported at its line: {page}");
+    assert_eq!(app.store.campaign_rows(&app.campaign.id).await.unwrap().len(), invited_before, "a dry run writes nothing");
+
+    // Another mapping, through the page's own form: the company kept as a CRM property.
+    let remapped = app.page(&editor, &format!("{dry_run_at}?map%3ACompany+Name=custom")).await;
+    assert_eq!(selected(&remapped, "Company Name"), "custom");
+    assert_eq!(app.post_as(&editor, &format!("{dry_run_at}/launch"), "map%3ACompany+Name=compnay").await.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    let launched = app.post_as(&editor, &format!("{dry_run_at}/launch"), "map%3ACompany+Name=company&map%3APreferred+language=locale&remember=on").await;
+    assert_eq!(launched.status(), StatusCode::SEE_OTHER, "{}", text(launched).await);
+    let rows = app.store.campaign_rows(&app.campaign.id).await.unwrap();
+    assert_eq!(rows.len(), invited_before + 3);
+    let asa = rows.iter().find(|r| r.invitation.contact.email.as_ref().is_some_and(|e| e.as_str() == "asa.l@example.se")).unwrap();
+    assert_eq!(asa.invitation.contact.company.as_deref(), Some("Nordhavn Åkeri"), "decoded from Windows-1252");
+    assert_eq!(asa.invitation.locale.code(), "en", "the campaign offers only English: Swedish falls back to it");
+    let campaign = app.store.campaign(&app.campaign.id).await.unwrap().unwrap();
+    assert_eq!(campaign.columns.get("Company Name").map(|t| t.as_str()), Some("company"), "the mapping is remembered");
+    let log = app.page(&editor, "/admin/c/dash/changes").await;
+    assert!(log.contains("Edited by Eda Editor") && log.contains("<td>columns</td>"), "{log}");
+    let overview = app.page(&editor, "/admin/c/dash").await;
+    assert!(overview.contains("dashboard upload by Eda Editor") && overview.contains("<progress max=\"3\" value=\"3\""), "{overview}");
+    // The same file again is the same launch: nobody twice.
+    let again = app.upload(&editor, "dash", &editor.csrf, HUBSPOT_1252).await;
+    let again_at = again.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    assert_eq!(again_at, dry_run_at);
+    assert!(app.page(&editor, &again_at).await.contains("This file was launched before (done)"));
+    app.post_as(&editor, &format!("{again_at}/launch"), "").await;
+    assert_eq!(app.store.campaign_rows(&app.campaign.id).await.unwrap().len(), invited_before + 3);
+}
+
+#[tokio::test]
+async fn only_admins_and_editors_upload_and_an_upload_needs_this_sessions_token() {
+    let app = spawn_app().await.with_launcher();
+    let viewer = app.sign_in(VIEWER).await;
+    assert_eq!(app.get_as(&viewer.cookie, "/admin/c/dash/upload").await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.upload(&viewer, "dash", &viewer.csrf, HUBSPOT_1252).await.status(), StatusCode::FORBIDDEN);
+    let admin = app.sign_in(ADMIN).await;
+    assert_eq!(app.upload(&admin, "dash", "not-the-token", HUBSPOT_1252).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.upload(&admin, "dash", &admin.csrf, b"").await.status(), StatusCode::UNPROCESSABLE_ENTITY, "an empty file");
+    let unknown = app.get_as(&admin.cookie, "/admin/c/dash/upload/0123456789abcdef0123456789abcdef").await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    assert_eq!(app.get_as(&admin.cookie, "/admin/c/dash/upload/..%2F..%2Fetc").await.status(), StatusCode::NOT_FOUND);
+    // Where no launcher runs (the Worker), the page says where uploads go.
+    let worker_like = spawn_app().await;
+    let admin = worker_like.sign_in(ADMIN).await;
+    assert!(worker_like.page(&admin, "/admin/c/dash/upload").await.contains("does not take uploads"));
+    assert_eq!(worker_like.upload(&admin, "dash", &admin.csrf, HUBSPOT_1252).await.status(), StatusCode::NOT_FOUND);
+}

@@ -51,6 +51,24 @@ pub enum LaunchError {
     Import(#[from] ImportError),
     #[error(transparent)]
     Function(#[from] FunctionError),
+    #[error("the uploaded file could not be kept for its launch: {0}")]
+    Staging(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// How a launch started in the dashboard runs on this runtime, and where its file waits between
+/// the upload and the launch: locally a directory and a task in the process; on AWS S3 and the
+/// chunk queue. A staged file is keyed by its launch id (the SHA-256 of campaign and bytes), so
+/// uploading the same file again stages it once.
+#[async_trait::async_trait]
+pub trait Launcher: Send + Sync {
+    /// Keeps the file; returns its launch id.
+    async fn stage(&self, campaign: &CampaignId, bytes: &[u8]) -> Result<LaunchId, LaunchError>;
+    /// The file staged under that id, if it is still there.
+    async fn staged(&self, campaign: &CampaignId, id: &LaunchId) -> Result<Option<Vec<u8>>, LaunchError>;
+    /// What a launch of the file would do (`dry_run`), with this runtime's services.
+    async fn dry_run(&self, campaign: &Campaign, file: &ContactsFile<'_>) -> Result<DryRunReport, LaunchError>;
+    /// Starts the launch: the job is stored and its chunks on their way when this returns.
+    async fn launch(&self, campaign: &Campaign, source: &str, file: &ContactsFile<'_>) -> Result<LaunchJob, LaunchError>;
 }
 
 impl From<closeloop_core::ports::StoreError> for LaunchError {

@@ -254,6 +254,7 @@ pub fn overview_page(
 ) -> Result<String, RenderError> {
     let funnel = aggregates.funnel();
     let zone = viewer.zone_for(campaign);
+    let running = launches.iter().any(|l| !l.is_finished());
     let launches: Vec<Value> = launches
         .iter()
         .map(|job| {
@@ -316,6 +317,8 @@ pub fn overview_page(
             "scope_note": scope_note(viewer, filter, aggregates),
             "section": "overview",
             "launches": launches,
+            // No self-reloading page (WCAG 2.2.1): a link to the progress so far instead.
+            "launch_running": running,
             "status": status_view(status, &viewer.zone_for(campaign)),
         }),
     )

@@ -73,6 +73,8 @@ const TEMPLATES: &[(&str, &str)] = templates!(
     "admin/campaign_form.html",
     "admin/campaign_import.html",
     "admin/changes.html",
+    "admin/upload.html",
+    "admin/dry_run.html",
 );
 
 // LOCALE_STRINGS: the locale files, compiled by build.rs.

@@ -287,6 +287,97 @@ pub fn change_log_page(viewer: &Viewer, campaign: &Campaign, changes: &[Campaign
     )
 }
 
+#[derive(Debug, Serialize)]
+struct UploadPage<'a> {
+    title: String,
+    viewer: &'a Viewer,
+    #[serde(flatten)]
+    nav: Nav<'a>,
+    error: Option<&'a str>,
+    /// False where this runtime takes no uploads (the Worker): the page says where to go.
+    available: bool,
+}
+
+/// The contacts upload: a CSV (UTF-8, Windows-1252 or UTF-16) or an `.xlsx` workbook.
+pub fn upload_page(viewer: &Viewer, campaign: &Campaign, error: Option<&str>, available: bool) -> Result<String, RenderError> {
+    render_admin(
+        "admin/upload.html",
+        &UploadPage { title: format!("{}: upload contacts", campaign.name), viewer, nav: Nav::of(campaign, "upload"), error, available },
+    )
+}
+
+/// One column of the uploaded file, where its values will go, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct ColumnChoice {
+    pub header: String,
+    /// A field name, or `custom`.
+    pub chosen: String,
+    /// How the choice was made: `explicit` (the campaign's mapping or this form), `suggested`,
+    /// `custom`.
+    pub by: &'static str,
+}
+
+/// A bad row of the file, as the dry run found it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BadRow {
+    pub line: u64,
+    pub reason: String,
+}
+
+/// What the dry run page shows: the file as read, the mapping, and what a launch would do.
+#[derive(Debug, Clone, Serialize)]
+pub struct DryRunView {
+    pub launch_id: String,
+    pub file: String,
+    pub sheet: Option<String>,
+    pub columns: Vec<ColumnChoice>,
+    pub unused_mapping: Vec<String>,
+    pub rows: u64,
+    pub would_invite: u64,
+    pub duplicates: u64,
+    pub suppressed: u64,
+    pub throttled: u64,
+    pub throttle_days: u32,
+    pub bad_rows: Vec<BadRow>,
+    pub bad_row_count: usize,
+    /// The state of an earlier launch of the same file, if there was one.
+    pub launched_before: Option<String>,
+    pub elapsed_ms: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct DryRunPage<'a> {
+    title: String,
+    viewer: &'a Viewer,
+    #[serde(flatten)]
+    nav: Nav<'a>,
+    report: &'a DryRunView,
+    bad_rows_shown: usize,
+    fields: Vec<(&'static str, &'static str)>,
+}
+
+const FIELD_CHOICES: [(&str, &str); 11] = [
+    ("email", "Email"),
+    ("phone", "Mobile phone"),
+    ("first_name", "First name"),
+    ("last_name", "Last name"),
+    ("company", "Company"),
+    ("segment", "Segment"),
+    ("store", "Store"),
+    ("owner_email", "Owner (email or a name from the owners list)"),
+    ("touchpoint", "Touchpoint"),
+    ("locale", "Language"),
+    ("custom", "Keep as a CRM property"),
+];
+
+/// The dry run of an upload, with its mapping to change and the launch button.
+pub fn dry_run_page(viewer: &Viewer, campaign: &Campaign, report: &DryRunView) -> Result<String, RenderError> {
+    render_admin(
+        "admin/dry_run.html",
+        &DryRunPage { title: format!("{}: check the upload", campaign.name), viewer, nav: Nav::of(campaign, "upload"), report, bad_rows_shown: report.bad_rows.len(), fields: FIELD_CHOICES.to_vec() },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -171,6 +171,8 @@ impl axum::extract::FromRequest<AppState> for CheckedForm {
     }
 }
 
+mod upload;
+pub use upload::{dry_run, launch_upload, upload, upload_form};
 mod workspace;
 pub use workspace::{campaign_changes, create_campaign, edit_campaign_form, import_campaign, import_campaign_form, new_campaign_form, update_campaign};
 

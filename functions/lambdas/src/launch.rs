@@ -257,7 +257,7 @@ async fn launch_csv(State(state): State<LaunchState>, Path(id): Path<String>, he
     match launch(&state.services, &campaign, &body).await {
         Ok(summary) => (StatusCode::OK, Json(summary)).into_response(),
         Err(LaunchError::Import(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_csv", e.to_string()),
-        Err(LaunchError::Function(e)) => {
+        Err(e @ (LaunchError::Function(_) | LaunchError::Staging(_))) => {
             tracing::error!(error = %e, "launch failed");
             error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage is unavailable; invitations already created stay, retry later")
         }
