@@ -204,6 +204,7 @@ test('axe-core finds no serious or critical violation on any page a person sees'
     [`${base}/admin/import`, signIn],
     [`${base}/admin/c/${CAMPAIGN}/edit`, signIn],
     [`${base}/admin/c/${CAMPAIGN}/changes`, signIn],
+    [`${base}/admin/c/${CAMPAIGN}/upload`, signIn],
   ];
   const report = {};
   for (const [url, setup] of pages) {
@@ -249,4 +250,62 @@ test('an editor creates a campaign with the form, fixes what it points to, and e
   assert.match(await page.locator('section.case').first().textContent(), /throttle_days\s*90\s*30/);
   await page.screenshot({ path: join(artifacts, 'workspace-change-log.png'), fullPage: true });
   assert.deepEqual(foreign, [], 'no external requests');
+});
+
+test('an editor uploads a Windows-1252 HubSpot export, accepts the suggested mapping, reads the dry run, launches, pauses and resumes', async () => {
+  const { page, foreign } = await signedIn(tokens.editor);
+  // Excel on Windows: "CSV (semicolon delimited)" in Windows-1252; HubSpot's own column names.
+  const rows = [
+    'First Name;Last Name;Email;Company Name;Preferred language',
+    'Maja;Öberg;maja.oberg@example.se;Öbergs Åkeri;Swedish',
+    'Søren;Ærø;soren.aero@example.dk;Ærø ApS;Danish',
+    'Olle;"Trasig;olle@example.se;Olles AB;svenska',
+    'Ella;Ek;ella.ek@example.se;Ek & Co;sv-SE',
+  ];
+  const file = Buffer.from(rows.join('\r\n') + '\r\n', 'latin1');
+  const started = Date.now();
+  await page.goto(`${base}/admin/c/${CAMPAIGN}`);
+  await Promise.all([page.waitForURL(`${base}/admin/c/${CAMPAIGN}/upload`), page.click('nav.campaign a:text("Upload contacts")')]);
+  await page.setInputFiles('#file', { name: 'hubspot-export.csv', mimeType: 'text/csv', buffer: file });
+  await Promise.all([page.waitForURL(/\/upload\/[0-9a-f]{32}$/), page.click('button:text("Check the file")')]);
+  assert.equal(await page.textContent('#file-format'), 'CSV, Windows-1252, semicolon-separated');
+  assert.equal(await page.inputValue('select[name="map:Company Name"]'), 'company');
+  assert.equal(await page.inputValue('select[name="map:Preferred language"]'), 'locale');
+  assert.equal((await page.textContent('#would-invite')).trim(), '3', 'Maja, Søren and Ella');
+  assert.match(await page.textContent('#bad-rows'), /Line\s*Problem\s*4\D/, 'the unterminated quote, at its line');
+  await page.screenshot({ path: join(artifacts, 'workspace-dry-run.png'), fullPage: true });
+  const dryRun = page.url();
+  assert.deepEqual(await axeViolations(dryRun, async (p) => {
+    await p.goto(`${base}/admin/sign-in`);
+    await p.fill('#token', tokens.editor);
+    await Promise.all([p.waitForURL(`${base}/admin`), p.click('button[type=submit]')]);
+  }), [], 'the dry-run page: no serious or critical accessibility violation');
+  const before = (await outbox()).length;
+  await Promise.all([page.waitForURL(new RegExp(`/admin/c/${CAMPAIGN}\\?launch=`)), page.click('button:text("Launch: invite 3")')]);
+  console.log(`workspace: upload page to a launched campaign in ${Date.now() - started} ms`);
+  // Watch the launch until its rows are written.
+  for (let i = 0; i < 50; i++) {
+    const progress = page.locator('#launches-h ~ table tbody tr:first-child progress');
+    if ((await progress.getAttribute('value')) === (await progress.getAttribute('max'))) break;
+    await page.reload();
+  }
+  const launch = await page.locator('#launches-h ~ table tbody tr:first-child').textContent();
+  assert.match(launch, /dashboard upload by Eda Editor\s*done/);
+  // The Swedish contact is invited in Swedish, with the company from the export.
+  for (let i = 0; i < 50 && !(await outbox()).some((m) => m.to?.includes('maja.oberg')); i++) await new Promise((r) => setTimeout(r, 100));
+  const maja = (await outbox()).find((m) => m.to?.includes('maja.oberg'));
+  assert.ok(maja, 'the dispatcher sent the new invitations');
+  assert.match(maja.subject, /Nordhavn Cykler/);
+  assert.match(maja.text, /Hur troligt/, 'in Swedish');
+  assert.ok((await outbox()).length >= before + 3);
+  // Pause, then resume, from the overview.
+  await Promise.all([page.waitForURL(`${base}/admin/c/${CAMPAIGN}`), page.click('button:text("Pause sending")')]);
+  assert.match(await page.textContent('main'), /paused/i);
+  await Promise.all([page.waitForURL(`${base}/admin/c/${CAMPAIGN}`), page.click('button:text("Resume sending")')]);
+  assert.equal(await page.locator('button:text("Pause sending")').count(), 1, 'active again');
+  await page.screenshot({ path: join(artifacts, 'workspace-launched.png'), fullPage: true });
+  assert.deepEqual(foreign, [], 'no external requests');
+  // The mapping is remembered with the campaign, in its change log.
+  await page.goto(`${base}/admin/c/${CAMPAIGN}/changes`);
+  assert.match(await page.textContent('main'), /Edited by Eda Editor[\s\S]*columns/);
 });
