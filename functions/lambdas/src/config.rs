@@ -10,6 +10,18 @@ pub enum ConfigError {
     Invalid(&'static str, String),
     #[error("environment variable ACCOUNTS: {0}")]
     Accounts(#[from] closeloop_core::accounts::AccountsError),
+    #[error("environment variable SESSION_SECRET: {0}")]
+    SessionSecret(#[from] closeloop_edge::admin::WeakSecret),
+}
+
+impl LambdaConfig {
+    /// The dashboard's accounts and session key, when both are configured.
+    pub fn dashboard(&self) -> Result<Option<closeloop_edge::admin::AdminConfig>, ConfigError> {
+        match &self.session_secret {
+            Some(secret) if !self.accounts.is_empty() => Ok(Some(closeloop_edge::admin::AdminConfig::new(self.accounts.clone(), secret)?)),
+            _ => Ok(None),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -27,6 +39,9 @@ pub struct LambdaConfig {
     pub api_token: Option<String>,
     /// Dashboard accounts (the accounts file's TOML): digest languages and admin addresses.
     pub accounts: closeloop_core::accounts::Accounts,
+    /// Signs the dashboard's sessions where the launch function serves it (contact uploads);
+    /// without it, or without accounts, the function serves no dashboard.
+    pub session_secret: Option<String>,
     pub credentials: Credentials,
     /// The queue launch chunks go to (`launch_chunk` reads it); the launch function needs it.
     pub launch_queue_url: Option<String>,
@@ -66,6 +81,7 @@ impl LambdaConfig {
             public_url: required("PUBLIC_URL")?,
             api_token: optional("API_TOKEN"),
             accounts: optional("ACCOUNTS").map(|t| closeloop_core::accounts::Accounts::from_toml(&t)).transpose()?.unwrap_or_default(),
+            session_secret: optional("SESSION_SECRET"),
             // Lambda puts the execution role's temporary credentials in the environment.
             credentials: Credentials::new(
                 required("AWS_ACCESS_KEY_ID")?,

@@ -43,7 +43,21 @@ pub fn router(services: &Services, api_token: Option<&str>) -> Router {
 }
 
 pub fn router_with_pipeline(services: &Services, api_token: Option<&str>, pipeline: Option<Pipeline>) -> Router {
-    let edge = AppState::new(services, api_token);
+    router_with_dashboard(services, api_token, pipeline, None)
+}
+
+/// The launch function's router with the dashboard switched on (`admin`): the same pages as the
+/// Worker's, plus contact uploads, which only this function takes (staged in the uploads bucket,
+/// launched through the chunk queue).
+pub fn router_with_dashboard(services: &Services, api_token: Option<&str>, pipeline: Option<Pipeline>, admin: Option<closeloop_edge::admin::AdminConfig>) -> Router {
+    let mut edge = AppState::new(services, api_token);
+    if let Some(admin) = admin {
+        edge = edge.with_admin(admin);
+    }
+    if let Some((p, bucket)) = pipeline.as_ref().and_then(|p| p.upload_bucket.clone().map(|b| (p, b))) {
+        let launcher = crate::dashboard_launcher::S3Launcher { services: services.clone(), queue: p.queue.clone(), s3: p.s3.clone(), bucket };
+        edge = edge.with_launcher(std::sync::Arc::new(launcher));
+    }
     let campaigns = Router::new()
         .route("/api/v1/campaigns/{id}", put(put_campaign))
         .route("/api/v1/campaigns/{id}/launch", post(launch_csv))

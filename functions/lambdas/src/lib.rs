@@ -2,6 +2,7 @@
 //! configuration, builds the services once and hands events to a handler here.
 
 pub mod config;
+pub mod dashboard_launcher;
 pub mod launch;
 pub mod launch_pipeline;
 pub mod mail_feedback;

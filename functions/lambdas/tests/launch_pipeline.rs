@@ -190,3 +190,97 @@ async fn a_chunk_that_can_never_be_written_fails_its_launch_and_says_why() {
     assert_eq!(failed["failures"][0]["chunk"].as_u64(), Some(1));
     assert!(failed["failures"][0]["reason"].as_str().unwrap().contains("campaign gone"), "{failed}");
 }
+
+/// A signed-in browser on the launch function's dashboard: its cookie and CSRF token.
+async fn sign_in(router: &axum::Router, token: &str) -> (String, String) {
+    let form = router.clone().oneshot(Request::get("/admin/sign-in").body(Body::empty()).unwrap()).await.unwrap();
+    let cookie_of = |response: &axum::response::Response, name: &str| {
+        response.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find_map(|v| v.strip_prefix(&format!("{name}=")).map(|r| r.split(';').next().unwrap_or("").to_owned())).unwrap()
+    };
+    let nonce = cookie_of(&form, "cl_signin");
+    let csrf_in = |html: &str| html.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let csrf = csrf_in(&String::from_utf8(form.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap());
+    let signed_in = router
+        .clone()
+        .oneshot(
+            Request::post("/admin/sign-in")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("cookie", format!("cl_signin={nonce}"))
+                .body(Body::from(format!("csrf={csrf}&token={token}")))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    let cookie = format!("cl_session={}", cookie_of(&signed_in, "cl_session"));
+    let page = router.clone().oneshot(Request::get("/admin").header("cookie", &cookie).body(Body::empty()).unwrap()).await.unwrap();
+    let csrf = csrf_in(&String::from_utf8(page.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap());
+    (cookie, csrf)
+}
+
+#[tokio::test]
+async fn an_upload_in_the_launch_functions_dashboard_is_staged_in_s3_dry_run_then_queued_and_unstaged() {
+    use closeloop_core::accounts::{Accounts, Role};
+    let (services, store, table) = world("dashboard-upload").await;
+    let mut config = config(&table);
+    config.launch_queue_url = Some(create_queue("dashboard-chunks").await);
+    let bucket = format!("closeloop-staged-{}", std::process::id());
+    let s3 = s3_client(&config);
+    let location = aws_sdk_s3::types::CreateBucketConfiguration::builder().location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuNorth1).build();
+    s3.create_bucket().bucket(&bucket).create_bucket_configuration(location).send().await.map_err(aws_sdk_s3::error::DisplayErrorContext).unwrap();
+    config.accounts = Accounts::default().with("Eda Editor", Role::Editor, None, "an editor token of some length");
+    config.session_secret = Some("a session secret for the launch function".into());
+    let pipeline = Pipeline { queue: chunk_queue(&config), s3: s3.clone(), upload_bucket: Some(bucket.clone()) };
+    let router = closeloop_lambdas::launch::router_with_dashboard(&services, Some(TOKEN), Some(pipeline), config.dashboard().unwrap());
+    let campaign = closeloop_core::Campaign::from_toml(include_str!("../../../demo/campaign.toml")).unwrap();
+    store.put_campaign(&campaign).await.unwrap();
+    let (cookie, csrf) = sign_in(&router, "an editor token of some length").await;
+
+    let marker = format!("db{}", std::process::id());
+    let file = contacts(&marker, 30);
+    let boundary = "closeloop-boundary";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"c.csv\"\r\n\r\n{file}\r\n--{boundary}--\r\n"
+    );
+    let staged = router
+        .clone()
+        .oneshot(
+            Request::post(format!("/admin/c/{}/upload", campaign.id))
+                .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+                .header("cookie", &cookie)
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(staged.status(), StatusCode::SEE_OTHER);
+    let at = staged.headers()["location"].to_str().unwrap().to_owned();
+    let launch_id = at.rsplit('/').next().unwrap().to_owned();
+    let key = format!("staged/{}/{launch_id}", campaign.id);
+    assert!(s3.get_object().bucket(&bucket).key(&key).send().await.is_ok(), "staged in the bucket");
+    let page = router.clone().oneshot(Request::get(&at).header("cookie", &cookie).body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let page = String::from_utf8(page.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    assert!(page.contains("id=\"would-invite\">30<") && page.contains("id=\"bad-row-count\">1<"), "{page}");
+    assert!(receive_all(config.launch_queue_url.as_deref().unwrap()).await.is_empty(), "a dry run queues nothing");
+
+    let launched = router
+        .clone()
+        .oneshot(
+            Request::post(format!("{at}/launch"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("cookie", &cookie)
+                .body(Body::from(format!("csrf={csrf}")))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(launched.status(), StatusCode::SEE_OTHER);
+    let messages = receive_all(config.launch_queue_url.as_deref().unwrap()).await;
+    assert_eq!(messages.len(), 1, "one chunk on the queue");
+    let chunks: SqsEvent = serde_json::from_value(sqs_event(&messages)).unwrap();
+    assert!(launch_pipeline::handle_chunks(&services, chunks).await.batch_item_failures.is_empty());
+    let rows = store.campaign_rows(&campaign.id).await.unwrap();
+    assert_eq!(rows.iter().filter(|r| r.invitation.contact.email.as_ref().is_some_and(|e| e.as_str().contains(&marker))).count(), 30);
+    assert!(s3.get_object().bucket(&bucket).key(&key).send().await.is_err(), "unstaged once queued");
+}

@@ -1,4 +1,5 @@
-//! The API behind a function URL: the edge's router plus campaign files and CSV launches.
+//! The API behind a function URL: the edge's router plus campaign files and CSV launches, and
+//! the dashboard with contact uploads when SESSION_SECRET and ACCOUNTS are set.
 use closeloop_lambdas::{chunk_queue, launch, s3_client, services, LambdaConfig};
 
 #[tokio::main]
@@ -6,5 +7,6 @@ async fn main() -> Result<(), lambda_http::Error> {
     closeloop_lambdas::init_logging();
     let config = LambdaConfig::from_env()?;
     let pipeline = launch::Pipeline { queue: chunk_queue(&config), s3: s3_client(&config), upload_bucket: config.upload_bucket.clone() };
-    lambda_http::run(launch::router_with_pipeline(&services(&config), config.api_token.as_deref(), Some(pipeline))).await
+    let dashboard = config.dashboard()?;
+    lambda_http::run(launch::router_with_dashboard(&services(&config), config.api_token.as_deref(), Some(pipeline), dashboard)).await
 }

@@ -27,6 +27,7 @@ pub fn config(table: &str) -> LambdaConfig {
         public_url: "https://nps.example".into(),
         api_token: None,
         accounts: Default::default(),
+        session_secret: None,
         credentials: aws_credential_types::Credentials::new("local", "local", None, None, "test"),
         launch_queue_url: None,
         upload_bucket: None,
