@@ -179,6 +179,12 @@ async fn launches(root: &std::path::Path, sizes: &[usize]) -> anyhow::Result<()>
         let app = open_app(&dir)?;
         let c = campaign(&format!("launch-{size}"))?;
         let csv = contacts_csv(size, &format!("l{size}"));
+        // The dry run the workspace shows before a launch: every row validated, the store asked
+        // by key for suppressions and the throttle window, nothing written.
+        let checking = Instant::now();
+        let report = closeloop_functions::launch::dry_run(&app.services, &c, &closeloop_functions::launch::ContactsFile::new(csv.as_bytes())).await?;
+        let dry_run = checking.elapsed();
+        ensure!(report.would_invite as usize == size, "the dry run would invite {} of {size}", report.would_invite);
         let started = Instant::now();
         let summary = closeloop_functions::launch::launch(&app.services, &c, csv.as_bytes()).await?;
         let stored = started.elapsed();
@@ -193,6 +199,15 @@ async fn launches(root: &std::path::Path, sizes: &[usize]) -> anyhow::Result<()>
             size as f64 / total.as_secs_f64(),
             stored.as_secs_f64(),
             (total - stored).as_secs_f64()
+        );
+        let checking = Instant::now();
+        let again = closeloop_functions::launch::dry_run(&app.services, &c, &closeloop_functions::launch::ContactsFile::new(csv.as_bytes())).await?;
+        ensure!(again.launched_before.is_some(), "the launched file is known to its dry run");
+        println!(
+            "   {size:>7} contacts: dry run {:>6.2} s before the launch, {:.2} s of the same file after it ({} would be invited)",
+            dry_run.as_secs_f64(),
+            checking.elapsed().as_secs_f64(),
+            again.would_invite
         );
     }
     Ok(())

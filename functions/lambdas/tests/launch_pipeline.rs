@@ -284,3 +284,22 @@ async fn an_upload_in_the_launch_functions_dashboard_is_staged_in_s3_dry_run_the
     assert_eq!(rows.iter().filter(|r| r.invitation.contact.email.as_ref().is_some_and(|e| e.as_str().contains(&marker))).count(), 30);
     assert!(s3.get_object().bucket(&bucket).key(&key).send().await.is_err(), "unstaged once queued");
 }
+
+#[tokio::test]
+async fn a_campaign_file_put_through_the_api_goes_in_the_change_log_once_per_change() {
+    let (services, store, _) = world("api-put").await;
+    let router = router_with_pipeline(&services, Some(TOKEN), None);
+    let file = include_str!("../../../demo/campaign.toml").replace("demo-service-visit", &format!("api-put-{}", std::process::id()));
+    let campaign = closeloop_core::Campaign::from_toml(&file).unwrap();
+    let path = format!("/api/v1/campaigns/{}", campaign.id);
+    assert_eq!(call(&router, "PUT", &path, file.clone().into_bytes()).await.0, StatusCode::OK);
+    assert_eq!(call(&router, "PUT", &path, file.clone().into_bytes()).await.0, StatusCode::OK, "the same file again");
+    let changed = file.replace("throttle_days = 90", "throttle_days = 60");
+    assert_eq!(call(&router, "PUT", &path, changed.into_bytes()).await.0, StatusCode::OK);
+    let log = store.campaign_changes(&campaign.id, 10).await.unwrap();
+    let kinds: Vec<(u32, &str)> = log.iter().map(|c| (c.revision, c.by.as_str())).collect();
+    assert_eq!(kinds, [(2, "the API"), (1, "the API")], "an unchanged file adds no entry");
+    assert_eq!(log[1].kind, closeloop_core::changelog::ChangeKind::Imported);
+    assert_eq!(log[0].settings.iter().map(|s| s.setting.as_str()).collect::<Vec<_>>(), ["throttle_days"]);
+    assert_eq!(store.campaign(&campaign.id).await.unwrap().unwrap().throttle_days, 60);
+}
