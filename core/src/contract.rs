@@ -605,9 +605,9 @@ pub async fn a_campaign_saved_from_the_workspace_keeps_its_change_log_and_refuse
     use crate::changelog::{CampaignChange, ChangeKind};
     let c = campaign("workspace-saved");
     let created = CampaignChange::new(ChangeKind::Created, 1, "Karin", T0, None, &c);
-    assert!(store.save_campaign(&c, &created).await.unwrap());
+    assert!(store.save_campaign(&c, &created, None).await.unwrap());
     assert_eq!(store.campaign(&c.id).await.unwrap(), Some(c.clone()));
-    assert!(!store.save_campaign(&c, &created).await.unwrap(), "revision 1 is taken");
+    assert!(!store.save_campaign(&c, &created, None).await.unwrap(), "revision 1 is taken");
 
     let mut renamed = c.clone();
     renamed.name = "Renamed".into();
@@ -616,8 +616,8 @@ pub async fn a_campaign_saved_from_the_workspace_keeps_its_change_log_and_refuse
     let mut other = c.clone();
     other.name = "Someone else's".into();
     let stale = CampaignChange::new(ChangeKind::Edited, 2, "Åsa", T0.plus_hours(2), Some(&c), &other);
-    assert!(store.save_campaign(&renamed, &edit).await.unwrap());
-    assert!(!store.save_campaign(&other, &stale).await.unwrap(), "Bo took revision 2 first");
+    assert!(store.save_campaign(&renamed, &edit, None).await.unwrap());
+    assert!(!store.save_campaign(&other, &stale, None).await.unwrap(), "Bo took revision 2 first");
     assert_eq!(store.campaign(&c.id).await.unwrap().map(|c| c.name), Some("Renamed".to_owned()), "the stale save wrote nothing");
 
     let log = store.campaign_changes(&c.id, 10).await.unwrap();
@@ -630,14 +630,25 @@ pub async fn a_campaign_saved_from_the_workspace_keeps_its_change_log_and_refuse
     let from_file = campaign("workspace-from-file");
     store.put_campaign(&from_file).await.unwrap();
     let duplicate = CampaignChange::new(ChangeKind::Duplicated { from: c.id.clone() }, 1, "Karin", T0, None, &from_file);
-    assert!(!store.save_campaign(&from_file, &duplicate).await.unwrap(), "the id is taken");
+    assert!(!store.save_campaign(&from_file, &duplicate, None).await.unwrap(), "the id is taken");
     let first_edit = CampaignChange::new(ChangeKind::Edited, 1, "Karin", T0, Some(&from_file), &from_file);
-    assert!(store.save_campaign(&from_file, &first_edit).await.unwrap());
+    assert!(store.save_campaign(&from_file, &first_edit, None).await.unwrap());
     let missing = campaign("workspace-missing");
     let edit_of_nothing = CampaignChange::new(ChangeKind::Edited, 1, "Karin", T0, None, &missing);
-    assert!(!store.save_campaign(&missing, &edit_of_nothing).await.unwrap(), "an edit needs its campaign");
+    assert!(!store.save_campaign(&missing, &edit_of_nothing, None).await.unwrap(), "an edit needs its campaign");
     assert_eq!(store.campaign(&missing.id).await.unwrap(), None);
     assert!(store.campaign_changes(&missing.id, 10).await.unwrap().is_empty());
+
+    // Made in the workspace, a campaign starts as a draft, in the same write.
+    let drafted = campaign("workspace-draft");
+    let draft = crate::lifecycle::CampaignStatus::draft(T0, "Karin");
+    let made = CampaignChange::new(ChangeKind::Created, 1, "Karin", T0, None, &drafted);
+    assert!(store.save_campaign(&drafted, &made, Some(&draft)).await.unwrap());
+    assert_eq!(store.campaign_status(&drafted.id).await.unwrap(), Some(draft.clone()));
+    let retry = CampaignChange::new(ChangeKind::Created, 2, "Karin", T0, None, &drafted);
+    let active = crate::lifecycle::CampaignStatus::default();
+    assert!(!store.save_campaign(&drafted, &retry, Some(&active)).await.unwrap(), "the id is taken");
+    assert_eq!(store.campaign_status(&drafted.id).await.unwrap(), Some(draft), "and its state untouched");
 }
 
 /// The last time each contact key was invited, for a dry run's throttle check.

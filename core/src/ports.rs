@@ -141,8 +141,14 @@ pub trait Store: Sync + Send {
     /// Writes a campaign saved in the workspace together with its change-log entry, all or
     /// nothing. False, writing nothing, when another save took `change.revision` first, when a
     /// save that creates (`change.kind.creates()`) finds a campaign with the id, or when an edit
-    /// finds none.
-    async fn save_campaign(&self, campaign: &Campaign, change: &crate::changelog::CampaignChange) -> Result<bool, StoreError>;
+    /// finds none. `first_status`, with a creation, is the campaign's first state (a draft),
+    /// written in the same transaction, so the campaign is never active for a moment.
+    async fn save_campaign(
+        &self,
+        campaign: &Campaign,
+        change: &crate::changelog::CampaignChange,
+        first_status: Option<&crate::lifecycle::CampaignStatus>,
+    ) -> Result<bool, StoreError>;
     /// A campaign's change log, newest first.
     async fn campaign_changes(&self, campaign: &CampaignId, limit: usize) -> Result<Vec<crate::changelog::CampaignChange>, StoreError>;
 

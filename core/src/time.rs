@@ -24,6 +24,14 @@ pub struct Zone {
 }
 
 #[derive(Debug, thiserror::Error)]
+#[error("{input:?} is not a date and time such as \"2026-12-02T09:00\"")]
+pub struct LocalTimeError {
+    input: String,
+    #[source]
+    source: jiff::Error,
+}
+
+#[derive(Debug, thiserror::Error)]
 #[error("{input:?} is not an IANA time zone such as \"Europe/Stockholm\" or \"UTC\"")]
 pub struct ZoneError {
     input: String,
@@ -227,6 +235,23 @@ impl Timestamp {
         match self.zoned(zone) {
             Some(zoned) => zoned.strftime("%Y-%m-%d %H:%M %Z").to_string(),
             None => self.to_display(),
+        }
+    }
+
+    /// A wall-clock time on the zone's clock, as a browser's `datetime-local` input sends it
+    /// ("2026-12-02T09:00"). A time a clock change skips is taken as the first one after it.
+    pub fn from_local(input: &str, zone: &Zone) -> Result<Self, LocalTimeError> {
+        let bad = |source| LocalTimeError { input: input.chars().take(40).collect(), source };
+        let civil: jiff::civil::DateTime = input.trim().parse().map_err(bad)?;
+        let zoned = civil.to_zoned(zone.tz.clone()).map_err(bad)?;
+        Ok(Self::from_millis(zoned.timestamp().as_millisecond()))
+    }
+
+    /// The time as a `datetime-local` input's value on the zone's clock ("2026-12-02T09:00").
+    pub fn to_local_input(self, zone: &Zone) -> String {
+        match self.zoned(zone) {
+            Some(zoned) => zoned.strftime("%Y-%m-%dT%H:%M").to_string(),
+            None => String::new(),
         }
     }
 

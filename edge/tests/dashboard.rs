@@ -12,7 +12,7 @@ use tower::ServiceExt;
 
 use closeloop_core::accounts::{Accounts, Role};
 use closeloop_core::model::{CaseStatus, Email, InvitationId};
-use closeloop_core::ports::{Links, ManualClock, Store};
+use closeloop_core::ports::{Clock, Links, ManualClock, Store};
 use closeloop_core::{Campaign, Timestamp};
 use closeloop_edge::admin::{AdminConfig, ReadLimits};
 use closeloop_edge::{router, AppState};
@@ -53,6 +53,7 @@ struct TestApp {
     store: SqliteStore,
     services: Services,
     campaign: Campaign,
+    clock: Arc<ManualClock>,
 }
 
 /// A signed-in browser: its cookie and the CSRF token the pages give it.
@@ -69,7 +70,7 @@ async fn spawn_app() -> TestApp {
         store: Arc::new(store.clone()),
         mailer: Arc::new(outbox.clone()),
         sms: Arc::new(outbox),
-        clock,
+        clock: clock.clone(),
         links: Links::new("https://nps.example"),
     };
     let campaign = Campaign::from_toml(CAMPAIGN).unwrap();
@@ -82,7 +83,7 @@ async fn spawn_app() -> TestApp {
         .with("Bo", Role::Owner, Some(Email::parse("bo@acme.example").unwrap()), BO)
         .with_time_zone("Vera Viewer", closeloop_core::time::Zone::parse("America/New_York").unwrap());
     let state = AppState::new(&services, None).with_admin(AdminConfig::new(accounts, SECRET).unwrap());
-    let app = TestApp { router: router(state), store, services, campaign };
+    let app = TestApp { router: router(state), store, services, campaign, clock };
     // Everyone answers through the real page; all three are detractors, so each gets a case.
     app.answer("Åsa", "2", &format!("The price! {XSS}")).await;
     app.answer("Bosse", "4", "Bo's secret complaint").await;
@@ -97,8 +98,13 @@ async fn spawn_answered(n: usize, limits: ReadLimits) -> TestApp {
     let store = SqliteStore::open_in_memory().unwrap();
     let clock = Arc::new(ManualClock::new(T0));
     let outbox = store.outbox(clock.clone());
-    let services =
-        Services { store: Arc::new(store.clone()), mailer: Arc::new(outbox.clone()), sms: Arc::new(outbox), clock, links: Links::new("https://nps.example") };
+    let services = Services {
+        store: Arc::new(store.clone()),
+        mailer: Arc::new(outbox.clone()),
+        sms: Arc::new(outbox),
+        clock: clock.clone(),
+        links: Links::new("https://nps.example"),
+    };
     let campaign = Campaign::from_toml(CAMPAIGN).unwrap();
     let mut csv = String::from("email,first_name,owner_email\n");
     for i in 0..n {
@@ -110,7 +116,7 @@ async fn spawn_answered(n: usize, limits: ReadLimits) -> TestApp {
         .with("Admin", Role::Admin, None, ADMIN)
         .with("Anna", Role::Owner, Some(Email::parse("anna@acme.example").unwrap()), ANNA);
     let state = AppState::new(&services, None).with_admin(AdminConfig::new(accounts, SECRET).unwrap()).with_limits(limits);
-    let app = TestApp { router: router(state), store, services, campaign };
+    let app = TestApp { router: router(state), store, services, campaign, clock };
     for row in app.store.campaign_rows(&app.campaign.id).await.unwrap() {
         let first_name = row.invitation.contact.first_name.clone().unwrap();
         let number = &first_name[1..];
@@ -967,4 +973,50 @@ async fn only_admins_and_editors_upload_and_an_upload_needs_this_sessions_token(
     let admin = worker_like.sign_in(ADMIN).await;
     assert!(worker_like.page(&admin, "/admin/c/dash/upload").await.contains("does not take uploads"));
     assert_eq!(worker_like.upload(&admin, "dash", &admin.csrf, HUBSPOT_1252).await.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_campaign_made_in_the_workspace_is_a_draft_that_sends_nothing_until_its_scheduled_start() {
+    let app = spawn_app().await.with_launcher();
+    let editor = app.sign_in(EDITOR).await;
+    let mut form = new_form();
+    (form.window_from, form.window_to, form.window_days) = (String::new(), String::new(), Vec::new());
+    form.time_zone = "Europe/Stockholm".into();
+    assert_eq!(app.post_as(&editor, "/admin/new", &form_body(&form, &[("kind", "created")])).await.status(), StatusCode::SEE_OTHER);
+    let overview = app.page(&editor, "/admin/c/spring-visit").await;
+    assert!(overview.contains("<strong class=\"state-draft\">draft</strong>") && overview.contains(">Start sending now<"), "{overview}");
+    // Contacts uploaded into the draft are stored, and their invitations wait.
+    let csv = b"email,first_name\nnils@example.se,Nils\nstina@example.se,Stina\n";
+    let staged = app.upload(&editor, "spring-visit", &editor.csrf, csv).await;
+    let at = staged.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    assert_eq!(app.post_as(&editor, &format!("{at}/launch"), "").await.status(), StatusCode::SEE_OTHER);
+    dispatch::dispatch_pending(&app.services).await.unwrap();
+    let id = closeloop_core::CampaignId::parse("spring-visit").unwrap();
+    assert_eq!(app.store.held_invitations(&id, 10).await.unwrap().len(), 2, "a draft sends nothing");
+    // Scheduled on the campaign's clock (T0 is 16:13 in Stockholm): tomorrow at 09:00.
+    let state = |action: &str, expected: &str, starts: &str| format!("action={action}&expected={expected}&starts_at={starts}");
+    assert_eq!(app.post_as(&editor, "/admin/c/spring-visit/state", &state("schedule", "draft", "tomorrow")).await.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let past = app.post_as(&editor, "/admin/c/spring-visit/state", &state("schedule", "draft", "2026-09-20T09%3A00")).await;
+    assert_eq!(past.status(), StatusCode::CONFLICT);
+    assert!(text(past).await.contains("the start time has passed"));
+    assert_eq!(app.post_as(&editor, "/admin/c/spring-visit/state", &state("schedule", "draft", "2026-09-22T09%3A00")).await.status(), StatusCode::SEE_OTHER);
+    let overview = app.page(&editor, "/admin/c/spring-visit").await;
+    assert!(overview.contains("<strong id=\"starts-at\">2026-09-22 09:00 CEST</strong>"), "{overview}");
+    assert!(overview.contains("value=\"2026-09-22T09:00\""), "the form shows the start time to move it");
+    let accounts = Accounts::default();
+    closeloop_functions::schedule::run(&app.services, &accounts, app.clock.now()).await.unwrap();
+    assert_eq!(app.store.held_invitations(&id, 10).await.unwrap().len(), 2, "before its start nothing goes");
+    // 09:00 in Stockholm is 07:00 UTC; T0 is 14:13 UTC the day before.
+    let start = Timestamp::parse_rfc3339("2026-09-22T07:00:00Z").unwrap();
+    app.clock.set(start);
+    let summary = closeloop_functions::schedule::run(&app.services, &accounts, start).await.unwrap();
+    assert_eq!(summary.invitations_released, 2, "started by itself: {summary:?}");
+    assert!(app.store.held_invitations(&id, 10).await.unwrap().is_empty());
+    // A new day, a new session (they last 12 hours).
+    let editor = app.sign_in(EDITOR).await;
+    let overview = app.page(&editor, "/admin/c/spring-visit").await;
+    assert!(overview.contains("<strong class=\"state-active\">active</strong>") && overview.contains(">Pause sending<"), "{overview}");
+    // The page showed it active: pausing it works from there, over the stored "scheduled".
+    assert_eq!(app.post_as(&editor, "/admin/c/spring-visit/state", "action=pause&expected=active").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.store.campaign_status(&id).await.unwrap().unwrap().state.as_str(), "paused");
 }

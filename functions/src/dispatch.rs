@@ -3,7 +3,7 @@
 //! Every message has a key, so a redelivered event sends nothing twice.
 
 use closeloop_core::campaign::{Campaign, CampaignId};
-use closeloop_core::lifecycle::{CampaignState, CampaignStatus};
+use closeloop_core::lifecycle::CampaignStatus;
 use closeloop_core::model::{Event, EventKind, FollowUpCase, InvitationId};
 use closeloop_core::ports::MessageKind;
 use closeloop_core::rules;
@@ -138,9 +138,10 @@ enum Sending {
 
 /// Whether a campaign in this state sends now; if not, whether its invitations wait.
 fn sending_now(status: &CampaignStatus, campaign: &Campaign, now: closeloop_core::Timestamp) -> Option<Sending> {
-    if !status.sends() {
-        // Paused: it waits for the resume; ended: it never goes out.
-        return Some(if status.state == CampaignState::Paused { Sending::Held } else { Sending::Dropped });
+    if !status.sends_at(now) {
+        // A draft, a campaign scheduled later or paused: it waits for the start or the resume;
+        // ended: it never goes out.
+        return Some(if status.state_at(now).holds() { Sending::Held } else { Sending::Dropped });
     }
     // Outside the send window (on the campaign's clock): it waits until the window opens.
     (!campaign.may_send_at(now)).then_some(Sending::Held)

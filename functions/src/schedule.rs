@@ -53,10 +53,10 @@ pub async fn run(services: &Services, accounts: &Accounts, at: Timestamp) -> Res
                 continue;
             };
             let status = statuses.status(services, &campaign.id).await?;
-            match status.state {
+            match status.state_at(at) {
                 CampaignState::Active => {}
                 // Out of the way of other campaigns' reminders, and looked at again later.
-                CampaignState::Paused => {
+                CampaignState::Paused | CampaignState::Draft | CampaignState::Scheduled => {
                     let later = at.plus_hours(PAUSED_REMINDER_DELAY_HOURS);
                     services.store.reminder_sent(&invitation.id, invitation.reminders_sent, Some(later)).await?;
                     summary.reminders_put_off += 1;

@@ -324,18 +324,26 @@ pub fn overview_page(
     )
 }
 
-/// A campaign's state as pages show it, with the changes the viewer may make.
+/// A campaign's state as pages show it (as it stands now: `CampaignStatus::at`), with the
+/// changes the viewer may make.
 fn status_view(status: &closeloop_core::lifecycle::CampaignStatus, zone: &closeloop_core::time::Zone) -> Value {
     use closeloop_core::lifecycle::CampaignState;
     let actions: &[(&str, &str)] = match status.state {
+        CampaignState::Draft => &[("start", "Start sending now"), ("end", "End the campaign")],
+        CampaignState::Scheduled => &[("start", "Start now"), ("unschedule", "Back to draft"), ("end", "End the campaign")],
         CampaignState::Active => &[("pause", "Pause sending"), ("end", "End the campaign")],
         CampaignState::Paused => &[("resume", "Resume sending"), ("end", "End the campaign")],
         CampaignState::Ended => &[],
     };
+    let schedulable = matches!(status.state, CampaignState::Draft | CampaignState::Scheduled);
     json!({
         "state": status.state.as_str(),
         "changed_at": status.changed_at.map(|t| t.display_in(zone)),
         "changed_by": status.changed_by,
+        "starts_at": status.starts_at.filter(|_| status.state == CampaignState::Scheduled).map(|t| t.display_in(zone)),
+        "starts_input": status.starts_at.map(|t| t.to_local_input(zone)).unwrap_or_default(),
+        "schedulable": schedulable,
+        "zone": zone.name(),
         "actions": actions.iter().map(|(action, label)| json!({ "action": action, "label": label })).collect::<Vec<_>>(),
     })
 }

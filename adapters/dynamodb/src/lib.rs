@@ -578,6 +578,15 @@ impl DynamoStore {
     }
 }
 
+fn status_item(campaign: &CampaignId, status: &closeloop_core::lifecycle::CampaignStatus) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    Ok(HashMap::from([
+        ("pk".to_owned(), s(campaign_partition(campaign))),
+        ("sk".to_owned(), s(STATUS_SK)),
+        ("state".to_owned(), s(status.state.as_str())),
+        ("body".to_owned(), s(serde_json::to_string(status).map_err(StoreError::corrupt)?)),
+    ]))
+}
+
 #[async_trait]
 impl Store for DynamoStore {
     async fn put_campaign(&self, campaign: &Campaign) -> Result<(), StoreError> {
@@ -585,17 +594,26 @@ impl Store for DynamoStore {
         Ok(())
     }
 
-    async fn save_campaign(&self, campaign: &Campaign, change: &closeloop_core::changelog::CampaignChange) -> Result<bool, StoreError> {
+    async fn save_campaign(
+        &self,
+        campaign: &Campaign,
+        change: &closeloop_core::changelog::CampaignChange,
+        first_status: Option<&closeloop_core::lifecycle::CampaignStatus>,
+    ) -> Result<bool, StoreError> {
         // Both items in one transaction: the entry's put fails if another save took the
         // revision; the campaign's if it exists when it should not, or not when it should.
         let log = Put::builder().table_name(&self.table).set_item(Some(change_log_item(change)?)).condition_expression("attribute_not_exists(pk)");
         let exists = if change.kind.creates() { "attribute_not_exists(pk)" } else { "attribute_exists(pk)" };
         let put = Put::builder().table_name(&self.table).set_item(Some(campaign_item(campaign)?)).condition_expression(exists);
-        self.transact_if(vec![
+        let mut items = vec![
             TransactWriteItem::builder().put(log.build().map_err(request_bug)?).build(),
             TransactWriteItem::builder().put(put.build().map_err(request_bug)?).build(),
-        ])
-        .await
+        ];
+        if let Some(status) = first_status.filter(|_| change.kind.creates()) {
+            let item = status_item(&campaign.id, status)?;
+            items.push(TransactWriteItem::builder().put(Put::builder().table_name(&self.table).set_item(Some(item)).build().map_err(request_bug)?).build());
+        }
+        self.transact_if(items).await
     }
 
     async fn campaign_changes(&self, campaign: &CampaignId, limit: usize) -> Result<Vec<closeloop_core::changelog::CampaignChange>, StoreError> {
@@ -861,12 +879,7 @@ impl Store for DynamoStore {
         status: &closeloop_core::lifecycle::CampaignStatus,
         expected: closeloop_core::lifecycle::CampaignState,
     ) -> Result<bool, StoreError> {
-        let item = HashMap::from([
-            ("pk".to_owned(), s(campaign_partition(campaign))),
-            ("sk".to_owned(), s(STATUS_SK)),
-            ("state".to_owned(), s(status.state.as_str())),
-            ("body".to_owned(), s(serde_json::to_string(status).map_err(StoreError::corrupt)?)),
-        ]);
+        let item = status_item(campaign, status)?;
         // A campaign never changed is active.
         let condition = if expected == closeloop_core::lifecycle::CampaignState::Active {
             "attribute_not_exists(pk) OR #state = :expected"

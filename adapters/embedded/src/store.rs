@@ -372,8 +372,14 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn save_campaign(&self, campaign: &Campaign, change: &closeloop_core::changelog::CampaignChange) -> Result<bool, StoreError> {
+    async fn save_campaign(
+        &self,
+        campaign: &Campaign,
+        change: &closeloop_core::changelog::CampaignChange,
+        first_status: Option<&CampaignStatus>,
+    ) -> Result<bool, StoreError> {
         let (body, entry) = (to_json(campaign)?, to_json(change)?);
+        let status = first_status.filter(|_| change.kind.creates()).map(|s| Ok::<_, StoreError>((s.state.as_str(), to_json(s)?))).transpose()?;
         let (id, revision, creates) = (campaign.id.as_str().to_owned(), change.revision, change.kind.creates());
         self.write("save_campaign", move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
@@ -391,6 +397,14 @@ impl Store for SqliteStore {
                 params![id, body],
             )
             .map_err(unavailable)?;
+            if let Some((state, status)) = status {
+                tx.execute(
+                    "INSERT INTO campaign_status (campaign_id, state, body) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(campaign_id) DO UPDATE SET state = excluded.state, body = excluded.body",
+                    params![id, state, status],
+                )
+                .map_err(unavailable)?;
+            }
             tx.commit().map_err(unavailable)?;
             Ok(true)
         })

@@ -17,6 +17,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use closeloop_core::accounts::{Account, Accounts, Scope};
 use closeloop_core::counters::{Aggregates, View};
+use closeloop_core::lifecycle::{CampaignState, Transition};
 use closeloop_views::dashboard::{self, CaseLine, CaseList, CaseView, CommentFilter, SegmentFilter, SegmentSort, Viewer};
 use closeloop_core::model::{CaseClosure, CaseNote, Email, InvitationId, MAX_NOTE_CHARS};
 use closeloop_views::export::AnswersCsv;
@@ -288,7 +289,7 @@ pub async fn campaigns(State(state): State<AppState>, headers: HeaderMap) -> Res
             continue;
         }
         let status = match state.services.store.campaign_status(&campaign.id).await {
-            Ok(status) => Some(status.unwrap_or_default()),
+            Ok(status) => Some(status.unwrap_or_default().at(state.services.clock.now())),
             Err(e) => return store_failed(e, &viewer),
         };
         if reads_counters(&account, None) && !budget.spend(1) {
@@ -319,7 +320,7 @@ pub async fn overview(State(state): State<AppState>, Path(id): Path<String>, Raw
         Err(e) => return store_failed(e, &viewer),
     };
     let status = match state.services.store.campaign_status(&campaign.id).await {
-        Ok(status) => status.unwrap_or_default(),
+        Ok(status) => status.unwrap_or_default().at(state.services.clock.now()),
         Err(e) => return store_failed(e, &viewer),
     };
     match aggregates_for(&state, &campaign, &account, filter.as_ref(), View::Overview, &mut RowBudget::new(state.limits)).await {
@@ -614,31 +615,41 @@ pub async fn campaign_file(State(state): State<AppState>, Path(id): Path<String>
     }
 }
 
-/// Pauses, resumes or ends a campaign: admins and editors only, from the state the page showed
-/// (`expected`), so two people clicking at once cannot undo each other unseen.
-pub async fn change_state(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
-    use closeloop_core::lifecycle::{CampaignState, Transition};
-    let form = form_map(&body);
-    let (account, viewer) = form_guard!(state, headers, form);
+/// Starts, schedules, pauses, resumes or ends a campaign: admins and editors only, from the
+/// state the page showed (`expected`), so two people clicking at once cannot undo each other
+/// unseen. A start time (`starts_at`) is on the campaign's clock.
+pub async fn change_state(State(state): State<AppState>, Path(id): Path<String>, posted: CheckedForm) -> Response {
+    let CheckedForm { account, viewer, fields: form } = posted;
     if !account.may_manage_campaigns() {
-        return message(StatusCode::FORBIDDEN, Some(&viewer), "Not allowed", "Only admins and editors pause, resume or end a campaign.");
+        return message(StatusCode::FORBIDDEN, Some(&viewer), "Not allowed", "Only admins and editors start, pause, resume or end a campaign.");
     }
     let campaign = match find_campaign(&state, &id, &viewer).await {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let Some(transition) = form.get("action").and_then(|a| Transition::parse(a)) else {
-        return message(StatusCode::UNPROCESSABLE_ENTITY, Some(&viewer), "Nothing changed", "Choose pause, resume or end.");
+    let starts_at = match form.get("starts_at").map(|t| t.trim()).filter(|t| !t.is_empty()) {
+        Some(text) => match closeloop_core::Timestamp::from_local(text, &campaign.zone()) {
+            Ok(at) => Some(at),
+            Err(e) => return message(StatusCode::UNPROCESSABLE_ENTITY, Some(&viewer), "Nothing changed", &e.to_string()),
+        },
+        None => None,
+    };
+    let Some(transition) = form.get("action").and_then(|a| Transition::parse(a, starts_at)) else {
+        let why = if form.get("action").map(String::as_str) == Some("schedule") { "Choose the date and time to start at." } else { "Choose start, pause, resume or end." };
+        return message(StatusCode::UNPROCESSABLE_ENTITY, Some(&viewer), "Nothing changed", why);
     };
     let store = &state.services.store;
     let current = match store.campaign_status(&campaign.id).await {
         Ok(status) => status.unwrap_or_default(),
         Err(e) => return store_failed(e, &viewer),
     };
+    let now = state.services.clock.now();
+    // The page showed the state as it stood (a scheduled campaign past its start as active).
+    let shown = current.state_at(now);
     let seen = form.get("expected").map(String::as_str).unwrap_or("");
-    let next = match current.after(transition, state.services.clock.now(), &account.name) {
-        Ok(next) if seen == current.state.as_str() => next,
-        Ok(_) => return message(StatusCode::CONFLICT, Some(&viewer), "Changed meanwhile", &format!("Someone else made the campaign {} first. Reload and decide again.", current.state.as_str())),
+    let next = match current.after(transition, now, &account.name) {
+        Ok(next) if seen == shown.as_str() => next,
+        Ok(_) => return message(StatusCode::CONFLICT, Some(&viewer), "Changed meanwhile", &format!("Someone else made the campaign {} first. Reload and decide again.", shown.as_str())),
         Err(e) => return message(StatusCode::CONFLICT, Some(&viewer), "Nothing changed", &e.to_string()),
     };
     let expected: CampaignState = current.state;

@@ -248,7 +248,7 @@ async fn remember_mapping(state: &AppState, viewer: &Viewer, by: &str, campaign:
         Err(e) => return Err(store_failed(e, viewer)),
     };
     let change = CampaignChange::new(ChangeKind::Edited, revision, by, state.services.clock.now(), Some(&before), campaign);
-    match store.save_campaign(campaign, &change).await {
+    match store.save_campaign(campaign, &change, None).await {
         Ok(true) => Ok(()),
         // Someone saved the settings meanwhile: launch with their campaign, not over it.
         Ok(false) => Err(message(StatusCode::CONFLICT, Some(viewer), "Changed meanwhile", "Someone saved the campaign's settings while you checked the file. Nothing was launched: open the upload again to check it against their settings.")),

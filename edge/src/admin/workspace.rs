@@ -64,8 +64,11 @@ pub async fn create_campaign(State(state): State<AppState>, posted: CheckedForm)
         Ok(c) => c,
         Err(errors) => return form_page(StatusCode::UNPROCESSABLE_ENTITY, &viewer, None, &mode, &form, &errors, None),
     };
-    let change = CampaignChange::new(kind, 1, &account.name, state.services.clock.now(), None, &campaign);
-    match state.services.store.save_campaign(&campaign, &change).await {
+    let now = state.services.clock.now();
+    let change = CampaignChange::new(kind, 1, &account.name, now, None, &campaign);
+    // A draft until someone starts it: uploads and previews first, nothing sent.
+    let draft = closeloop_core::lifecycle::CampaignStatus::draft(now, &account.name);
+    match state.services.store.save_campaign(&campaign, &change, Some(&draft)).await {
         Ok(true) => Redirect::to(&format!("/admin/c/{}", campaign.id)).into_response(),
         Ok(false) => {
             let taken = FieldError { field: "id", message: format!("A campaign with the id {} exists already: choose another id.", campaign.id) };
@@ -117,7 +120,7 @@ pub async fn update_campaign(State(state): State<AppState>, Path(id): Path<Strin
     if change.settings.is_empty() {
         return Redirect::to(&format!("/admin/c/{}", campaign.id)).into_response();
     }
-    match state.services.store.save_campaign(&campaign, &change).await {
+    match state.services.store.save_campaign(&campaign, &change, None).await {
         Ok(true) => Redirect::to(&format!("/admin/c/{}/changes", campaign.id)).into_response(),
         Ok(false) => {
             let winner = match state.services.store.campaign_changes(&campaign.id, 1).await {

@@ -263,7 +263,7 @@ async fn save_from_api(services: &Services, campaign: &Campaign) -> Result<(), c
         let revision = services.store.campaign_changes(&campaign.id, 1).await?.first().map_or(0, |c| c.revision) + 1;
         let kind = if before.is_some() { ChangeKind::Edited } else { ChangeKind::Imported };
         let change = CampaignChange::new(kind, revision, "the API", services.clock.now(), before.as_ref(), campaign);
-        if services.store.save_campaign(campaign, &change).await? {
+        if services.store.save_campaign(campaign, &change, None).await? {
             return Ok(());
         }
     }
