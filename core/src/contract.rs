@@ -98,13 +98,17 @@ pub async fn invitations_are_found_by_token_and_by_id(store: &dyn Store) {
     let unknown = Token::from_random_bytes([42; 16]);
     assert_eq!(store.invitation_by_token(&unknown).await.unwrap(), None);
     // What a survey page reads after the token: the campaign and the answer together.
+    use crate::ports::SurveyReads;
     let c = campaign("by-token");
-    assert_eq!(store.campaign_and_answer(&c.id, &inv.id).await.unwrap(), (Some(c.clone()), None));
+    assert_eq!(store.campaign_and_answer(&c.id, &inv.id).await.unwrap(), SurveyReads { campaign: Some(c.clone()), status: None, answer: None });
     let (a, e, d) = answer(&inv, 7, 1, T0.plus_hours(1));
     store.record_answer(&a, &e, &d).await.unwrap();
-    assert_eq!(store.campaign_and_answer(&c.id, &inv.id).await.unwrap(), (Some(c.clone()), Some(a)));
+    let ended = crate::lifecycle::CampaignStatus::default().after(crate::lifecycle::Transition::End, T0, "Karin").unwrap();
+    assert!(store.set_campaign_status(&c.id, &ended, crate::lifecycle::CampaignState::Active).await.unwrap());
+    let reads = store.campaign_and_answer(&c.id, &inv.id).await.unwrap();
+    assert_eq!(reads, SurveyReads { campaign: Some(c.clone()), status: Some(ended), answer: Some(a) });
     let missing = CampaignId::parse("no-such-campaign").unwrap();
-    assert_eq!(store.campaign_and_answer(&missing, &InvitationId("no-such".into())).await.unwrap(), (None, None));
+    assert_eq!(store.campaign_and_answer(&missing, &InvitationId("no-such".into())).await.unwrap(), SurveyReads::default());
 }
 
 pub async fn a_contact_invited_within_the_window_is_throttled_and_later_invited_again(store: &dyn Store) {

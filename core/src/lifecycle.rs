@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::time::Timestamp;
 
+/// An ended campaign's page still takes answers this long (people open mail late), then says the
+/// survey has closed.
+pub const CLOSED_AFTER_DAYS: u32 = 14;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CampaignState {
@@ -125,6 +129,11 @@ impl CampaignStatus {
     /// for pages; stores keep what was stored.
     pub fn at(&self, now: Timestamp) -> CampaignStatus {
         CampaignStatus { state: self.state_at(now), ..self.clone() }
+    }
+
+    /// Whether the survey page has closed at `now`: ended, and the grace period over.
+    pub fn closed_at(&self, now: Timestamp) -> bool {
+        self.state == CampaignState::Ended && self.changed_at.is_some_and(|ended| ended.plus_days(CLOSED_AFTER_DAYS) <= now)
     }
 
     /// Whether invitations and reminders go out at `now`.

@@ -132,6 +132,15 @@ pub struct RowPage {
     pub next: Option<RowCursor>,
 }
 
+/// What a survey page reads after its token: the campaign, its stored state (none: active) and
+/// the invitation's answer.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SurveyReads {
+    pub campaign: Option<Campaign>,
+    pub status: Option<crate::lifecycle::CampaignStatus>,
+    pub answer: Option<Answer>,
+}
+
 #[async_trait]
 pub trait Store: Sync + Send {
     async fn put_campaign(&self, campaign: &Campaign) -> Result<(), StoreError>;
@@ -261,10 +270,15 @@ pub trait Store: Sync + Send {
     /// Closes an open case; false if there is none or it was closed already (the first closure stands).
     async fn close_case(&self, invitation: &InvitationId, closure: &CaseClosure) -> Result<bool, StoreError>;
 
-    /// A campaign and an invitation's answer together: what a survey page needs after the token
-    /// lookup. DynamoDB reads both in one BatchGetItem (one subrequest on the Worker).
-    async fn campaign_and_answer(&self, campaign: &CampaignId, invitation: &InvitationId) -> Result<(Option<Campaign>, Option<Answer>), StoreError> {
-        Ok((self.campaign(campaign).await?, self.answer(invitation).await?))
+    /// A campaign, its stored state and an invitation's answer together: what a survey page
+    /// needs after the token lookup. DynamoDB reads the three in one BatchGetItem (one
+    /// subrequest on the Worker).
+    async fn campaign_and_answer(&self, campaign: &CampaignId, invitation: &InvitationId) -> Result<SurveyReads, StoreError> {
+        Ok(SurveyReads {
+            campaign: self.campaign(campaign).await?,
+            status: self.campaign_status(campaign).await?,
+            answer: self.answer(invitation).await?,
+        })
     }
 
     /// Stores a new launch job unless one with its id exists (two starts of the same file at

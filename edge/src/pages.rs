@@ -68,21 +68,29 @@ async fn lookup(state: &AppState, token: &str, headers: &HeaderMap) -> Result<(I
     Ok((invitation, campaign))
 }
 
-/// `lookup` plus the invitation's answer: two round trips at most (the token query, then the
-/// answer, or the campaign and the answer in one batch when the campaign is not cached).
+/// `lookup` plus the invitation's answer, for the survey page and its answers: two round trips
+/// at most (the token query, then the answer, or the campaign, its state and the answer in one
+/// batch when the campaign is not cached). A campaign ended more than `CLOSED_AFTER_DAYS` ago
+/// gets the "this survey has closed" page instead.
 async fn lookup_with_answer(state: &AppState, token: &str, headers: &HeaderMap) -> Result<(Invitation, Campaign, Option<Answer>), Response> {
     let invitation = invitation_of(state, token, headers).await?;
     let store = &state.services.store;
     let now = state.services.clock.now();
-    if let Some(campaign) = state.campaigns.get(&invitation.campaign_id, now) {
+    let closed = |status: Option<&closeloop_core::lifecycle::CampaignStatus>| status.is_some_and(|s| s.closed_at(now));
+    if let Some((campaign, status)) = state.campaigns.get_with_status(&invitation.campaign_id, now) {
+        if closed(status.as_ref()) {
+            return Err(notice(StatusCode::GONE, invitation.locale, Notice::Closed));
+        }
         let answer = store.answer(&invitation.id).await.map_err(|e| store_failed(e, invitation.locale))?;
         return Ok((invitation, campaign, answer));
     }
-    let (campaign, answer) =
-        store.campaign_and_answer(&invitation.campaign_id, &invitation.id).await.map_err(|e| store_failed(e, invitation.locale))?;
-    let campaign = campaign.ok_or_else(|| notice(StatusCode::NOT_FOUND, invitation.locale, Notice::NotFound))?;
-    state.campaigns.put(&campaign, now);
-    Ok((invitation, campaign, answer))
+    let reads = store.campaign_and_answer(&invitation.campaign_id, &invitation.id).await.map_err(|e| store_failed(e, invitation.locale))?;
+    let campaign = reads.campaign.ok_or_else(|| notice(StatusCode::NOT_FOUND, invitation.locale, Notice::NotFound))?;
+    state.campaigns.put_with_status(&campaign, reads.status.as_ref(), now);
+    if closed(reads.status.as_ref()) {
+        return Err(notice(StatusCode::GONE, invitation.locale, Notice::Closed));
+    }
+    Ok((invitation, campaign, reads.answer))
 }
 
 fn form_from(answer: &Answer) -> SurveyForm {
@@ -141,13 +149,22 @@ fn is_form(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")))
 }
 
-/// How often a conflicting concurrent edit is retried before giving up with 503. Each try is two
-/// subrequests on the Worker (read the answer, write it): with the lookup, six at most.
+/// How often a conflicting concurrent edit is retried before giving up with 503. On the Worker:
+/// the token query and the campaign, state and answer in one batch (2), the write (1), and a
+/// retry's read and write (2): five subrequests at most.
 const ANSWER_ATTEMPTS: u32 = 2;
 
 pub async fn answer(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
-    let (invitation, campaign) = match lookup(&state, &token, &headers).await {
-        Ok(found) => found,
+    // The answer read with the campaign serves the first attempt: a closed survey is refused
+    // before anything is written, and no extra subrequest is spent on it.
+    let (invitation, campaign, mut read_before) = match lookup_with_answer(&state, &token, &headers).await {
+        Ok((invitation, campaign, answer)) => (invitation, campaign, Some(answer)),
+        // The store failed: with the campaign alone the page can still keep what the person
+        // typed while it says the answer was not saved.
+        Err(response) if response.status() == StatusCode::SERVICE_UNAVAILABLE => match lookup(&state, &token, &headers).await {
+            Ok((invitation, campaign)) => (invitation, campaign, None),
+            Err(response) => return response,
+        },
         Err(response) => return response,
     };
     if !is_form(&headers) {
@@ -159,18 +176,22 @@ pub async fn answer(State(state): State<AppState>, Path(token): Path<String>, he
     let valid = match parsed {
         Ok(valid) => valid,
         Err(errors) => {
-            let existing = store.answer(&invitation.id).await.ok().flatten();
+            let existing = read_before.flatten();
             return page(StatusCode::BAD_REQUEST, &campaign, &invitation, &form, existing.as_ref(), &errors, false);
         }
     };
     for _ in 0..ANSWER_ATTEMPTS {
         let now = state.services.clock.now();
-        let previous = match store.answer(&invitation.id).await {
-            Ok(previous) => previous,
-            Err(e) => {
-                log_error!("reading the answer failed: {e}");
-                return page(StatusCode::SERVICE_UNAVAILABLE, &campaign, &invitation, &form, None, &[], true);
-            }
+        // A retry after a conflicting edit reads the answer that won.
+        let previous = match read_before.take() {
+            Some(previous) => previous,
+            None => match store.answer(&invitation.id).await {
+                Ok(previous) => previous,
+                Err(e) => {
+                    log_error!("reading the answer failed: {e}");
+                    return page(StatusCode::SERVICE_UNAVAILABLE, &campaign, &invitation, &form, None, &[], true);
+                }
+            },
         };
         let version = previous.as_ref().map_or(1, |p| p.version + 1);
         let answer = Answer {

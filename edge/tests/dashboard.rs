@@ -1020,3 +1020,30 @@ async fn a_campaign_made_in_the_workspace_is_a_draft_that_sends_nothing_until_it
     assert_eq!(app.post_as(&editor, "/admin/c/spring-visit/state", "action=pause&expected=active").await.status(), StatusCode::SEE_OTHER);
     assert_eq!(app.store.campaign_status(&id).await.unwrap().unwrap().state.as_str(), "paused");
 }
+
+#[tokio::test]
+async fn an_ended_campaigns_page_takes_answers_for_its_grace_period_then_says_it_has_closed() {
+    let app = spawn_app().await;
+    let admin = app.sign_in(ADMIN).await;
+    assert_eq!(app.post_as(&admin, "/admin/c/dash/state", "action=end&expected=active").await.status(), StatusCode::SEE_OTHER);
+    let token = app.token_of("Cy").await;
+    let open = app.send(Request::get(format!("/s/{token}")).body(Body::empty()).unwrap()).await;
+    assert_eq!(open.status(), StatusCode::OK, "still open just after the end");
+    let late = T0.plus_days(closeloop_core::lifecycle::CLOSED_AFTER_DAYS);
+    app.clock.set(late);
+    let closed = app.send(Request::get(format!("/s/{token}")).body(Body::empty()).unwrap()).await;
+    assert_eq!(closed.status(), StatusCode::GONE);
+    let page = text(closed).await;
+    assert!(page.contains("This survey has closed") && !page.contains("Cy"), "a closed page names nobody: {page}");
+    let before = app.store.answer(&app.id_of("Cy").await).await.unwrap().unwrap();
+    let posted = app
+        .send(
+            Request::post(format!("/s/{token}"))
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from("score=0&comment=late"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(posted.status(), StatusCode::GONE);
+    assert_eq!(app.store.answer(&app.id_of("Cy").await).await.unwrap().unwrap(), before, "nothing recorded after closing");
+}

@@ -379,6 +379,8 @@ pub enum Notice {
     NotFound,
     BadRequest,
     Unavailable,
+    /// The campaign ended more than `lifecycle::CLOSED_AFTER_DAYS` ago.
+    Closed,
 }
 
 /// A page that leaks nothing about the link or the person: only fixed text in one language.
@@ -388,6 +390,7 @@ pub fn notice_page(locale: Locale, notice: Notice) -> Result<String, RenderError
         Notice::NotFound => ("not_found_title", "not_found_body"),
         Notice::BadRequest => ("bad_request_title", "bad_request_body"),
         Notice::Unavailable => ("unavailable_title", "unavailable_body"),
+        Notice::Closed => ("closed_title", "closed_body"),
     };
     render(
         "page/notice.html",

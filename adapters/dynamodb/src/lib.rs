@@ -801,13 +801,20 @@ impl Store for DynamoStore {
         self.transact_if(vec![TransactWriteItem::builder().update(mark).build(), self.change_put(&change)?]).await
     }
 
-    async fn campaign_and_answer(&self, campaign: &CampaignId, invitation: &InvitationId) -> Result<(Option<Campaign>, Option<Answer>), StoreError> {
-        let items = self.batch_get(vec![item_key(CAMPAIGNS_PK.to_owned(), campaign_sk(campaign)), item_key(invitation_pk(invitation), ANSWER_SK.to_owned())]).await?;
-        let mut found = (None, None);
+    async fn campaign_and_answer(&self, campaign: &CampaignId, invitation: &InvitationId) -> Result<closeloop_core::ports::SurveyReads, StoreError> {
+        let items = self
+            .batch_get(vec![
+                item_key(CAMPAIGNS_PK.to_owned(), campaign_sk(campaign)),
+                item_key(campaign_partition(campaign), STATUS_SK.to_owned()),
+                item_key(invitation_pk(invitation), ANSWER_SK.to_owned()),
+            ])
+            .await?;
+        let mut found = closeloop_core::ports::SurveyReads::default();
         for item in &items {
             match get_s(item, "sk")? {
-                ANSWER_SK => found.1 = Some(body(item)?),
-                _ => found.0 = Some(body(item)?),
+                ANSWER_SK => found.answer = Some(body(item)?),
+                STATUS_SK => found.status = Some(body(item)?),
+                _ => found.campaign = Some(body(item)?),
             }
         }
         Ok(found)
