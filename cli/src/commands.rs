@@ -26,6 +26,7 @@ pub fn read_campaign(path: &Path) -> anyhow::Result<Campaign> {
 
 /// Launches and sends the invitations before returning.
 pub async fn launch_campaign(app: &LocalApp, campaign: &Campaign, csv: &[u8]) -> anyhow::Result<LaunchSummary> {
+    closeloop_functions::launch::save_campaign_file(&app.services, campaign, "closeloop launch").await?;
     let summary = launch(&app.services, campaign, csv).await?;
     app.dispatch().await?;
     Ok(summary)
@@ -82,6 +83,8 @@ pub async fn cmd_launch(settings: &Settings, campaign_path: &Path, contacts_path
     );
     bar.set_message(format!("Launching {}", campaign.id));
     let source = contacts_path.display().to_string();
+    // The file's settings become the campaign's, in its change log like any edit.
+    closeloop_functions::launch::save_campaign_file(&app.services, &campaign, "closeloop launch").await?;
     let before = app.store.launch(&closeloop_core::launch::LaunchId::of(&campaign.id, &csv)).await?;
     match &before {
         Some(job) if job.is_finished() => println!("This file was launched before (launch {}); reporting it as it stands.", job.id),

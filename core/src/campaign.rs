@@ -357,8 +357,8 @@ impl Campaign {
         let mut names = BTreeMap::new();
         for name in self.owners.keys() {
             let key = crate::import::owner_key(name);
-            if key.is_empty() || key.contains('@') {
-                invalid("owners", format!("[owners] key {name:?} must be a person's name"));
+            if key.is_empty() || key.contains('@') || name.contains('=') {
+                invalid("owners", format!("[owners] key {name:?} must be a person's name (no @ or =)"));
             }
             if let Some(other) = names.insert(key, name) {
                 invalid("owners", format!("[owners] names one person twice: {other:?} and {name:?}"));

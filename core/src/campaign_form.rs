@@ -286,7 +286,8 @@ impl CampaignForm {
         }
         let mut owners = BTreeMap::new();
         for (line, text) in entries(&self.owners) {
-            match text.rsplit_once('=') {
+            // A name never holds `=` (the file's rules refuse it); an address may.
+            match text.split_once('=') {
                 Some((name, email)) => match Email::parse(email.trim()) {
                     Ok(email) => {
                         owners.insert(name.trim().to_owned(), email);
@@ -405,6 +406,7 @@ mod tests {
         full.columns.insert("Company Name".into(), ColumnTarget::parse("company").unwrap());
         full.columns.insert("Notes = internal".into(), ColumnTarget::Custom);
         full.owners.insert("Karin Holm".into(), Email::parse("karin@x.example").unwrap());
+        full.owners.insert("Bo Berg".into(), Email::parse("bo=sales@x.example").unwrap());
         full.follow_up.insert(Group::Detractor, LocalizedText::Same("What went wrong?".into()));
         full.follow_up.insert(
             Group::Promoter,

@@ -624,6 +624,8 @@ pub async fn a_campaign_saved_from_the_workspace_keeps_its_change_log_and_refuse
     assert!(!store.save_campaign(&other, &stale, None).await.unwrap(), "Bo took revision 2 first");
     assert_eq!(store.campaign(&c.id).await.unwrap().map(|c| c.name), Some("Renamed".to_owned()), "the stale save wrote nothing");
 
+    let skipping = CampaignChange::new(ChangeKind::Edited, 9, "Åsa", T0.plus_hours(2), Some(&renamed), &other);
+    assert!(!store.save_campaign(&other, &skipping, None).await.unwrap(), "a revision past a gap is no save's");
     let log = store.campaign_changes(&c.id, 10).await.unwrap();
     assert_eq!(log, vec![edit.clone(), created.clone()], "newest first, as written");
     assert_eq!(log[0].settings.iter().map(|s| s.setting.as_str()).collect::<Vec<_>>(), ["name", "throttle_days"]);

@@ -33,6 +33,20 @@ use closeloop_functions::Services;
 /// Forms and API bodies are small; anything larger is refused with 413 before it is read.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// The campaign form and a pasted campaign file: a campaign with its 1,000 owners and 200
+/// column mappings, URL-encoded, with room to spare.
+pub const MAX_FORM_BYTES: usize = 512 * 1024;
+
+/// The largest body the Worker reads for a path before routing (it takes no uploads).
+pub fn worker_body_limit(path: &str) -> usize {
+    let workspace_form = path == "/admin/new" || path == "/admin/import" || (path.starts_with("/admin/c/") && path.ends_with("/edit"));
+    if workspace_form {
+        MAX_FORM_BYTES
+    } else {
+        MAX_BODY_BYTES
+    }
+}
+
 /// A contacts file uploaded in the dashboard: some 50,000 contacts (a Lambda function URL takes
 /// at most 6 MB).
 pub const MAX_UPLOAD_BYTES: usize = 5 * 1024 * 1024;
@@ -101,9 +115,6 @@ pub fn router(state: AppState) -> Router {
         .route("/admin", get(admin::campaigns))
         .route("/admin/sign-in", get(admin::sign_in_form).post(admin::sign_in))
         .route("/admin/sign-out", post(admin::sign_out))
-        .route("/admin/new", get(admin::new_campaign_form).post(admin::create_campaign))
-        .route("/admin/import", get(admin::import_campaign_form).post(admin::import_campaign))
-        .route("/admin/c/{id}/edit", get(admin::edit_campaign_form).post(admin::update_campaign))
         .route("/admin/c/{id}/changes", get(admin::campaign_changes))
         .route("/admin/c/{id}", get(admin::overview))
         .route("/admin/c/{id}/segments", get(admin::segments))
@@ -121,6 +132,14 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/c/{id}/upload/{launch}/launch", post(admin::launch_upload))
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // A campaign with every owner and column it may have is larger than other forms.
+        .merge(
+            Router::new()
+                .route("/admin/new", get(admin::new_campaign_form).post(admin::create_campaign))
+                .route("/admin/import", get(admin::import_campaign_form).post(admin::import_campaign))
+                .route("/admin/c/{id}/edit", get(admin::edit_campaign_form).post(admin::update_campaign))
+                .layer(DefaultBodyLimit::max(MAX_FORM_BYTES)),
+        )
         // A contacts file is larger than any form: its route alone takes up to MAX_UPLOAD_BYTES.
         .merge(Router::new().route("/admin/c/{id}/upload", get(admin::upload_form).post(admin::upload)).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)))
         .layer(axum::middleware::map_response(headers::security_headers))

@@ -1047,3 +1047,43 @@ async fn an_ended_campaigns_page_takes_answers_for_its_grace_period_then_says_it
     assert_eq!(posted.status(), StatusCode::GONE);
     assert_eq!(app.store.answer(&app.id_of("Cy").await).await.unwrap().unwrap(), before, "nothing recorded after closing");
 }
+
+#[tokio::test]
+async fn the_largest_campaign_the_file_allows_is_saved_through_the_form() {
+    let app = spawn_app().await;
+    let editor = app.sign_in(EDITOR).await;
+    let mut form = new_form();
+    form.owners = (0..closeloop_core::campaign::MAX_OWNERS).map(|i| format!("Säljare Nummer {i} = saljare.nummer.{i}@nordhavn-cykler.example")).collect::<Vec<_>>().join("\n");
+    form.columns = (0..closeloop_core::campaign::MAX_COLUMNS).map(|i| format!("Egen kolumn {i} = custom")).collect::<Vec<_>>().join("\n");
+    let body = form_body(&form, &[("kind", "created")]);
+    assert!(body.len() > closeloop_edge::MAX_BODY_BYTES, "larger than other forms: {} bytes", body.len());
+    let response = app.post_as(&editor, "/admin/new", &body).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let saved = app.store.campaign(&closeloop_core::CampaignId::parse("spring-visit").unwrap()).await.unwrap().unwrap();
+    assert_eq!((saved.owners.len(), saved.columns.len()), (closeloop_core::campaign::MAX_OWNERS, closeloop_core::campaign::MAX_COLUMNS));
+    // Other forms keep their small limit.
+    let asa = app.id_of("Åsa").await;
+    let note = app.post_as(&editor, &format!("/admin/c/dash/cases/{}/notes", asa.0), &format!("text={}", "x".repeat(closeloop_edge::MAX_BODY_BYTES))).await;
+    assert_eq!(note.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn a_launch_from_the_dashboard_never_writes_an_older_copy_of_the_campaign_over_an_edit() {
+    let app = spawn_app().await.with_launcher();
+    let editor = app.sign_in(EDITOR).await;
+    let staged = app.upload(&editor, "dash", &editor.csrf, b"email\nnew.person@example.se\n").await;
+    let at = staged.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    // Someone changes the settings while the file is being checked.
+    let mut theirs = closeloop_core::campaign_form::CampaignForm::from_campaign(&app.campaign);
+    theirs.throttle_days = "30".into();
+    assert_eq!(app.post_as(&editor, "/admin/c/dash/edit", &form_body(&theirs, &[("revision", "0")])).await.status(), StatusCode::SEE_OTHER);
+    // The launch (without remembering a mapping) leaves their edit standing.
+    assert_eq!(app.post_as(&editor, &format!("{at}/launch"), "").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.store.campaign(&app.campaign.id).await.unwrap().unwrap().throttle_days, 30);
+    // A forged revision far ahead is refused: it would leave a gap a stale form could fill.
+    let mut forged = theirs.clone();
+    forged.throttle_days = "7".into();
+    assert_eq!(app.post_as(&editor, "/admin/c/dash/edit", &form_body(&forged, &[("revision", "41")])).await.status(), StatusCode::CONFLICT);
+    assert_eq!(app.post_as(&editor, "/admin/c/dash/edit", &form_body(&forged, &[("revision", "4294967295")])).await.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(app.store.campaign(&app.campaign.id).await.unwrap().unwrap().throttle_days, 30);
+}

@@ -16,7 +16,7 @@ use closeloop_core::import::{parse_contacts, ColumnTarget, FileFormat, ImportErr
 use closeloop_core::launch::{self, ChunkResult, LaunchChunk, LaunchId, LaunchJob, LaunchState, SkipReason};
 use closeloop_core::model::{Contact, ContactError, ContactKey, Invitation, InvitationId, Token};
 use closeloop_core::ports::CreateOutcome;
-use closeloop_core::ports::Store;
+use closeloop_core::ports::{Store, StoreError};
 use closeloop_core::{rules, Timestamp};
 
 use crate::{FunctionError, Services};
@@ -51,8 +51,10 @@ pub enum LaunchError {
     Import(#[from] ImportError),
     #[error(transparent)]
     Function(#[from] FunctionError),
-    #[error("the uploaded file could not be kept for its launch: {0}")]
+    #[error("the uploaded file could not be kept for its launch")]
     Staging(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("the launch's chunks could not be queued")]
+    Queue(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// How a launch started in the dashboard runs on this runtime, and where its file waits between
@@ -155,7 +157,11 @@ pub async fn start_file(services: &Services, campaign: &Campaign, source: &str, 
     if let Some(job) = existing.as_ref().filter(|j| j.is_finished()) {
         return Ok(Started { job: job.clone(), chunks: Vec::new() });
     }
-    services.store.put_campaign(campaign).await?;
+    // A campaign the store has is not written back: the caller's copy may be older than an
+    // edit saved since (a campaign file changes the stored one through `save_campaign_file`).
+    if services.store.campaign(&campaign.id).await?.is_none() {
+        services.store.put_campaign(campaign).await?;
+    }
     let now = services.clock.now();
     let duplicates = imported.duplicate_lines.len() as u64;
     let Checked { rows, bad_rows } = check(campaign, &id, imported, now);
@@ -190,6 +196,33 @@ pub async fn process_chunk(services: &Services, campaign: &Campaign, chunk: &Lau
     let result = ChunkResult::from_outcomes(&outcomes, bad);
     Ok(services.store.record_launch_chunk(&chunk.launch, chunk.index, &result, services.clock.now()).await?)
 }
+
+/// Stores a campaign given as a file (the CLI's `launch`, the API's PUT) over the stored one,
+/// with a change-log entry by `by` when it changes anything. The log's latest revision is read
+/// before the campaign, so a save that lands between the two makes this one's revision taken
+/// (and it goes again) rather than unseen; a save that loses to a concurrent one is made again
+/// over it, since the file is what its sender asked for.
+pub async fn save_campaign_file(services: &Services, campaign: &Campaign, by: &str) -> Result<(), StoreError> {
+    use closeloop_core::changelog::{CampaignChange, ChangeKind};
+    for _ in 0..5 {
+        let latest = services.store.campaign_changes(&campaign.id, 1).await?.first().map_or(0, |c| c.revision);
+        let before = services.store.campaign(&campaign.id).await?;
+        if before.as_ref() == Some(campaign) {
+            return Ok(());
+        }
+        let kind = if before.is_some() { ChangeKind::Edited } else { ChangeKind::Imported };
+        let Some(revision) = latest.checked_add(1) else { return Err(StoreError::rejected(RevisionsExhausted)) };
+        let change = CampaignChange::new(kind, revision, by, services.clock.now(), before.as_ref(), campaign);
+        if services.store.save_campaign(campaign, &change, None).await? {
+            return Ok(());
+        }
+    }
+    Err(StoreError::unavailable(std::io::Error::other("the campaign kept changing while its file was saved")))
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the campaign has had as many revisions as a change log numbers")]
+pub struct RevisionsExhausted;
 
 /// The whole launch in this process: `progress` sees the job after every chunk.
 pub async fn launch_with_progress(

@@ -609,6 +609,18 @@ impl Store for DynamoStore {
             TransactWriteItem::builder().put(log.build().map_err(request_bug)?).build(),
             TransactWriteItem::builder().put(put.build().map_err(request_bug)?).build(),
         ];
+        // The next revision exactly: the one before must exist (revisions have no gaps, so with
+        // this one not taken it is the latest), or a forged number could skip ahead.
+        if change.revision > 1 {
+            let previous = ConditionCheck::builder()
+                .table_name(&self.table)
+                .key("pk", s(changes_partition(&campaign.id)))
+                .key("sk", s(change_sk(change.revision - 1)))
+                .condition_expression("attribute_exists(pk)")
+                .build()
+                .map_err(request_bug)?;
+            items.push(TransactWriteItem::builder().condition_check(previous).build());
+        }
         if let Some(status) = first_status.filter(|_| change.kind.creates()) {
             let item = status_item(&campaign.id, status)?;
             items.push(TransactWriteItem::builder().put(Put::builder().table_name(&self.table).set_item(Some(item)).build().map_err(request_bug)?).build());
@@ -625,6 +637,8 @@ impl Store for DynamoStore {
             .expression_attribute_values(":p", s(changes_partition(campaign)))
             .expression_attribute_values(":rev", s("REV#"))
             .scan_index_forward(false)
+            // Read right before a save (the revision it follows): never a stale one.
+            .consistent_read(true)
             .limit(limit.clamp(1, 100) as i32)
             .send()
             .await

@@ -384,10 +384,10 @@ impl Store for SqliteStore {
         self.write("save_campaign", move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
             let exists: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM campaigns WHERE id = ?1)", [&id], |r| r.get(0)).map_err(unavailable)?;
-            let taken: bool = tx
-                .query_row("SELECT EXISTS (SELECT 1 FROM campaign_changes WHERE campaign_id = ?1 AND revision = ?2)", params![id, revision], |r| r.get(0))
-                .map_err(unavailable)?;
-            if exists == creates || taken {
+            // The next revision exactly: a revision taken, or one past a gap, is not this save's.
+            let latest: u32 =
+                tx.query_row("SELECT COALESCE(MAX(revision), 0) FROM campaign_changes WHERE campaign_id = ?1", [&id], |r| r.get(0)).map_err(unavailable)?;
+            if exists == creates || Some(revision) != latest.checked_add(1) {
                 return Ok(false);
             }
             tx.execute("INSERT INTO campaign_changes (campaign_id, revision, body) VALUES (?1, ?2, ?3)", params![id, revision, entry])

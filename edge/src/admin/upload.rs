@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use closeloop_core::changelog::{CampaignChange, ChangeKind};
 use closeloop_core::import::ColumnTarget;
 use closeloop_core::launch::LaunchId;
-use closeloop_core::Campaign;
+use closeloop_core::{Campaign, CampaignId};
 use closeloop_functions::launch::{ContactsFile, DryRunReport, LaunchError, Launcher};
 use closeloop_views::dashboard::Viewer;
 use closeloop_views::workspace::{self, BadRow, ColumnChoice, DryRunView};
@@ -39,10 +39,23 @@ fn launch_failed(e: LaunchError, viewer: &Viewer) -> Response {
         LaunchError::Import(e) => message(StatusCode::UNPROCESSABLE_ENTITY, Some(viewer), "The file cannot be used", &e.to_string()),
         LaunchError::Function(closeloop_functions::FunctionError::Store(e)) => store_failed(e, viewer),
         other => {
-            log_error!("dashboard launch failed: {other}");
+            log_error!("dashboard launch failed: {}", with_sources(&other));
             message(StatusCode::SERVICE_UNAVAILABLE, Some(viewer), "Not launched", "The launch could not be started. Nothing was sent; try again in a moment.")
         }
     }
+}
+
+/// An error and every source under it, for the log: an SDK error's own text is only "service
+/// error", its cause is below.
+fn with_sources(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
 }
 
 pub async fn upload_form(State(state): State<AppState>, Path(id): Path<String>, who: SignedIn) -> Response {
@@ -209,6 +222,14 @@ pub async fn launch_upload(State(state): State<AppState>, Path((id, launch)): Pa
     if !account.may_manage_campaigns() {
         return not_allowed(&viewer);
     }
+    // The change log's revision before the campaign (see `remember_mapping`).
+    let revision_seen = match CampaignId::parse(&id) {
+        Ok(campaign) => match state.services.store.campaign_changes(&campaign, 1).await {
+            Ok(latest) => latest.first().map_or(0, |c| c.revision),
+            Err(e) => return store_failed(e, &viewer),
+        },
+        Err(_) => 0,
+    };
     let (mut campaign, launcher, _, bytes) = match staged(&state, &viewer, &id, &launch).await {
         Ok(s) => s,
         Err(r) => return r,
@@ -218,7 +239,7 @@ pub async fn launch_upload(State(state): State<AppState>, Path((id, launch)): Pa
         Err(e) => return message(StatusCode::UNPROCESSABLE_ENTITY, Some(&viewer), "Unknown field", &e),
     };
     if fields.contains_key("remember") {
-        if let Err(r) = remember_mapping(&state, &viewer, &account.name, &mut campaign, &mapping).await {
+        if let Err(r) = remember_mapping(&state, &viewer, &account.name, &mut campaign, &mapping, revision_seen).await {
             return r;
         }
     }
@@ -229,8 +250,17 @@ pub async fn launch_upload(State(state): State<AppState>, Path((id, launch)): Pa
     }
 }
 
-/// Stores the chosen mapping as the campaign's `[columns]`, unless that changes nothing.
-async fn remember_mapping(state: &AppState, viewer: &Viewer, by: &str, campaign: &mut Campaign, mapping: &BTreeMap<String, ColumnTarget>) -> Result<(), Response> {
+/// Stores the chosen mapping as the campaign's `[columns]`, unless that changes nothing, as the
+/// revision after `revision_seen`, which was read before `campaign`: a save in between makes
+/// this one conflict instead of undoing it.
+async fn remember_mapping(
+    state: &AppState,
+    viewer: &Viewer,
+    by: &str,
+    campaign: &mut Campaign,
+    mapping: &BTreeMap<String, ColumnTarget>,
+    revision_seen: u32,
+) -> Result<(), Response> {
     let before = campaign.clone();
     // One entry per column, whatever the header's case or spacing was before.
     for (header, target) in mapping {
@@ -243,9 +273,8 @@ async fn remember_mapping(state: &AppState, viewer: &Viewer, by: &str, campaign:
         return Ok(());
     }
     let store = &state.services.store;
-    let revision = match store.campaign_changes(&campaign.id, 1).await {
-        Ok(latest) => latest.first().map_or(0, |c| c.revision) + 1,
-        Err(e) => return Err(store_failed(e, viewer)),
+    let Some(revision) = revision_seen.checked_add(1) else {
+        return Err(message(StatusCode::CONFLICT, Some(viewer), "Not remembered", "The campaign's change log is full. Nothing was launched."));
     };
     let change = CampaignChange::new(ChangeKind::Edited, revision, by, state.services.clock.now(), Some(&before), campaign);
     match store.save_campaign(campaign, &change, None).await {

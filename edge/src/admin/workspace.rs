@@ -83,13 +83,18 @@ pub async fn edit_campaign_form(State(state): State<AppState>, Path(id): Path<St
     if !who.account.may_manage_campaigns() {
         return not_allowed(&who.viewer);
     }
+    // The revision before the campaign: a save landing between the two reads then makes this
+    // form's save conflict, instead of letting it write over that save unseen.
+    let Ok(campaign_id) = CampaignId::parse(&id) else {
+        return message(StatusCode::NOT_FOUND, Some(&who.viewer), "No such campaign", "There is no campaign with that id.");
+    };
+    let revision = match state.services.store.campaign_changes(&campaign_id, 1).await {
+        Ok(latest) => latest.first().map_or(0, |c| c.revision),
+        Err(e) => return store_failed(e, &who.viewer),
+    };
     let campaign = match find_campaign(&state, &id, &who.viewer).await {
         Ok(c) => c,
         Err(r) => return r,
-    };
-    let revision = match state.services.store.campaign_changes(&campaign.id, 1).await {
-        Ok(latest) => latest.first().map_or(0, |c| c.revision),
-        Err(e) => return store_failed(e, &who.viewer),
     };
     form_page(StatusCode::OK, &who.viewer, Some(&campaign), &FormMode::Edit { revision }, &CampaignForm::from_campaign(&campaign), &[], None)
 }
@@ -116,7 +121,10 @@ pub async fn update_campaign(State(state): State<AppState>, Path(id): Path<Strin
         Ok(c) => c,
         Err(errors) => return form_page(StatusCode::UNPROCESSABLE_ENTITY, &viewer, Some(&current), &mode, &form, &errors, None),
     };
-    let change = CampaignChange::new(ChangeKind::Edited, seen.saturating_add(1), &account.name, state.services.clock.now(), Some(&current), &campaign);
+    let Some(revision) = seen.checked_add(1) else {
+        return message(StatusCode::UNPROCESSABLE_ENTITY, Some(&viewer), "Nothing saved", "The form's revision is not one this campaign has. Reload the settings and try again.");
+    };
+    let change = CampaignChange::new(ChangeKind::Edited, revision, &account.name, state.services.clock.now(), Some(&current), &campaign);
     if change.settings.is_empty() {
         return Redirect::to(&format!("/admin/c/{}", campaign.id)).into_response();
     }

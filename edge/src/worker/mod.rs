@@ -80,18 +80,19 @@ async fn fetch(request: HttpRequest, env: Env, _ctx: Context) -> worker::Result<
 async fn buffered(request: HttpRequest) -> worker::Result<axum::http::Request<axum::body::Body>> {
     use http_body_util::BodyExt;
     let (mut parts, mut body) = request.into_parts();
+    let limit = crate::worker_body_limit(parts.uri.path());
     let mut bytes = Vec::new();
     let mut total = 0usize;
     while let Some(frame) = body.frame().await {
         if let Ok(data) = frame?.into_data() {
             total += data.len();
-            if total <= crate::MAX_BODY_BYTES {
+            if total <= limit {
                 bytes.extend_from_slice(&data);
             }
         }
     }
-    if total > crate::MAX_BODY_BYTES {
-        bytes.resize(crate::MAX_BODY_BYTES + 1, 0);
+    if total > limit {
+        bytes.resize(limit + 1, 0);
         parts.headers.remove(axum::http::header::CONTENT_LENGTH);
     }
     Ok(axum::http::Request::from_parts(parts, axum::body::Body::from(bytes)))

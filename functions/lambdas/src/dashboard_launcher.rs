@@ -56,11 +56,11 @@ impl Launcher for S3Launcher {
 
     async fn launch(&self, campaign: &Campaign, source: &str, file: &ContactsFile<'_>) -> Result<LaunchJob, LaunchError> {
         let Started { job, chunks } = launch::start_file(&self.services, campaign, source, file).await?;
-        self.queue.send(&chunks).await.map_err(staging)?;
+        self.queue.send(&chunks).await.map_err(|e| LaunchError::Queue(Box::new(e)))?;
         // Queued: the chunks carry the rows, so the file is no longer needed. A failed delete
         // leaves it to the bucket's lifecycle rule.
         if let Err(e) = self.s3.delete_object().bucket(&self.bucket).key(key(&campaign.id, &job.id)).send().await {
-            tracing::warn!(error = %aws_sdk_s3::error::DisplayErrorContext(e), "a launched upload stays staged until it expires");
+            tracing::warn!(error = %aws_sdk_s3::error::DisplayErrorContext(&e), "a launched upload stays staged until it expires");
         }
         tracing::info!(launch = %job.id, chunks = chunks.len(), "dashboard launch queued");
         Ok(job)

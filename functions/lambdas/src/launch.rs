@@ -241,7 +241,8 @@ async fn put_campaign(State(state): State<LaunchState>, Path(id): Path<String>, 
         Ok(c) => return error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", format!("the file's id {:?} is not {:?}", c.id.as_str(), id.as_str())),
         Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_campaign", e.to_string()),
     };
-    match save_from_api(&state.services, &campaign).await {
+    // As it always did, the PUT replaces the campaign; now also in its change log ("the API").
+    match closeloop_functions::launch::save_campaign_file(&state.services, &campaign, "the API").await {
         Ok(()) => (StatusCode::OK, Json(serde_json::json!({ "campaign_id": campaign.id }))).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "storing the campaign failed");
@@ -250,25 +251,6 @@ async fn put_campaign(State(state): State<LaunchState>, Path(id): Path<String>, 
     }
 }
 
-/// The API's PUT replaces the campaign, as it always did, and goes in the change log like a save
-/// in the workspace ("the API" changed it). A save that loses to a concurrent one is made again
-/// over it: the file the caller sent is the campaign they asked for.
-async fn save_from_api(services: &Services, campaign: &Campaign) -> Result<(), closeloop_core::ports::StoreError> {
-    use closeloop_core::changelog::{CampaignChange, ChangeKind};
-    for _ in 0..5 {
-        let before = services.store.campaign(&campaign.id).await?;
-        if before.as_ref() == Some(campaign) {
-            return Ok(());
-        }
-        let revision = services.store.campaign_changes(&campaign.id, 1).await?.first().map_or(0, |c| c.revision) + 1;
-        let kind = if before.is_some() { ChangeKind::Edited } else { ChangeKind::Imported };
-        let change = CampaignChange::new(kind, revision, "the API", services.clock.now(), before.as_ref(), campaign);
-        if services.store.save_campaign(campaign, &change, None).await? {
-            return Ok(());
-        }
-    }
-    Err(closeloop_core::ports::StoreError::unavailable(std::io::Error::other("the campaign kept changing while the API saved it")))
-}
 
 /// `POST /api/v1/campaigns/{id}/launch` with a CSV export as the body: the same report as
 /// `closeloop launch`, bad rows by line.
@@ -291,7 +273,7 @@ async fn launch_csv(State(state): State<LaunchState>, Path(id): Path<String>, he
     match launch(&state.services, &campaign, &body).await {
         Ok(summary) => (StatusCode::OK, Json(summary)).into_response(),
         Err(LaunchError::Import(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_csv", e.to_string()),
-        Err(e @ (LaunchError::Function(_) | LaunchError::Staging(_))) => {
+        Err(e @ (LaunchError::Function(_) | LaunchError::Staging(_) | LaunchError::Queue(_))) => {
             tracing::error!(error = %e, "launch failed");
             error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage is unavailable; invitations already created stay, retry later")
         }
