@@ -657,6 +657,30 @@ pub async fn a_campaign_saved_from_the_workspace_keeps_its_change_log_and_refuse
     assert_eq!(store.campaign_status(&drafted.id).await.unwrap(), Some(draft), "and its state untouched");
 }
 
+/// A request that changes nothing else (a test mail) is one pending event, however often sent.
+pub async fn a_request_is_one_pending_event_however_often_it_is_appended(store: &dyn Store) {
+    let c = campaign("requests");
+    let event = Event {
+        id: format!("test-{}", c.id),
+        at: T0,
+        kind: EventKind::TestMailRequested {
+            request_id: InvitationId(format!("test-{}", c.id)),
+            campaign_id: c.id.clone(),
+            locale: Locale::Sv,
+            to: Email::parse("karin@acme.example").unwrap(),
+            requested_by: "Karin".into(),
+        },
+    };
+    let change = Change { event: event.clone(), campaign: c.id.clone(), deltas: Default::default() };
+    assert!(store.append_event(&change).await.unwrap());
+    assert!(!store.append_event(&change).await.unwrap(), "asked once");
+    let pending: Vec<Event> = store.pending_events(10_000).await.unwrap().into_iter().filter(|e| e.id == event.id).collect();
+    assert_eq!(pending, vec![event.clone()]);
+    store.complete_event(&event.id, T0).await.unwrap();
+    assert!(store.pending_events(10_000).await.unwrap().iter().all(|e| e.id != event.id));
+    assert_eq!(store.count_events(std::slice::from_ref(&event)).await.unwrap(), 0, "counts nothing");
+}
+
 /// The last time each contact key was invited, for a dry run's throttle check.
 pub async fn the_last_invitation_of_each_contact_key_is_known_without_writing(store: &dyn Store) {
     let c = campaign("last-invited");
@@ -810,6 +834,7 @@ macro_rules! store_contract_tests {
             a_paused_campaign_keeps_its_invitations_until_they_are_released,
             the_last_invitation_of_each_contact_key_is_known_without_writing,
             a_campaign_saved_from_the_workspace_keeps_its_change_log_and_refuses_a_stale_save,
+            a_request_is_one_pending_event_however_often_it_is_appended,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

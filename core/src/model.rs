@@ -377,6 +377,16 @@ pub enum EventKind {
     PageOpened { invitation_id: InvitationId },
     ReviewClicked { invitation_id: InvitationId, site: String },
     InvitationSuppressed { invitation_id: InvitationId, reason: SuppressionReason },
+    /// "Send me a test" from the preview: the invitation mail as the campaign would send it,
+    /// to a staff address, marked as a test. No invitation, no counter. `request_id` stands in
+    /// for an invitation where events are grouped, so a request is alone in its group.
+    TestMailRequested {
+        request_id: InvitationId,
+        campaign_id: crate::campaign::CampaignId,
+        locale: Locale,
+        to: Email,
+        requested_by: String,
+    },
 }
 
 impl EventKind {

@@ -281,6 +281,10 @@ pub trait Store: Sync + Send {
         })
     }
 
+    /// Writes an event that changes nothing else: a request the reactions carry out (a test
+    /// mail). False if an event with its id exists (a retried request asks once).
+    async fn append_event(&self, change: &crate::changes::Change) -> Result<bool, StoreError>;
+
     /// Stores a new launch job unless one with its id exists (two starts of the same file at
     /// once); returns the job as stored.
     async fn create_launch(&self, job: &crate::launch::LaunchJob) -> Result<crate::launch::LaunchJob, StoreError>;

@@ -126,6 +126,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/c/{id}/export.csv", get(admin::export))
         .route("/admin/c/{id}/export", get(admin::export_parts))
         .route("/admin/c/{id}/preview", get(admin::preview))
+        .route("/admin/c/{id}/preview/test", post(admin::send_test))
         .route("/admin/c/{id}/campaign.toml", get(admin::campaign_file))
         .route("/admin/c/{id}/state", post(admin::change_state))
         .route("/admin/c/{id}/upload/{launch}", get(admin::dry_run))

@@ -869,7 +869,10 @@ impl closeloop_functions::launch::Launcher for InlineLauncher {
 impl TestApp {
     /// The same dashboard with uploads, as the local process and the launch function serve it.
     fn with_launcher(mut self) -> Self {
-        let accounts = Accounts::default().with("Admin", Role::Admin, None, ADMIN).with("Eda Editor", Role::Editor, None, EDITOR).with("Vera Viewer", Role::Viewer, None, VIEWER);
+        let accounts = Accounts::default()
+            .with("Admin", Role::Admin, None, ADMIN)
+            .with("Eda Editor", Role::Editor, Some(Email::parse("eda@acme.example").unwrap()), EDITOR)
+            .with("Vera Viewer", Role::Viewer, Some(Email::parse("vera@acme.example").unwrap()), VIEWER);
         let launcher = Arc::new(InlineLauncher { services: self.services.clone(), staged: Default::default() });
         let state = AppState::new(&self.services, None).with_admin(AdminConfig::new(accounts, SECRET).unwrap()).with_launcher(launcher);
         self.router = router(state);
@@ -1086,4 +1089,48 @@ async fn a_launch_from_the_dashboard_never_writes_an_older_copy_of_the_campaign_
     assert_eq!(app.post_as(&editor, "/admin/c/dash/edit", &form_body(&forged, &[("revision", "41")])).await.status(), StatusCode::CONFLICT);
     assert_eq!(app.post_as(&editor, "/admin/c/dash/edit", &form_body(&forged, &[("revision", "4294967295")])).await.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(app.store.campaign(&app.campaign.id).await.unwrap().unwrap().throttle_days, 30);
+}
+
+#[tokio::test]
+async fn send_me_a_test_mails_the_invitation_to_the_editor_marked_as_a_test_once_and_counts_nowhere() {
+    let app = spawn_app().await.with_launcher();
+    let outbox = app.store.outbox(app.clock.clone());
+    let sent_to = |to: &'static str| {
+        let outbox = outbox.clone();
+        async move {
+            let page = outbox.page(closeloop_embedded::OutboxCursor::Newest, 500).await.unwrap();
+            page.messages.into_iter().filter(|m| m.to.contains(to)).collect::<Vec<_>>()
+        }
+    };
+    let counted = app.store.campaign_counters(&app.campaign.id).await.unwrap().invited;
+    let rows = app.store.campaign_rows(&app.campaign.id).await.unwrap().len();
+    let editor = app.sign_in(EDITOR).await;
+    let preview = app.page(&editor, "/admin/c/dash/preview").await;
+    assert!(preview.contains(">Send me a test invitation<") && preview.contains("to eda@acme.example"), "{preview}");
+    let asked = app.post_as(&editor, "/admin/c/dash/preview/test", "locale=en").await;
+    assert_eq!(asked.status(), StatusCode::SEE_OTHER);
+    let back = asked.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    assert!(app.page(&editor, &back).await.contains("A test invitation in en is on its way to eda@acme.example"));
+    dispatch::dispatch_pending(&app.services).await.unwrap();
+    dispatch::dispatch_pending(&app.services).await.unwrap();
+    let mails = sent_to("eda@acme.example").await;
+    assert_eq!(mails.len(), 1, "sent once");
+    let subject = mails[0].subject.clone().unwrap();
+    assert!(subject.starts_with("[Test] "), "{subject}");
+    assert!(mails[0].headers.iter().any(|(k, v)| k == "X-Closeloop-Test" && v == "requested by Eda Editor"), "{:?}", mails[0].headers);
+    assert!(mails[0].text.contains("/s/"), "the invitation with its survey link");
+    assert_eq!(app.store.campaign_rows(&app.campaign.id).await.unwrap().len(), rows, "no invitation made");
+    assert_eq!(app.store.campaign_counters(&app.campaign.id).await.unwrap().invited, counted, "nothing counted");
+    // Viewers get no button and are refused; an account without an address is told why.
+    let viewer = app.sign_in(VIEWER).await;
+    assert!(!app.page(&viewer, "/admin/c/dash/preview").await.contains("Send me a test"));
+    assert_eq!(app.post_as(&viewer, "/admin/c/dash/preview/test", "locale=en").await.status(), StatusCode::FORBIDDEN);
+    let admin = app.sign_in(ADMIN).await;
+    assert!(!app.page(&admin, "/admin/c/dash/preview").await.contains("Send me a test"), "no address, no button");
+    assert_eq!(app.post_as(&admin, "/admin/c/dash/preview/test", "locale=en").await.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let forged = Session { cookie: editor.cookie.clone(), csrf: String::new() };
+    assert_eq!(app.post_as(&forged, "/admin/c/dash/preview/test", "locale=en").await.status(), StatusCode::FORBIDDEN);
+    dispatch::dispatch_pending(&app.services).await.unwrap();
+    assert!(sent_to("vera@acme.example").await.is_empty());
+    assert_eq!(sent_to("eda@acme.example").await.len(), 1);
 }

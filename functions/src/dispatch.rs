@@ -86,6 +86,7 @@ pub fn event_invitation(event: &Event) -> &InvitationId {
         | EventKind::PageOpened { invitation_id }
         | EventKind::ReviewClicked { invitation_id, .. }
         | EventKind::InvitationSuppressed { invitation_id, .. } => invitation_id,
+        EventKind::TestMailRequested { request_id, .. } => request_id,
     }
 }
 
@@ -99,6 +100,9 @@ pub async fn handle_event_with(services: &Services, event: &Event, campaigns: &C
         EventKind::AnswerRecorded { invitation_id, .. } => react_to_answer(services, invitation_id, campaigns).await,
         // Counted, with no message to send.
         EventKind::PageOpened { .. } | EventKind::ReviewClicked { .. } | EventKind::InvitationSuppressed { .. } => Ok(()),
+        EventKind::TestMailRequested { campaign_id, locale, to, requested_by, .. } => {
+            crate::messages::send_test_mail(services, &event.id, campaigns, campaign_id, *locale, to, requested_by).await
+        }
     }
 }
 

@@ -132,6 +132,46 @@ pub fn to_staff(kind: MessageKind, campaign: &Campaign, to: &str, rendered: Rend
 }
 
 /// The invitation or a reminder, by the invitation's channel.
+/// Subjects of test mails start with this, and their `X-Closeloop-Test` header says who asked.
+pub const TEST_SUBJECT_PREFIX: &str = "[Test] ";
+
+/// "Send me a test": the invitation mail for `locale`, filled in with the campaign's first
+/// contact (or a made-up one before any upload), to a staff address. Sent once per request
+/// (`test:{event id}`); no invitation is made and nothing is counted. Its links carry a token
+/// no invitation has, as in the preview, so clicking them records nothing.
+pub async fn send_test_mail(
+    services: &Services,
+    event_id: &str,
+    campaigns: &crate::dispatch::CampaignCache,
+    campaign_id: &closeloop_core::CampaignId,
+    locale: closeloop_core::Locale,
+    to: &closeloop_core::Email,
+    requested_by: &str,
+) -> Result<(), FunctionError> {
+    use closeloop_views::preview;
+    let campaign = campaigns.get(services, campaign_id).await?;
+    let now = services.clock.now();
+    let first = services.store.rows_page(closeloop_core::ports::RowQuery::campaign(&campaign.id, 1)).await?;
+    let contact = first.rows.into_iter().next().map(|r| r.invitation.contact).unwrap_or_else(|| preview::sample_contact(&campaign));
+    let invitation = preview::sample_invitation(&campaign, contact, locale, now)
+        .or_else(|_| preview::sample_invitation(&campaign, preview::sample_contact(&campaign), locale, now))
+        .map_err(|e| FunctionError::Missing(format!("a sample contact for campaign {campaign_id}: {e}")))?;
+    let rendered = render::ask_mail(MessageKind::Invitation, &campaign, &invitation, &services.links)?;
+    let mail = OutgoingMail {
+        kind: MessageKind::Invitation,
+        key: String::new(),
+        from_name: campaign.sender_name.clone(),
+        from_email: campaign.sender_email.as_str().to_owned(),
+        to_name: Some(requested_by.to_owned()),
+        to_email: to.as_str().to_owned(),
+        subject: format!("{TEST_SUBJECT_PREFIX}{}", rendered.subject),
+        text: rendered.text,
+        html: rendered.html,
+        headers: vec![("X-Closeloop-Test".to_owned(), format!("requested by {}", requested_by.chars().filter(|c| !c.is_control()).collect::<String>()))],
+    };
+    send_once(services, &format!("test:{event_id}"), Outgoing::Mail(mail)).await.map(|_| ())
+}
+
 pub fn ask(kind: MessageKind, campaign: &Campaign, invitation: &Invitation, services: &Services) -> Result<Outgoing, FunctionError> {
     match invitation.channel {
         Channel::Email => {

@@ -700,7 +700,16 @@ pub fn export_parts_page(viewer: &Viewer, campaign: &Campaign, invited: u64, par
 }
 
 /// A campaign's messages and pages for one locale and group, with where the sample came from.
-pub fn preview_page(viewer: &Viewer, campaign: &Campaign, preview: &crate::preview::Preview, sample_note: &str) -> Result<String, RenderError> {
+/// `test_to`: where "Send me a test" sends (an admin's or editor's own address), if anywhere;
+/// `test_sent`: one was just asked for.
+pub fn preview_page(
+    viewer: &Viewer,
+    campaign: &Campaign,
+    preview: &crate::preview::Preview,
+    sample_note: &str,
+    test_to: Option<&str>,
+    test_sent: bool,
+) -> Result<String, RenderError> {
     let locales: Vec<&str> = campaign.locales.iter().map(|l| l.code()).collect();
     page(
         "admin/preview.html",
@@ -711,6 +720,8 @@ pub fn preview_page(viewer: &Viewer, campaign: &Campaign, preview: &crate::previ
             "preview": preview,
             "locales": locales,
             "sample_note": sample_note,
+            "test_to": test_to,
+            "test_sent": test_sent,
             "filter_query": null,
             "scope_note": scope_note(viewer, None, &Aggregates::default()),
             "section": "preview",

@@ -628,6 +628,20 @@ impl Store for DynamoStore {
         self.transact_if(items).await
     }
 
+    async fn append_event(&self, change: &Change) -> Result<bool, StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(change_item(change)?))
+            .condition_expression("attribute_not_exists(pk)");
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     async fn campaign_changes(&self, campaign: &CampaignId, limit: usize) -> Result<Vec<closeloop_core::changelog::CampaignChange>, StoreError> {
         let out = self
             .client

@@ -411,6 +411,18 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn append_event(&self, change: &closeloop_core::changes::Change) -> Result<bool, StoreError> {
+        let event = change.event.clone();
+        let kind = to_json(&event.kind)?;
+        self.write("append_event", move |conn| {
+            let added = conn
+                .execute("INSERT OR IGNORE INTO events (id, at, body) VALUES (?1, ?2, ?3)", params![event.id, event.at.millis(), kind])
+                .map_err(unavailable)?;
+            Ok(added == 1)
+        })
+        .await
+    }
+
     async fn campaign_changes(&self, campaign: &CampaignId, limit: usize) -> Result<Vec<closeloop_core::changelog::CampaignChange>, StoreError> {
         let campaign = campaign.clone();
         self.read("campaign_changes", move |conn| {

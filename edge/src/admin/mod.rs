@@ -584,9 +584,47 @@ pub async fn preview(State(state): State<AppState>, Path(id): Path<String>, RawQ
         Ok(invitation) => invitation,
         Err(e) => return message(StatusCode::INTERNAL_SERVER_ERROR, Some(&viewer), "No sample contact", &e.to_string()),
     };
+    let test_to = account.email.as_ref().filter(|_| account.may_manage_campaigns()).map(|e| e.as_str());
+    let test_sent = q.get("test").is_some_and(|t| t == "sent");
     let rendered = preview::preview(&campaign, &invitation, group, &state.services.links, now)
-        .and_then(|p| dashboard::preview_page(&viewer, &campaign, &p, sample_note));
+        .and_then(|p| dashboard::preview_page(&viewer, &campaign, &p, sample_note, test_to, test_sent));
     html(StatusCode::OK, rendered)
+}
+
+/// "Send me a test": asks the reactions (which have the mailer; the edge has none) for the
+/// invitation in the chosen language, to the signed-in admin's or editor's own address. One
+/// write: the request's event.
+pub async fn send_test(State(state): State<AppState>, Path(id): Path<String>, posted: CheckedForm) -> Response {
+    use closeloop_core::model::{Event, EventKind};
+    let CheckedForm { account, viewer, fields } = posted;
+    if !account.may_manage_campaigns() {
+        return message(StatusCode::FORBIDDEN, Some(&viewer), "Not allowed", "Only admins and editors send test mails.");
+    }
+    let Some(to) = account.email.clone() else {
+        return message(StatusCode::UNPROCESSABLE_ENTITY, Some(&viewer), "No address", "Your account has no email address to send a test to. Ask an admin to add one (closeloop account add --email).");
+    };
+    let campaign = match find_campaign(&state, &id, &viewer).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let locale = fields.get("locale").and_then(|l| closeloop_core::Locale::parse(l)).filter(|l| campaign.locales.contains(l)).unwrap_or(campaign.locales[0]);
+    let request = uuid::Uuid::new_v4().simple().to_string();
+    let event = Event {
+        id: format!("test-{request}"),
+        at: state.services.clock.now(),
+        kind: EventKind::TestMailRequested {
+            request_id: InvitationId(format!("test-{request}")),
+            campaign_id: campaign.id.clone(),
+            locale,
+            to,
+            requested_by: account.name.clone(),
+        },
+    };
+    let change = closeloop_core::changes::Change { event, campaign: campaign.id.clone(), deltas: Default::default() };
+    match state.services.store.append_event(&change).await {
+        Ok(_) => Redirect::to(&format!("/admin/c/{}/preview?locale={}&test=sent", campaign.id, locale.code())).into_response(),
+        Err(e) => store_failed(e, &viewer),
+    }
 }
 
 /// The campaign as its file (`Campaign::to_toml`), to keep, edit and launch again: admins and
