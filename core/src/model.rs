@@ -324,6 +324,9 @@ pub struct Invitation {
     /// Set once when the contact is suppressed, so the campaign's funnel counts each person once.
     #[serde(default)]
     pub suppressed: Option<SuppressionReason>,
+    /// Not sent before this (the API's `send_at` or `delay_minutes`: two hours after the visit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_after: Option<Timestamp>,
 }
 
 impl Invitation {
@@ -346,6 +349,7 @@ impl Invitation {
             answered_at: None,
             opened_at: None,
             suppressed: None,
+            send_after: None,
         })
     }
 }

@@ -13,6 +13,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use closeloop_core::model::{Contact, Email, Locale, Phone};
+use closeloop_core::Timestamp;
 use closeloop_core::ports::CreateOutcome;
 use closeloop_core::CampaignId;
 use closeloop_core::{rules, Campaign};
@@ -38,6 +39,34 @@ struct InvitationRequest {
     touchpoint: Option<String>,
     contact: Option<ContactRequest>,
     contacts: Option<Vec<ContactRequest>>,
+    /// Not before this time (RFC 3339, e.g. "2026-12-02T16:00:00+01:00").
+    #[serde(default)]
+    send_at: Option<String>,
+    /// Or this many minutes from now (two hours after the service visit: 120).
+    #[serde(default)]
+    delay_minutes: Option<u32>,
+}
+
+/// How far ahead an invitation may be asked to go: a survey about a visit asked a month later
+/// asks about something else.
+pub const MAX_DELAY_MINUTES: u32 = 30 * 24 * 60;
+
+/// The time an invitation may go out, from `send_at` or `delay_minutes` (one of them at most);
+/// a time already past means now.
+fn send_after(request: &InvitationRequest, now: Timestamp) -> Result<Option<Timestamp>, Invalid> {
+    let at = match (&request.send_at, request.delay_minutes) {
+        (Some(_), Some(_)) => return Err(("invalid_send_time", "give send_at or delay_minutes, not both".into())),
+        (None, None) => return Ok(None),
+        (None, Some(minutes)) if minutes > MAX_DELAY_MINUTES => {
+            return Err(("invalid_send_time", format!("delay_minutes must be at most {MAX_DELAY_MINUTES} (30 days)")))
+        }
+        (None, Some(minutes)) => Timestamp::from_millis(now.millis() + i64::from(minutes) * 60_000),
+        (Some(text), None) => Timestamp::parse_rfc3339(text).map_err(|e| ("invalid_send_time", format!("send_at: {e}")))?,
+    };
+    if at.millis() > now.millis() + i64::from(MAX_DELAY_MINUTES) * 60_000 {
+        return Err(("invalid_send_time", "send_at must be within 30 days".into()));
+    }
+    Ok((at > now).then_some(at))
 }
 
 /// Keeps one request's work (and a Worker's subrequests) bounded.
@@ -140,17 +169,21 @@ pub async fn create_invitation(State(state): State<AppState>, headers: HeaderMap
             return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage is unavailable; retry later");
         }
     };
+    let send_at = match send_after(&request, services.clock.now()) {
+        Ok(at) => at,
+        Err((code, message)) => return error(StatusCode::UNPROCESSABLE_ENTITY, code, message),
+    };
     let touchpoint = non_empty(request.touchpoint);
     let contact = match (request.contact, request.contacts) {
         (Some(contact), None) => contact,
-        (None, Some(contacts)) => return invite_batch(&state, &campaign, contacts, touchpoint).await,
+        (None, Some(contacts)) => return invite_batch(&state, &campaign, contacts, touchpoint, send_at).await,
         _ => return error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", "send either \"contact\" or \"contacts\""),
     };
     let contact = match contact_from(contact, touchpoint) {
         Ok(c) => c,
         Err((code, message)) => return error(StatusCode::UNPROCESSABLE_ENTITY, code, message),
     };
-    match invite_one(services.store.as_ref(), &campaign, contact, services.clock.now()).await {
+    match invite_one(services.store.as_ref(), &campaign, contact, services.clock.now(), send_at).await {
         Ok((CreateOutcome::Created, invitation)) => (
             StatusCode::CREATED,
             Json(json!({
@@ -158,6 +191,7 @@ pub async fn create_invitation(State(state): State<AppState>, headers: HeaderMap
                 "invitation_id": invitation.id,
                 "channel": invitation.channel,
                 "survey_url": services.links.survey(&invitation.token),
+                "send_at": invitation.send_after.map(|at| at.rfc3339_in(&campaign.zone())),
             })),
         )
             .into_response(),
@@ -173,7 +207,7 @@ pub async fn create_invitation(State(state): State<AppState>, headers: HeaderMap
 
 /// A batch answers 200 with one result per contact, in order: a bad contact is reported and the
 /// others go on, as with a CSV.
-async fn invite_batch(state: &AppState, campaign: &Campaign, contacts: Vec<ContactRequest>, touchpoint: Option<String>) -> Response {
+async fn invite_batch(state: &AppState, campaign: &Campaign, contacts: Vec<ContactRequest>, touchpoint: Option<String>, send_at: Option<Timestamp>) -> Response {
     if contacts.is_empty() || contacts.len() > MAX_BATCH {
         return error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", format!("\"contacts\" must hold 1 to {MAX_BATCH} contacts"));
     }
@@ -184,7 +218,11 @@ async fn invite_batch(state: &AppState, campaign: &Campaign, contacts: Vec<Conta
     let mut positions = Vec::new();
     for (index, request) in contacts.into_iter().enumerate() {
         match contact_from(request, touchpoint.clone()).and_then(|c| new_invitation(campaign, c, now).map_err(|e| ("invalid_contact", format!("contact: {e}")))) {
-            Ok(invitation) => {
+            Ok(mut invitation) => {
+                if let Some(at) = send_at {
+                    invitation.send_after = Some(at);
+                    invitation.next_reminder_at = rules::first_reminder_at(&campaign.reminders, at);
+                }
                 positions.push(index);
                 invitations.push(invitation);
                 results.push(serde_json::Value::Null);

@@ -24,6 +24,7 @@ struct TestApp {
     outbox: Outbox,
     services: Services,
     campaign: Campaign,
+    clock: Arc<ManualClock>,
 }
 
 const CAMPAIGN: &str = r#"
@@ -55,7 +56,7 @@ async fn spawn_app() -> TestApp {
         store: Arc::new(store.clone()),
         mailer: Arc::new(outbox.clone()),
         sms: Arc::new(outbox.clone()),
-        clock,
+        clock: clock.clone(),
         links: Links::new("https://nps.example"),
     };
     let campaign = Campaign::from_toml(CAMPAIGN).unwrap();
@@ -63,7 +64,7 @@ async fn spawn_app() -> TestApp {
     launch::launch(&services, &campaign, csv.as_bytes()).await.unwrap();
     dispatch::dispatch_pending(&services).await.unwrap();
     let router = router(AppState::new(&services, Some(API_TOKEN)));
-    TestApp { router, store, outbox, services, campaign }
+    TestApp { router, store, outbox, services, campaign, clock }
 }
 
 impl TestApp {
@@ -408,4 +409,63 @@ async fn a_batch_invites_each_contact_and_reports_each_one_in_order() {
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let both = r#"{"campaign_id":"router","contact":{"email":"a@example.com"},"contacts":[]}"#;
     assert_eq!(app.post_api(Some(&auth), "application/json", both).await.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn an_invitation_asked_for_later_goes_out_at_its_time_once_and_its_reminder_counts_from_then() {
+    let app = spawn_app().await;
+    let auth = format!("Bearer {API_TOKEN}");
+    let body = |extra: &str| format!(r#"{{"campaign_id":"router","contact":{{"email":"later@example.com","first_name":"Lo"}}{extra}}}"#);
+    for (extra, why) in [
+        (r#","send_at":"2026-09-21T18:00:00Z","delay_minutes":5"#, "both"),
+        (r#","delay_minutes":50000"#, "beyond 30 days"),
+        (r#","send_at":"tomorrow at six""#, "not a time"),
+        (r#","send_at":"2027-09-21T18:00:00Z""#, "a year ahead"),
+        (r#","delay_minutes":-5"#, "negative"),
+    ] {
+        let response = app.post_api(Some(&auth), "application/json", &body(extra)).await;
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{why}");
+    }
+    let response = app.post_api(Some(&auth), "application/json", &body(r#","delay_minutes":120"#)).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let created = json(response).await;
+    // T0 is 14:13:20 UTC; the campaign is English-first, so on UTC's clock.
+    assert_eq!(created["send_at"], "2026-09-21T16:13:20+00:00");
+    let to_later = || app.outbox.messages().unwrap().into_iter().filter(|m| m.to.contains("later@example.com")).collect::<Vec<_>>();
+    dispatch::dispatch_pending(&app.services).await.unwrap();
+    assert!(to_later().is_empty(), "not before its time");
+    let accounts = closeloop_core::accounts::Accounts::default();
+    let almost = closeloop_core::Timestamp::from_millis(T0.plus_hours(2).millis() - 60_000);
+    app.clock.set(almost);
+    closeloop_functions::schedule::run(&app.services, &accounts, almost).await.unwrap();
+    assert!(to_later().is_empty(), "a minute early");
+    let due = T0.plus_hours(2);
+    app.clock.set(due);
+    let summary = closeloop_functions::schedule::run(&app.services, &accounts, due).await.unwrap();
+    assert_eq!((summary.invitations_released, summary.reminders_sent), (1, 0), "{summary:?}");
+    closeloop_functions::schedule::run(&app.services, &accounts, due).await.unwrap();
+    let sent = to_later();
+    assert_eq!(sent.len(), 1, "once");
+    assert_eq!(sent[0].kind, "invitation");
+    // Its reminder counts from the send, not from the request.
+    let id = closeloop_core::model::InvitationId(created["invitation_id"].as_str().unwrap().to_owned());
+    let stored = app.store.invitation(&id).await.unwrap().unwrap();
+    assert_eq!(stored.next_reminder_at, closeloop_core::rules::next_reminder_at(&app.campaign.reminders, due, 0, due));
+    let reminder_at = stored.next_reminder_at.unwrap();
+    app.clock.set(reminder_at);
+    let summary = closeloop_functions::schedule::run(&app.services, &accounts, reminder_at).await.unwrap();
+    assert_eq!(summary.invitations_released, 0, "{summary:?}");
+    let kinds: Vec<String> = to_later().into_iter().map(|m| m.kind).collect();
+    assert_eq!(kinds.iter().filter(|k| *k == "reminder").count(), 1, "then its one reminder: {kinds:?}");
+
+    // Cancelled before its time, a later invitation never goes out.
+    let response = app.post_api(Some(&auth), "application/json", r#"{"campaign_id":"router","contact":{"email":"returned.later@example.com"},"delay_minutes":60}"#).await;
+    let returned = json(response).await["invitation_id"].as_str().unwrap().to_owned();
+    let cancelled = app.send(Request::delete(format!("/api/v1/invitations/{returned}")).header(header::AUTHORIZATION, &auth).body(Body::empty()).unwrap()).await;
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    let later = reminder_at.plus_hours(2);
+    app.clock.set(later);
+    dispatch::dispatch_pending(&app.services).await.unwrap();
+    closeloop_functions::schedule::run(&app.services, &accounts, later).await.unwrap();
+    assert!(app.outbox.messages().unwrap().iter().all(|m| !m.to.contains("returned.later@example.com")));
 }

@@ -131,7 +131,9 @@ async fn load_answered(
 
 /// What became of an invitation handed to the sender.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sending {
+pub(crate) enum Sending {
+    /// Not yet: it goes at its `send_after`, through the schedule's due index.
+    Later,
     /// Sent: by this call (`now`), or before (its send key was claimed: sent, or cancelled).
     Sent { now: bool },
     /// Waiting: its campaign is paused or outside its send window (`release_held` sends it).
@@ -151,10 +153,14 @@ fn sending_now(status: &CampaignStatus, campaign: &Campaign, now: closeloop_core
     (!campaign.may_send_at(now)).then_some(Sending::Held)
 }
 
-async fn send_invitation(services: &Services, id: &InvitationId, campaigns: &CampaignCache) -> Result<Sending, FunctionError> {
+pub(crate) async fn send_invitation(services: &Services, id: &InvitationId, campaigns: &CampaignCache) -> Result<Sending, FunctionError> {
     let (invitation, campaign) = load(services, id, campaigns).await?;
     let status = campaigns.status(services, &campaign.id).await?;
     let now = services.clock.now();
+    if let Some(at) = not_yet(&invitation, now) {
+        later(services, &invitation, at).await?;
+        return Ok(Sending::Later);
+    }
     if let Some(waiting) = sending_now(&status, &campaign, now) {
         if waiting == Sending::Held {
             hold(services, &campaign, &invitation, now).await?;
@@ -167,6 +173,18 @@ async fn send_invitation(services: &Services, id: &InvitationId, campaigns: &Cam
     let message = ask(MessageKind::Invitation, &campaign, &invitation, services)?;
     let sent = send_once(services, &format!("invitation:{id}"), message).await?;
     Ok(Sending::Sent { now: sent })
+}
+
+/// When an invitation asked to go later is due, if that is still ahead.
+fn not_yet(invitation: &closeloop_core::Invitation, now: closeloop_core::Timestamp) -> Option<closeloop_core::Timestamp> {
+    invitation.send_after.filter(|at| *at > now)
+}
+
+/// Puts an invitation asked to go later on the due index at its send time (where reminders
+/// wait too: the schedule sends it then, and its reminders count from that send).
+async fn later(services: &Services, invitation: &closeloop_core::Invitation, at: closeloop_core::Timestamp) -> Result<(), FunctionError> {
+    services.store.reminder_sent(&invitation.id, 0, Some(at)).await?;
+    Ok(())
 }
 
 /// Puts an invitation on its campaign's held list, and its reminders off until it is sent: a
@@ -212,6 +230,10 @@ pub async fn send_invitations(services: &Services, ids: &[InvitationId], campaig
                 continue;
             }
         };
+        if let Some(at) = not_yet(&invitation, now) {
+            outcomes[slot] = Some(later(services, &invitation, at).await);
+            continue;
+        }
         if let Some(waiting) = sending_now(&status, &campaign, now) {
             let held = match waiting {
                 Sending::Held => hold(services, &campaign, &invitation, now).await,
@@ -376,7 +398,8 @@ pub async fn release_held(services: &Services) -> Result<usize, FunctionError> {
                     let next = closeloop_core::rules::next_reminder_at(&campaign.reminders, now, 0, now);
                     services.store.reminder_sent(&id, 0, next).await?;
                 }
-                Ok(Sending::Sent { now: false } | Sending::Dropped) => {}
+                // Sent before, never to go, or on the due index for its own later time.
+                Ok(Sending::Sent { now: false } | Sending::Dropped | Sending::Later) => {}
                 Err(e) if e.is_retryable() => return Err(e),
                 // A held invitation whose row is gone cannot be sent; it leaves the list.
                 Err(e) => tracing::error!(invitation = %id, error = %e, "dropped from the held invitations"),

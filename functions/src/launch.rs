@@ -377,8 +377,20 @@ pub enum InviteError {
 
 /// One transactional invitation (the CRM API): the outcome, and the invitation it concerns.
 /// Needs only the store, so the edge can call it without any way to send.
-pub async fn invite_one(store: &dyn Store, campaign: &Campaign, contact: Contact, now: Timestamp) -> Result<(CreateOutcome, Invitation), InviteError> {
-    let invitation = new_invitation(campaign, contact, now)?;
+/// `send_after`: not sent before then (its reminders count from when it goes out).
+pub async fn invite_one(
+    store: &dyn Store,
+    campaign: &Campaign,
+    contact: Contact,
+    now: Timestamp,
+    send_after: Option<Timestamp>,
+) -> Result<(CreateOutcome, Invitation), InviteError> {
+    let mut invitation = new_invitation(campaign, contact, now)?;
+    if let Some(at) = send_after.filter(|at| *at > now) {
+        invitation.send_after = Some(at);
+        // The first reminder counts from the send, not from the request.
+        invitation.next_reminder_at = rules::first_reminder_at(&campaign.reminders, at);
+    }
     let throttle_since = rules::throttle_since(campaign, now);
     let outcomes = store.create_invitations(std::slice::from_ref(&invitation), throttle_since).await.map_err(FunctionError::from)?;
     let outcome = outcomes.first().copied().ok_or_else(|| FunctionError::Missing("outcome of the invitation".into()))?;

@@ -68,6 +68,26 @@ pub async fn run(services: &Services, accounts: &Accounts, at: Timestamp) -> Res
                     continue;
                 }
             }
+            // An invitation asked to go later is on this index at its send time: the first due
+            // entry sends the invitation itself (once: its send key), and its reminders count
+            // from then. One already sent goes on to its reminder.
+            if invitation.reminders_sent == 0 && invitation.send_after.is_some() {
+                match crate::dispatch::send_invitation(services, &invitation.id, &statuses).await? {
+                    crate::dispatch::Sending::Sent { now: true } => {
+                        let next = rules::next_reminder_at(&campaign.reminders, at, 0, at);
+                        services.store.reminder_sent(&invitation.id, 0, next).await?;
+                        summary.invitations_released += 1;
+                        continue;
+                    }
+                    crate::dispatch::Sending::Sent { now: false } => {}
+                    // Held (its list clears its reminders), later, or never.
+                    crate::dispatch::Sending::Held | crate::dispatch::Sending::Later => continue,
+                    crate::dispatch::Sending::Dropped => {
+                        services.store.reminder_sent(&invitation.id, 0, None).await?;
+                        continue;
+                    }
+                }
+            }
             if !campaign.may_send_at(at) {
                 // Outside the send window: due again when it next opens.
                 let opens = campaign.next_send_time(at);
