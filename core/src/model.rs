@@ -391,6 +391,9 @@ pub enum EventKind {
         to: Email,
         requested_by: String,
     },
+    /// A campaign started or resumed: its held invitations go now (a first batch; the schedule
+    /// sends the rest). `request_id` as for a test mail.
+    HeldReleaseRequested { request_id: InvitationId, campaign_id: crate::campaign::CampaignId },
 }
 
 impl EventKind {

@@ -685,6 +685,7 @@ async fn an_editor_creates_a_campaign_with_the_form_and_the_log_says_who_and_whe
     let editor = app.sign_in(EDITOR).await;
     let list = app.page(&editor, "/admin").await;
     assert!(list.contains("href=\"/admin/new\""), "the list offers a new campaign");
+    assert!(list.contains("<td>2026-09-21 16:13 CEST (done, 3 invited)</td>"), "each campaign's last launch: {list}");
     let blank = app.page(&editor, "/admin/new").await;
     assert!(blank.contains("name=\"throttle_days\"") && blank.contains("value=\"90\""), "the file's defaults are filled in");
     let response = app.post_as(&editor, "/admin/new", &form_body(&new_form(), &[("kind", "created")])).await;
@@ -1133,4 +1134,26 @@ async fn send_me_a_test_mails_the_invitation_to_the_editor_marked_as_a_test_once
     dispatch::dispatch_pending(&app.services).await.unwrap();
     assert!(sent_to("vera@acme.example").await.is_empty());
     assert_eq!(sent_to("eda@acme.example").await.len(), 1);
+}
+
+#[tokio::test]
+async fn starting_or_resuming_sends_what_waited_at_once_not_at_the_schedules_next_run() {
+    let app = spawn_app().await;
+    let outbox = app.store.outbox(app.clock.clone());
+    let admin = app.sign_in(ADMIN).await;
+    assert_eq!(app.post_as(&admin, "/admin/c/dash/state", "action=pause&expected=active").await.status(), StatusCode::SEE_OTHER);
+    launch::launch(&app.services, &app.campaign, b"email,first_name\nwaiting@example.se,Wanda\n").await.unwrap();
+    dispatch::dispatch_pending(&app.services).await.unwrap();
+    let to_wanda = || {
+        let outbox = outbox.clone();
+        async move { outbox.page(closeloop_embedded::OutboxCursor::Newest, 500).await.unwrap().messages.into_iter().filter(|m| m.to.contains("waiting@example.se")).count() }
+    };
+    assert_eq!(to_wanda().await, 0, "paused: it waits");
+    assert_eq!(app.store.held_invitations(&app.campaign.id, 10).await.unwrap().len(), 1);
+    assert_eq!(app.post_as(&admin, "/admin/c/dash/state", "action=resume&expected=paused").await.status(), StatusCode::SEE_OTHER);
+    dispatch::dispatch_pending(&app.services).await.unwrap();
+    assert_eq!(to_wanda().await, 1, "resumed: sent by the dispatcher, with no schedule run");
+    assert!(app.store.held_invitations(&app.campaign.id, 10).await.unwrap().is_empty());
+    dispatch::dispatch_pending(&app.services).await.unwrap();
+    assert_eq!(to_wanda().await, 1, "once");
 }

@@ -86,7 +86,7 @@ pub fn event_invitation(event: &Event) -> &InvitationId {
         | EventKind::PageOpened { invitation_id }
         | EventKind::ReviewClicked { invitation_id, .. }
         | EventKind::InvitationSuppressed { invitation_id, .. } => invitation_id,
-        EventKind::TestMailRequested { request_id, .. } => request_id,
+        EventKind::TestMailRequested { request_id, .. } | EventKind::HeldReleaseRequested { request_id, .. } => request_id,
     }
 }
 
@@ -100,6 +100,11 @@ pub async fn handle_event_with(services: &Services, event: &Event, campaigns: &C
         EventKind::AnswerRecorded { invitation_id, .. } => react_to_answer(services, invitation_id, campaigns).await,
         // Counted, with no message to send.
         EventKind::PageOpened { .. } | EventKind::ReviewClicked { .. } | EventKind::InvitationSuppressed { .. } => Ok(()),
+        EventKind::HeldReleaseRequested { campaign_id, .. } => {
+            // A campaign started or resumed: what waited goes now, not at the schedule's next run.
+            let campaign = campaigns.get(services, campaign_id).await?;
+            release_campaign(services, &campaign, campaigns, RELEASED_PER_REQUEST).await.map(|_| ())
+        }
         EventKind::TestMailRequested { campaign_id, locale, to, requested_by, .. } => {
             crate::messages::send_test_mail(services, &event.id, campaigns, campaign_id, *locale, to, requested_by).await
         }
@@ -385,28 +390,39 @@ pub async fn release_held(services: &Services) -> Result<usize, FunctionError> {
     let campaigns = CampaignCache::default();
     let mut released = 0;
     for campaign in services.store.campaigns().await? {
-        let now = services.clock.now();
-        if sending_now(&campaigns.status(services, &campaign.id).await?, &campaign, now).is_some() {
-            continue;
-        }
-        for id in services.store.held_invitations(&campaign.id, RELEASED_PER_RUN).await? {
-            match send_invitation(services, &id, &campaigns).await {
-                // The window closed (or the campaign paused) meanwhile: it and the rest stay.
-                Ok(Sending::Held) => break,
-                // Its reminders start now, counted from when it went out.
-                Ok(Sending::Sent { now: true }) => {
-                    let next = closeloop_core::rules::next_reminder_at(&campaign.reminders, now, 0, now);
-                    services.store.reminder_sent(&id, 0, next).await?;
-                }
-                // Sent before, never to go, or on the due index for its own later time.
-                Ok(Sending::Sent { now: false } | Sending::Dropped | Sending::Later) => {}
-                Err(e) if e.is_retryable() => return Err(e),
-                // A held invitation whose row is gone cannot be sent; it leaves the list.
-                Err(e) => tracing::error!(invitation = %id, error = %e, "dropped from the held invitations"),
+        released += release_campaign(services, &campaign, &campaigns, RELEASED_PER_RUN).await?;
+    }
+    Ok(released)
+}
+
+/// Invitations a start or resume releases at once (`HeldReleaseRequested`), within a stream
+/// handler's time budget; the schedule's next run releases the rest.
+pub const RELEASED_PER_REQUEST: usize = 100;
+
+/// Sends up to `limit` of one campaign's held invitations, if it sends now.
+async fn release_campaign(services: &Services, campaign: &Campaign, campaigns: &CampaignCache, limit: usize) -> Result<usize, FunctionError> {
+    let now = services.clock.now();
+    if sending_now(&campaigns.status(services, &campaign.id).await?, campaign, now).is_some() {
+        return Ok(0);
+    }
+    let mut released = 0;
+    for id in services.store.held_invitations(&campaign.id, limit).await? {
+        match send_invitation(services, &id, campaigns).await {
+            // The window closed (or the campaign paused) meanwhile: it and the rest stay.
+            Ok(Sending::Held) => break,
+            // Its reminders start now, counted from when it went out.
+            Ok(Sending::Sent { now: true }) => {
+                let next = closeloop_core::rules::next_reminder_at(&campaign.reminders, now, 0, now);
+                services.store.reminder_sent(&id, 0, next).await?;
             }
-            services.store.release_invitation(&campaign.id, &id).await?;
-            released += 1;
+            // Sent before, never to go, or on the due index for its own later time.
+            Ok(Sending::Sent { now: false } | Sending::Dropped | Sending::Later) => {}
+            Err(e) if e.is_retryable() => return Err(e),
+            // A held invitation whose row is gone cannot be sent; it leaves the list.
+            Err(e) => tracing::error!(invitation = %id, error = %e, "dropped from the held invitations"),
         }
+        services.store.release_invitation(&campaign.id, &id).await?;
+        released += 1;
     }
     Ok(released)
 }

@@ -223,6 +223,8 @@ pub struct CampaignLine {
     pub campaign: Campaign,
     pub status: Option<closeloop_core::lifecycle::CampaignStatus>,
     pub figures: Option<Aggregates>,
+    /// The most recent launch, if it was read (`None` also when the page's reads ran out).
+    pub last_launch: Option<closeloop_core::launch::LaunchJob>,
 }
 
 pub fn campaigns_page(viewer: &Viewer, campaigns: &[CampaignLine]) -> Result<String, RenderError> {
@@ -230,12 +232,14 @@ pub fn campaigns_page(viewer: &Viewer, campaigns: &[CampaignLine]) -> Result<Str
         .iter()
         .map(|line| {
             let state = line.status.as_ref().map(|s| s.state.as_str());
+            let zone = viewer.zone_for(&line.campaign);
+            let launch = line.last_launch.as_ref().map(|job| format!("{} ({}, {} invited)", job.started_at.display_in(&zone), job.state.as_str(), job.invited));
             match &line.figures {
                 Some(agg) => {
                     let funnel = agg.funnel();
-                    json!({ "campaign": campaign_view(&line.campaign), "state": state, "figures": true, "partial": agg.partial().is_some(), "nps": nps_view(&agg.tally()), "invited": funnel.invited, "rate": percent(funnel.answered, funnel.invited) })
+                    json!({ "campaign": campaign_view(&line.campaign), "state": state, "launch": launch, "figures": true, "partial": agg.partial().is_some(), "nps": nps_view(&agg.tally()), "invited": funnel.invited, "rate": percent(funnel.answered, funnel.invited) })
                 }
-                None => json!({ "campaign": campaign_view(&line.campaign), "state": state, "figures": false, "partial": false, "nps": null, "invited": null, "rate": null }),
+                None => json!({ "campaign": campaign_view(&line.campaign), "state": state, "launch": launch, "figures": false, "partial": false, "nps": null, "invited": null, "rate": null }),
             }
         })
         .collect();

@@ -283,21 +283,26 @@ pub async fn campaigns(State(state): State<AppState>, headers: HeaderMap) -> Res
     let mut shown = Vec::with_capacity(list.len());
     let mut budget = RowBudget::new(state.limits);
     for campaign in list {
-        // The list needs each campaign's state and totals: two reads, while the budget lasts.
-        if !budget.spend(1) {
-            shown.push(dashboard::CampaignLine { campaign, status: None, figures: None });
+        // The list needs each campaign's state, last launch and totals: three reads, while the
+        // budget lasts.
+        if !budget.spend(2) {
+            shown.push(dashboard::CampaignLine { campaign, status: None, figures: None, last_launch: None });
             continue;
         }
         let status = match state.services.store.campaign_status(&campaign.id).await {
             Ok(status) => Some(status.unwrap_or_default().at(state.services.clock.now())),
             Err(e) => return store_failed(e, &viewer),
         };
+        let last_launch = match state.services.store.launches(&campaign.id, 1).await {
+            Ok(mut launches) => launches.pop(),
+            Err(e) => return store_failed(e, &viewer),
+        };
         if reads_counters(&account, None) && !budget.spend(1) {
-            shown.push(dashboard::CampaignLine { campaign, status, figures: None });
+            shown.push(dashboard::CampaignLine { campaign, status, figures: None, last_launch });
             continue;
         }
         match aggregates_for(&state, &campaign, &account, None, View::Totals, &mut budget).await {
-            Ok(agg) => shown.push(dashboard::CampaignLine { campaign, status, figures: Some(agg) }),
+            Ok(agg) => shown.push(dashboard::CampaignLine { campaign, status, figures: Some(agg), last_launch }),
             Err(e) => return store_failed(e, &viewer),
         }
     }
@@ -692,7 +697,26 @@ pub async fn change_state(State(state): State<AppState>, Path(id): Path<String>,
     };
     let expected: CampaignState = current.state;
     match store.set_campaign_status(&campaign.id, &next, expected).await {
-        Ok(true) => Redirect::to(&format!("/admin/c/{}", campaign.id)).into_response(),
+        Ok(true) => {
+            if next.sends_at(now) && !current.sends_at(now) {
+                // What waited goes now rather than at the schedule's next run. If this write
+                // fails, the schedule still sends it: the change itself stands.
+                let request = uuid::Uuid::new_v4().simple().to_string();
+                let event = closeloop_core::model::Event {
+                    id: format!("release-{request}"),
+                    at: now,
+                    kind: closeloop_core::model::EventKind::HeldReleaseRequested {
+                        request_id: InvitationId(format!("release-{request}")),
+                        campaign_id: campaign.id.clone(),
+                    },
+                };
+                let change = closeloop_core::changes::Change { event, campaign: campaign.id.clone(), deltas: Default::default() };
+                if let Err(e) = store.append_event(&change).await {
+                    log_error!("asking for the held invitations of {} failed; the schedule sends them: {e}", campaign.id);
+                }
+            }
+            Redirect::to(&format!("/admin/c/{}", campaign.id)).into_response()
+        }
         Ok(false) => message(StatusCode::CONFLICT, Some(&viewer), "Changed meanwhile", "Someone else changed the campaign's state first. Reload and decide again."),
         Err(e) => store_failed(e, &viewer),
     }
