@@ -184,6 +184,10 @@ pub struct Campaign {
     /// Whose benchmark the response rate is compared with.
     #[serde(default)]
     pub market: Market,
+    /// A heads-up mail this many days before a scheduled campaign starts, from each contact's
+    /// owner (or the sender): people told a survey is coming answer it more often.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heads_up_days: Option<u32>,
     /// Comment themes: a name and the keywords (word beginnings) that put a comment in it.
     #[serde(default)]
     pub themes: BTreeMap<String, Vec<String>>,
@@ -306,6 +310,9 @@ impl Campaign {
         }
         if !(1..=24 * 14).contains(&self.follow_up_hours) {
             invalid("follow_up_hours", "follow_up_hours must be 1 to 336".into());
+        }
+        if self.heads_up_days.is_some_and(|d| !(1..=14).contains(&d)) {
+            invalid("heads_up_days", "heads_up_days must be 1 to 14".into());
         }
         if self.throttle_days > 3650 {
             invalid("throttle_days", "throttle_days must be at most 3650".into());
@@ -446,6 +453,7 @@ mod tests {
             assert_eq!(Campaign::from_toml(&file).unwrap(), campaign, "{file}");
         }
         let mut full = Campaign::from_toml(include_str!("../../demo/campaign.toml")).unwrap();
+        full.heads_up_days = Some(2);
         full.send_window = Some(toml::from_str::<Holder>("w = { from = \"09:00\", to = \"17:00\", days = [\"mon\"] }").unwrap().w);
         full.columns.insert("Company Name".into(), ColumnTarget::parse("company").unwrap());
         full.owners.insert("Karin Holm".into(), Email::parse("karin@x.example").unwrap());

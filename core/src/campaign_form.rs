@@ -54,6 +54,8 @@ pub struct CampaignForm {
     pub market: String,
     pub reminder_delay_days: String,
     pub reminder_max: String,
+    /// Days before a scheduled start for the heads-up mail; empty for none.
+    pub heads_up_days: String,
     pub drivers: String,
     pub follow_up: String,
     pub review_sites: String,
@@ -88,6 +90,7 @@ impl CampaignForm {
             market: get("market"),
             reminder_delay_days: get("reminder_delay_days"),
             reminder_max: get("reminder_max"),
+            heads_up_days: get("heads_up_days"),
             drivers: get("drivers"),
             follow_up: get("follow_up"),
             review_sites: get("review_sites"),
@@ -142,6 +145,7 @@ impl CampaignForm {
             .into(),
             reminder_delay_days: c.reminders.delay_days.to_string(),
             reminder_max: c.reminders.max.to_string(),
+            heads_up_days: c.heads_up_days.map(|d| d.to_string()).unwrap_or_default(),
             drivers: lines(c.drivers.iter().map(|d| format!("{} | {}", d.key, localized_line(&d.label)))),
             follow_up: lines(c.follow_up.iter().map(|(g, t)| format!("{} | {}", g.as_str(), localized_line(t)))),
             review_sites: lines(c.review_sites.iter().map(|s| {
@@ -202,6 +206,7 @@ impl CampaignForm {
         let follow_up_hours = number("follow_up_hours", &self.follow_up_hours, 336);
         let delay_days = number("reminder_delay_days", &self.reminder_delay_days, 30);
         let max = number("reminder_max", &self.reminder_max, 3);
+        let heads_up_days = optional(&self.heads_up_days).map(|d| number("heads_up_days", d, 14));
         let manager_email = optional(&self.manager_email).and_then(|e| Email::parse(e).map_err(|e| error("manager_email", e.to_string())).ok());
         let market = match self.market.trim() {
             "" | "b2c" => Market::B2c,
@@ -323,6 +328,7 @@ impl CampaignForm {
             themes,
             columns,
             owners,
+            heads_up_days,
         };
         // The file's own rules, for what the fields above could not tell alone (a duplicate key,
         // an http:// review site), once the field's own reading found nothing wrong with it.
@@ -407,6 +413,7 @@ mod tests {
         full.columns.insert("Notes = internal".into(), ColumnTarget::Custom);
         full.owners.insert("Karin Holm".into(), Email::parse("karin@x.example").unwrap());
         full.owners.insert("Bo Berg".into(), Email::parse("bo=sales@x.example").unwrap());
+        full.heads_up_days = Some(3);
         full.follow_up.insert(Group::Detractor, LocalizedText::Same("What went wrong?".into()));
         full.follow_up.insert(
             Group::Promoter,

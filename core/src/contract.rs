@@ -598,6 +598,8 @@ pub async fn a_paused_campaign_keeps_its_invitations_until_they_are_released(sto
     }
     assert_eq!(store.held_invitations(&c.id, 10).await.unwrap(), ids, "each once, in id order");
     assert_eq!(store.held_invitations(&c.id, 2).await.unwrap(), ids[..2].to_vec());
+    assert_eq!(store.held_invitations_after(&c.id, &ids[1], 10).await.unwrap(), ids[2..].to_vec(), "a walk goes on after its last");
+    assert!(store.held_invitations_after(&c.id, &ids[2], 10).await.unwrap().is_empty());
     store.release_invitation(&c.id, &ids[0]).await.unwrap();
     store.release_invitation(&c.id, &ids[0]).await.unwrap();
     assert_eq!(store.held_invitations(&c.id, 10).await.unwrap(), ids[1..].to_vec());

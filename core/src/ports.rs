@@ -210,6 +210,8 @@ pub trait Store: Sync + Send {
     /// Invitations of a campaign that wait for it to resume, oldest first.
     async fn held_invitations(&self, campaign: &CampaignId, limit: usize) -> Result<Vec<InvitationId>, StoreError>;
     async fn release_invitation(&self, campaign: &CampaignId, invitation: &InvitationId) -> Result<(), StoreError>;
+    /// The held invitations after `after` in id order: a walk through a long held list.
+    async fn held_invitations_after(&self, campaign: &CampaignId, after: &InvitationId, limit: usize) -> Result<Vec<InvitationId>, StoreError>;
     /// Completes several handled events; a store may do it in one write.
     async fn complete_events(&self, ids: &[String], at: Timestamp) -> Result<(), StoreError> {
         for id in ids {
@@ -343,6 +345,8 @@ pub enum MessageKind {
     Alert,
     Escalation,
     Digest,
+    /// Told a survey is coming, a few days before a scheduled campaign starts.
+    HeadsUp,
 }
 
 impl MessageKind {
@@ -355,6 +359,7 @@ impl MessageKind {
             MessageKind::Alert => "alert",
             MessageKind::Escalation => "escalation",
             MessageKind::Digest => "digest",
+            MessageKind::HeadsUp => "heads_up",
         }
     }
 }

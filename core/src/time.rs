@@ -238,6 +238,14 @@ impl Timestamp {
         }
     }
 
+    /// "2026-12-02": the date on the zone's clock, for a mail that names a day.
+    pub fn display_date_in(self, zone: &Zone) -> String {
+        match self.zoned(zone) {
+            Some(zoned) => zoned.strftime("%Y-%m-%d").to_string(),
+            None => self.to_display(),
+        }
+    }
+
     /// A wall-clock time on the zone's clock, as a browser's `datetime-local` input sends it
     /// ("2026-12-02T09:00"). A time a clock change skips is taken as the first one after it.
     pub fn from_local(input: &str, zone: &Zone) -> Result<Self, LocalTimeError> {

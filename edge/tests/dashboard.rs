@@ -1157,3 +1157,46 @@ async fn starting_or_resuming_sends_what_waited_at_once_not_at_the_schedules_nex
     dispatch::dispatch_pending(&app.services).await.unwrap();
     assert_eq!(to_wanda().await, 1, "once");
 }
+
+#[tokio::test]
+async fn a_heads_up_goes_from_each_contacts_owner_the_chosen_days_before_a_scheduled_start_once() {
+    let app = spawn_app().await.with_launcher();
+    let outbox = app.store.outbox(app.clock.clone());
+    let editor = app.sign_in(EDITOR).await;
+    let mut form = new_form();
+    (form.window_from, form.window_to, form.window_days) = (String::new(), String::new(), Vec::new());
+    form.heads_up_days = "2".into();
+    form.owners = "Karin Holm = karin.holm@nordhavn.example".into();
+    form.locales = "en".into();
+    assert_eq!(app.post_as(&editor, "/admin/new", &form_body(&form, &[("kind", "created")])).await.status(), StatusCode::SEE_OTHER);
+    let csv = b"email,first_name,owner\nnils@example.se,Nils,Karin Holm\nstina@example.se,Stina,\n";
+    let staged = app.upload(&editor, "spring-visit", &editor.csrf, csv).await;
+    let at = staged.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    assert_eq!(app.post_as(&editor, &format!("{at}/launch"), "map%3Aowner=owner_email").await.status(), StatusCode::SEE_OTHER);
+    dispatch::dispatch_pending(&app.services).await.unwrap();
+    // Starts in five days (T0 is 2026-09-21, 16:13 in Stockholm; the campaign is English-first: UTC).
+    assert_eq!(app.post_as(&editor, "/admin/c/spring-visit/state", "action=schedule&expected=draft&starts_at=2026-09-26T09%3A00").await.status(), StatusCode::SEE_OTHER);
+    let heads_ups = || {
+        let outbox = outbox.clone();
+        async move { outbox.page(closeloop_embedded::OutboxCursor::Newest, 500).await.unwrap().messages.into_iter().filter(|m| m.kind == "heads_up").collect::<Vec<_>>() }
+    };
+    let accounts = Accounts::default();
+    closeloop_functions::schedule::run(&app.services, &accounts, T0).await.unwrap();
+    assert!(heads_ups().await.is_empty(), "five days ahead: not yet");
+    let two_days_before = Timestamp::parse_rfc3339("2026-09-24T09:00:00Z").unwrap();
+    app.clock.set(two_days_before);
+    let summary = closeloop_functions::schedule::run(&app.services, &accounts, two_days_before).await.unwrap();
+    assert_eq!(summary.heads_ups_sent, 2, "{summary:?}");
+    closeloop_functions::schedule::run(&app.services, &accounts, two_days_before.plus_hours(1)).await.unwrap();
+    let mails = heads_ups().await;
+    assert_eq!(mails.len(), 2, "once each");
+    let nils = mails.iter().find(|m| m.to.contains("nils@example.se")).unwrap();
+    assert!(nils.headers.iter().any(|(k, v)| k == "Reply-To" && v == "karin.holm@nordhavn.example"), "{:?}", nils.headers);
+    assert!(nils.text.contains("Karin Holm") && nils.text.contains("On 2026-09-26 we will send you a short question"), "{}", nils.text);
+    assert!(!nils.text.contains("/s/"), "no survey link before the survey");
+    let stina = mails.iter().find(|m| m.to.contains("stina@example.se")).unwrap();
+    assert!(stina.text.contains("Karin Lund"), "no owner: signed by the sender: {}", stina.text);
+    // The invitations still wait for the start.
+    let id = closeloop_core::CampaignId::parse("spring-visit").unwrap();
+    assert_eq!(app.store.held_invitations(&id, 10).await.unwrap().len(), 2);
+}

@@ -21,6 +21,8 @@ pub struct ScheduleSummary {
     pub invitations_released: usize,
     pub escalations_sent: usize,
     pub digests_sent: usize,
+    /// Heads-up mails to the contacts of campaigns that start within their `heads_up_days`.
+    pub heads_ups_sent: usize,
 }
 
 /// A campaign's digests go out on Monday from 08:00 on its clock, once per ISO week, whichever
@@ -42,6 +44,7 @@ pub async fn run(services: &Services, accounts: &Accounts, at: Timestamp) -> Res
     // Invitations that waited (a send window opening, a resume) go first: their reminders
     // start only once they are sent.
     summary.invitations_released = crate::dispatch::release_held(services).await?;
+    summary.heads_ups_sent = send_heads_ups(services, &statuses, at).await?;
     loop {
         let due = services.store.due_reminders(at, PAGE).await?;
         if due.is_empty() {
@@ -227,6 +230,75 @@ async fn campaign_digests(
         if send_once(services, &format!("digest:{}:{to}:{week}", campaign.id), Outgoing::Mail(mail)).await? {
             sent += 1;
         }
+    }
+    Ok(sent)
+}
+
+/// Held invitations a heads-up walk reads at once.
+const HEADS_UP_PAGE: usize = 100;
+
+/// Heads-up mails for every scheduled campaign with `heads_up_days` whose start is that close:
+/// one to each contact with an address whose invitation waits for the start, from their owner
+/// (the name `[owners]` gives their address, replies to them) or the sender. A campaign's walk
+/// is claimed once per start time (`heads_up_walk:{campaign}:{start}`), so later runs do not
+/// walk it again; a walk that fails gives its claim back and the next run goes again, each
+/// mail still once (`heads_up:{invitation}`).
+async fn send_heads_ups(services: &Services, statuses: &crate::dispatch::CampaignCache, at: Timestamp) -> Result<usize, FunctionError> {
+    let mut sent = 0;
+    for campaign in services.store.campaigns().await? {
+        let Some(days) = campaign.heads_up_days else { continue };
+        let status = statuses.status(services, &campaign.id).await?;
+        let (CampaignState::Scheduled, Some(start)) = (status.state_at(at), status.starts_at) else { continue };
+        if at < start.minus_days(days) {
+            continue;
+        }
+        let walk = format!("heads_up_walk:{}:{}", campaign.id, start.millis());
+        if !services.store.claim_send(&walk, at).await? {
+            continue;
+        }
+        match walk_heads_ups(services, &campaign, start).await {
+            Ok(n) => sent += n,
+            Err(e) => {
+                services.store.release_send(&walk).await?;
+                return Err(e);
+            }
+        }
+    }
+    Ok(sent)
+}
+
+async fn walk_heads_ups(services: &Services, campaign: &closeloop_core::Campaign, start: Timestamp) -> Result<usize, FunctionError> {
+    let zone = campaign.zone();
+    let starts = start.display_date_in(&zone);
+    let names: std::collections::HashMap<&str, &str> = campaign.owners.iter().map(|(name, email)| (email.as_str(), name.as_str())).collect();
+    let mut sent = 0;
+    let mut page = services.store.held_invitations(&campaign.id, HEADS_UP_PAGE).await?;
+    while let Some(last) = page.last().cloned() {
+        let found = services.store.invitations_with_answers(&page).await?;
+        let invitations: Vec<closeloop_core::Invitation> = found.into_iter().filter_map(|(invitation, _)| invitation).filter(|i| i.contact.email.is_some()).collect();
+        let people: Vec<_> = invitations.iter().map(|i| i.contact.keys()).collect();
+        let suppressed = services.store.are_suppressed(&people).await?;
+        let mut mails = Vec::new();
+        for (invitation, suppressed) in invitations.iter().zip(suppressed) {
+            if suppressed {
+                continue;
+            }
+            let owner = invitation.contact.owner_email.as_ref();
+            let signer = owner.and_then(|o| names.get(o.as_str()).copied()).unwrap_or(&campaign.sender_name);
+            let rendered = render::heads_up_mail(campaign, invitation, signer, &starts, &services.links)?;
+            let Some(mut mail) = crate::messages::to_respondent(MessageKind::HeadsUp, campaign, invitation, rendered, services) else { continue };
+            mail.from_name = signer.to_owned();
+            if let Some(owner) = owner {
+                mail.headers.push(("Reply-To".to_owned(), owner.as_str().to_owned()));
+            }
+            mails.push((format!("heads_up:{}", invitation.id), Outgoing::Mail(mail)));
+        }
+        for outcome in crate::messages::send_once_many(services, mails).await? {
+            if outcome? {
+                sent += 1;
+            }
+        }
+        page = services.store.held_invitations_after(&campaign.id, &last, HEADS_UP_PAGE).await?;
     }
     Ok(sent)
 }

@@ -56,6 +56,9 @@ const TEMPLATES: &[(&str, &str)] = templates!(
     "mail/digest/subject.txt",
     "mail/digest/body.txt",
     "mail/digest/body.html",
+    "mail/heads_up/subject.txt",
+    "mail/heads_up/body.txt",
+    "mail/heads_up/body.html",
     "sms/invitation.txt",
     "sms/reminder.txt",
     "admin/layout.html",
@@ -453,6 +456,28 @@ pub fn ask_mail(kind: MessageKind, campaign: &Campaign, invitation: &Invitation,
             survey_url => links.survey(&invitation.token),
             unsubscribe_url => links.unsubscribe(&invitation.token),
             sender_name => campaign.sender_name,
+            company => campaign.company,
+        },
+    )
+}
+
+/// The heads-up before a scheduled campaign starts: who will ask, about what, and when (the
+/// start's date on the campaign's clock), signed by the contact's owner when the campaign knows
+/// their name, else by the sender. No survey link yet: the invitation brings it.
+pub fn heads_up_mail(campaign: &Campaign, invitation: &Invitation, signer: &str, starts: &str, links: &Links) -> Result<RenderedMail, RenderError> {
+    let strings = campaign_strings(campaign, invitation)
+        .with("date", starts.to_owned())
+        .with("touchpoint", invitation.touchpoint.clone().unwrap_or_default());
+    let intro = strings.get(if invitation.touchpoint.is_some() { "heads_up_intro_touchpoint" } else { "heads_up_intro" });
+    mail(
+        MessageKind::HeadsUp,
+        context! {
+            lang => invitation.locale.code(),
+            t => strings.all(),
+            greeting => greeting(&strings, invitation),
+            intro,
+            unsubscribe_url => links.unsubscribe(&invitation.token),
+            sender_name => signer,
             company => campaign.company,
         },
     )

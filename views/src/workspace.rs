@@ -168,6 +168,7 @@ pub fn campaign_form_page(
                 input("follow_up_hours", "Hours to follow up", "number", &form.follow_up_hours, "1 to 336: the case's deadline after the answer.", true),
                 input("reminder_delay_days", "Days before a reminder", "number", &form.reminder_delay_days, "1 to 30.", true),
                 input("reminder_max", "Reminders at most", "number", &form.reminder_max, "0 to 3; one is usually enough.", true),
+                input("heads_up_days", "Heads-up mail, days before a scheduled start", "number", &form.heads_up_days, "1 to 14, or empty for none: each contact hears from their owner that a short survey is coming.", false),
             ],
         },
         Section {

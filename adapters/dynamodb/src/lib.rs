@@ -966,6 +966,11 @@ impl Store for DynamoStore {
         items.iter().take(limit).map(|item| Ok(InvitationId(get_s(item, "sk")?.to_owned()))).collect()
     }
 
+    async fn held_invitations_after(&self, campaign: &CampaignId, after: &InvitationId, limit: usize) -> Result<Vec<InvitationId>, StoreError> {
+        let items = self.query_all(None, "pk = :p AND sk > :after", vec![(":p", s(held_pk(campaign))), (":after", s(after.0.as_str()))], Some(limit)).await?;
+        items.iter().take(limit).map(|item| Ok(InvitationId(get_s(item, "sk")?.to_owned()))).collect()
+    }
+
     async fn release_invitation(&self, campaign: &CampaignId, invitation: &InvitationId) -> Result<(), StoreError> {
         self.client
             .delete_item()

@@ -807,6 +807,18 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn held_invitations_after(&self, campaign: &CampaignId, after: &InvitationId, limit: usize) -> Result<Vec<InvitationId>, StoreError> {
+        let (campaign, after) = (campaign.clone(), after.clone());
+        self.read("held_invitations_after", move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT invitation_id FROM held_invitations WHERE campaign_id = ?1 AND invitation_id > ?2 ORDER BY invitation_id LIMIT ?3")
+                .map_err(unavailable)?;
+            let ids = stmt.query_map(params![campaign.as_str(), after.0, limit as i64], |r| r.get::<_, String>(0)).map_err(unavailable)?;
+            ids.map(|id| id.map(InvitationId).map_err(unavailable)).collect()
+        })
+        .await
+    }
+
     async fn release_invitation(&self, campaign: &CampaignId, invitation: &InvitationId) -> Result<(), StoreError> {
         let (campaign, invitation) = (campaign.clone(), invitation.clone());
         self.write("release_invitation", move |conn| {
