@@ -1200,3 +1200,45 @@ async fn a_heads_up_goes_from_each_contacts_owner_the_chosen_days_before_a_sched
     let id = closeloop_core::CampaignId::parse("spring-visit").unwrap();
     assert_eq!(app.store.held_invitations(&id, 10).await.unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn every_workspace_form_refuses_a_post_without_this_sessions_token() {
+    let app = spawn_app().await.with_launcher();
+    let editor = app.sign_in(EDITOR).await;
+    let staged = app.upload(&editor, "dash", &editor.csrf, b"email\nx@example.se\n").await;
+    let dry_run = staged.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    let forms = [
+        ("/admin/new".to_owned(), form_body(&new_form(), &[])),
+        ("/admin/import".to_owned(), "file=id%3D%22x%22".to_owned()),
+        ("/admin/c/dash/edit".to_owned(), form_body(&closeloop_core::campaign_form::CampaignForm::from_campaign(&app.campaign), &[("revision", "0")])),
+        ("/admin/c/dash/state".to_owned(), "action=pause&expected=active".to_owned()),
+        ("/admin/c/dash/preview/test".to_owned(), "locale=en".to_owned()),
+        (format!("{dry_run}/launch"), String::new()),
+    ];
+    let stolen = Session { cookie: editor.cookie.clone(), csrf: app.sign_in(EDITOR).await.csrf };
+    for (uri, body) in &forms {
+        for session in [&stolen, &Session { cookie: editor.cookie.clone(), csrf: String::new() }] {
+            assert_eq!(app.post_as(session, uri, body).await.status(), StatusCode::FORBIDDEN, "{uri}");
+        }
+        let no_session = app.send(Request::post(uri.as_str()).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded").body(Body::from(body.clone())).unwrap()).await;
+        assert_eq!(no_session.status(), StatusCode::FORBIDDEN, "{uri} signed out");
+    }
+    assert_eq!(app.upload(&stolen, "dash", &stolen.csrf, b"email\nx@example.se\n").await.status(), StatusCode::FORBIDDEN, "the upload too");
+    assert_eq!(app.store.campaign_status(&app.campaign.id).await.unwrap(), None, "nothing changed");
+    assert_eq!(app.store.campaign_rows(&app.campaign.id).await.unwrap().len(), 3, "nothing launched");
+}
+
+#[tokio::test]
+async fn an_excel_unicode_text_export_uploads_as_utf_16_tab_separated() {
+    let app = spawn_app().await.with_launcher();
+    let editor = app.sign_in(EDITOR).await;
+    // Excel's "Unicode text": UTF-16 little-endian with a byte order mark, tab-separated.
+    let text = "E-post\tFörnamn\tSpråk\r\nmarten@example.se\tMårten\tsvenska\r\n";
+    let mut file = vec![0xFF, 0xFE];
+    file.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+    let staged = app.upload(&editor, "dash", &editor.csrf, &file).await;
+    assert_eq!(staged.status(), StatusCode::SEE_OTHER);
+    let page = app.page(&editor, staged.headers()[header::LOCATION].to_str().unwrap()).await;
+    assert!(page.contains("id=\"file-format\">CSV, UTF-16 LE, tab-separated<"), "{page}");
+    assert!(page.contains("id=\"would-invite\">1<"), "{page}");
+}
