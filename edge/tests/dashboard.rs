@@ -12,14 +12,14 @@ use tower::ServiceExt;
 
 use closeloop_core::accounts::{Accounts, Role};
 use closeloop_core::model::{CaseStatus, Email, InvitationId};
-use closeloop_core::ports::{Clock, Links, ManualClock, Store};
+use closeloop_core::ports::{Clock, ManualClock, Store};
 use closeloop_core::{Campaign, Timestamp};
 use closeloop_edge::admin::{AdminConfig, ReadLimits};
 use closeloop_edge::{router, AppState};
 use closeloop_embedded::SqliteStore;
 use closeloop_functions::{dispatch, launch, Services};
 
-const T0: Timestamp = Timestamp::from_millis(1_790_000_000_000);
+use closeloop_testkit::T0;
 const ADMIN: &str = "admin-token-0123456789abcdef";
 const VIEWER: &str = "viewer-token-0123456789abcdef";
 const ANNA: &str = "anna-token-0123456789abcdef";
@@ -63,16 +63,7 @@ struct Session {
 }
 
 async fn spawn_app() -> TestApp {
-    let store = SqliteStore::open_in_memory().unwrap();
-    let clock = Arc::new(ManualClock::new(T0));
-    let outbox = store.outbox(clock.clone());
-    let services = Services {
-        store: Arc::new(store.clone()),
-        mailer: Arc::new(outbox.clone()),
-        sms: Arc::new(outbox),
-        clock: clock.clone(),
-        links: Links::new("https://nps.example"),
-    };
+    let closeloop_testkit::Local { store, clock, services, .. } = closeloop_testkit::local();
     let campaign = Campaign::from_toml(CAMPAIGN).unwrap();
     launch::launch(&services, &campaign, CSV.as_bytes()).await.unwrap();
     let accounts = Accounts::default()
@@ -95,16 +86,7 @@ async fn spawn_app() -> TestApp {
 /// `n` contacts (every third owned by Anna, the rest by Bo), each of whom answered with a
 /// numbered comment, on a dashboard whose requests may each make only `limits` reads of rows.
 async fn spawn_answered(n: usize, limits: ReadLimits) -> TestApp {
-    let store = SqliteStore::open_in_memory().unwrap();
-    let clock = Arc::new(ManualClock::new(T0));
-    let outbox = store.outbox(clock.clone());
-    let services = Services {
-        store: Arc::new(store.clone()),
-        mailer: Arc::new(outbox.clone()),
-        sms: Arc::new(outbox),
-        clock: clock.clone(),
-        links: Links::new("https://nps.example"),
-    };
+    let closeloop_testkit::Local { store, clock, services, .. } = closeloop_testkit::local();
     let campaign = Campaign::from_toml(CAMPAIGN).unwrap();
     let mut csv = String::from("email,first_name,owner_email\n");
     for i in 0..n {

@@ -9,8 +9,8 @@ use axum::Router;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-const T0: closeloop_core::Timestamp = closeloop_core::Timestamp::from_millis(1_790_000_000_000);
-use closeloop_core::ports::{Links, ManualClock, Store};
+use closeloop_testkit::T0;
+use closeloop_core::ports::{ManualClock, Store};
 use closeloop_core::{Campaign, Invitation};
 use closeloop_edge::{router, AppState};
 use closeloop_embedded::{Outbox, SqliteStore};
@@ -49,16 +49,7 @@ audience = "promoters_only"
 "#;
 
 async fn spawn_app() -> TestApp {
-    let store = SqliteStore::open_in_memory().unwrap();
-    let clock = Arc::new(ManualClock::new(T0));
-    let outbox = store.outbox(clock.clone());
-    let services = Services {
-        store: Arc::new(store.clone()),
-        mailer: Arc::new(outbox.clone()),
-        sms: Arc::new(outbox.clone()),
-        clock: clock.clone(),
-        links: Links::new("https://nps.example"),
-    };
+    let closeloop_testkit::Local { store, outbox, clock, services } = closeloop_testkit::local();
     let campaign = Campaign::from_toml(CAMPAIGN).unwrap();
     let csv = "email,first_name,owner_email\nasa@example.se,Åsa,owner@acme.example\nbo@example.se,Bo,\n";
     launch::launch(&services, &campaign, csv.as_bytes()).await.unwrap();
@@ -346,16 +337,7 @@ async fn a_cancelled_invitation_never_goes_out_and_one_already_sent_cannot_be_ca
 async fn a_storage_failure_gives_a_503_page_that_keeps_what_the_person_typed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("closeloop.db");
-    let store = SqliteStore::open(&path).unwrap();
-    let clock = Arc::new(ManualClock::new(T0));
-    let outbox = store.outbox(clock.clone());
-    let services = Services {
-        store: Arc::new(store.clone()),
-        mailer: Arc::new(outbox.clone()),
-        sms: Arc::new(outbox),
-        clock,
-        links: Links::new("https://nps.example"),
-    };
+    let closeloop_testkit::Local { store, services, .. } = closeloop_testkit::Local::over(SqliteStore::open(&path).unwrap());
     let campaign = Campaign::from_toml(CAMPAIGN).unwrap();
     launch::launch(&services, &campaign, b"email\nasa@example.se\n").await.unwrap();
     let token = store.campaign_rows(&campaign.id).await.unwrap()[0].invitation.token.clone();

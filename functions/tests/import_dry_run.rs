@@ -2,11 +2,10 @@
 //! computed without writing anything, and the same reading when it does write.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use closeloop_core::import::{ColumnTarget, Encoding, Field, FileFormat, MappedBy};
 use closeloop_core::model::{ContactKey, Email, SuppressionReason};
-use closeloop_core::ports::{Links, ManualClock, Store};
+use closeloop_core::ports::Store;
 use closeloop_core::{Campaign, Timestamp};
 use closeloop_embedded::SqliteStore;
 use closeloop_functions::launch::{dry_run, launch, launch_file_with_progress, ContactsFile};
@@ -33,17 +32,8 @@ throttle_days = 30
 }
 
 fn world() -> (Services, SqliteStore) {
-    let store = SqliteStore::open_in_memory().expect("store");
-    let clock = Arc::new(ManualClock::new(T0));
-    let outbox = store.outbox(clock.clone());
-    let services = Services {
-        store: Arc::new(store.clone()),
-        mailer: Arc::new(outbox.clone()),
-        sms: Arc::new(outbox),
-        clock,
-        links: Links::new("https://nps.example"),
-    };
-    (services, store)
+    let local = closeloop_testkit::local();
+    (local.services, local.store)
 }
 
 /// Excel on Windows with HubSpot's headers: Windows-1252, semicolons, CRLF.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use closeloop_core::model::{Answer, Event, EventKind};
-use closeloop_core::ports::{Clock, Links, Mailer, ManualClock, OutgoingMail, SendError, Store};
+use closeloop_core::ports::{Clock, Mailer, ManualClock, OutgoingMail, SendError, Store};
 use closeloop_core::{Campaign, Invitation, Score, Timestamp};
 use closeloop_embedded::{Outbox, SqliteStore};
 use closeloop_functions::{dispatch, launch, schedule, Services};
@@ -61,16 +61,10 @@ async fn world(mail_failures: usize) -> World {
 /// The reactions' adapters over `store`, its outbox as mailer (failing `mail_failures` times
 /// first) and SMS sender, at T0 on a clock the test moves.
 fn services_over(store: &SqliteStore, mail_failures: usize) -> (Services, Outbox, Arc<ManualClock>) {
-    let clock = Arc::new(ManualClock::new(T0));
-    let outbox = store.outbox(clock.clone());
-    let services = Services {
-        store: Arc::new(store.clone()),
-        mailer: Arc::new(FlakyMailer { inner: outbox.clone(), failures: AtomicUsize::new(mail_failures) }),
-        sms: Arc::new(outbox.clone()),
-        clock: clock.clone(),
-        links: Links::new("https://nps.example"),
-    };
-    (services, outbox, clock)
+    let local = closeloop_testkit::Local::over(store.clone());
+    let flaky = Arc::new(FlakyMailer { inner: local.outbox.clone(), failures: AtomicUsize::new(mail_failures) });
+    let local = local.with_mailer(flaky);
+    (local.services, local.outbox, local.clock)
 }
 
 async fn world_with(campaign_toml: &str, mail_failures: usize) -> World {
