@@ -273,6 +273,34 @@ impl ChunkResult {
     }
 }
 
+/// What launching a file would do, computed without writing anything: how it was read, the
+/// mapping, and how many rows would be invited, skipped (by reason) or refused (by line).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DryRunReport {
+    pub campaign: CampaignId,
+    /// The launch this file would be: the same file launched again is the same launch.
+    pub launch_id: LaunchId,
+    /// The state of that launch if it was started before: a launch reports a finished one as
+    /// it stands and resumes an unfinished one.
+    pub launched_before: Option<LaunchState>,
+    #[serde(flatten)]
+    pub file: crate::import::FileFormat,
+    pub mapping: Vec<crate::import::MappedColumn>,
+    /// Explicit mapping entries that matched no column.
+    pub unused_mapping: Vec<String>,
+    /// Rows with any content, the header not counted.
+    pub rows: u64,
+    pub would_invite: u64,
+    /// Duplicates of an earlier row of the file.
+    pub duplicates: u64,
+    pub suppressed: u64,
+    /// Invited, in this or another campaign, within the campaign's `throttle_days`.
+    pub throttled: u64,
+    pub throttle_days: u32,
+    /// Every bad row, in line order (a launch's job keeps only the first 500).
+    pub bad_rows: Vec<RowProblem>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use closeloop_core::campaign::{Campaign, CampaignId};
-use closeloop_core::import::{parse_contacts, ColumnTarget, FileFormat, ImportError, ImportSettings, ImportedContacts, MappedColumn, RowProblem};
+use closeloop_core::import::{parse_contacts, ColumnTarget, ImportError, ImportSettings, ImportedContacts, RowProblem};
 use closeloop_core::launch::{self, ChunkResult, LaunchChunk, LaunchId, LaunchJob, LaunchState, SkipReason};
 use closeloop_core::model::{Contact, ContactError, ContactKey, Invitation, InvitationId, Token};
 use closeloop_core::ports::CreateOutcome;
@@ -263,33 +263,7 @@ pub async fn launch(services: &Services, campaign: &Campaign, contacts_csv: &[u8
     Ok(LaunchSummary::from(&job))
 }
 
-/// What launching a file would do, computed without writing anything: how it was read, the
-/// mapping, and how many rows would be invited, skipped (by reason) or refused (by line).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct DryRunReport {
-    pub campaign: CampaignId,
-    /// The launch this file would be: the same file launched again is the same launch.
-    pub launch_id: LaunchId,
-    /// The state of that launch if it was started before: a launch reports a finished one as
-    /// it stands and resumes an unfinished one.
-    pub launched_before: Option<LaunchState>,
-    #[serde(flatten)]
-    pub file: FileFormat,
-    pub mapping: Vec<MappedColumn>,
-    /// Explicit mapping entries that matched no column.
-    pub unused_mapping: Vec<String>,
-    /// Rows with any content, the header not counted.
-    pub rows: u64,
-    pub would_invite: u64,
-    /// Duplicates of an earlier row of the file.
-    pub duplicates: u64,
-    pub suppressed: u64,
-    /// Invited, in this or another campaign, within the campaign's `throttle_days`.
-    pub throttled: u64,
-    pub throttle_days: u32,
-    /// Every bad row, in line order (a launch's job keeps only the first 500).
-    pub bad_rows: Vec<RowProblem>,
-}
+pub use closeloop_core::launch::DryRunReport;
 
 /// Rows (or contact keys) a dry run asks the store about in one call.
 const DRY_RUN_BATCH: usize = 500;

@@ -8,6 +8,7 @@ use serde::Serialize;
 use closeloop_core::campaign::Campaign;
 use closeloop_core::campaign_form::{CampaignForm, FieldError};
 use closeloop_core::changelog::{CampaignChange, ChangeKind, SettingChange};
+use closeloop_core::launch::DryRunReport;
 use closeloop_core::time::SendWindow;
 
 use crate::dashboard::Viewer;
@@ -309,42 +310,38 @@ pub fn upload_page(viewer: &Viewer, campaign: &Campaign, error: Option<&str>, av
 
 /// One column of the uploaded file, where its values will go, and why.
 #[derive(Debug, Clone, Serialize)]
-pub struct ColumnChoice {
-    pub header: String,
+struct ColumnChoice<'a> {
+    header: &'a str,
     /// A field name, or `custom`.
-    pub chosen: String,
+    chosen: &'static str,
     /// How the choice was made: `explicit` (the campaign's mapping or this form), `suggested`,
     /// `custom`.
-    pub by: &'static str,
+    by: &'static str,
 }
 
-/// A bad row of the file, as the dry run found it.
-#[derive(Debug, Clone, Serialize)]
-pub struct BadRow {
-    pub line: u64,
-    pub reason: String,
-}
-
-/// What the dry run page shows: the file as read, the mapping, and what a launch would do.
-#[derive(Debug, Clone, Serialize)]
-pub struct DryRunView {
-    pub launch_id: String,
-    pub file: String,
-    pub sheet: Option<String>,
-    pub columns: Vec<ColumnChoice>,
-    pub unused_mapping: Vec<String>,
-    pub rows: u64,
-    pub would_invite: u64,
-    pub duplicates: u64,
-    pub suppressed: u64,
-    pub throttled: u64,
-    pub throttle_days: u32,
-    pub bad_rows: Vec<BadRow>,
-    pub bad_row_count: usize,
+/// What the dry-run page shows of a report: the file as read, the mapping, what a launch would do.
+#[derive(Debug, Serialize)]
+struct DryRunView<'a> {
+    launch_id: String,
+    file: String,
+    sheet: Option<&'a str>,
+    columns: Vec<ColumnChoice<'a>>,
+    unused_mapping: &'a [String],
+    rows: u64,
+    would_invite: u64,
+    duplicates: u64,
+    suppressed: u64,
+    throttled: u64,
+    throttle_days: u32,
+    bad_rows: &'a [closeloop_core::import::RowProblem],
+    bad_row_count: usize,
     /// The state of an earlier launch of the same file, if there was one.
-    pub launched_before: Option<String>,
-    pub elapsed_ms: u64,
+    launched_before: Option<&'static str>,
+    elapsed_ms: u64,
 }
+
+/// Bad rows the dry-run page lists; all are counted.
+pub const BAD_ROWS_SHOWN: usize = 200;
 
 #[derive(Debug, Serialize)]
 struct DryRunPage<'a> {
@@ -352,7 +349,7 @@ struct DryRunPage<'a> {
     viewer: &'a Viewer,
     #[serde(flatten)]
     nav: Nav<'a>,
-    report: &'a DryRunView,
+    report: DryRunView<'a>,
     bad_rows_shown: usize,
     fields: Vec<(&'static str, &'static str)>,
 }
@@ -371,11 +368,50 @@ const FIELD_CHOICES: [(&str, &str); 11] = [
     ("custom", "Keep as a CRM property"),
 ];
 
-/// The dry run of an upload, with its mapping to change and the launch button.
-pub fn dry_run_page(viewer: &Viewer, campaign: &Campaign, report: &DryRunView) -> Result<String, RenderError> {
+/// The dry run of an upload (`sheet`: the workbook's sheet asked for), with its mapping to
+/// change and the launch button.
+pub fn dry_run_page(viewer: &Viewer, campaign: &Campaign, report: &DryRunReport, sheet: Option<&str>, elapsed_ms: u64) -> Result<String, RenderError> {
+    use closeloop_core::import::MappedBy;
+    let shown = &report.bad_rows[..report.bad_rows.len().min(BAD_ROWS_SHOWN)];
+    let view = DryRunView {
+        launch_id: report.launch_id.to_string(),
+        file: report.file.to_string(),
+        sheet,
+        columns: report
+            .mapping
+            .iter()
+            .map(|c| ColumnChoice {
+                header: &c.header,
+                chosen: c.field.map_or("custom", |f| f.as_str()),
+                by: match c.by {
+                    MappedBy::Explicit => "explicit",
+                    MappedBy::Suggested => "suggested",
+                    MappedBy::Custom => "custom",
+                },
+            })
+            .collect(),
+        unused_mapping: &report.unused_mapping,
+        rows: report.rows,
+        would_invite: report.would_invite,
+        duplicates: report.duplicates,
+        suppressed: report.suppressed,
+        throttled: report.throttled,
+        throttle_days: report.throttle_days,
+        bad_rows: shown,
+        bad_row_count: report.bad_rows.len(),
+        launched_before: report.launched_before.map(|s| s.as_str()),
+        elapsed_ms,
+    };
     render_admin(
         "admin/dry_run.html",
-        &DryRunPage { title: format!("{}: check the upload", campaign.name), viewer, nav: Nav::of(campaign, "upload"), report, bad_rows_shown: report.bad_rows.len(), fields: FIELD_CHOICES.to_vec() },
+        &DryRunPage {
+            title: format!("{}: check the upload", campaign.name),
+            viewer,
+            nav: Nav::of(campaign, "upload"),
+            bad_rows_shown: shown.len(),
+            report: view,
+            fields: FIELD_CHOICES.to_vec(),
+        },
     )
 }
 

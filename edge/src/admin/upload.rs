@@ -14,15 +14,12 @@ use closeloop_core::changelog::{CampaignChange, ChangeKind};
 use closeloop_core::import::ColumnTarget;
 use closeloop_core::launch::LaunchId;
 use closeloop_core::{Campaign, CampaignId};
-use closeloop_functions::launch::{ContactsFile, DryRunReport, LaunchError, Launcher};
+use closeloop_functions::launch::{ContactsFile, LaunchError, Launcher};
 use closeloop_views::dashboard::Viewer;
-use closeloop_views::workspace::{self, BadRow, ColumnChoice, DryRunView};
+use closeloop_views::workspace;
 
 use super::{find_campaign, html, message, query_map, store_failed, CheckedForm, SignedIn};
 use crate::AppState;
-
-/// Bad rows the dry-run page lists; all are counted.
-const BAD_ROWS_SHOWN: usize = 200;
 
 fn not_allowed(viewer: &Viewer) -> Response {
     message(StatusCode::FORBIDDEN, Some(viewer), "Not allowed", "Only admins and editors upload contacts and launch.")
@@ -155,38 +152,6 @@ async fn staged(state: &AppState, viewer: &Viewer, id: &str, launch: &str) -> Re
     }
 }
 
-fn report_view(report: &DryRunReport, sheet: Option<&str>, elapsed_ms: u64) -> DryRunView {
-    use closeloop_core::import::MappedBy;
-    DryRunView {
-        launch_id: report.launch_id.to_string(),
-        file: report.file.to_string(),
-        sheet: sheet.map(str::to_owned),
-        columns: report
-            .mapping
-            .iter()
-            .map(|c| ColumnChoice {
-                header: c.header.clone(),
-                chosen: c.field.map_or("custom", |f| f.as_str()).to_owned(),
-                by: match c.by {
-                    MappedBy::Explicit => "explicit",
-                    MappedBy::Suggested => "suggested",
-                    MappedBy::Custom => "custom",
-                },
-            })
-            .collect(),
-        unused_mapping: report.unused_mapping.clone(),
-        rows: report.rows,
-        would_invite: report.would_invite,
-        duplicates: report.duplicates,
-        suppressed: report.suppressed,
-        throttled: report.throttled,
-        throttle_days: report.throttle_days,
-        bad_rows: report.bad_rows.iter().take(BAD_ROWS_SHOWN).map(|b| BadRow { line: b.line, reason: b.reason.clone() }).collect(),
-        bad_row_count: report.bad_rows.len(),
-        launched_before: report.launched_before.map(|s| s.as_str().to_owned()),
-        elapsed_ms,
-    }
-}
 
 /// The dry run of a staged upload, with the mapping in the query (`map:{header}=field`) over
 /// the campaign's and the suggestions.
@@ -209,7 +174,7 @@ pub async fn dry_run(State(state): State<AppState>, Path((id, launch)): Path<(St
     match launcher.dry_run(&campaign, &file).await {
         Ok(report) => {
             let elapsed = state.services.clock.now().millis().saturating_sub(started.millis());
-            html(StatusCode::OK, workspace::dry_run_page(&who.viewer, &campaign, &report_view(&report, sheet, elapsed.max(0) as u64)))
+            html(StatusCode::OK, workspace::dry_run_page(&who.viewer, &campaign, &report, sheet, elapsed.max(0) as u64))
         }
         Err(e) => launch_failed(e, &who.viewer),
     }
