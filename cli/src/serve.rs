@@ -93,7 +93,11 @@ pub async fn serve_with_timeouts(
 ) -> anyhow::Result<Running> {
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     let addr = listener.local_addr()?;
-    let router = app.router(api_token.as_deref()).layer(axum::middleware::from_fn_with_state(timeouts.body_read, body_deadline));
+    let hosts = Arc::new(allowed_hosts(app.services.links.base()));
+    let router = app
+        .router(api_token.as_deref())
+        .layer(axum::middleware::from_fn_with_state(timeouts.body_read, body_deadline))
+        .layer(axum::middleware::from_fn_with_state(hosts, host_check));
     let mut tasks = vec![tokio::spawn(accept_loop(listener, router, timeouts.header_read))];
     let app_for_dispatch = app.clone();
     let (stopping, mut stop_requested) = tokio::sync::watch::channel(false);
@@ -155,6 +159,43 @@ async fn accept_loop(listener: tokio::net::TcpListener, router: axum::Router, he
     }
 }
 
+/// The host names the local server answers to: loopback, and the public address's host. A page
+/// elsewhere that points its own name at 127.0.0.1 (DNS rebinding) is refused, so it cannot read
+/// the dashboard, the outbox or the API through the visitor's browser.
+fn allowed_hosts(public_url: &str) -> Vec<String> {
+    let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "[::1]".to_owned()];
+    if let Some(host) = url_host(public_url) {
+        hosts.push(host);
+    }
+    hosts
+}
+
+/// The host of `scheme://host[:port]/…`, lower-cased, without the port.
+fn url_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next()?;
+    host_name(authority)
+}
+
+/// `host[:port]` (or `[v6]:port`) without the port, lower-cased.
+fn host_name(authority: &str) -> Option<String> {
+    let authority = authority.trim().to_ascii_lowercase();
+    let name = if authority.starts_with('[') {
+        authority.split_inclusive(']').next()?.to_owned()
+    } else {
+        authority.split(':').next()?.to_owned()
+    };
+    Some(name).filter(|n| !n.is_empty())
+}
+
+async fn host_check(State(hosts): State<Arc<Vec<String>>>, request: Request, next: Next) -> Response {
+    let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned).or_else(|| request.uri().authority().map(|a| a.to_string()));
+    match host.as_deref().and_then(host_name) {
+        Some(name) if hosts.contains(&name) => next.run(request).await,
+        _ => (StatusCode::MISDIRECTED_REQUEST, "This server answers only to its own address.\n").into_response(),
+    }
+}
+
 /// Gives the request's body a deadline; a body not complete by then answers 408 and closes.
 async fn body_deadline(State(limit): State<Duration>, request: Request, next: Next) -> Response {
     use http_body::Body as _;
@@ -212,5 +253,21 @@ impl http_body::Body for DeadlineBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_and_the_public_host_are_answered() {
+        let hosts = allowed_hosts("https://NPS.example.com:8443/base");
+        for ok in ["localhost:8787", "127.0.0.1", "[::1]:8787", "nps.example.com", "nps.example.com:8443"] {
+            assert!(host_name(ok).is_some_and(|h| hosts.contains(&h)), "{ok}");
+        }
+        for refused in ["evil.example", "127.0.0.1.evil.example", "localhost.evil.example:8787", "", "nps.example.com.evil"] {
+            assert!(!host_name(refused).is_some_and(|h| hosts.contains(&h)), "{refused}");
+        }
     }
 }

@@ -204,3 +204,22 @@ async fn a_client_that_never_finishes_its_body_gets_408_and_is_disconnected() {
     assert_eq!(reply.header("connection"), Some("close"));
     server.running.stop().await;
 }
+
+#[tokio::test]
+async fn a_request_for_another_host_name_is_refused_so_a_rebound_page_cannot_read_the_server() {
+    let server = start(Timeouts::default()).await;
+    let ask = |host: &'static str| async move {
+        let mut stream = TcpStream::connect(server.running.addr).await.unwrap();
+        stream.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+        let mut raw = Vec::new();
+        tokio::time::timeout(NEVER, stream.read_to_end(&mut raw)).await.expect("the server answered").unwrap();
+        parse(&raw)
+    };
+    for host in ["evil.example", "127.0.0.1.evil.example:8787", "localhost.evil.example"] {
+        let reply = ask(host).await;
+        assert_eq!(reply.status, 421, "{host}: {}", reply.body);
+    }
+    for host in ["127.0.0.1", "localhost:8787", "[::1]:8787"] {
+        assert_eq!(ask(host).await.status, 200, "{host}");
+    }
+}

@@ -449,6 +449,11 @@ impl Links {
     pub fn new(public_base_url: &str) -> Self {
         Self { base: public_base_url.trim_end_matches('/').to_owned() }
     }
+    /// The address the links start with (`https://nps.example`).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     pub fn survey(&self, token: &Token) -> String {
         format!("{}/s/{}", self.base, token.as_str())
     }
