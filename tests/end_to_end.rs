@@ -33,7 +33,7 @@ async fn spawn_app() -> TestApp {
     // The public URL is only known after binding; links are checked by path, so a placeholder host
     // is rewritten to the bound address below.
     let settings = Settings { data_dir: dir.path().to_owned(), public_url: "http://closeloop.test".into(), api_token: None };
-    let app = LocalApp::with_store(store, &settings, clock.clone());
+    let app = LocalApp::with_store(store, &settings, clock.clone()).with_open_outbox();
     let running = serve(app.clone(), SocketAddr::from(([127, 0, 0, 1], 0)), Some(API_TOKEN.into()), false).await.unwrap();
     let base = format!("http://{}", running.addr);
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();

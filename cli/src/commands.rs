@@ -177,7 +177,10 @@ fn job_state(job: &closeloop_core::launch::LaunchJob) -> &'static str {
 pub async fn cmd_up(settings: &Settings, port: u16, demo: bool) -> anyhow::Result<()> {
     let started = Instant::now();
     let (_, new_admin_token) = crate::accounts_file::load_or_create(settings)?;
-    let app = LocalApp::open(settings, Arc::new(SystemClock))?;
+    let mut app = LocalApp::open(settings, Arc::new(SystemClock))?;
+    // The demo's outbox is open to the machine (it is how the demo is read); otherwise it holds
+    // every survey and unsubscribe token sent, for signed-in admins only.
+    app.outbox_open = demo;
     if demo {
         let campaign = Campaign::from_toml(DEMO_CAMPAIGN).context("the demo campaign file")?;
         if app.store.campaign(&campaign.id).await?.is_none() {
@@ -194,7 +197,11 @@ pub async fn cmd_up(settings: &Settings, port: u16, demo: bool) -> anyhow::Resul
     }
     let api_token = settings.api_token.clone();
     let running = serve(app, SocketAddr::from(([127, 0, 0, 1], port)), api_token.clone(), true).await?;
-    println!("Outbox:    http://{}/outbox", running.addr);
+    if demo {
+        println!("Outbox:    http://{}/outbox", running.addr);
+    } else {
+        println!("Outbox:    http://localhost:{}/outbox (signed-in admins)", running.addr.port());
+    }
     // localhost rather than 127.0.0.1: browsers keep the dashboard's Secure cookie over plain
     // http only for localhost.
     println!("Dashboard: http://localhost:{}/admin", running.addr.port());

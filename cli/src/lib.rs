@@ -32,6 +32,8 @@ pub struct LocalApp {
     pub admin: Option<Arc<AdminConfig>>,
     /// Where dashboard uploads wait and how they launch.
     pub launcher: Arc<launcher::LocalLauncher>,
+    /// Whether `/outbox` is open to anyone on the machine (`up --demo`) or to signed-in admins.
+    pub outbox_open: bool,
 }
 
 impl LocalApp {
@@ -69,7 +71,13 @@ impl LocalApp {
             links: Links::new(&settings.public_url),
         };
         let launcher = Arc::new(launcher::LocalLauncher::new(&settings.data_dir, services.clone()));
-        Self { store, outbox, services, accounts: Arc::new(Accounts::default()), admin: None, launcher }
+        Self { store, outbox, services, accounts: Arc::new(Accounts::default()), admin: None, launcher, outbox_open: false }
+    }
+
+    /// `/outbox` open to anyone who reaches the server: the demo, and tests that read what was sent.
+    pub fn with_open_outbox(mut self) -> Self {
+        self.outbox_open = true;
+        self
     }
 
     /// The edge router plus the local-only outbox pages.
@@ -77,7 +85,12 @@ impl LocalApp {
         let mut state = closeloop_edge::AppState::new(&self.services, api_token);
         state.admin = self.admin.clone();
         state.launcher = Some(self.launcher.clone());
-        closeloop_edge::router(state).merge(outbox_page::routes(self.outbox.clone()))
+        let access = if self.outbox_open {
+            outbox_page::OutboxAccess::Open
+        } else {
+            outbox_page::OutboxAccess::Admins { config: self.admin.clone(), clock: self.services.clock.clone() }
+        };
+        closeloop_edge::router(state).merge(outbox_page::routes(self.outbox.clone(), access))
     }
 
     /// Sends what pending events call for, until none are left.

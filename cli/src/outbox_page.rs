@@ -10,11 +10,16 @@
 
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 
+use std::sync::Arc;
+
+use closeloop_core::accounts::Role;
+use closeloop_core::ports::Clock;
+use closeloop_edge::admin::AdminConfig;
 use closeloop_embedded::{Outbox, OutboxCursor, OutboxPage};
 
 /// Messages on a page unless the request asks for another number.
@@ -22,8 +27,33 @@ pub const PAGE_SIZE: usize = 50;
 /// The most messages one page holds (a message with its HTML part is a few KB).
 pub const MAX_PAGE_SIZE: usize = 200;
 
-pub fn routes(outbox: Outbox) -> Router {
-    Router::new().route("/outbox", get(page)).route("/outbox.json", get(json)).with_state(outbox)
+/// Who may read the outbox: it holds every survey and unsubscribe token sent.
+#[derive(Clone)]
+pub enum OutboxAccess {
+    /// Anyone who reaches the server (`up --demo`, tests that read what was sent).
+    Open,
+    /// Signed-in admins of the dashboard only.
+    Admins { config: Option<Arc<AdminConfig>>, clock: Arc<dyn Clock> },
+}
+
+pub fn routes(outbox: Outbox, access: OutboxAccess) -> Router {
+    Router::new()
+        .route("/outbox", get(page))
+        .route("/outbox.json", get(json))
+        .layer(axum::middleware::from_fn_with_state(access, admitted))
+        .with_state(outbox)
+}
+
+async fn admitted(State(access): State<OutboxAccess>, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let OutboxAccess::Admins { config, clock } = &access else { return next.run(request).await };
+    let Some(config) = config else {
+        return (StatusCode::FORBIDDEN, "The outbox is for admins: add an account (closeloop account add) and sign in at /admin.\n").into_response();
+    };
+    match closeloop_edge::admin::session_account(config, request.headers(), clock.now()) {
+        Some(account) if account.role == Role::Admin => next.run(request).await,
+        Some(_) => (StatusCode::FORBIDDEN, "The outbox is for admins only.\n").into_response(),
+        None => Redirect::to("/admin/sign-in").into_response(),
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -26,7 +26,7 @@ async fn start(timeouts: Timeouts) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("closeloop.db")).unwrap();
     let settings = Settings { data_dir: dir.path().to_owned(), public_url: "http://closeloop.test".into(), api_token: None };
-    let app = LocalApp::with_store(store, &settings, Arc::new(SystemClock));
+    let app = LocalApp::with_store(store, &settings, Arc::new(SystemClock)).with_open_outbox();
     let running = serve_with_timeouts(app.clone(), SocketAddr::from(([127, 0, 0, 1], 0)), None, false, timeouts).await.unwrap();
     Server { app, running, _dir: dir }
 }
@@ -222,4 +222,46 @@ async fn a_request_for_another_host_name_is_refused_so_a_rebound_page_cannot_rea
     for host in ["127.0.0.1", "localhost:8787", "[::1]:8787"] {
         assert_eq!(ask(host).await.status, 200, "{host}");
     }
+}
+
+#[tokio::test]
+async fn outside_the_demo_the_outbox_is_for_signed_in_admins_only() {
+    use closeloop_core::accounts::{Accounts, Role};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("closeloop.db")).unwrap();
+    let settings = Settings { data_dir: dir.path().to_owned(), public_url: "http://closeloop.test".into(), api_token: None };
+    let accounts = Accounts::default()
+        .with("Admin", Role::Admin, None, "an admin token of some length")
+        .with("Vera", Role::Viewer, None, "a viewer token of some length");
+    let app = LocalApp::with_store(store, &settings, Arc::new(SystemClock)).with_accounts(accounts, "a session secret for the server test").unwrap();
+    send(&app, 1).await;
+    let running = serve_with_timeouts(app.clone(), SocketAddr::from(([127, 0, 0, 1], 0)), None, false, Timeouts::default()).await.unwrap();
+    let base = format!("http://localhost:{}", running.addr.port());
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    for path in ["/outbox", "/outbox.json"] {
+        let anonymous = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(anonymous.status(), 303, "{path}: off to sign in");
+        assert_eq!(anonymous.headers()["location"], "/admin/sign-in");
+    }
+    let session = |token: &'static str| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let form = http.get(format!("{base}/admin/sign-in")).send().await.unwrap();
+            let cookie = |r: &reqwest::Response, name: &str| {
+                r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find_map(|v| v.strip_prefix(&format!("{name}=")).map(|x| x.split(';').next().unwrap().to_owned())).unwrap()
+            };
+            let nonce = cookie(&form, "cl_signin");
+            let html = form.text().await.unwrap();
+            let csrf = html.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+            let signed = http.post(format!("{base}/admin/sign-in")).header("cookie", format!("cl_signin={nonce}")).form(&[("csrf", csrf.as_str()), ("token", token)]).send().await.unwrap();
+            format!("cl_session={}", cookie(&signed, "cl_session"))
+        }
+    };
+    let viewer = session("a viewer token of some length").await;
+    assert_eq!(http.get(format!("{base}/outbox.json")).header("cookie", &viewer).send().await.unwrap().status(), 403, "viewers do not read tokens");
+    let admin = session("an admin token of some length").await;
+    let page = http.get(format!("{base}/outbox.json")).header("cookie", &admin).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.json::<serde_json::Value>().await.unwrap().as_array().unwrap().len(), 1);
+    running.stop().await;
 }

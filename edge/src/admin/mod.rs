@@ -90,6 +90,13 @@ fn signed_in<'a>(config: &'a AdminConfig, state: &AppState, headers: &HeaderMap)
     Some((account, viewer, session))
 }
 
+/// The account a request's session cookie belongs to, if it is valid at `now`: for pages outside
+/// this router that admit only staff (the local outbox).
+pub fn session_account<'a>(config: &'a AdminConfig, headers: &HeaderMap, now: closeloop_core::Timestamp) -> Option<&'a Account> {
+    let session = config.keys.check(cookie(headers, SESSION_COOKIE)?, now)?;
+    config.accounts.by_name(&session.account)
+}
+
 fn to_sign_in() -> Response {
     Redirect::to("/admin/sign-in").into_response()
 }
