@@ -74,21 +74,42 @@ async fn lookup(state: &AppState, token: &str, headers: &HeaderMap) -> Result<(I
 /// gets the "this survey has closed" page instead.
 async fn lookup_with_answer(state: &AppState, token: &str, headers: &HeaderMap) -> Result<(Invitation, Campaign, Option<Answer>), Response> {
     let invitation = invitation_of(state, token, headers).await?;
+    campaign_for_survey(state, invitation, true).await.map_err(|(_, response)| response)
+}
+
+/// `lookup_with_answer` for the pages a closed survey keeps: the thank-you page, review links.
+async fn lookup_open_or_closed(state: &AppState, token: &str, headers: &HeaderMap) -> Result<(Invitation, Campaign, Option<Answer>), Response> {
+    let invitation = invitation_of(state, token, headers).await?;
+    campaign_for_survey(state, invitation, false).await.map_err(|(_, response)| response)
+}
+
+/// The campaign and the answer of an invitation, refusing a closed survey when `refuse_closed`.
+/// A failure comes back with the invitation, so the answer path can still show its 503 page
+/// without a second token query.
+async fn campaign_for_survey(state: &AppState, invitation: Invitation, refuse_closed: bool) -> Result<(Invitation, Campaign, Option<Answer>), (Option<Invitation>, Response)> {
     let store = &state.services.store;
     let now = state.services.clock.now();
-    let closed = |status: Option<&closeloop_core::lifecycle::CampaignStatus>| status.is_some_and(|s| s.closed_at(now));
+    let locale = invitation.locale;
+    let closed = |status: Option<&closeloop_core::lifecycle::CampaignStatus>| refuse_closed && status.is_some_and(|s| s.closed_at(now));
     if let Some((campaign, status)) = state.campaigns.get_with_status(&invitation.campaign_id, now) {
         if closed(status.as_ref()) {
-            return Err(notice(StatusCode::GONE, invitation.locale, Notice::Closed));
+            return Err((None, notice(StatusCode::GONE, locale, Notice::Closed)));
         }
-        let answer = store.answer(&invitation.id).await.map_err(|e| store_failed(e, invitation.locale))?;
-        return Ok((invitation, campaign, answer));
+        return match store.answer(&invitation.id).await {
+            Ok(answer) => Ok((invitation, campaign, answer)),
+            Err(e) => Err((Some(invitation), store_failed(e, locale))),
+        };
     }
-    let reads = store.campaign_and_answer(&invitation.campaign_id, &invitation.id).await.map_err(|e| store_failed(e, invitation.locale))?;
-    let campaign = reads.campaign.ok_or_else(|| notice(StatusCode::NOT_FOUND, invitation.locale, Notice::NotFound))?;
+    let reads = match store.campaign_and_answer(&invitation.campaign_id, &invitation.id).await {
+        Ok(reads) => reads,
+        Err(e) => return Err((Some(invitation), store_failed(e, locale))),
+    };
+    let Some(campaign) = reads.campaign else {
+        return Err((None, notice(StatusCode::NOT_FOUND, locale, Notice::NotFound)));
+    };
     state.campaigns.put_with_status(&campaign, reads.status.as_ref(), now);
     if closed(reads.status.as_ref()) {
-        return Err(notice(StatusCode::GONE, invitation.locale, Notice::Closed));
+        return Err((None, notice(StatusCode::GONE, locale, Notice::Closed)));
     }
     Ok((invitation, campaign, reads.answer))
 }
@@ -157,15 +178,27 @@ const ANSWER_ATTEMPTS: u32 = 2;
 pub async fn answer(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     // The answer read with the campaign serves the first attempt: a closed survey is refused
     // before anything is written, and no extra subrequest is spent on it.
-    let (invitation, campaign, mut read_before) = match lookup_with_answer(&state, &token, &headers).await {
-        Ok((invitation, campaign, answer)) => (invitation, campaign, Some(answer)),
-        // The store failed: with the campaign alone the page can still keep what the person
-        // typed while it says the answer was not saved.
-        Err(response) if response.status() == StatusCode::SERVICE_UNAVAILABLE => match lookup(&state, &token, &headers).await {
-            Ok((invitation, campaign)) => (invitation, campaign, None),
-            Err(response) => return response,
-        },
+    let invitation = match invitation_of(&state, &token, &headers).await {
+        Ok(invitation) => invitation,
         Err(response) => return response,
+    };
+    let (invitation, campaign, mut read_before) = match campaign_for_survey(&state, invitation, true).await {
+        Ok((invitation, campaign, answer)) => (invitation, campaign, Some(answer)),
+        // The store failed: with the campaign alone (one read, or none when cached) the page
+        // still keeps what the person typed while it says nothing was saved. Nothing is
+        // written: the state was not read, so a closed survey must not take it.
+        Err((Some(invitation), failed)) => {
+            let cached = state.campaigns.get(&invitation.campaign_id, state.services.clock.now());
+            let campaign = match cached {
+                Some(campaign) => Some(campaign),
+                None => state.services.store.campaign(&invitation.campaign_id).await.ok().flatten(),
+            };
+            let Some(campaign) = campaign else { return failed };
+            let pairs: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+            let (form, _) = parse_answer_form(&pairs, &campaign);
+            return page(StatusCode::SERVICE_UNAVAILABLE, &campaign, &invitation, &form, None, &[], true);
+        }
+        Err((None, response)) => return response,
     };
     if !is_form(&headers) {
         return notice(StatusCode::BAD_REQUEST, invitation.locale, Notice::BadRequest);
@@ -229,7 +262,8 @@ pub async fn answer(State(state): State<AppState>, Path(token): Path<String>, he
 }
 
 pub async fn thanks(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
-    let (invitation, campaign, answer) = match lookup_with_answer(&state, &token, &headers).await {
+    // A closed survey still thanks and still links to review sites: only new answers stop.
+    let (invitation, campaign, answer) = match lookup_open_or_closed(&state, &token, &headers).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -245,7 +279,7 @@ pub async fn thanks(State(state): State<AppState>, Path(token): Path<String>, he
 /// Records the click and redirects, only to the configured site and only for an answer that may
 /// see it, so the link is neither an open redirect nor a way around the audience setting.
 pub async fn review_redirect(State(state): State<AppState>, Path((token, site)): Path<(String, String)>, headers: HeaderMap) -> Response {
-    let (invitation, campaign, answer) = match lookup_with_answer(&state, &token, &headers).await {
+    let (invitation, campaign, answer) = match lookup_open_or_closed(&state, &token, &headers).await {
         Ok(found) => found,
         Err(response) => return response,
     };

@@ -429,8 +429,15 @@ async fn an_invitation_asked_for_later_goes_out_at_its_time_once_and_its_reminde
     let sent = to_later();
     assert_eq!(sent.len(), 1, "once");
     assert_eq!(sent[0].kind, "invitation");
-    // Its reminder counts from the send, not from the request.
+    // A run cut off after the send but before it moved the slot on leaves the slot in place:
+    // the next run sends no reminder for it, it only moves the slot on.
     let id = closeloop_core::model::InvitationId(created["invitation_id"].as_str().unwrap().to_owned());
+    let moved_on = app.store.invitation(&id).await.unwrap().unwrap().next_reminder_at;
+    app.store.reminder_sent(&id, 0, Some(due)).await.unwrap();
+    closeloop_functions::schedule::run(&app.services, &accounts, due).await.unwrap();
+    assert_eq!(to_later().len(), 1, "no reminder right after the invitation");
+    assert_eq!(app.store.invitation(&id).await.unwrap().unwrap().next_reminder_at, moved_on);
+    // Its reminder counts from the send, not from the request.
     let stored = app.store.invitation(&id).await.unwrap().unwrap();
     assert_eq!(stored.next_reminder_at, closeloop_core::rules::next_reminder_at(&app.campaign.reminders, due, 0, due));
     let reminder_at = stored.next_reminder_at.unwrap();
@@ -440,7 +447,8 @@ async fn an_invitation_asked_for_later_goes_out_at_its_time_once_and_its_reminde
     let kinds: Vec<String> = to_later().into_iter().map(|m| m.kind).collect();
     assert_eq!(kinds.iter().filter(|k| *k == "reminder").count(), 1, "then its one reminder: {kinds:?}");
 
-    // Cancelled before its time, a later invitation never goes out.
+    // Cancelled before the dispatcher saw it (the dispatcher then puts its send slot back), a
+    // later invitation never goes out, and is never reminded.
     let response = app.post_api(Some(&auth), "application/json", r#"{"campaign_id":"router","contact":{"email":"returned.later@example.com"},"delay_minutes":60}"#).await;
     let returned = json(response).await["invitation_id"].as_str().unwrap().to_owned();
     let cancelled = app.send(Request::delete(format!("/api/v1/invitations/{returned}")).header(header::AUTHORIZATION, &auth).body(Body::empty()).unwrap()).await;
@@ -449,5 +457,10 @@ async fn an_invitation_asked_for_later_goes_out_at_its_time_once_and_its_reminde
     app.clock.set(later);
     dispatch::dispatch_pending(&app.services).await.unwrap();
     closeloop_functions::schedule::run(&app.services, &accounts, later).await.unwrap();
+    let much_later = later.plus_days(10);
+    app.clock.set(much_later);
+    closeloop_functions::schedule::run(&app.services, &accounts, much_later).await.unwrap();
     assert!(app.outbox.messages().unwrap().iter().all(|m| !m.to.contains("returned.later@example.com")));
+    let returned = app.store.invitation(&closeloop_core::model::InvitationId(returned)).await.unwrap().unwrap();
+    assert_eq!(returned.next_reminder_at, None, "its slot is gone");
 }

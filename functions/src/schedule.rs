@@ -44,7 +44,6 @@ pub async fn run(services: &Services, accounts: &Accounts, at: Timestamp) -> Res
     // Invitations that waited (a send window opening, a resume) go first: their reminders
     // start only once they are sent.
     summary.invitations_released = crate::dispatch::release_held(services).await?;
-    summary.heads_ups_sent = send_heads_ups(services, &statuses, at).await?;
     loop {
         let due = services.store.due_reminders(at, PAGE).await?;
         if due.is_empty() {
@@ -71,25 +70,27 @@ pub async fn run(services: &Services, accounts: &Accounts, at: Timestamp) -> Res
                     continue;
                 }
             }
-            // An invitation asked to go later is on this index at its send time: the first due
-            // entry sends the invitation itself (once: its send key), and its reminders count
-            // from then. One already sent goes on to its reminder.
-            if invitation.reminders_sent == 0 && invitation.send_after.is_some() {
-                match crate::dispatch::send_invitation(services, &invitation.id, &statuses).await? {
-                    crate::dispatch::Sending::Sent { now: true } => {
-                        let next = rules::next_reminder_at(&campaign.reminders, at, 0, at);
-                        services.store.reminder_sent(&invitation.id, 0, next).await?;
+            // An invitation asked to go later waits on this index at exactly its send time (its
+            // send slot); once sent, its entry is its first reminder, at another time. The slot
+            // sends the invitation itself (once: its send key), never a reminder.
+            let send_slot = invitation.reminders_sent == 0 && invitation.send_after.is_some() && invitation.next_reminder_at == invitation.send_after;
+            if send_slot {
+                use crate::dispatch::Sending;
+                let next = match crate::dispatch::send_invitation(services, &invitation.id, &statuses).await? {
+                    Sending::Sent { now: true } => {
                         summary.invitations_released += 1;
-                        continue;
+                        rules::next_reminder_at(&campaign.reminders, at, 0, at)
                     }
-                    crate::dispatch::Sending::Sent { now: false } => {}
-                    // Held (its list clears its reminders), later, or never.
-                    crate::dispatch::Sending::Held | crate::dispatch::Sending::Later => continue,
-                    crate::dispatch::Sending::Dropped => {
-                        services.store.reminder_sent(&invitation.id, 0, None).await?;
-                        continue;
-                    }
-                }
+                    // Sent by a run cut off before it moved the slot on, or cancelled: a cancel
+                    // leaves its mark, and a cancelled invitation is never reminded.
+                    Sending::Sent { now: false } if cancelled(services, &invitation.id, at).await? => None,
+                    Sending::Sent { now: false } => rules::next_reminder_at(&campaign.reminders, at, 0, at),
+                    // Held (its list clears its reminders) or later: nothing to change here.
+                    Sending::Held | Sending::Later => continue,
+                    Sending::Dropped => None,
+                };
+                services.store.reminder_sent(&invitation.id, 0, next).await?;
+                continue;
             }
             if !campaign.may_send_at(at) {
                 // Outside the send window: due again when it next opens.
@@ -138,6 +139,8 @@ pub async fn run(services: &Services, accounts: &Accounts, at: Timestamp) -> Res
         }
     }
     summary.digests_sent = send_digests(services, accounts, at).await?;
+    // Last: a heads-up walk is the longest step, and the others must not wait on it.
+    summary.heads_ups_sent = send_heads_ups(services, &statuses, at).await?;
     Ok(summary)
 }
 
@@ -234,40 +237,60 @@ async fn campaign_digests(
     Ok(sent)
 }
 
+/// Whether an invitation was cancelled (the API's `cancelled:{id}` mark). Marks are claims, read
+/// by claiming: a claim that succeeds was no mark, and is given back.
+async fn cancelled(services: &Services, id: &closeloop_core::model::InvitationId, at: Timestamp) -> Result<bool, FunctionError> {
+    let mark = format!("cancelled:{id}");
+    if services.store.claim_send(&mark, at).await? {
+        services.store.release_send(&mark).await?;
+        return Ok(false);
+    }
+    Ok(true)
+}
+
 /// Held invitations a heads-up walk reads at once.
 const HEADS_UP_PAGE: usize = 100;
 
+/// Heads-ups one run sends at most; the next run goes on where the mails' keys say.
+const HEADS_UPS_PER_RUN: usize = 2_000;
+
 /// Heads-up mails for every scheduled campaign with `heads_up_days` whose start is that close:
 /// one to each contact with an address whose invitation waits for the start, from their owner
-/// (the name `[owners]` gives their address, replies to them) or the sender. A campaign's walk
-/// is claimed once per start time (`heads_up_walk:{campaign}:{start}`), so later runs do not
-/// walk it again; a walk that fails gives its claim back and the next run goes again, each
-/// mail still once (`heads_up:{invitation}`).
+/// (the name `[owners]` gives their address, replies to them) or the sender. Each mail once
+/// (`heads_up:{invitation}`); a campaign's walk is marked done (`heads_up_done:{campaign}:{start}`)
+/// only once it has reached the end of the held list, so a run cut off or over its share leaves
+/// the rest to the next run. A campaign whose walk fails is logged and skipped: the rest of the
+/// run goes on.
 async fn send_heads_ups(services: &Services, statuses: &crate::dispatch::CampaignCache, at: Timestamp) -> Result<usize, FunctionError> {
     let mut sent = 0;
     for campaign in services.store.campaigns().await? {
         let Some(days) = campaign.heads_up_days else { continue };
         let status = statuses.status(services, &campaign.id).await?;
         let (CampaignState::Scheduled, Some(start)) = (status.state_at(at), status.starts_at) else { continue };
-        if at < start.minus_days(days) {
+        if at < start.minus_days(days) || sent >= HEADS_UPS_PER_RUN {
             continue;
         }
-        let walk = format!("heads_up_walk:{}:{}", campaign.id, start.millis());
-        if !services.store.claim_send(&walk, at).await? {
+        let done = format!("heads_up_done:{}:{}", campaign.id, start.millis());
+        // A mark is read by claiming it: a claim that succeeds was no mark yet, and is given back.
+        if !services.store.claim_send(&done, at).await? {
             continue;
         }
-        match walk_heads_ups(services, &campaign, start).await {
-            Ok(n) => sent += n,
-            Err(e) => {
-                services.store.release_send(&walk).await?;
-                return Err(e);
+        services.store.release_send(&done).await?;
+        match walk_heads_ups(services, &campaign, start, HEADS_UPS_PER_RUN - sent).await {
+            Ok((n, finished)) => {
+                sent += n;
+                if finished {
+                    services.store.claim_send(&done, at).await?;
+                }
             }
+            Err(e) => tracing::error!(campaign = %campaign.id, error = %e, "heads-ups failed; the next run goes on"),
         }
     }
     Ok(sent)
 }
 
-async fn walk_heads_ups(services: &Services, campaign: &closeloop_core::Campaign, start: Timestamp) -> Result<usize, FunctionError> {
+/// Sends up to `budget` heads-ups; the count, and whether the walk reached the end of the list.
+async fn walk_heads_ups(services: &Services, campaign: &closeloop_core::Campaign, start: Timestamp, budget: usize) -> Result<(usize, bool), FunctionError> {
     let zone = campaign.zone();
     let starts = start.display_date_in(&zone);
     let names: std::collections::HashMap<&str, &str> = campaign.owners.iter().map(|(name, email)| (email.as_str(), name.as_str())).collect();
@@ -298,7 +321,10 @@ async fn walk_heads_ups(services: &Services, campaign: &closeloop_core::Campaign
                 sent += 1;
             }
         }
+        if sent >= budget {
+            return Ok((sent, false));
+        }
         page = services.store.held_invitations_after(&campaign.id, &last, HEADS_UP_PAGE).await?;
     }
-    Ok(sent)
+    Ok((sent, true))
 }

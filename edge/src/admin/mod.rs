@@ -677,8 +677,12 @@ pub async fn change_state(State(state): State<AppState>, Path(id): Path<String>,
         Ok(c) => c,
         Err(r) => return r,
     };
-    let starts_at = match form.get("starts_at").map(|t| t.trim()).filter(|t| !t.is_empty()) {
-        Some(text) => match closeloop_core::Timestamp::from_local(text, &campaign.zone()) {
+    // The start time is read on the clock the form showed: the reader's (`Viewer::zone_for`).
+    // Only a schedule reads it: the form always sends the field, and a stray value there must
+    // not stop a start or an end.
+    let scheduling = form.get("action").map(String::as_str) == Some("schedule");
+    let starts_at = match form.get("starts_at").map(|t| t.trim()).filter(|t| !t.is_empty() && scheduling) {
+        Some(text) => match closeloop_core::Timestamp::from_local(text, &viewer.zone_for(&campaign)) {
             Ok(at) => Some(at),
             Err(e) => return message(StatusCode::UNPROCESSABLE_ENTITY, Some(&viewer), "Nothing changed", &e.to_string()),
         },
