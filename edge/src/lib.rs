@@ -47,6 +47,17 @@ pub fn worker_body_limit(path: &str) -> usize {
     }
 }
 
+/// The client's address from `header`'s last entry, or "local".
+fn client_from(headers: &axum::http::HeaderMap, header: Option<&str>) -> String {
+    header
+        .and_then(|name| headers.get(name))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .map(|ip| ip.trim().chars().take(64).collect::<String>())
+        .filter(|ip| !ip.is_empty())
+        .unwrap_or_else(|| "local".to_owned())
+}
+
 /// A contacts file uploaded in the dashboard: some 50,000 contacts (a Lambda function URL takes
 /// at most 6 MB).
 pub const MAX_UPLOAD_BYTES: usize = 5 * 1024 * 1024;
@@ -77,6 +88,11 @@ pub struct AppState {
     pub limits: admin::ReadLimits,
     /// Where the dashboard's contact uploads are kept and launched; `None` (the Worker) takes none.
     pub launcher: Option<Arc<dyn closeloop_functions::launch::Launcher>>,
+    /// Wrong sign-in tokens per client, to slow a guesser down.
+    pub sign_ins: Arc<admin::throttle::SignInThrottle>,
+    /// The header the platform puts the client's address in (`cf-connecting-ip` on the Worker,
+    /// `x-forwarded-for` behind a function URL); `None` locally, where every client is loopback.
+    pub client_ip_header: Option<&'static str>,
 }
 
 impl AppState {
@@ -84,12 +100,33 @@ impl AppState {
     pub fn new(services: impl Into<EdgeServices>, api_token: Option<&str>) -> Self {
         let services = services.into();
         let api_token_sha256 = api_token.filter(|t| !t.is_empty()).map(|t| Arc::new(Sha256::digest(t.as_bytes()).into()));
-        Self { services, api_token_sha256, admin: None, campaigns: Arc::default(), limits: admin::ReadLimits::UNBOUNDED, launcher: None }
+        Self {
+            services,
+            api_token_sha256,
+            admin: None,
+            campaigns: Arc::default(),
+            limits: admin::ReadLimits::UNBOUNDED,
+            launcher: None,
+            sign_ins: Arc::default(),
+            client_ip_header: None,
+        }
     }
 
     pub fn with_admin(mut self, admin: admin::AdminConfig) -> Self {
         self.admin = Some(Arc::new(admin));
         self
+    }
+
+    /// Tells clients apart by this header, which the platform sets (and a client cannot).
+    pub fn with_client_ip_header(mut self, header: &'static str) -> Self {
+        self.client_ip_header = Some(header);
+        self
+    }
+
+    /// The client a request comes from, for throttling: the last address of the platform's
+    /// header (a proxy appends the address it saw, after any a client sent), else one shared name.
+    pub fn client_of(&self, headers: &axum::http::HeaderMap) -> String {
+        client_from(headers, self.client_ip_header)
     }
 
     pub fn with_launcher(mut self, launcher: Arc<dyn closeloop_functions::launch::Launcher>) -> Self {
@@ -145,4 +182,20 @@ pub fn router(state: AppState) -> Router {
         .merge(Router::new().route("/admin/c/{id}/upload", get(admin::upload_form).post(admin::upload)).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)))
         .layer(axum::middleware::map_response(headers::security_headers))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_are_told_apart_only_by_the_platforms_header_and_its_last_address() {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert("x-forwarded-for", "6.6.6.6, 203.0.113.7".parse().unwrap());
+        headers.insert("cf-connecting-ip", "198.51.100.2".parse().unwrap());
+        assert_eq!(client_from(&headers, Some("x-forwarded-for")), "203.0.113.7", "a spoofed first address is ignored");
+        assert_eq!(client_from(&headers, Some("cf-connecting-ip")), "198.51.100.2");
+        assert_eq!(client_from(&headers, None), "local", "locally a sent header means nothing");
+        assert_eq!(client_from(&axum::http::HeaderMap::new(), Some("cf-connecting-ip")), "local");
+    }
 }

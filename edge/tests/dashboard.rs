@@ -1224,3 +1224,29 @@ async fn an_excel_unicode_text_export_uploads_as_utf_16_tab_separated() {
     assert!(page.contains("id=\"file-format\">CSV, UTF-16 LE, tab-separated<"), "{page}");
     assert!(page.contains("id=\"would-invite\">1<"), "{page}");
 }
+
+#[tokio::test]
+async fn wrong_tokens_cost_a_guesser_time_and_a_throttled_attempt_gets_429_even_with_the_right_token() {
+    let app = spawn_app().await;
+    let form = app.send(Request::get("/admin/sign-in").body(Body::empty()).unwrap()).await;
+    let nonce = set_cookie_value(&form, "cl_signin").unwrap();
+    let csrf = csrf_in(&text(form).await);
+    let try_token = |token: &str| {
+        Request::post("/admin/sign-in")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::COOKIE, format!("cl_signin={nonce}"))
+            .body(Body::from(format!("csrf={csrf}&token={token}")))
+            .unwrap()
+    };
+    for i in 0..closeloop_edge::admin::throttle::FREE_FAILURES {
+        assert_eq!(app.send(try_token(&format!("guess-number-{i}-of-many"))).await.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(app.send(try_token("one-guess-too-many")).await.status(), StatusCode::UNAUTHORIZED, "the sixth counts and starts the wait");
+    let throttled = app.send(try_token(ADMIN)).await;
+    assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS, "even the right token waits");
+    assert_eq!(throttled.headers()[header::RETRY_AFTER], "1");
+    assert!(text(throttled).await.contains("Too many wrong tokens. Try again in 1 second."));
+    app.clock.set(Timestamp::from_millis(T0.millis() + 1_000));
+    let signed_in = app.send(try_token(ADMIN)).await;
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER, "after the wait the right token works");
+}

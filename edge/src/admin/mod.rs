@@ -6,6 +6,7 @@
 
 mod rows;
 mod session;
+pub mod throttle;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -95,6 +96,14 @@ fn signed_in<'a>(config: &'a AdminConfig, state: &AppState, headers: &HeaderMap)
 pub fn session_account<'a>(config: &'a AdminConfig, headers: &HeaderMap, now: closeloop_core::Timestamp) -> Option<&'a Account> {
     let session = config.keys.check(cookie(headers, SESSION_COOKIE)?, now)?;
     config.accounts.by_name(&session.account)
+}
+
+/// A warning where operators look (the Workers console on the Worker).
+fn tracing_warn(text: &str) {
+    #[cfg(target_arch = "wasm32")]
+    worker::console_warn!("{text}");
+    #[cfg(not(target_arch = "wasm32"))]
+    tracing::warn!("{text}");
 }
 
 fn to_sign_in() -> Response {
@@ -215,12 +224,31 @@ pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: By
         response.headers_mut().append(header::SET_COOKIE, set_cookie(SIGN_IN_COOKIE, &fresh, 3600));
         return response;
     }
+    let client = state.client_of(&headers);
+    let now = state.services.clock.now();
+    if let Err(wait_ms) = state.sign_ins.check(&client, now) {
+        let seconds = (wait_ms + 999) / 1000;
+        tracing_warn(&format!("sign-in throttled for client {client}: {seconds} s to wait"));
+        let mut response = html(
+            StatusCode::TOO_MANY_REQUESTS,
+            dashboard::sign_in_page(
+                &config.keys.sign_in_csrf(nonce),
+                Some(&format!("Too many wrong tokens. Try again in {seconds} second{}.", if seconds == 1 { "" } else { "s" })),
+            ),
+        );
+        if let Ok(value) = axum::http::HeaderValue::from_str(&seconds.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return response;
+    }
     let Some(account) = form.get("token").and_then(|t| config.accounts.by_token(t)) else {
+        state.sign_ins.failed(&client, now);
         return html(
             StatusCode::UNAUTHORIZED,
             dashboard::sign_in_page(&config.keys.sign_in_csrf(nonce), Some("That token is not valid. Check it and try again.")),
         );
     };
+    state.sign_ins.succeeded(&client);
     let nonce = uuid::Uuid::new_v4().simple().to_string();
     let session = config.keys.issue(&account.name, &nonce, state.services.clock.now());
     let mut response = Redirect::to("/admin").into_response();

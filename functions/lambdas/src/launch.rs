@@ -50,7 +50,8 @@ pub fn router_with_pipeline(services: &Services, api_token: Option<&str>, pipeli
 /// Worker's, plus contact uploads, which only this function takes (staged in the uploads bucket,
 /// launched through the chunk queue).
 pub fn router_with_dashboard(services: &Services, api_token: Option<&str>, pipeline: Option<Pipeline>, admin: Option<closeloop_edge::admin::AdminConfig>) -> Router {
-    let mut edge = AppState::new(services, api_token);
+    // Behind a function URL the client's address is the last one AWS puts in X-Forwarded-For.
+    let mut edge = AppState::new(services, api_token).with_client_ip_header("x-forwarded-for");
     if let Some(admin) = admin {
         edge = edge.with_admin(admin);
     }
