@@ -184,6 +184,10 @@ pub struct Campaign {
     /// Whose benchmark the response rate is compared with.
     #[serde(default)]
     pub market: Market,
+    /// The controller's privacy notice (https), linked from the survey page and named in every
+    /// mail to respondents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy_url: Option<String>,
     /// A heads-up mail this many days before a scheduled campaign starts, from each contact's
     /// owner (or the sender): people told a survey is coming answer it more often.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -310,6 +314,9 @@ impl Campaign {
         }
         if !(1..=24 * 14).contains(&self.follow_up_hours) {
             invalid("follow_up_hours", "follow_up_hours must be 1 to 336".into());
+        }
+        if self.privacy_url.as_ref().is_some_and(|u| !u.starts_with("https://") || u.contains(char::is_whitespace) || u.len() > 500) {
+            invalid("privacy_url", "privacy_url must be an https:// address".into());
         }
         if self.heads_up_days.is_some_and(|d| !(1..=14).contains(&d)) {
             invalid("heads_up_days", "heads_up_days must be 1 to 14".into());

@@ -47,6 +47,7 @@ pub struct CampaignForm {
     /// Short weekday names ticked (`mon` … `sun`); empty with no window times: no window.
     pub window_days: Vec<String>,
     pub touchpoint: String,
+    pub privacy_url: String,
     pub throttle_days: String,
     pub alert_threshold: String,
     pub follow_up_hours: String,
@@ -83,6 +84,7 @@ impl CampaignForm {
             window_to: get("window_to"),
             window_days: SendWindow::DAYS.iter().filter(|d| fields.contains_key(&format!("day_{d}"))).map(|d| (*d).to_owned()).collect(),
             touchpoint: get("touchpoint"),
+            privacy_url: get("privacy_url"),
             throttle_days: get("throttle_days"),
             alert_threshold: get("alert_threshold"),
             follow_up_hours: get("follow_up_hours"),
@@ -134,6 +136,7 @@ impl CampaignForm {
             window_to,
             window_days,
             touchpoint: c.touchpoint.clone().unwrap_or_default(),
+            privacy_url: c.privacy_url.clone().unwrap_or_default(),
             throttle_days: c.throttle_days.to_string(),
             alert_threshold: c.alert_threshold.to_string(),
             follow_up_hours: c.follow_up_hours.to_string(),
@@ -316,6 +319,7 @@ impl CampaignForm {
             time_zone,
             send_window,
             touchpoint: optional(&self.touchpoint).map(str::to_owned),
+            privacy_url: optional(&self.privacy_url).map(str::to_owned),
             follow_up,
             drivers,
             review_sites,
@@ -414,6 +418,7 @@ mod tests {
         full.owners.insert("Karin Holm".into(), Email::parse("karin@x.example").unwrap());
         full.owners.insert("Bo Berg".into(), Email::parse("bo=sales@x.example").unwrap());
         full.heads_up_days = Some(3);
+        full.privacy_url = Some("https://nordhavn.example/privacy".into());
         full.follow_up.insert(Group::Detractor, LocalizedText::Same("What went wrong?".into()));
         full.follow_up.insert(
             Group::Promoter,

@@ -162,6 +162,12 @@ impl Strings {
     }
 
     pub fn get(&self, key: &str) -> String {
+        // `privacy`: who controls the data, with the campaign's notice when it has one.
+        let key = match key {
+            "privacy" if self.vars.contains_key("privacy_url") => "privacy_notice",
+            "privacy" => "privacy_notice_no_link",
+            other => other,
+        };
         let table = tables();
         let raw = table
             .get(&self.locale)
@@ -180,6 +186,9 @@ impl Strings {
     }
 
     fn has(&self, key: &str) -> bool {
+        if key == "privacy" {
+            return true;
+        }
         let table = tables();
         [self.locale, Locale::En].iter().any(|locale| table.get(locale).is_some_and(|t| t.contains_key(key)))
     }
@@ -229,10 +238,14 @@ pub fn render_admin(name: &str, ctx: &impl Serialize) -> Result<String, RenderEr
 }
 
 fn campaign_strings(campaign: &Campaign, invitation: &Invitation) -> Strings {
-    Strings::new(invitation.locale)
+    let strings = Strings::new(invitation.locale)
         .with("company", campaign.company.clone())
         .with("first_name", invitation.contact.first_name.clone().unwrap_or_default())
-        .with("sender_name", campaign.sender_name.clone())
+        .with("sender_name", campaign.sender_name.clone());
+    match &campaign.privacy_url {
+        Some(url) => strings.with("privacy_url", url.clone()),
+        None => strings,
+    }
 }
 
 fn greeting(strings: &Strings, invitation: &Invitation) -> String {
@@ -315,6 +328,7 @@ pub fn survey_page(page: &SurveyPage<'_>) -> Result<String, RenderError> {
             t => strings.all(),
             action => format!("/s/{}", invitation.token.as_str()),
             unsubscribe_url => format!("/u/{}", invitation.token.as_str()),
+            privacy_url => page.campaign.privacy_url,
             score => form.score,
             comment => form.comment,
             contact_ok => form.contact_ok,

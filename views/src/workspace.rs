@@ -144,6 +144,7 @@ pub fn campaign_form_page(
                 input("company", "Company", "text", &form.company, "The name respondents know you by.", true),
                 input("touchpoint", "Touchpoint", "text", &form.touchpoint, "What the survey asks about, e.g. \"service visit\"; a contact's own touchpoint column wins.", false),
                 input("market", "Market", "select", &form.market, "Sets the response-rate benchmark the overview compares with.", true),
+                input("privacy_url", "Privacy notice", "text", &form.privacy_url, "https:// address of your privacy notice: the survey page links it and every mail names it.", false),
             ],
         },
         Section {

@@ -236,3 +236,33 @@ fn placeholders_are_filled_once_and_never_re_expanded() {
     let s = Strings::new(Locale::En).with("company", "{first_name}").with("first_name", "Åsa");
     assert_eq!(s.get("thanks_body"), "Thank you for your answer. It helps {first_name} get better.");
 }
+
+#[test]
+fn every_respondent_mail_and_the_survey_page_name_the_controller_and_link_its_privacy_notice() {
+    let links = Links::new("https://nps.example");
+    let mut with_notice = campaign();
+    with_notice.privacy_url = Some("https://nordhavn.example/privacy".into());
+    for (locale, controller) in [(Locale::En, "is responsible for your answer"), (Locale::Sv, "ansvarar för ditt svar"), (Locale::Da, "er ansvarlig for dit svar")] {
+        let inv = invitation(locale, "Åsa");
+        let mails = [
+            ask_mail(MessageKind::Invitation, &with_notice, &inv, &links).unwrap(),
+            ask_mail(MessageKind::Reminder, &with_notice, &inv, &links).unwrap(),
+            thank_you_mail(&with_notice, &inv, &answer(3), &links).unwrap(),
+            review_mail(&with_notice, &inv, &answer(10), &links).unwrap(),
+            heads_up_mail(&with_notice, &inv, "Karin Lund", "2026-12-02", &links).unwrap(),
+        ];
+        for mail in &mails {
+            assert!(mail.text.contains(controller) && mail.text.contains("https://nordhavn.example/privacy"), "{locale:?} text: {}", mail.text);
+            assert!(mail.html.contains(controller) && mail.html.contains("https://nordhavn.example/privacy"), "{locale:?} html");
+            assert!(mail.text.contains("Nordhavn & <Cykler>") && mail.html.contains("Nordhavn &amp; &lt;Cykler&gt;"), "the controller by name, escaped in HTML");
+        }
+        let without = ask_mail(MessageKind::Invitation, &campaign(), &inv, &links).unwrap();
+        assert!(without.text.contains(controller) && !without.text.contains("privacy"), "no notice: the controller still named");
+        let form = SurveyForm::default();
+        let page = survey_page(&SurveyPage { campaign: &with_notice, invitation: &inv, form: &form, existing: None, errors: &[], unavailable: false }).unwrap();
+        assert!(page.contains("<a href=\"https://nordhavn.example/privacy\">") && page.contains(controller), "{locale:?} page");
+    }
+    let mut bad = campaign();
+    bad.privacy_url = Some("http://nordhavn.example/privacy".into());
+    assert!(bad.problems().iter().any(|p| p.field == "privacy_url"));
+}
