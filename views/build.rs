@@ -8,7 +8,10 @@ use std::path::Path;
 const LOCALES: [&str; 3] = ["en", "sv", "da"];
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates/locales");
+    // Read when the script runs, not baked in when it was built: a script built for one checkout
+    // must not read another's locale files.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let dir = Path::new(&manifest).join("../templates/locales");
     let mut out = String::from("pub static LOCALE_STRINGS: &[(&str, &[(&str, &str)])] = &[\n");
     for code in LOCALES {
         let path = dir.join(format!("{code}.toml"));
