@@ -158,10 +158,9 @@ pub async fn send_digests(services: &Services, accounts: &Accounts, at: Timestam
         // is set only after the last digest, so a run cut short (a Lambda timeout) leaves the
         // campaign to the next run, whose per-recipient keys skip what went out already.
         let done_key = format!("digest-done:{}:{week}", campaign.id);
-        if !services.store.claim_send(&done_key, at).await? {
+        if marked(services, &done_key, at).await? {
             continue;
         }
-        services.store.release_send(&done_key).await?;
         match campaign_digests(services, accounts, &campaign, at, &week).await {
             Ok(n) => {
                 sent += n;
@@ -237,15 +236,19 @@ async fn campaign_digests(
     Ok(sent)
 }
 
-/// Whether an invitation was cancelled (the API's `cancelled:{id}` mark). Marks are claims, read
-/// by claiming: a claim that succeeds was no mark, and is given back.
-async fn cancelled(services: &Services, id: &closeloop_core::model::InvitationId, at: Timestamp) -> Result<bool, FunctionError> {
-    let mark = format!("cancelled:{id}");
-    if services.store.claim_send(&mark, at).await? {
-        services.store.release_send(&mark).await?;
+/// Whether a mark (a send key claimed as a flag: a finished walk, a cancel) is set. Marks are
+/// read by claiming them: a claim that succeeds was no mark yet, and is given back.
+async fn marked(services: &Services, key: &str, at: Timestamp) -> Result<bool, FunctionError> {
+    if services.store.claim_send(key, at).await? {
+        services.store.release_send(key).await?;
         return Ok(false);
     }
     Ok(true)
+}
+
+/// Whether an invitation was cancelled (the API's `cancelled:{id}` mark).
+async fn cancelled(services: &Services, id: &closeloop_core::model::InvitationId, at: Timestamp) -> Result<bool, FunctionError> {
+    marked(services, &format!("cancelled:{id}"), at).await
 }
 
 /// Held invitations a heads-up walk reads at once.
@@ -271,11 +274,9 @@ async fn send_heads_ups(services: &Services, statuses: &crate::dispatch::Campaig
             continue;
         }
         let done = format!("heads_up_done:{}:{}", campaign.id, start.millis());
-        // A mark is read by claiming it: a claim that succeeds was no mark yet, and is given back.
-        if !services.store.claim_send(&done, at).await? {
+        if marked(services, &done, at).await? {
             continue;
         }
-        services.store.release_send(&done).await?;
         match walk_heads_ups(services, &campaign, start, HEADS_UPS_PER_RUN - sent).await {
             Ok((n, finished)) => {
                 sent += n;

@@ -631,11 +631,25 @@ pub async fn preview(State(state): State<AppState>, Path(id): Path<String>, RawQ
     html(StatusCode::OK, rendered)
 }
 
+/// Asks the reactions (which have the mailer; the edge has none) to do something, through a
+/// request event of its own (`{prefix}-{uuid}`, no counters): a test mail, a release of what
+/// waited.
+async fn ask_reactions(
+    state: &AppState,
+    campaign: &CampaignId,
+    prefix: &str,
+    kind: impl FnOnce(InvitationId) -> closeloop_core::model::EventKind,
+) -> Result<bool, StoreError> {
+    let id = format!("{prefix}-{}", uuid::Uuid::new_v4().simple());
+    let event = closeloop_core::model::Event { id: id.clone(), at: state.services.clock.now(), kind: kind(InvitationId(id)) };
+    state.services.store.append_event(&closeloop_core::changes::Change { event, campaign: campaign.clone(), deltas: Default::default() }).await
+}
+
 /// "Send me a test": asks the reactions (which have the mailer; the edge has none) for the
 /// invitation in the chosen language, to the signed-in admin's or editor's own address. One
 /// write: the request's event.
 pub async fn send_test(State(state): State<AppState>, Path(id): Path<String>, posted: CheckedForm) -> Response {
-    use closeloop_core::model::{Event, EventKind};
+    use closeloop_core::model::EventKind;
     let CheckedForm { account, viewer, fields } = posted;
     if !account.may_manage_campaigns() {
         return message(StatusCode::FORBIDDEN, Some(&viewer), "Not allowed", "Only admins and editors send test mails.");
@@ -648,20 +662,8 @@ pub async fn send_test(State(state): State<AppState>, Path(id): Path<String>, po
         Err(r) => return r,
     };
     let locale = fields.get("locale").and_then(|l| closeloop_core::Locale::parse(l)).filter(|l| campaign.locales.contains(l)).unwrap_or(campaign.locales[0]);
-    let request = uuid::Uuid::new_v4().simple().to_string();
-    let event = Event {
-        id: format!("test-{request}"),
-        at: state.services.clock.now(),
-        kind: EventKind::TestMailRequested {
-            request_id: InvitationId(format!("test-{request}")),
-            campaign_id: campaign.id.clone(),
-            locale,
-            to,
-            requested_by: account.name.clone(),
-        },
-    };
-    let change = closeloop_core::changes::Change { event, campaign: campaign.id.clone(), deltas: Default::default() };
-    match state.services.store.append_event(&change).await {
+    let test = |request_id| EventKind::TestMailRequested { request_id, campaign_id: campaign.id.clone(), locale, to, requested_by: account.name.clone() };
+    match ask_reactions(&state, &campaign.id, "test", test).await {
         Ok(_) => Redirect::to(&format!("/admin/c/{}/preview?locale={}&test=sent", campaign.id, locale.code())).into_response(),
         Err(e) => store_failed(e, &viewer),
     }
@@ -740,17 +742,8 @@ pub async fn change_state(State(state): State<AppState>, Path(id): Path<String>,
             if next.sends_at(now) && !current.sends_at(now) {
                 // What waited goes now rather than at the schedule's next run. If this write
                 // fails, the schedule still sends it: the change itself stands.
-                let request = uuid::Uuid::new_v4().simple().to_string();
-                let event = closeloop_core::model::Event {
-                    id: format!("release-{request}"),
-                    at: now,
-                    kind: closeloop_core::model::EventKind::HeldReleaseRequested {
-                        request_id: InvitationId(format!("release-{request}")),
-                        campaign_id: campaign.id.clone(),
-                    },
-                };
-                let change = closeloop_core::changes::Change { event, campaign: campaign.id.clone(), deltas: Default::default() };
-                if let Err(e) = store.append_event(&change).await {
+                let release = |request_id| closeloop_core::model::EventKind::HeldReleaseRequested { request_id, campaign_id: campaign.id.clone() };
+                if let Err(e) = ask_reactions(&state, &campaign.id, "release", release).await {
                     log_error!("asking for the held invitations of {} failed; the schedule sends them: {e}", campaign.id);
                 }
             }
