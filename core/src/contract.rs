@@ -802,6 +802,89 @@ pub async fn pages_of_rows_cover_the_campaign_once_and_an_owner_sees_only_theirs
     assert!(owners_part.next.is_none(), "nothing follows the end of a part");
 }
 
+/// A person with two answer versions, a case with a note and a closure, a claimed send and an
+/// unsubscribe: what an export finds, and what an erasure leaves.
+async fn person_with_everything(store: &dyn Store, id: &str) -> (Campaign, Invitation, Answer) {
+    let (c, inv) = seeded(store, id).await;
+    let (a1, e1, d1) = answer(&inv, 3, 1, T0.plus_hours(1));
+    store.record_answer(&a1, &e1, &d1).await.unwrap();
+    let (a2, e2, d2) = answer_after(&inv, Some(&a1), 2, 2, T0.plus_hours(2));
+    store.record_answer(&a2, &e2, &d2).await.unwrap();
+    store.open_case(&FollowUpCase::new(inv.id.clone(), c.id.clone(), None, T0.plus_hours(2), T0.plus_hours(50))).await.unwrap();
+    let note = CaseNote { by: "anna@acme.example".into(), at: T0.plus_hours(3), text: "Called Person 1 about the delivery".into() };
+    store.add_case_note(&inv.id, &note).await.unwrap();
+    store.close_case(&inv.id, &CaseClosure { by: "anna@acme.example".into(), at: T0.plus_hours(4), outcome: "Refunded Person 1".into() }).await.unwrap();
+    store.claim_send(&format!("invitation:{}", inv.id), T0).await.unwrap();
+    store.suppress(&ContactKey::email(inv.contact.email.as_ref().unwrap()), SuppressionReason::Unsubscribed, T0.plus_hours(5)).await.unwrap();
+    store.settle_counters().await.unwrap();
+    (c, inv, a2)
+}
+
+pub async fn a_person_is_found_with_every_answer_version_case_send_and_suppression(store: &dyn Store) {
+    let (_, inv, latest) = person_with_everything(store, "person-export").await;
+    let by_phone = vec![ContactKey::phone(inv.contact.phone.as_ref().unwrap())];
+    assert_eq!(store.person_invitations(&by_phone).await.unwrap(), vec![inv.id.clone()], "found by phone alone");
+    assert_eq!(store.person_invitations(&inv.contact.keys()).await.unwrap(), vec![inv.id.clone()], "once for both keys");
+    let versions = store.answer_versions(&inv.id).await.unwrap();
+    assert_eq!(versions.iter().map(|a| (a.version, a.score.value())).collect::<Vec<_>>(), vec![(1, 3), (2, 2)]);
+    assert_eq!(versions.last(), Some(&latest));
+    let suppressions = store.suppressions(&inv.contact.keys()).await.unwrap();
+    assert_eq!(suppressions.iter().map(|s| (s.key.as_str().starts_with("email:"), s.reason)).collect::<Vec<_>>(), vec![(true, SuppressionReason::Unsubscribed)]);
+    let claims = store.send_claims(&[format!("invitation:{}", inv.id), format!("thank_you:{}", inv.id)]).await.unwrap();
+    assert_eq!(claims, vec![Some(T0), None]);
+    assert!(store.person_invitations(&[ContactKey::email(&Email::parse("nobody@x.example").unwrap())]).await.unwrap().is_empty());
+}
+
+pub async fn an_erased_person_leaves_anonymous_rows_the_same_counters_and_only_a_hashed_suppression(store: &dyn Store) {
+    let (c, inv, _) = person_with_everything(store, "person-erase").await;
+    let every_bucket = View::Everything.prefixes();
+    let counters_before = store.counter_buckets(&c.id, &every_bucket).await.unwrap();
+    let keys = inv.contact.keys();
+    assert!(!store.erase_invitation(&InvitationId("no-such".into()), T0).await.unwrap());
+    assert!(store.erase_invitation(&inv.id, T0.plus_days(1)).await.unwrap());
+    assert_eq!(store.forget_contact_keys(&keys, T0.plus_days(1)).await.unwrap(), 2);
+    store.purge_erased().await.unwrap();
+
+    assert_eq!(store.invitation_by_token(&inv.token).await.unwrap(), None, "the link answers as an unknown token does");
+    let row = store.invitation(&inv.id).await.unwrap().expect("the row stays");
+    assert_eq!((row.contact.email.as_ref(), row.contact.phone.as_ref(), row.contact.first_name.as_ref()), (None, None, None));
+    assert_eq!(row.erased_at, Some(T0.plus_days(1)));
+    assert_eq!(row.contact.segment, inv.contact.segment, "breakdowns stay");
+    assert!(store.answer_versions(&inv.id).await.unwrap().iter().all(|a| a.comment.is_none()), "no version keeps the comment");
+    assert_eq!(store.answer(&inv.id).await.unwrap().map(|a| (a.score.value(), a.comment)), Some((2, None)));
+    let case = store.case(&inv.id).await.unwrap().unwrap();
+    assert!(case.notes.is_empty() && case.closed.as_ref().is_some_and(|k| !k.outcome.contains("Person")));
+    assert!(store.person_invitations(&keys).await.unwrap().is_empty(), "nothing leads back to the person");
+    assert!(store.suppressions(&keys).await.unwrap().is_empty(), "the address itself is off the list");
+    assert!(store.last_invited(&keys).await.unwrap().is_empty(), "and off the throttle");
+    let hashed: Vec<ContactKey> = {
+        let key = store.erasure_key().await.unwrap();
+        keys.iter().map(|k| key.hash(k)).collect()
+    };
+    let reasons: Vec<SuppressionReason> = store.suppressions(&hashed).await.unwrap().into_iter().map(|s| s.reason).collect();
+    assert_eq!(reasons, vec![SuppressionReason::Unsubscribed, SuppressionReason::Erased], "the reason it had, else erased");
+    store.settle_counters().await.unwrap();
+    assert_eq!(store.counter_buckets(&c.id, &every_bucket).await.unwrap(), counters_before, "counters do not move");
+
+    // A relaunch of the same person, by address or by phone, invites nobody.
+    let other = campaign("person-erase-again");
+    store.put_campaign(&other).await.unwrap();
+    let mut again = invitation(&other, 1, T0.plus_days(400));
+    again.contact = inv.contact.clone();
+    let mut by_phone = invitation(&other, 2, T0.plus_days(400));
+    by_phone.contact.email = None;
+    by_phone.contact.phone = inv.contact.phone.clone();
+    assert_eq!(store.create_invitations(&[again, by_phone], T0.plus_days(399)).await.unwrap(), vec![CreateOutcome::Suppressed; 2]);
+    assert!(store.is_suppressed(&keys).await.unwrap());
+
+    // Erasing again changes nothing.
+    assert!(store.erase_invitation(&inv.id, T0.plus_days(2)).await.unwrap());
+    assert_eq!(store.forget_contact_keys(&keys, T0.plus_days(2)).await.unwrap(), 0);
+    assert_eq!(store.invitation(&inv.id).await.unwrap().unwrap().erased_at, Some(T0.plus_days(1)));
+    store.settle_counters().await.unwrap();
+    assert_eq!(store.counter_buckets(&c.id, &every_bucket).await.unwrap(), counters_before);
+}
+
 /// Expands to one `#[tokio::test]` per contract case. `$make` is an async function returning a
 /// fresh store; cases use distinct campaign ids, so a shared backing table is fine too.
 #[macro_export]
@@ -837,6 +920,8 @@ macro_rules! store_contract_tests {
             the_last_invitation_of_each_contact_key_is_known_without_writing,
             a_campaign_saved_from_the_workspace_keeps_its_change_log_and_refuses_a_stale_save,
             a_request_is_one_pending_event_however_often_it_is_appended,
+            a_person_is_found_with_every_answer_version_case_send_and_suppression,
+            an_erased_person_leaves_anonymous_rows_the_same_counters_and_only_a_hashed_suppression,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod model;
 pub mod nps;
 pub mod ports;
+pub mod privacy;
 pub mod report;
 pub mod rules;
 pub mod survey;

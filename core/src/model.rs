@@ -284,6 +284,11 @@ impl Token {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A token as the store holds it, not checked: an erased invitation's is no link token.
+    pub fn stored(value: String) -> Self {
+        Self(value)
+    }
 }
 
 impl std::fmt::Debug for Token {
@@ -327,6 +332,9 @@ pub struct Invitation {
     /// Not sent before this (the API's `send_at` or `delay_minutes`: two hours after the visit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send_after: Option<Timestamp>,
+    /// When the person's personal data was erased (`privacy`); the row stays, anonymous.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erased_at: Option<Timestamp>,
 }
 
 impl Invitation {
@@ -350,6 +358,7 @@ impl Invitation {
             opened_at: None,
             suppressed: None,
             send_after: None,
+            erased_at: None,
         })
     }
 }
@@ -499,6 +508,8 @@ pub enum SuppressionReason {
     Unsubscribed,
     Bounced,
     Complained,
+    /// The person asked to be erased: only a keyed hash of their address stays on the list.
+    Erased,
 }
 
 impl SuppressionReason {
@@ -507,11 +518,12 @@ impl SuppressionReason {
             SuppressionReason::Unsubscribed => "unsubscribed",
             SuppressionReason::Bounced => "bounced",
             SuppressionReason::Complained => "complained",
+            SuppressionReason::Erased => "erased",
         }
     }
 
     pub fn parse(input: &str) -> Option<Self> {
-        [SuppressionReason::Unsubscribed, SuppressionReason::Bounced, SuppressionReason::Complained]
+        [SuppressionReason::Unsubscribed, SuppressionReason::Bounced, SuppressionReason::Complained, SuppressionReason::Erased]
             .into_iter()
             .find(|r| r.as_str() == input)
     }

@@ -332,6 +332,37 @@ pub trait Store: Sync + Send {
     async fn settle_counters(&self) -> Result<usize, StoreError> {
         Ok(0)
     }
+
+    // One person's data (`privacy`): access and erasure.
+
+    /// The key this store hashes erased contact keys with, made once on first use and kept in
+    /// the store, so every process over the same data hashes alike.
+    async fn erasure_key(&self) -> Result<crate::privacy::ErasureKey, StoreError>;
+    /// The invitations, in any campaign, of a contact known by any of these keys.
+    async fn person_invitations(&self, keys: &[ContactKey]) -> Result<Vec<InvitationId>, StoreError>;
+    /// Every version of the invitation's answer, oldest first (an answer stored before versions
+    /// were kept comes back as its one current version).
+    async fn answer_versions(&self, invitation: &InvitationId) -> Result<Vec<Answer>, StoreError>;
+    /// The suppression-list entries under these keys.
+    async fn suppressions(&self, keys: &[ContactKey]) -> Result<Vec<crate::privacy::SuppressionRecord>, StoreError>;
+    /// When each send key was claimed; `None` for one never claimed.
+    async fn send_claims(&self, keys: &[String]) -> Result<Vec<Option<Timestamp>>, StoreError>;
+    /// Rewrites the invitation, every version of its answer and its case as `privacy` erases
+    /// them, gives it a token no link carries, drops its contact links (so it is no longer
+    /// found, and no longer throttles anyone), and deletes messages the store holds that were
+    /// sent to or about the person (the local outbox). False if there is no such invitation.
+    /// Counters do not move. Erasing twice is erasing once.
+    async fn erase_invitation(&self, id: &InvitationId, at: Timestamp) -> Result<bool, StoreError>;
+    /// Puts the keyed hash of each key on the suppression list (under the reason its entry had,
+    /// `Erased` if none), then removes the entries and throttle records under the keys
+    /// themselves. Returns how many hashes were new. A relaunch of the same person checks the
+    /// hashes and invites nobody.
+    async fn forget_contact_keys(&self, keys: &[ContactKey], at: Timestamp) -> Result<usize, StoreError>;
+    /// After an erasure: makes what was erased unrecoverable from the store's own files (SQLite:
+    /// the WAL is checkpointed and truncated). Nothing to do where the service does it.
+    async fn purge_erased(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// What a message is for: shown in the outbox and used in idempotency keys.

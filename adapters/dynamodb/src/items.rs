@@ -24,6 +24,11 @@ pub const SEND_SK: &str = "SEND";
 pub const SUPPRESSED_SK: &str = "SUPPRESSED";
 pub const LAST_INVITED_SK: &str = "LAST";
 pub const COUNTERS_SK: &str = "COUNTERS";
+/// Each version of an answer, beside the current one: `ANSWER#V0000000002`.
+pub const ANSWER_VERSION_PREFIX: &str = "ANSWER#V";
+/// The store's own settings: the erasure key.
+pub const META_PK: &str = "META";
+pub const ERASURE_KEY_SK: &str = "ERASURE_KEY";
 /// A campaign's state (active, paused, ended), in the campaign's partition.
 pub const STATUS_SK: &str = "STATUS";
 /// Partitions of the sparse work index: only what is still due carries these, with a shard
@@ -252,6 +257,15 @@ pub fn answer_item(answer: &Answer) -> Result<Item, StoreError> {
         ("score".into(), n(i64::from(answer.score.value()))),
         ("gsi2pk".into(), s(campaign_partition(&answer.campaign_id))),
         ("gsi2sk".into(), s(format!("{}#{ANSWER_SK}", answer.invitation_id))),
+    ]))
+}
+
+/// A version of an answer, kept for the person's export (no index attributes: nothing lists it).
+pub fn answer_version_item(answer: &Answer) -> Result<Item, StoreError> {
+    Ok(HashMap::from([
+        ("pk".into(), s(invitation_pk(&answer.invitation_id))),
+        ("sk".into(), s(format!("{ANSWER_VERSION_PREFIX}{:010}", answer.version))),
+        ("body".into(), json(answer)?),
     ]))
 }
 

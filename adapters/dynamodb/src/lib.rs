@@ -22,6 +22,7 @@ use closeloop_core::counters::{CounterDeltas, Fields, TOTAL};
 use closeloop_core::model::*;
 use closeloop_core::ports::{CreateOutcome, InvitationRow, Malformed, RowCursor, RowPage, RowQuery, Store, StoreError};
 use closeloop_core::Timestamp;
+use closeloop_core::privacy::{self, ErasureKey, SuppressionRecord};
 
 pub use items::{change_from_item, event_from_item, suppression_from_item};
 pub use schema::{create_table, TableSettings};
@@ -36,6 +37,8 @@ pub struct DynamoStore {
     /// Marking a suppressed person's invitations is left to the stream consumer (the Worker's
     /// unsubscribe page, whose subrequests are counted; see `suppress`).
     defer_suppression_marks: bool,
+    /// Read from the table once per process (or Worker isolate), shared by clones.
+    erasure: std::sync::Arc<std::sync::OnceLock<ErasureKey>>,
 }
 
 use errors::{classify as unavailable, Cancelled};
@@ -57,7 +60,7 @@ const PAGE: i32 = 500;
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into(), retry: retry::ConflictRetry::default(), defer_suppression_marks: false }
+        Self { client, table: table.into(), retry: retry::ConflictRetry::default(), defer_suppression_marks: false, erasure: Default::default() }
     }
 
     /// How many times in all a transaction is sent while conflicts cancel it. The Worker uses 1:
@@ -482,7 +485,7 @@ impl DynamoStore {
     /// The operations that create one invitation, in this order: Put `INV` (must not exist),
     /// a ConditionCheck per contact key that it is not suppressed, per key a conditional Put of
     /// `LAST` (the throttle) and a Put of the contact link, and the event with its counter deltas.
-    fn invitation_operations(&self, inv: &Invitation, throttle_since: Timestamp) -> Result<Vec<TransactWriteItem>, StoreError> {
+    fn invitation_operations(&self, inv: &Invitation, throttle_since: Timestamp, erasure: &ErasureKey) -> Result<Vec<TransactWriteItem>, StoreError> {
         let keys = inv.contact.keys();
         let mut items = vec![TransactWriteItem::builder()
             .put(
@@ -494,7 +497,7 @@ impl DynamoStore {
                     .map_err(request_bug)?,
             )
             .build()];
-        for key in &keys {
+        for key in &erasure.with_hashes(&keys) {
             items.push(
                 TransactWriteItem::builder()
                     .condition_check(
@@ -671,7 +674,8 @@ impl Store for DynamoStore {
 
     async fn create_invitations(&self, invitations: &[Invitation], throttle_since: Timestamp) -> Result<Vec<CreateOutcome>, StoreError> {
         let mut outcomes: Vec<Option<CreateOutcome>> = vec![None; invitations.len()];
-        // Several invitations share a transaction (8 operations each for a contact with email
+        let erasure = self.erasure_key().await?;
+        // Several invitations share a transaction (10 operations each for a contact with email
         // and phone), so a chunk of a launch is a few calls instead of one per contact. A
         // transaction may touch an item once: a contact twice in one chunk waits for the next
         // round, where the first one's `LAST` item throttles it, as in a sequential write.
@@ -684,7 +688,7 @@ impl Store for DynamoStore {
             for &index in &remaining {
                 let inv = &invitations[index];
                 let keys = inv.contact.keys();
-                let operations = self.invitation_operations(inv, throttle_since)?;
+                let operations = self.invitation_operations(inv, throttle_since, &erasure)?;
                 let clashes = keys.iter().any(|k| keys_in_group.contains(k.as_str()));
                 if clashes || items.len() + operations.len() > MAX_TRANSACTION_ITEMS {
                     later.push(index);
@@ -707,7 +711,8 @@ impl Store for DynamoStore {
                     for (index, range) in &group {
                         let failed = |i: usize| condition_failed_at(&reasons, i);
                         let inv = &invitations[*index];
-                        let checks = inv.contact.keys().len();
+                        // Each key and its erased hash.
+                        let checks = 2 * inv.contact.keys().len();
                         let created_before = failed(range.start);
                         let suppressed = (range.start + 1..range.start + 1 + checks).any(failed);
                         let throttled = range.clone().any(failed);
@@ -869,12 +874,14 @@ impl Store for DynamoStore {
             .expression_attribute_values(":first", n(answer.first_answered_at.millis()))
             .build()
             .map_err(request_bug)?;
-        // Three items of this invitation only: the campaign's counters are the stream
+        // Items of this invitation only: the campaign's counters are the stream
         // consumer's, so a burst of answers to one campaign never conflicts on them.
+        let version = Put::builder().table_name(&self.table).set_item(Some(answer_version_item(answer)?)).build().map_err(request_bug)?;
         let items = vec![
             TransactWriteItem::builder().put(put.build().map_err(request_bug)?).build(),
             TransactWriteItem::builder().update(mark_answered).build(),
             self.change_put(&change)?,
+            TransactWriteItem::builder().put(version).build(),
         ];
         match self.transact(items).await {
             Ok(Ok(())) => Ok(()),
@@ -1069,17 +1076,15 @@ impl Store for DynamoStore {
         Ok(newly)
     }
 
+    /// One BatchGetItem for the keys and their erased hashes: one subrequest on the Worker.
     async fn is_suppressed(&self, keys: &[ContactKey]) -> Result<bool, StoreError> {
-        for key in keys {
-            if self.get(contact_pk(key), SUPPRESSED_SK).await?.is_some() {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        Ok(self.are_suppressed(&[keys.to_vec()]).await?.first().copied().unwrap_or(false))
     }
 
     /// One BatchGetItem per 100 distinct contact keys, however many people.
     async fn are_suppressed(&self, people: &[Vec<ContactKey>]) -> Result<Vec<bool>, StoreError> {
+        let erasure = self.erasure_key().await?;
+        let people: Vec<Vec<ContactKey>> = people.iter().map(|keys| erasure.with_hashes(keys)).collect();
         let mut unique = std::collections::HashSet::new();
         let keys = people
             .iter()
@@ -1338,6 +1343,173 @@ impl Store for DynamoStore {
         // Every event still on the work index (handled ones leave it), counted or not.
         let items = self.query_work(PENDING_EVENT, None, usize::MAX).await?;
         self.count_uncounted(&items).await
+    }
+
+    async fn erasure_key(&self) -> Result<ErasureKey, StoreError> {
+        if let Some(key) = self.erasure.get() {
+            return Ok(key.clone());
+        }
+        let stored = match self.get(META_PK.to_owned(), ERASURE_KEY_SK).await? {
+            Some(item) => item,
+            None => {
+                // Two v4 UUIDs: 244 random bits from the platform's secure source. Whoever puts
+                // first wins; everyone reads back the winner.
+                let mut random = [0u8; 32];
+                random[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+                random[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+                let item = HashMap::from([
+                    ("pk".to_owned(), s(META_PK)),
+                    ("sk".to_owned(), s(ERASURE_KEY_SK)),
+                    ("value".to_owned(), s(ErasureKey::from_bytes(random).to_hex())),
+                ]);
+                self.put_if(item, "attribute_not_exists(pk)").await?;
+                self.get(META_PK.to_owned(), ERASURE_KEY_SK).await?.ok_or_else(|| StoreError::unavailable(Malformed("erasure key vanished")))?
+            }
+        };
+        let key = ErasureKey::from_hex(get_s(&stored, "value")?).ok_or_else(|| StoreError::corrupt(Malformed("erasure key")))?;
+        Ok(self.erasure.get_or_init(|| key).clone())
+    }
+
+    async fn person_invitations(&self, keys: &[ContactKey]) -> Result<Vec<InvitationId>, StoreError> {
+        let mut found: Vec<InvitationId> = Vec::new();
+        for key in keys {
+            let links =
+                self.query_all(None, "pk = :p AND begins_with(sk, :inv)", vec![(":p", s(contact_pk(key))), (":inv", s("INV#"))], None).await?;
+            for link in &links {
+                if let Some(id) = get_s(link, "sk")?.strip_prefix("INV#") {
+                    let id = InvitationId(id.to_owned());
+                    if !found.contains(&id) {
+                        found.push(id);
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn answer_versions(&self, invitation: &InvitationId) -> Result<Vec<Answer>, StoreError> {
+        let items = self
+            .query_all(None, "pk = :p AND begins_with(sk, :v)", vec![(":p", s(invitation_pk(invitation))), (":v", s(ANSWER_VERSION_PREFIX))], None)
+            .await?;
+        if items.is_empty() {
+            return Ok(self.answer(invitation).await?.into_iter().collect());
+        }
+        items.iter().map(body).collect()
+    }
+
+    async fn suppressions(&self, keys: &[ContactKey]) -> Result<Vec<SuppressionRecord>, StoreError> {
+        let items = self.batch_get(keys.iter().map(|k| item_key(contact_pk(k), SUPPRESSED_SK.to_owned())).collect()).await?;
+        let mut found: Vec<SuppressionRecord> = Vec::new();
+        for item in &items {
+            if let Some(read) = suppression_from_item(item) {
+                let (key, reason, at) = read?;
+                found.push(SuppressionRecord { key, reason, at });
+            }
+        }
+        // In the order asked, like the other stores.
+        found.sort_by_key(|r| keys.iter().position(|k| *k == r.key));
+        Ok(found)
+    }
+
+    async fn send_claims(&self, keys: &[String]) -> Result<Vec<Option<Timestamp>>, StoreError> {
+        let items = self.batch_get(keys.iter().map(|k| item_key(format!("SEND#{k}"), SEND_SK.to_owned())).collect()).await?;
+        let mut claimed: HashMap<String, Timestamp> = HashMap::new();
+        for item in &items {
+            let key = get_s(item, "pk")?.strip_prefix("SEND#").unwrap_or_default().to_owned();
+            claimed.insert(key, get_n(item, "claimed_at").map(Timestamp::from_millis).ok_or_else(|| StoreError::corrupt(Malformed("claim time")))?);
+        }
+        Ok(keys.iter().map(|k| claimed.get(k).copied()).collect())
+    }
+
+    async fn erase_invitation(&self, id: &InvitationId, at: Timestamp) -> Result<bool, StoreError> {
+        // Everything in the invitation's partition: the invitation, its answer and versions,
+        // its case and its review clicks (which hold no personal data).
+        let items = self.query_all(None, "pk = :p", vec![(":p", s(invitation_pk(id)))], None).await?;
+        let Some(invitation) = items.iter().find(|i| get_s(i, "sk").is_ok_and(|sk| sk == INVITATION_SK)) else { return Ok(false) };
+        let invitation = invitation_from(invitation)?;
+        let erased = privacy::erase_invitation(&invitation, at);
+        let set_body = |sk: &str, body: String| -> Result<TransactWriteItem, StoreError> {
+            Ok(TransactWriteItem::builder()
+                .update(
+                    Update::builder()
+                        .table_name(&self.table)
+                        .key("pk", s(invitation_pk(id)))
+                        .key("sk", s(sk))
+                        .update_expression("SET body = :b")
+                        .condition_expression("attribute_exists(pk)")
+                        .expression_attribute_values(":b", s(body))
+                        .build()
+                        .map_err(request_bug)?,
+                )
+                .build())
+        };
+        let mut writes = vec![TransactWriteItem::builder()
+            .update(
+                Update::builder()
+                    .table_name(&self.table)
+                    .key("pk", s(invitation_pk(id)))
+                    .key("sk", s(INVITATION_SK))
+                    .update_expression("SET body = :b, link_token = :t REMOVE next_reminder_at, gsi1pk, gsi1sk")
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_values(":b", s(serde_json::to_string(&erased).map_err(StoreError::corrupt)?))
+                    .expression_attribute_values(":t", s(erased.token.as_str()))
+                    .build()
+                    .map_err(request_bug)?,
+            )
+            .build()];
+        for item in &items {
+            let sk = get_s(item, "sk")?;
+            if sk == ANSWER_SK || sk.starts_with(ANSWER_VERSION_PREFIX) {
+                let answer: Answer = body(item)?;
+                writes.push(set_body(sk, serde_json::to_string(&privacy::erase_answer(&answer)).map_err(StoreError::corrupt)?)?);
+            } else if sk == CASE_SK {
+                let case = case_from(item)?;
+                writes.push(set_body(sk, serde_json::to_string(&privacy::erase_case(&case)).map_err(StoreError::corrupt)?)?);
+            }
+        }
+        for key in invitation.contact.keys() {
+            writes.push(
+                TransactWriteItem::builder()
+                    .delete(
+                        aws_sdk_dynamodb::types::Delete::builder()
+                            .table_name(&self.table)
+                            .key("pk", s(contact_pk(&key)))
+                            .key("sk", s(format!("INV#{}", id.0)))
+                            .build()
+                            .map_err(request_bug)?,
+                    )
+                    .build(),
+            );
+        }
+        // An answer edited more than 90 times needs several transactions; each is idempotent,
+        // and the invitation (first) stops its links and reminders at once.
+        for chunk in writes.chunks(MAX_TRANSACTION_ITEMS) {
+            if let Err(reasons) = self.transact(chunk.to_vec()).await? {
+                // An item went between the read and the write: read and decide again.
+                tracing::warn!(reasons = reasons.len(), "erasure raced another write");
+                return Err(StoreError::Conflict);
+            }
+        }
+        Ok(true)
+    }
+
+    async fn forget_contact_keys(&self, keys: &[ContactKey], at: Timestamp) -> Result<usize, StoreError> {
+        let erasure = self.erasure_key().await?;
+        let mut added = 0;
+        for key in keys.iter().filter(|k| !k.as_str().starts_with(privacy::ERASED_KEY_PREFIX)) {
+            let existing = self.get(contact_pk(key), SUPPRESSED_SK).await?;
+            let reason = match existing.as_ref().and_then(suppression_from_item) {
+                Some(read) => read?.1,
+                None => SuppressionReason::Erased,
+            };
+            if self.put_if(suppression_item(&erasure.hash(key), reason, at)?, "attribute_not_exists(pk)").await? {
+                added += 1;
+            }
+            for sk in [SUPPRESSED_SK, LAST_INVITED_SK] {
+                self.client.delete_item().table_name(&self.table).key("pk", s(contact_pk(key))).key("sk", s(sk)).send().await.map_err(unavailable)?;
+            }
+        }
+        Ok(added)
     }
 }
 

@@ -16,6 +16,7 @@ use closeloop_core::model::*;
 use closeloop_core::ports::{CreateOutcome, InvitationRow, Malformed, RowCursor, RowPage, RowQuery, Store, StoreError};
 use closeloop_core::lifecycle::{CampaignState, CampaignStatus};
 use closeloop_core::Timestamp;
+use closeloop_core::privacy::{self, ErasureKey, SuppressionRecord};
 
 use crate::db::{blocking, Db, SharedDb};
 
@@ -95,6 +96,14 @@ CREATE TABLE IF NOT EXISTS campaign_changes (
     body TEXT NOT NULL,
     PRIMARY KEY (campaign_id, revision)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Every version of every answer (the current one too), for a person's export.
+CREATE TABLE IF NOT EXISTS answer_versions (
+    invitation_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (invitation_id, version)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS launch_chunks (launch_id TEXT NOT NULL, chunk INTEGER NOT NULL, PRIMARY KEY (launch_id, chunk)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -114,6 +123,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 #[derive(Clone)]
 pub struct SqliteStore {
     db: SharedDb,
+    erasure: Arc<ErasureKey>,
 }
 
 fn unavailable(e: rusqlite::Error) -> StoreError {
@@ -301,7 +311,11 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
         migrate(&conn)?;
-        Ok(Self { db: Arc::new(Db::new(conn, path)?) })
+        // Erased data is overwritten with zeros, not only unlinked: a byte search of the file
+        // finds none of it (the WAL is truncated after an erasure, `purge_erased`).
+        conn.pragma_update(None, "secure_delete", "ON").map_err(unavailable)?;
+        let erasure = Arc::new(erasure_key(&conn)?);
+        Ok(Self { db: Arc::new(Db::new(conn, path)?), erasure })
     }
 
     /// Runs `f` on the writer connection, on a blocking thread; `op` names the call.
@@ -346,6 +360,17 @@ fn invitation_row(conn: &Connection, clause: &'static str, value: &str) -> Resul
         .map_err(unavailable)?;
     row.map(invitation_from).transpose()
 }
+
+/// The store's erasure key: made from SQLite's own random source the first time, then read.
+fn erasure_key(conn: &Connection) -> Result<ErasureKey, StoreError> {
+    conn.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('erasure_key', lower(hex(randomblob(32))))", []).map_err(unavailable)?;
+    let hex: String = conn.query_row("SELECT value FROM meta WHERE name = 'erasure_key'", [], |r| r.get(0)).map_err(unavailable)?;
+    ErasureKey::from_hex(&hex).ok_or_else(|| StoreError::corrupt(Malformed("erasure key")))
+}
+
+/// Texts shorter than this are not searched for in the outbox: a two-letter name would match
+/// other people's messages.
+const MIN_NEEDLE_CHARS: usize = 4;
 
 /// The current answer of an invitation, on this connection.
 fn answer_row(conn: &Connection, invitation: &InvitationId) -> Result<Option<Answer>, StoreError> {
@@ -462,6 +487,7 @@ impl Store for SqliteStore {
 
     async fn create_invitations(&self, invitations: &[Invitation], throttle_since: Timestamp) -> Result<Vec<CreateOutcome>, StoreError> {
         let invitations = invitations.to_vec();
+        let erasure = self.erasure.clone();
         self.write("create_invitations", move |conn| {
             let invitations = &invitations[..];
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
@@ -485,17 +511,21 @@ impl Store for SqliteStore {
                 let mut folded: std::collections::BTreeMap<String, CounterDeltas> = std::collections::BTreeMap::new();
                 for inv in invitations {
                     let keys = inv.contact.keys();
+                    let checked = erasure.with_hashes(&keys);
                     // A retried chunk or a resumed launch: the first write stands.
                     if exists.exists([&inv.id.0]).map_err(unavailable)? {
                         outcomes.push(CreateOutcome::AlreadyCreated);
                         continue;
                     }
                     let mut outcome = CreateOutcome::Created;
-                    for key in &keys {
+                    for key in &checked {
                         if suppressed.exists([key.as_str()]).map_err(unavailable)? {
                             outcome = CreateOutcome::Suppressed;
                             break;
                         }
+                    }
+                    let unsuppressed = outcome == CreateOutcome::Created;
+                    for key in keys.iter().filter(|_| unsuppressed) {
                         if recent.exists(params![key.as_str(), throttle_since.millis()]).map_err(unavailable)? {
                             outcome = CreateOutcome::Throttled;
                         }
@@ -636,6 +666,11 @@ impl Store for SqliteStore {
                 "INSERT INTO answers (invitation_id, campaign_id, version, body) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(invitation_id) DO UPDATE SET version = excluded.version, body = excluded.body",
                 params![answer.invitation_id.0, answer.campaign_id.as_str(), answer.version, to_json(answer)?],
+            )
+            .map_err(unavailable)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO answer_versions (invitation_id, version, body) VALUES (?1, ?2, ?3)",
+                params![answer.invitation_id.0, answer.version, to_json(answer)?],
             )
             .map_err(unavailable)?;
             let updated = tx
@@ -921,7 +956,7 @@ impl Store for SqliteStore {
     }
 
     async fn is_suppressed(&self, keys: &[ContactKey]) -> Result<bool, StoreError> {
-        let keys = keys.to_vec();
+        let keys = self.erasure.with_hashes(keys);
         self.read("is_suppressed", move |conn| {
             let mut stmt = conn.prepare_cached("SELECT 1 FROM suppressions WHERE contact_key = ?1").map_err(unavailable)?;
             for key in &keys {
@@ -935,7 +970,7 @@ impl Store for SqliteStore {
     }
 
     async fn are_suppressed(&self, people: &[Vec<ContactKey>]) -> Result<Vec<bool>, StoreError> {
-        let people = people.to_vec();
+        let people: Vec<Vec<ContactKey>> = people.iter().map(|keys| self.erasure.with_hashes(keys)).collect();
         self.read("are_suppressed", move |conn| {
             let mut stmt = conn.prepare_cached("SELECT 1 FROM suppressions WHERE contact_key = ?1").map_err(unavailable)?;
             let mut suppressed = Vec::with_capacity(people.len());
@@ -1160,6 +1195,170 @@ impl Store for SqliteStore {
     async fn close_case(&self, invitation: &InvitationId, closure: &CaseClosure) -> Result<bool, StoreError> {
         let closure = closure.clone();
         self.change_case("close_case", invitation, move |case| case.close(&closure)).await
+    }
+
+    async fn erasure_key(&self) -> Result<ErasureKey, StoreError> {
+        Ok((*self.erasure).clone())
+    }
+
+    async fn person_invitations(&self, keys: &[ContactKey]) -> Result<Vec<InvitationId>, StoreError> {
+        let keys = keys.to_vec();
+        self.read("person_invitations", move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT invitation_id FROM contact_invitations WHERE contact_key = ?1 ORDER BY invited_at, invitation_id")
+                .map_err(unavailable)?;
+            let mut found: Vec<InvitationId> = Vec::new();
+            for key in &keys {
+                let ids = stmt.query_map([key.as_str()], |r| r.get::<_, String>(0)).map_err(unavailable)?;
+                for id in ids {
+                    let id = InvitationId(id.map_err(unavailable)?);
+                    if !found.contains(&id) {
+                        found.push(id);
+                    }
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn answer_versions(&self, invitation: &InvitationId) -> Result<Vec<Answer>, StoreError> {
+        let invitation = invitation.clone();
+        self.read("answer_versions", move |conn| {
+            let mut stmt = conn.prepare_cached("SELECT body FROM answer_versions WHERE invitation_id = ?1 ORDER BY version").map_err(unavailable)?;
+            let bodies = stmt.query_map([&invitation.0], |r| r.get::<_, String>(0)).map_err(unavailable)?;
+            let versions: Vec<Answer> = bodies.map(|b| from_json(&b.map_err(unavailable)?)).collect::<Result<_, _>>()?;
+            if versions.is_empty() {
+                return Ok(answer_row(conn, &invitation)?.into_iter().collect());
+            }
+            Ok(versions)
+        })
+        .await
+    }
+
+    async fn suppressions(&self, keys: &[ContactKey]) -> Result<Vec<SuppressionRecord>, StoreError> {
+        let keys = keys.to_vec();
+        self.read("suppressions", move |conn| {
+            let mut stmt = conn.prepare_cached("SELECT reason, at FROM suppressions WHERE contact_key = ?1").map_err(unavailable)?;
+            let mut found = Vec::new();
+            for key in keys {
+                let row: Option<(String, i64)> = stmt.query_row([key.as_str()], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(unavailable)?;
+                if let Some((reason, at)) = row {
+                    let reason = SuppressionReason::parse(&reason).ok_or_else(|| StoreError::corrupt(Malformed("suppression reason")))?;
+                    found.push(SuppressionRecord { key, reason, at: Timestamp::from_millis(at) });
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn send_claims(&self, keys: &[String]) -> Result<Vec<Option<Timestamp>>, StoreError> {
+        let keys = keys.to_vec();
+        self.read("send_claims", move |conn| {
+            let mut stmt = conn.prepare_cached("SELECT claimed_at FROM sends WHERE key = ?1").map_err(unavailable)?;
+            keys.iter()
+                .map(|key| stmt.query_row([key], |r| r.get::<_, i64>(0)).optional().map(|at| at.map(Timestamp::from_millis)).map_err(unavailable))
+                .collect()
+        })
+        .await
+    }
+
+    async fn erase_invitation(&self, id: &InvitationId, at: Timestamp) -> Result<bool, StoreError> {
+        let id = id.clone();
+        self.write("erase_invitation", move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            let Some(invitation) = invitation_row(&tx, "id", &id.0)? else { return Ok(false) };
+            // What identifies the person in a message: looked for in the outbox below.
+            let mut needles: Vec<String> = vec![invitation.token.as_str().to_owned(), invitation.contact.full_name()];
+            needles.extend(invitation.contact.email.iter().map(|e| e.as_str().to_owned()));
+            needles.extend(invitation.contact.phone.iter().map(|p| p.as_str().to_owned()));
+
+            let erased = privacy::erase_invitation(&invitation, at);
+            tx.execute(
+                "UPDATE invitations SET token = ?2, body = ?3, next_reminder_at = NULL WHERE id = ?1",
+                params![id.0, erased.token.as_str(), to_json(&erased)?],
+            )
+            .map_err(unavailable)?;
+            let versions: Vec<(u32, String)> = {
+                let mut stmt = tx.prepare("SELECT version, body FROM answer_versions WHERE invitation_id = ?1").map_err(unavailable)?;
+                let rows = stmt.query_map([&id.0], |r| Ok((r.get(0)?, r.get(1)?))).map_err(unavailable)?;
+                rows.collect::<Result<_, _>>().map_err(unavailable)?
+            };
+            for (version, body) in versions {
+                let answer: Answer = from_json(&body)?;
+                needles.extend(answer.comment.clone());
+                tx.execute(
+                    "UPDATE answer_versions SET body = ?3 WHERE invitation_id = ?1 AND version = ?2",
+                    params![id.0, version, to_json(&privacy::erase_answer(&answer))?],
+                )
+                .map_err(unavailable)?;
+            }
+            if let Some(answer) = answer_row(&tx, &id)? {
+                needles.extend(answer.comment.clone());
+                tx.execute("UPDATE answers SET body = ?2 WHERE invitation_id = ?1", params![id.0, to_json(&privacy::erase_answer(&answer))?])
+                    .map_err(unavailable)?;
+            }
+            let case: Option<String> =
+                tx.query_row("SELECT body FROM cases WHERE invitation_id = ?1", [&id.0], |r| r.get(0)).optional().map_err(unavailable)?;
+            if let Some(body) = case {
+                let case: FollowUpCase = from_json(&body)?;
+                needles.extend(case.notes.iter().map(|n| n.text.clone()));
+                needles.extend(case.closed.iter().map(|c| c.outcome.clone()));
+                tx.execute("UPDATE cases SET body = ?2 WHERE invitation_id = ?1", params![id.0, to_json(&privacy::erase_case(&case))?])
+                    .map_err(unavailable)?;
+            }
+            tx.execute("DELETE FROM contact_invitations WHERE invitation_id = ?1", [&id.0]).map_err(unavailable)?;
+            // The local outbox is the person's mailbox here: every message to them, and every
+            // message about them (alerts, digests), goes whole.
+            let mut delete = tx
+                .prepare(
+                    "DELETE FROM outbox WHERE instr(to_addr, ?1) OR instr(text, ?1) OR instr(COALESCE(subject, ''), ?1)
+                       OR instr(COALESCE(html, ''), ?1) OR instr(headers, ?1)",
+                )
+                .map_err(unavailable)?;
+            for needle in needles.iter().filter(|n| n.trim() != privacy::ERASED_TEXT && n.trim().chars().count() >= MIN_NEEDLE_CHARS) {
+                delete.execute([needle.trim()]).map_err(unavailable)?;
+            }
+            drop(delete);
+            tx.commit().map_err(unavailable)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn forget_contact_keys(&self, keys: &[ContactKey], at: Timestamp) -> Result<usize, StoreError> {
+        let keys: Vec<ContactKey> = keys.iter().filter(|k| !k.as_str().starts_with(privacy::ERASED_KEY_PREFIX)).cloned().collect();
+        let erasure = self.erasure.clone();
+        self.write("forget_contact_keys", move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            let mut added = 0;
+            for key in &keys {
+                let reason: Option<String> =
+                    tx.query_row("SELECT reason FROM suppressions WHERE contact_key = ?1", [key.as_str()], |r| r.get(0)).optional().map_err(unavailable)?;
+                added += tx
+                    .execute(
+                        "INSERT OR IGNORE INTO suppressions (contact_key, reason, at) VALUES (?1, ?2, ?3)",
+                        params![erasure.hash(key).as_str(), reason.as_deref().unwrap_or(SuppressionReason::Erased.as_str()), at.millis()],
+                    )
+                    .map_err(unavailable)?;
+                tx.execute("DELETE FROM suppressions WHERE contact_key = ?1", [key.as_str()]).map_err(unavailable)?;
+                tx.execute("DELETE FROM contact_invitations WHERE contact_key = ?1", [key.as_str()]).map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(added)
+        })
+        .await
+    }
+
+    async fn purge_erased(&self) -> Result<(), StoreError> {
+        self.write("purge_erased", |conn| {
+            // TRUNCATE: every frame goes into the file and the WAL is cut to nothing, so the
+            // pages from before the erasure are nowhere on disk. An in-memory database has no WAL.
+            let _: (i64, i64, i64) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(unavailable)?;
+            Ok(())
+        })
+        .await
     }
 }
 
