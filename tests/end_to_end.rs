@@ -22,7 +22,7 @@ struct TestApp {
     clock: Arc<ManualClock>,
     base: String,
     http: reqwest::Client,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 /// One closeloop on a free port, with a clock the test moves.
@@ -37,7 +37,7 @@ async fn spawn_app() -> TestApp {
     let running = serve(app.clone(), SocketAddr::from(([127, 0, 0, 1], 0)), Some(API_TOKEN.into()), false).await.unwrap();
     let base = format!("http://{}", running.addr);
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    TestApp { app, running, clock, base, http, _dir: dir }
+    TestApp { app, running, clock, base, http, dir }
 }
 
 impl TestApp {
@@ -214,5 +214,99 @@ async fn the_api_invitation_is_sent_by_the_running_dispatcher() {
     }
     assert_eq!(sms.len(), 1, "the dispatcher sent the SMS");
     assert_eq!(sms[0]["to"], "+46707654321");
+    t.running.stop().await;
+}
+
+/// Every byte of the database and its WAL, to search for what an erasure must remove.
+fn database_bytes(dir: &std::path::Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for name in ["closeloop.db", "closeloop.db-wal"] {
+        if let Ok(file) = std::fs::read(dir.join(name)) {
+            bytes.extend(file);
+        }
+    }
+    bytes
+}
+
+fn holds(haystack: &[u8], needle: &str) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test]
+async fn an_erased_person_leaves_no_byte_in_the_database_files_the_counts_stay_and_a_relaunch_skips_them() {
+    let t = spawn_app().await;
+    let mut campaign = Campaign::from_toml(include_str!("../demo/campaign.toml")).unwrap();
+    campaign.id = closeloop_core::CampaignId::parse("erasure-e2e").unwrap();
+    let csv = "email;phone;first_name;last_name;store;owner_email;locale;bike_model\n\
+               ingrid.sjoberg@example.se;+46 70 123 45 67;Ingrid;Sjöberg;Malmö;owner.malmo@example.se;sv;Crescent Elda 1998\n\
+               pia@example.se;;Pia;Persson;Malmö;owner.malmo@example.se;sv;Monark\n";
+    assert_eq!(closeloop::commands::launch_campaign(&t.app, &campaign, csv.as_bytes()).await.unwrap().invited, 2);
+    let outbox = t.outbox().await;
+    let ingrid_link = survey_link(of_kind(&outbox, "invitation").into_iter().find(|m| m["to"].as_str().unwrap().contains("ingrid")).unwrap());
+    t.clock.set(T0.plus_hours(1));
+    let first = "Kedjan hoppade av på hemvägen";
+    let second = "Kedjan hoppade av igen, ring mig";
+    assert_eq!(t.answer(&ingrid_link, &[("score", "3"), ("comment", first)]).await.status(), 303);
+    t.clock.set(T0.plus_hours(2));
+    assert_eq!(t.answer(&ingrid_link, &[("score", "2"), ("comment", second), ("contact_ok", "yes")]).await.status(), 303);
+    let outbox = t.outbox().await;
+    assert_eq!(of_kind(&outbox, "alert").len(), 1, "the owner is alerted about the detractor");
+    let store = &t.app.store;
+    let invitation = store.invitation_by_token(&closeloop_core::Token::parse(&ingrid_link[ingrid_link.len() - 22..]).unwrap()).await.unwrap().unwrap();
+    let note = "Ringde Ingrid om kedjan, ny kedja bokad";
+    let note_entry = closeloop_core::model::CaseNote { by: "owner.malmo@example.se".into(), at: T0.plus_hours(3), text: note.into() };
+    assert!(store.add_case_note(&invitation.id, &note_entry).await.unwrap());
+    store.settle_counters().await.unwrap();
+    let every_bucket = closeloop_core::counters::View::Everything.prefixes();
+    let counted_before = store.counter_buckets(&campaign.id, &every_bucket).await.unwrap();
+    // (A CRM value stays only as the name of a segment counter, which counts everyone with that
+    // value: the counters keep their counts. The invitation loses it, below.)
+    let personal = ["ingrid.sjoberg@example.se", "+46701234567", "Ingrid", "Sjöberg", first, second, note];
+    let before = database_bytes(t.dir.path());
+    assert!(personal.iter().all(|p| holds(&before, p)), "the test's data is in the files before the erasure");
+
+    // Access: the API gives every answer version, the case note and the messages.
+    let api = |path: &str| t.http.get(format!("{}{path}", t.base)).bearer_auth(API_TOKEN);
+    let export: Value = api("/api/v1/people?email=Ingrid.Sjoberg@example.se").send().await.unwrap().json().await.unwrap();
+    let record = &export["invitations"][0];
+    assert_eq!(record["answers"].as_array().unwrap().iter().map(|a| a["comment"].as_str().unwrap()).collect::<Vec<_>>(), vec![first, second]);
+    assert_eq!(record["case"]["notes"][0]["text"], note);
+    assert_eq!(record["contact"]["properties"]["bike_model"], "Crescent Elda 1998");
+    let kinds: Vec<&str> = record["messages"].as_array().unwrap().iter().map(|m| m["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, vec!["invitation", "thank_you", "alert"]);
+    assert!(record.get("token").is_none(), "the link token is a credential, not exported");
+    assert_eq!(api("/api/v1/people?email=not-an-address").send().await.unwrap().status(), 400);
+    assert_eq!(t.http.get(format!("{}/api/v1/people?email=pia@example.se", t.base)).send().await.unwrap().status(), 401);
+
+    // Erasure, by phone: the email invitation of the same person goes too.
+    let erase = || t.http.post(format!("{}/api/v1/people/erase", t.base)).bearer_auth(API_TOKEN).json(&serde_json::json!({ "phone": "+46 70 123 45 67" }));
+    let erased = erase().send().await.unwrap();
+    assert_eq!(erased.status(), 200);
+    let report: Value = erased.json().await.unwrap();
+    assert_eq!((report["report"]["invitations_erased"].as_u64(), report["report"]["keys_suppressed"].as_u64()), (Some(1), Some(2)));
+
+    let after = database_bytes(t.dir.path());
+    for p in personal {
+        assert!(!holds(&after, p), "{p:?} is still in the database files");
+    }
+    store.settle_counters().await.unwrap();
+    assert_eq!(store.counter_buckets(&campaign.id, &every_bucket).await.unwrap(), counted_before, "counts stay");
+    let unknown = t.http.get(format!("{}/s/AAAAAAAAAAAAAAAAAAAAAA", t.base)).send().await.unwrap();
+    let gone = t.http.get(t.local(&ingrid_link)).send().await.unwrap();
+    assert_eq!((gone.status(), unknown.status()), (reqwest::StatusCode::NOT_FOUND, reqwest::StatusCode::NOT_FOUND));
+    assert_eq!(gone.text().await.unwrap(), unknown.text().await.unwrap(), "the same page as an unknown token");
+    let row = store.invitation(&invitation.id).await.unwrap().unwrap();
+    assert!(row.contact.properties.is_empty() && row.erased_at.is_some(), "the CRM properties are gone from her row");
+    let left = t.outbox().await;
+    assert!(left.iter().all(|m| !m.to_string().contains("ingrid")), "no message to or about her is left");
+    assert_eq!(of_kind(&left, "invitation").len(), 1, "Pia's invitation stays");
+
+    // Repeating the erasure is harmless; a relaunch skips her as suppressed.
+    assert_eq!(erase().send().await.unwrap().json::<Value>().await.unwrap()["report"]["invitations_erased"], 0);
+    let mut again = campaign.clone();
+    again.id = closeloop_core::CampaignId::parse("erasure-e2e-again").unwrap();
+    t.clock.set(T0.plus_days(200));
+    let relaunch = closeloop::commands::launch_campaign(&t.app, &again, csv.as_bytes()).await.unwrap();
+    assert_eq!((relaunch.invited, relaunch.suppressed), (1, 1), "Pia is invited again, Ingrid is not");
     t.running.stop().await;
 }

@@ -327,3 +327,33 @@ pub async fn cmd_report(settings: &Settings, campaign: Option<&str>, json: bool)
     }
     Ok(())
 }
+
+/// `closeloop person export`: the person's data as JSON on stdout.
+pub async fn cmd_person_export(settings: &Settings, email: Option<&str>, phone: Option<&str>) -> anyhow::Result<()> {
+    let person = closeloop_core::privacy::Person::parse(email, phone)?;
+    let app = LocalApp::open(settings, Arc::new(SystemClock))?;
+    let services = &app.services;
+    let export = closeloop_functions::privacy::export(services.store.as_ref(), &person, services.clock.now()).await?;
+    println!("{}", serde_json::to_string_pretty(&export)?);
+    Ok(())
+}
+
+/// `closeloop person erase`: without `--yes` only says what would go.
+pub async fn cmd_person_erase(settings: &Settings, email: Option<&str>, phone: Option<&str>, yes: bool) -> anyhow::Result<()> {
+    let person = closeloop_core::privacy::Person::parse(email, phone)?;
+    let app = LocalApp::open(settings, Arc::new(SystemClock))?;
+    let services = &app.services;
+    let store = services.store.as_ref();
+    if !yes {
+        let (ids, _) = closeloop_functions::privacy::find(store, &person).await?;
+        anyhow::bail!("{} invitation(s) of {} would be erased; this cannot be undone: run again with --yes", ids.len(), person.as_str());
+    }
+    let report = closeloop_functions::privacy::erase(store, &person, services.clock.now()).await?;
+    println!(
+        "Erased {}: {} invitation(s) anonymised, {} contact key(s) kept only as a keyed hash on the suppression list.",
+        person.as_str(),
+        report.invitations_erased,
+        report.keys_suppressed
+    );
+    Ok(())
+}

@@ -60,12 +60,44 @@ enum Command {
         #[command(subcommand)]
         command: AccountCommand,
     },
+    /// One person's data (GDPR): everything held about them, or erase it.
+    Person {
+        #[command(subcommand)]
+        command: PersonCommand,
+    },
     /// Sent, answered, response rate, NPS with its margin: overall and per segment.
     Report {
         #[arg(long)]
         campaign: Option<String>,
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// Whom a person command is about: one of the two.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct PersonArgs {
+    #[arg(long)]
+    email: Option<String>,
+    #[arg(long)]
+    phone: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum PersonCommand {
+    /// Print, as JSON, everything held about the person across campaigns (Art. 15).
+    Export {
+        #[command(flatten)]
+        person: PersonArgs,
+    },
+    /// Erase the person's personal data everywhere (Art. 17); counts and scores stay, anonymous.
+    Erase {
+        #[command(flatten)]
+        person: PersonArgs,
+        /// Required: erasure cannot be undone. Without it, says what would be erased.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -114,5 +146,11 @@ async fn main() -> anyhow::Result<()> {
             commands::cmd_account_add(&settings, &name, &role, email.as_deref(), locale.as_deref(), time_zone.as_deref()).map(|_| ())
         }
         Command::Report { campaign, json } => commands::cmd_report(&settings, campaign.as_deref(), json).await,
+        Command::Person { command: PersonCommand::Export { person } } => {
+            commands::cmd_person_export(&settings, person.email.as_deref(), person.phone.as_deref()).await
+        }
+        Command::Person { command: PersonCommand::Erase { person, yes } } => {
+            commands::cmd_person_erase(&settings, person.email.as_deref(), person.phone.as_deref(), yes).await
+        }
     }
 }

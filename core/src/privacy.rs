@@ -190,6 +190,8 @@ pub struct SentMessage {
 pub struct InvitationRecord {
     pub campaign: CampaignId,
     pub campaign_name: Option<String>,
+    /// The campaign's zone (IANA name), which the times below are shown in.
+    pub time_zone: String,
     pub invitation_id: InvitationId,
     pub invited_at: Timestamp,
     pub channel: Channel,
@@ -209,10 +211,17 @@ pub struct InvitationRecord {
 
 impl InvitationRecord {
     /// The link token is left out: it is a credential, not information about the person.
-    pub fn new(invitation: Invitation, campaign_name: Option<String>, answers: Vec<Answer>, case: Option<FollowUpCase>, messages: Vec<SentMessage>) -> Self {
+    pub fn new(
+        invitation: Invitation,
+        campaign: Option<&crate::campaign::Campaign>,
+        answers: Vec<Answer>,
+        case: Option<FollowUpCase>,
+        messages: Vec<SentMessage>,
+    ) -> Self {
         Self {
             campaign: invitation.campaign_id,
-            campaign_name,
+            campaign_name: campaign.map(|c| c.name.clone()),
+            time_zone: campaign.map_or_else(|| "UTC".to_owned(), |c| c.zone().name().to_owned()),
             invitation_id: invitation.id,
             invited_at: invitation.created_at,
             channel: invitation.channel,
@@ -253,6 +262,8 @@ pub struct PersonExport {
 pub struct ErasureReport {
     pub invitations_erased: usize,
     pub keys_suppressed: usize,
+    /// Invitations left for a later call (a bounded call on the Worker); 0 when done.
+    pub remaining: usize,
 }
 
 #[cfg(test)]

@@ -309,3 +309,72 @@ pub async fn cancel_invitation(
         Err(e) => unavailable(e),
     }
 }
+
+/// A person request's body: `{"email": "..."}` or `{"phone": "..."}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PersonRequest {
+    email: Option<String>,
+    phone: Option<String>,
+}
+
+fn person_unavailable(e: closeloop_core::ports::StoreError) -> Response {
+    log_error!("a person request failed: {e}");
+    error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage is unavailable; retry later")
+}
+
+fn person_from(email: Option<&str>, phone: Option<&str>) -> Result<closeloop_core::privacy::Person, Response> {
+    closeloop_core::privacy::Person::parse(email, phone).map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_person", e.to_string()))
+}
+
+/// `GET /api/v1/people?email=` (or `?phone=`): everything held about the person, as JSON
+/// (`core::privacy::PersonExport`). On the Worker a person with more invitations than one
+/// request reads gets 409 `too_many_invitations`, with the count.
+pub async fn person_export(State(state): State<AppState>, headers: HeaderMap, axum::extract::RawQuery(query): axum::extract::RawQuery) -> Response {
+    if let Err(response) = authorised(&state, &headers) {
+        return response;
+    }
+    let fields: BTreeMap<String, String> = query.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
+    let person = match person_from(fields.get("email").map(String::as_str), fields.get("phone").map(String::as_str)) {
+        Ok(person) => person,
+        Err(response) => return response,
+    };
+    let store = state.services.store.as_ref();
+    let (ids, keys) = match closeloop_functions::privacy::find(store, &person).await {
+        Ok(found) => found,
+        Err(e) => return person_unavailable(e),
+    };
+    if let Some(limit) = state.limits.person_invitations.filter(|limit| ids.len() > *limit) {
+        let text = format!("the person has {} invitations; this runtime reads {limit} in one request: use the launch function's API", ids.len());
+        return error(StatusCode::CONFLICT, "too_many_invitations", text);
+    }
+    match closeloop_functions::privacy::export_found(store, &person, &ids, &keys, state.services.clock.now()).await {
+        Ok(export) => crate::admin::people_json_response(&export),
+        Err(e) => person_unavailable(e),
+    }
+}
+
+/// `POST /api/v1/people/erase` with `{"email": ...}`: erases the person (`core::privacy` says
+/// what goes and what stays). 200 with the counts when done, the same again when repeated;
+/// 202 with `remaining` when a bounded runtime (the Worker) erased part: call again.
+pub async fn person_erase(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(response) = authorised(&state, &headers) {
+        return response;
+    }
+    let request: PersonRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_json", format!("body: {e}")),
+    };
+    let person = match person_from(request.email.as_deref(), request.phone.as_deref()) {
+        Ok(person) => person,
+        Err(response) => return response,
+    };
+    let at = state.services.clock.now();
+    match closeloop_functions::privacy::erase_some(state.services.store.as_ref(), &person, at, state.limits.person_invitations).await {
+        Ok(report) => {
+            let status = if report.remaining > 0 { StatusCode::ACCEPTED } else { StatusCode::OK };
+            (status, Json(json!({ "status": if report.remaining > 0 { "partial" } else { "erased" }, "report": report }))).into_response()
+        }
+        Err(e) => person_unavailable(e),
+    }
+}

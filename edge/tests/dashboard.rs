@@ -486,7 +486,7 @@ async fn the_overview_counts_opens_and_a_segment_filter_narrows_it() {
 
 #[tokio::test]
 async fn comments_come_a_page_at_a_time_and_the_pages_show_each_comment_once() {
-    let app = spawn_answered(450, ReadLimits { row_reads: Some(2) }).await;
+    let app = spawn_answered(450, ReadLimits { row_reads: Some(2), ..ReadLimits::UNBOUNDED }).await;
     for (token, expected) in [(ADMIN, (0..450).collect::<Vec<usize>>()), (ANNA, (0..450).step_by(3).collect())] {
         let session = app.sign_in(token).await;
         let (mut seen, mut pages) = (Vec::new(), 0);
@@ -510,7 +510,7 @@ async fn comments_come_a_page_at_a_time_and_the_pages_show_each_comment_once() {
 
 #[tokio::test]
 async fn an_export_larger_than_one_request_comes_in_parts_that_hold_every_answer_once() {
-    let app = spawn_answered(450, ReadLimits { row_reads: Some(2) }).await;
+    let app = spawn_answered(450, ReadLimits { row_reads: Some(2), ..ReadLimits::UNBOUNDED }).await;
     for (token, expected) in [(ADMIN, (0..450).collect::<Vec<usize>>()), (ANNA, (0..450).step_by(3).collect())] {
         let session = app.sign_in(token).await;
         let whole = app.get_as(&session.cookie, "/admin/c/dash/export.csv").await;
@@ -545,7 +545,7 @@ async fn an_export_larger_than_one_request_comes_in_parts_that_hold_every_answer
 
 #[tokio::test]
 async fn figures_from_part_of_the_rows_say_so() {
-    let app = spawn_answered(450, ReadLimits { row_reads: Some(2) }).await;
+    let app = spawn_answered(450, ReadLimits { row_reads: Some(2), ..ReadLimits::UNBOUNDED }).await;
     let admin = app.sign_in(ADMIN).await;
     let whole = app.page(&admin, "/admin/c/dash").await;
     assert!(!whole.contains("Figures from the first"), "the whole campaign's figures come from counters");

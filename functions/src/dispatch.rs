@@ -45,6 +45,8 @@ impl CampaignCache {
         let suppressed = services.store.are_suppressed(&people).await?;
         let mut cached = self.2.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for ((invitation, answer), suppressed) in found.into_iter().zip(suppressed) {
+            // An erased person is never written to again, whatever was pending for them.
+            let suppressed = suppressed || invitation.erased_at.is_some();
             cached.insert(invitation.id.clone(), Prefetched { invitation, answer, suppressed });
         }
         Ok(())
@@ -130,7 +132,7 @@ async fn load_answered(
     }
     let (invitation, campaign) = load(services, id, campaigns).await?;
     let answer = services.store.answer(id).await?;
-    let suppressed = services.store.is_suppressed(&invitation.contact.keys()).await?;
+    let suppressed = invitation.erased_at.is_some() || services.store.is_suppressed(&invitation.contact.keys()).await?;
     Ok((invitation, campaign, answer, suppressed))
 }
 
@@ -172,7 +174,7 @@ pub(crate) async fn send_invitation(services: &Services, id: &InvitationId, camp
         }
         return Ok(waiting);
     }
-    if services.store.is_suppressed(&invitation.contact.keys()).await? {
+    if invitation.erased_at.is_some() || services.store.is_suppressed(&invitation.contact.keys()).await? {
         return Ok(Sending::Dropped);
     }
     let message = ask(MessageKind::Invitation, &campaign, &invitation, services)?;
@@ -253,7 +255,7 @@ pub async fn send_invitations(services: &Services, ids: &[InvitationId], campaig
     let suppressed = services.store.are_suppressed(&people).await?;
     let mut to_render = Vec::with_capacity(due.len());
     for (item, suppressed) in due.into_iter().zip(suppressed) {
-        if suppressed {
+        if suppressed || item.1.erased_at.is_some() {
             outcomes[item.0] = Some(Ok(()));
         } else {
             to_render.push(item);

@@ -4,6 +4,7 @@
 pub mod dispatch;
 pub mod launch;
 pub mod messages;
+pub mod privacy;
 pub mod schedule;
 
 use std::sync::Arc;

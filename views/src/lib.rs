@@ -6,6 +6,7 @@
 pub mod charts;
 pub mod dashboard;
 pub mod export;
+pub mod people;
 pub mod preview;
 pub mod render;
 pub mod workspace;

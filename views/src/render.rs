@@ -78,6 +78,7 @@ const TEMPLATES: &[(&str, &str)] = templates!(
     "admin/changes.html",
     "admin/upload.html",
     "admin/dry_run.html",
+    "admin/people.html",
 );
 
 // LOCALE_STRINGS: the locale files, compiled by build.rs.

@@ -188,6 +188,8 @@ impl axum::extract::FromRequest<AppState> for CheckedForm {
     }
 }
 
+mod people;
+pub use people::{erase_person, json_download as people_json_response, people, people_json};
 mod upload;
 pub use upload::{dry_run, launch_upload, upload, upload_form};
 mod workspace;

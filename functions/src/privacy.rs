@@ -1,0 +1,108 @@
+//! A person's data on request (GDPR Art. 15 and 17), on every runtime: the CLI, the API and the
+//! dashboard all call these two functions.
+//!
+//! A person is found by the address or phone asked for, and then by every other key their
+//! invitations carry (an email invitation's phone, say), one hop, so an export or an erasure
+//! by email covers the SMS invitations of the same person too.
+
+use std::collections::HashMap;
+
+use closeloop_core::campaign::{Campaign, CampaignId};
+use closeloop_core::model::{ContactKey, InvitationId};
+use closeloop_core::ports::{Store, StoreError};
+use closeloop_core::privacy::{self, InvitationRecord, Person, PersonExport, SentMessage};
+use closeloop_core::Timestamp;
+
+/// How often an erasure is tried again when a write to the same invitation (an answer being
+/// recorded) came between its read and its write.
+const CONFLICT_ATTEMPTS: u32 = 5;
+
+/// The person's invitations and every contact key they are known by.
+pub async fn find(store: &dyn Store, person: &Person) -> Result<(Vec<InvitationId>, Vec<ContactKey>), StoreError> {
+    let mut keys = vec![person.key()];
+    let mut ids = store.person_invitations(&keys).await?;
+    let mut more = Vec::new();
+    for id in &ids {
+        if let Some(invitation) = store.invitation(id).await? {
+            more.extend(invitation.contact.keys().into_iter().filter(|k| !keys.contains(k)));
+        }
+    }
+    more.sort();
+    more.dedup();
+    if !more.is_empty() {
+        for id in store.person_invitations(&more).await? {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        keys.extend(more);
+    }
+    Ok((ids, keys))
+}
+
+/// Everything held about the person: their invitations with the CRM fields, every answer
+/// version, the follow-up case with its notes, the messages sent, and suppressions (also the
+/// keyed hash an earlier erasure left).
+pub async fn export(store: &dyn Store, person: &Person, at: Timestamp) -> Result<PersonExport, StoreError> {
+    let (ids, keys) = find(store, person).await?;
+    export_found(store, person, &ids, &keys, at).await
+}
+
+/// `export` of what `find` found: a caller that checks the count first reads it once.
+pub async fn export_found(store: &dyn Store, person: &Person, ids: &[InvitationId], keys: &[ContactKey], at: Timestamp) -> Result<PersonExport, StoreError> {
+    let mut campaigns: HashMap<CampaignId, Option<Campaign>> = HashMap::new();
+    let mut invitations = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some(invitation) = store.invitation(id).await? else { continue };
+        if !campaigns.contains_key(&invitation.campaign_id) {
+            let campaign = store.campaign(&invitation.campaign_id).await?;
+            campaigns.insert(invitation.campaign_id.clone(), campaign);
+        }
+        let campaign = campaigns.get(&invitation.campaign_id).and_then(Option::as_ref);
+        let answers = store.answer_versions(id).await?;
+        let case = store.case(id).await?;
+        let sends = privacy::send_keys(&invitation);
+        let claims = store.send_claims(&sends.iter().map(|(_, key)| key.clone()).collect::<Vec<_>>()).await?;
+        let messages =
+            sends.iter().zip(claims).filter_map(|((kind, _), at)| Some(SentMessage { kind: *kind, sent_at: at? })).collect();
+        invitations.push(InvitationRecord::new(invitation, campaign, answers, case, messages));
+    }
+    let erasure = store.erasure_key().await?;
+    let suppressions = store.suppressions(&erasure.with_hashes(keys)).await?;
+    Ok(PersonExport { person: person.as_str().to_owned(), generated_at: at, invitations, suppressions })
+}
+
+/// Erases the person everywhere (see `core::privacy` for what is kept). Idempotent: a second
+/// run finds nothing left to erase and reports zero invitations.
+pub async fn erase(store: &dyn Store, person: &Person, at: Timestamp) -> Result<privacy::ErasureReport, StoreError> {
+    erase_some(store, person, at, None).await
+}
+
+/// `erase`, of at most `limit` invitations a call (a Worker request's subrequests): the keys are
+/// forgotten by the call that erases the last one, and `remaining` says how many calls must follow.
+pub async fn erase_some(store: &dyn Store, person: &Person, at: Timestamp, limit: Option<usize>) -> Result<privacy::ErasureReport, StoreError> {
+    let (ids, keys) = find(store, person).await?;
+    let mut report = privacy::ErasureReport::default();
+    let take = limit.unwrap_or(ids.len()).min(ids.len());
+    report.remaining = ids.len() - take;
+    for id in &ids[..take] {
+        let mut attempt = 0;
+        loop {
+            match store.erase_invitation(id, at).await {
+                Ok(erased) => {
+                    report.invitations_erased += usize::from(erased);
+                    break;
+                }
+                Err(StoreError::Conflict) if attempt + 1 < CONFLICT_ATTEMPTS => attempt += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    // Last: forgetting the keys drops the links the invitations were found by (SQLite keeps
+    // its throttle there), so a run cut short before this point finds them again.
+    if report.remaining == 0 {
+        report.keys_suppressed = store.forget_contact_keys(&keys, at).await?;
+    }
+    store.purge_erased().await?;
+    Ok(report)
+}
