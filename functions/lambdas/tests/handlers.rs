@@ -238,3 +238,89 @@ async fn a_suppression_the_worker_wrote_is_marked_once_when_the_stream_delivers_
     assert_eq!(Aggregates::from_buckets(buckets), Aggregates::from_rows(&campaign, &rows), "counted once, though delivered twice");
     assert_eq!(Aggregates::from_rows(&campaign, &rows).funnel().unsubscribed, 1);
 }
+
+/// Every item in the table, as text: what a scan for erased data reads.
+async fn table_text(store: &closeloop_dynamodb::DynamoStore) -> String {
+    let mut text = String::new();
+    let mut start = None;
+    loop {
+        let page = store.client().scan().table_name(store.table()).set_exclusive_start_key(start).send().await.unwrap();
+        for item in page.items.unwrap_or_default() {
+            text.push_str(&serde_json::to_string(&serde_dynamo::Item::from(item)).unwrap());
+            text.push('\n');
+        }
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return text;
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_erased_person_is_in_no_item_of_the_table_and_the_stream_handles_the_erasure_as_nothing_to_do() {
+    let (services, store, _) = world("erase").await;
+    let marker = format!("e{}", std::process::id());
+    let mut campaign = closeloop_core::Campaign::from_toml(include_str!("../../../demo/campaign.toml")).unwrap();
+    campaign.id = closeloop_core::CampaignId::parse(&format!("erase-{marker}")).unwrap();
+    let phone = format!("+4676{:07}", std::process::id() % 10_000_000);
+    let email = format!("ingrid.{marker}@example.se");
+    let csv = format!("email;phone;first_name;last_name;owner_email\n{email};{phone};Ingrid;Sjöberg{marker};owner.{marker}@example.se\npia.{marker}@example.se;;Pia;Persson;\n");
+    launch::launch(&services, &campaign, csv.as_bytes()).await.unwrap();
+    let rows = store.campaign_rows(&campaign.id).await.unwrap();
+    let ingrid = rows.iter().find(|r| r.invitation.contact.first_name.as_deref() == Some("Ingrid")).unwrap().invitation.clone();
+    let comments = [format!("Kedjan hoppade av {marker}"), format!("Igen, ring mig {marker}")];
+    let mut previous: Option<Answer> = None;
+    for (version, comment) in comments.iter().enumerate() {
+        let now = services.clock.now();
+        let answer = Answer {
+            invitation_id: ingrid.id.clone(),
+            campaign_id: campaign.id.clone(),
+            score: Score::new(2).unwrap(),
+            comment: Some(comment.clone()),
+            contact_ok: true,
+            ratings: Default::default(),
+            version: version as u32 + 1,
+            first_answered_at: previous.as_ref().map_or(now, |p| p.first_answered_at),
+            answered_at: now,
+        };
+        let change = Change::answer_recorded(&campaign, &ingrid, previous.as_ref(), &answer);
+        store.record_answer(&answer, &change.event, &change.deltas).await.unwrap();
+        previous = Some(answer);
+    }
+    let streams = local_streams_client().unwrap();
+    let handled = on_answer::handle(&services, lambda_batch(&read_all(&store, &streams).await.unwrap()), None).await.unwrap();
+    assert!(handled.batch_item_failures.is_empty());
+    let note = format!("Ringde Ingrid {marker}");
+    let entry = closeloop_core::model::CaseNote { by: format!("owner.{marker}@example.se"), at: services.clock.now(), text: note.clone() };
+    assert!(store.add_case_note(&ingrid.id, &entry).await.unwrap(), "the detractor's case was opened by the stream");
+    let sent_before = sent_to(&marker).await.len();
+    assert!(sent_before >= 4, "invitations, a thank-you and an alert went out");
+    let every_bucket = View::Everything.prefixes();
+    let counted_before = store.counter_buckets(&campaign.id, &every_bucket).await.unwrap();
+    let personal = [email.clone(), phone.clone(), format!("Sjöberg{marker}"), comments[0].clone(), comments[1].clone(), note.clone()];
+    let before = table_text(&store).await;
+    assert!(personal.iter().all(|p| before.contains(p.as_str())), "the data is in the table before");
+
+    let person = closeloop_core::privacy::Person::parse(Some(&email), None).unwrap();
+    let report = closeloop_functions::privacy::erase(&store, &person, services.clock.now()).await.unwrap();
+    assert_eq!((report.invitations_erased, report.keys_suppressed), (1, 2));
+    let after = table_text(&store).await;
+    for p in &personal {
+        assert!(!after.contains(p.as_str()), "{p} is still in the table");
+    }
+
+    // The stream now holds the erasure's records (rewritten items, deleted links, the hashed
+    // suppression) behind everything before them: delivered twice, nothing is sent or counted.
+    for delivery in 0..2 {
+        let handled = on_answer::handle(&services, lambda_batch(&read_all(&store, &streams).await.unwrap()), None).await.unwrap();
+        assert!(handled.batch_item_failures.is_empty(), "delivery {delivery}");
+    }
+    assert_eq!(sent_to(&marker).await.len(), sent_before, "nothing more was sent");
+    assert_eq!(store.counter_buckets(&campaign.id, &every_bucket).await.unwrap(), counted_before, "counts stay");
+    assert!(!table_text(&store).await.contains(email.as_str()), "and nothing brought the address back");
+
+    let mut again = campaign.clone();
+    again.id = closeloop_core::CampaignId::parse(&format!("erase-again-{marker}")).unwrap();
+    let relaunch = launch::launch(&services, &again, csv.as_bytes()).await.unwrap();
+    assert_eq!(relaunch.suppressed, 1, "a relaunch does not invite her");
+}
