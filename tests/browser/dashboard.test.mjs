@@ -205,6 +205,7 @@ test('axe-core finds no serious or critical violation on any page a person sees'
     [`${base}/admin/c/${CAMPAIGN}/edit`, signIn],
     [`${base}/admin/c/${CAMPAIGN}/changes`, signIn],
     [`${base}/admin/c/${CAMPAIGN}/upload`, signIn],
+    [`${base}/admin/people?email=karl.oberg%40example.se`, signIn],
   ];
   const report = {};
   for (const [url, setup] of pages) {
@@ -323,4 +324,52 @@ test('an editor uploads a Windows-1252 HubSpot export, accepts the suggested map
   // The mapping is remembered with the campaign, in its change log.
   await page.goto(`${base}/admin/c/${CAMPAIGN}/changes`);
   assert.match(await page.textContent('main'), /Edited by Eda Editor[\s\S]*columns/);
+});
+
+test('an admin looks a person up, reads everything held about them, and erases them', async () => {
+  const karl = (await outbox()).find((m) => m.kind === 'invitation' && m.text.includes('Karl'));
+  const survey = karl.text.match(/http:\/\/127\.0\.0\.1:\d+\/s\/[A-Za-z0-9]{22}/)[0];
+  const { page, foreign } = await signedIn(tokens.admin);
+  const overview = async () => {
+    await page.goto(`${base}/admin/c/${CAMPAIGN}`);
+    return `${await page.textContent('#nps-value')} ${await page.textContent('#response-rate')}`;
+  };
+  const counted = await overview();
+  await page.goto(`${base}/admin`);
+  await Promise.all([page.waitForURL(`${base}/admin/people`), page.click('a:text("People: access and erasure")')]);
+  await page.fill('#email', 'Karl.Oberg@example.se');
+  await Promise.all([page.waitForURL(/people\?email=/), page.click('button:text("Look up")')]);
+  const held = await page.textContent('main');
+  assert.match(held, /Service visit follow-up: invited \d{4}-\d\d-\d\d \d\d:\d\d CES?T by email/, 'times on the campaign clock');
+  assert.match(held, /Öberg/);
+  assert.match(held, /Bianchi Spillo/, 'the CRM fields');
+  assert.match(held, /Version 1, .*: 7 “OK men dyrt”/);
+  assert.match(held, /invitation, \d{4}/, 'the messages sent');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('a:text("Download as JSON")')]);
+  const exported = JSON.parse(readFileSync(await download.path(), 'utf8'));
+  assert.equal(exported.invitations[0].answers[0].comment, 'OK men dyrt');
+  await page.screenshot({ path: join(artifacts, 'people-before-erasure.png'), fullPage: true });
+
+  // The box must be ticked: the browser refuses the form without it.
+  await page.click('button:text("Erase this person")');
+  assert.match(page.url(), /people\?email=/, 'nothing was posted without the tick');
+  await page.check('input[name=confirm]');
+  await Promise.all([page.waitForURL(`${base}/admin/people/erase`), page.click('button:text("Erase this person")')]);
+  assert.match(await page.textContent('[role=status]'), /Erased karl\.oberg@example\.se: 1 invitation\(s\) anonymised/);
+  await page.screenshot({ path: join(artifacts, 'people-erased.png'), fullPage: true });
+
+  await page.fill('#email', 'karl.oberg@example.se');
+  await Promise.all([page.waitForURL(/people\?email=/), page.click('button:text("Look up")')]);
+  const after = await page.textContent('main');
+  assert.match(after, /No invitations hold this address/);
+  assert.match(after, /a keyed hash of a contact key \(left by an erasure\): erased/);
+  assert.doesNotMatch(after, /OK men dyrt|Öberg/);
+  assert.equal((await fetch(survey)).status, 404, 'his link answers as an unknown token');
+  assert.ok(!(await outbox()).some((m) => m.to?.includes('karl.oberg')), 'no message to him is left in the outbox');
+  assert.equal(await overview(), counted, 'the overview still counts his answer');
+  assert.deepEqual(foreign, [], 'no external requests');
+
+  const viewer = await signedIn(tokens.viewer);
+  const refused = await viewer.page.goto(`${base}/admin/people?email=karl.oberg%40example.se`);
+  assert.equal(refused.status(), 403, 'only admins look people up');
 });
