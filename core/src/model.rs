@@ -78,7 +78,7 @@ impl Email {
         let local_ok = !local.is_empty()
             && local.len() <= 64
             && !local.contains('@')
-            && !local.contains(['<', '>', '"', ',', ';', '(', ')', '[', ']', '\\']);
+            && !local.contains(['<', '>', '"', ',', ';', ':', '(', ')', '[', ']', '\\']);
         if !(domain_ok && local_ok) {
             return Err(bad());
         }
@@ -536,7 +536,7 @@ mod tests {
     #[test]
     fn emails_are_lowercased_and_junk_refused() {
         assert_eq!(Email::parse(" Åsa.Berg@Example.SE ").unwrap().as_str(), "åsa.berg@example.se");
-        for bad in ["", "a@b", "no-at.example.com", "a b@example.com", "a@@example.com", "a@.example.com", "<a>@x.se"] {
+        for bad in ["", "a@b", "no-at.example.com", "a b@example.com", "a@@example.com", "a@.example.com", "<a>@x.se", "bcc:a@x.se"] {
             assert!(Email::parse(bad).is_err(), "{bad} accepted");
         }
     }

@@ -1250,3 +1250,86 @@ async fn wrong_tokens_cost_a_guesser_time_and_a_throttled_attempt_gets_429_even_
     let signed_in = app.send(try_token(ADMIN)).await;
     assert_eq!(signed_in.status(), StatusCode::SEE_OTHER, "after the wait the right token works");
 }
+
+#[tokio::test]
+async fn only_an_admin_looks_a_person_up_downloads_them_or_erases_them() {
+    let app = spawn_app().await;
+    for token in [VIEWER, EDITOR, ANNA] {
+        let session = app.sign_in(token).await;
+        for uri in ["/admin/people", "/admin/people?email=bo%40example.se", "/admin/people.json?email=bo%40example.se"] {
+            assert_eq!(app.get_as(&session.cookie, uri).await.status(), StatusCode::FORBIDDEN, "{token} at {uri}");
+        }
+        let refused = app.post_as(&session, "/admin/people/erase", "email=bo%40example.se&confirm=yes").await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    }
+    assert!(app.store.invitation(&app.id_of("Bosse").await).await.unwrap().unwrap().erased_at.is_none(), "nobody but an admin erased Bo");
+    let admin = app.sign_in(ADMIN).await;
+    let page = app.page(&admin, "/admin/people?email=BO%40example.se").await;
+    assert!(page.contains("Bo&#x27;s secret complaint") || page.contains("Bo&#39;s secret complaint"), "{page}");
+    let json = app.get_as(&admin.cookie, "/admin/people.json?email=bo%40example.se").await;
+    assert_eq!(json.headers()[header::CONTENT_DISPOSITION], "attachment; filename=\"person.json\"");
+    let export: serde_json::Value = serde_json::from_str(&text(json).await).unwrap();
+    assert_eq!(export["invitations"][0]["answers"][0]["comment"], "Bo's secret complaint");
+}
+
+#[tokio::test]
+async fn an_erasure_needs_the_tick_and_the_csrf_token_and_bad_input_erases_nothing() {
+    let app = spawn_app().await;
+    let admin = app.sign_in(ADMIN).await;
+    let bo = app.id_of("Bosse").await;
+    let not_erased = |app: &TestApp| {
+        let bo = bo.clone();
+        let store = app.store.clone();
+        async move { store.invitation(&bo).await.unwrap().unwrap().erased_at.is_none() }
+    };
+    let unticked = app.post_as(&admin, "/admin/people/erase", "email=bo%40example.se").await;
+    assert_eq!(unticked.status(), StatusCode::BAD_REQUEST);
+    let forged = Session { cookie: admin.cookie.clone(), csrf: "forged".into() };
+    assert_eq!(app.post_as(&forged, "/admin/people/erase", "email=bo%40example.se&confirm=yes").await.status(), StatusCode::FORBIDDEN);
+    for body in ["email=not%20an%20address&confirm=yes", "email=bo%40example.se&phone=%2B46701234567&confirm=yes", "confirm=yes", "email=%0D%0Abcc%3Abo%40example.se&confirm=yes"] {
+        let refused = app.post_as(&admin, "/admin/people/erase", body).await;
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{body}");
+    }
+    let bad_lookup = app.get_as(&admin.cookie, "/admin/people?email=%3Cscript%3Ealert(1)%3C%2Fscript%3E").await;
+    assert_eq!(bad_lookup.status(), StatusCode::BAD_REQUEST);
+    assert!(!text(bad_lookup).await.contains("<script>alert(1)"), "what was typed comes back escaped");
+    assert!(not_erased(&app).await);
+
+    let done = app.post_as(&admin, "/admin/people/erase", "email=bo%40example.se&confirm=yes").await;
+    assert_eq!(done.status(), StatusCode::OK);
+    assert!(text(done).await.contains("Erased bo@example.se: 1 invitation(s) anonymised"));
+    assert!(!not_erased(&app).await);
+    let rows = app.store.campaign_rows(&app.campaign.id).await.unwrap();
+    assert_eq!(rows.iter().filter(|r| r.answer.is_some()).count(), 3, "his answer still counts");
+    let csv = text(app.get_as(&admin.cookie, &format!("/admin/c/{}/export.csv", app.campaign.id)).await).await;
+    assert!(!csv.contains("Bo's secret complaint") && !csv.contains("bo@example.se"), "the export shows him as anonymous");
+    let cases = app.page(&admin, &format!("/admin/c/{}/cases?status=all", app.campaign.id)).await;
+    assert!(!cases.contains("Bosse") && !cases.contains("secret complaint"), "nor does his case");
+}
+
+#[tokio::test]
+async fn on_the_worker_a_person_with_many_invitations_is_refused_whole_and_erased_in_steps() {
+    let closeloop_testkit::Local { store, services, clock, .. } = closeloop_testkit::local();
+    // Eight campaigns, the same person in each, a throttle window of zero days.
+    for n in 0..8 {
+        let campaign = Campaign::from_toml(&CAMPAIGN.replace("id = \"dash\"", &format!("id = \"dash-{n}\"\nthrottle_days = 0"))).unwrap();
+        launch::launch(&services, &campaign, b"email,first_name\nmany@example.se,Many\n").await.unwrap();
+        clock.set(clock.now().plus_hours(1));
+    }
+    assert_eq!(store.person_invitations(&[closeloop_core::ContactKey::email(&Email::parse("many@example.se").unwrap())]).await.unwrap().len(), 8);
+    let accounts = Accounts::default().with("Admin", Role::Admin, None, ADMIN);
+    let state = AppState::new(&services, None).with_admin(AdminConfig::new(accounts, SECRET).unwrap()).with_limits(ReadLimits::WORKER);
+    let app = TestApp { router: router(state), store, services, campaign: Campaign::from_toml(CAMPAIGN).unwrap(), clock };
+    let admin = app.sign_in(ADMIN).await;
+    let whole = app.get_as(&admin.cookie, "/admin/people?email=many%40example.se").await;
+    assert_eq!(whole.status(), StatusCode::CONFLICT);
+    assert!(text(whole).await.contains("has 8 invitations"));
+    let first = app.post_as(&admin, "/admin/people/erase", "email=many%40example.se&confirm=yes").await;
+    assert_eq!(first.status(), StatusCode::ACCEPTED);
+    assert!(text(first).await.contains("6 invitation(s) erased, 2 to go"));
+    let second = app.post_as(&admin, "/admin/people/erase", "email=many%40example.se&confirm=yes").await;
+    assert_eq!(second.status(), StatusCode::OK);
+    let page = app.page(&admin, "/admin/people?email=many%40example.se").await;
+    assert!(page.contains("No invitations hold this address"), "{page}");
+    assert!(page.contains("left by an erasure"));
+}
