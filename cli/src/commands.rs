@@ -85,7 +85,9 @@ pub async fn cmd_launch(settings: &Settings, campaign_path: &Path, contacts_path
     let source = contacts_path.display().to_string();
     // The file's settings become the campaign's, in its change log like any edit.
     closeloop_functions::launch::save_campaign_file(&app.services, &campaign, "closeloop launch").await?;
-    let before = app.store.launch(&closeloop_core::launch::LaunchId::of(&campaign.id, &csv)).await?;
+    let launch_id = closeloop_core::launch::LaunchId::of(&campaign.id, &csv);
+    cli_audit(&app.services, closeloop_core::audit::AuditAction::CampaignLaunched, &format!("{}: launch {launch_id}", campaign.id)).await?;
+    let before = app.store.launch(&launch_id).await?;
     match &before {
         Some(job) if job.is_finished() => println!("This file was launched before (launch {}); reporting it as it stands.", job.id),
         Some(job) => println!("Resuming launch {}: {} of {} rows written before.", job.id, job.rows_processed, job.total_rows),
@@ -333,6 +335,7 @@ pub async fn cmd_person_export(settings: &Settings, email: Option<&str>, phone: 
     let person = closeloop_core::privacy::Person::parse(email, phone)?;
     let app = LocalApp::open(settings, Arc::new(SystemClock))?;
     let services = &app.services;
+    cli_audit(services, closeloop_core::audit::AuditAction::PersonExported, &closeloop_functions::privacy::pseudonym(services.store.as_ref(), &person).await?).await?;
     let export = closeloop_functions::privacy::export(services.store.as_ref(), &person, services.clock.now()).await?;
     println!("{}", serde_json::to_string_pretty(&export)?);
     Ok(())
@@ -348,6 +351,7 @@ pub async fn cmd_person_erase(settings: &Settings, email: Option<&str>, phone: O
         let (ids, _) = closeloop_functions::privacy::find(store, &person).await?;
         anyhow::bail!("{} invitation(s) of {} would be erased; this cannot be undone: run again with --yes", ids.len(), person.as_str());
     }
+    cli_audit(services, closeloop_core::audit::AuditAction::PersonErased, &closeloop_functions::privacy::pseudonym(store, &person).await?).await?;
     let report = closeloop_functions::privacy::erase(store, &person, services.clock.now()).await?;
     println!(
         "Erased {}: {} invitation(s) anonymised, {} contact key(s) kept only as a keyed hash on the suppression list.",
@@ -355,5 +359,14 @@ pub async fn cmd_person_erase(settings: &Settings, email: Option<&str>, phone: O
         report.invitations_erased,
         report.keys_suppressed
     );
+    Ok(())
+}
+
+/// The command line's entry in the audit log: `cli` and the login name, no client address.
+async fn cli_audit(services: &closeloop_functions::Services, action: closeloop_core::audit::AuditAction, subject: &str) -> anyhow::Result<()> {
+    let user = std::env::var("USER").unwrap_or_default();
+    let who = if user.is_empty() { "cli".to_owned() } else { format!("cli ({user})") };
+    let entry = closeloop_core::audit::AuditEntry::new(services.clock.now(), &who, action, subject, None);
+    services.store.append_audit(&entry).await?;
     Ok(())
 }

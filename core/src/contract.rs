@@ -885,6 +885,32 @@ pub async fn an_erased_person_leaves_anonymous_rows_the_same_counters_and_only_a
     assert_eq!(store.counter_buckets(&c.id, &every_bucket).await.unwrap(), counters_before);
 }
 
+pub async fn the_audit_log_pages_newest_first_and_loses_no_entry_written_at_the_same_moment(store: &dyn Store) {
+    use crate::audit::{AuditAction, AuditEntry};
+    // Other cases share the store: count only this case's entries.
+    let marker = "audit-contract";
+    let mut written = Vec::new();
+    for n in 0..7u64 {
+        // Two entries in each millisecond: the order within it is the order written.
+        let entry = AuditEntry::new(Timestamp::from_millis(T0.millis() + (n / 2) as i64), "Karin", AuditAction::CampaignEdited, &format!("{marker}-{n}"), Some("10.0.0.1"));
+        store.append_audit(&entry).await.unwrap();
+        written.push(entry);
+    }
+    let mut read = Vec::new();
+    let mut before: Option<String> = None;
+    loop {
+        let page = store.audit_log(before.as_deref(), 3).await.unwrap();
+        assert!(page.entries.len() <= 3);
+        read.extend(page.entries.into_iter().filter(|e| e.subject.starts_with(marker)));
+        match page.next {
+            Some(next) => before = Some(next),
+            None => break,
+        }
+    }
+    written.reverse();
+    assert_eq!(read, written, "newest first, each once");
+}
+
 /// Expands to one `#[tokio::test]` per contract case. `$make` is an async function returning a
 /// fresh store; cases use distinct campaign ids, so a shared backing table is fine too.
 #[macro_export]
@@ -922,6 +948,7 @@ macro_rules! store_contract_tests {
             a_request_is_one_pending_event_however_often_it_is_appended,
             a_person_is_found_with_every_answer_version_case_send_and_suppression,
             an_erased_person_leaves_anonymous_rows_the_same_counters_and_only_a_hashed_suppression,
+            the_audit_log_pages_newest_first_and_loses_no_entry_written_at_the_same_moment,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

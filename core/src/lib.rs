@@ -3,6 +3,7 @@
 //! No I/O, no runtime: it builds for wasm32 and native alike.
 
 pub mod accounts;
+pub mod audit;
 pub mod campaign;
 pub mod campaign_form;
 pub mod changelog;

@@ -333,6 +333,13 @@ pub trait Store: Sync + Send {
         Ok(0)
     }
 
+    // The audit log (`audit`): append-only.
+
+    /// Appends an entry; nothing changes or removes one.
+    async fn append_audit(&self, entry: &crate::audit::AuditEntry) -> Result<(), StoreError>;
+    /// A page of the log, newest first, from `before` (a page's `next`) or from the newest.
+    async fn audit_log(&self, before: Option<&str>, limit: usize) -> Result<crate::audit::AuditPage, StoreError>;
+
     // One person's data (`privacy`): access and erasure.
 
     /// The key this store hashes erased contact keys with, made once on first use and kept in

@@ -323,6 +323,19 @@ fn person_unavailable(e: closeloop_core::ports::StoreError) -> Response {
     error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage is unavailable; retry later")
 }
 
+/// The API's entry in the audit log, written before the data is read or erased.
+async fn audit_person(
+    state: &AppState,
+    headers: &HeaderMap,
+    action: closeloop_core::audit::AuditAction,
+    person: &closeloop_core::privacy::Person,
+) -> Result<(), closeloop_core::ports::StoreError> {
+    let subject = closeloop_functions::privacy::pseudonym(state.services.store.as_ref(), person).await?;
+    let client = state.client_of(headers);
+    let entry = closeloop_core::audit::AuditEntry::new(state.services.clock.now(), "api", action, &subject, Some(&client));
+    state.services.store.append_audit(&entry).await
+}
+
 fn person_from(email: Option<&str>, phone: Option<&str>) -> Result<closeloop_core::privacy::Person, Response> {
     closeloop_core::privacy::Person::parse(email, phone).map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_person", e.to_string()))
 }
@@ -340,6 +353,9 @@ pub async fn person_export(State(state): State<AppState>, headers: HeaderMap, ax
         Err(response) => return response,
     };
     let store = state.services.store.as_ref();
+    if let Err(e) = audit_person(&state, &headers, closeloop_core::audit::AuditAction::PersonExported, &person).await {
+        return person_unavailable(e);
+    }
     let (ids, keys) = match closeloop_functions::privacy::find(store, &person).await {
         Ok(found) => found,
         Err(e) => return person_unavailable(e),
@@ -370,6 +386,9 @@ pub async fn person_erase(State(state): State<AppState>, headers: HeaderMap, bod
         Err(response) => return response,
     };
     let at = state.services.clock.now();
+    if let Err(e) = audit_person(&state, &headers, closeloop_core::audit::AuditAction::PersonErased, &person).await {
+        return person_unavailable(e);
+    }
     match closeloop_functions::privacy::erase_some(state.services.store.as_ref(), &person, at, state.limits.person_invitations).await {
         Ok(report) => {
             let status = if report.remaining > 0 { StatusCode::ACCEPTED } else { StatusCode::OK };

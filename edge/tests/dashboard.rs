@@ -1333,3 +1333,52 @@ async fn on_the_worker_a_person_with_many_invitations_is_refused_whole_and_erase
     assert!(page.contains("No invitations hold this address"), "{page}");
     assert!(page.contains("left by an erasure"));
 }
+
+#[tokio::test]
+async fn every_staff_action_on_personal_data_or_settings_is_in_the_audit_log_and_only_admins_read_it() {
+    let app = spawn_app().await;
+    // A wrong token first: logged without the token typed.
+    let form = app.send(Request::get("/admin/sign-in").body(Body::empty()).unwrap()).await;
+    let nonce = set_cookie_value(&form, "cl_signin").unwrap();
+    let csrf = csrf_in(&text(form).await);
+    let wrong = Request::post("/admin/sign-in")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, format!("cl_signin={nonce}"))
+        .body(Body::from(format!("csrf={csrf}&token=a-near-miss-of-the-admin-token")))
+        .unwrap();
+    assert_eq!(app.send(wrong).await.status(), StatusCode::UNAUTHORIZED);
+    let anna = app.sign_in(ANNA).await;
+    let id = app.id_of("Åsa").await;
+    let note = app.post_as(&anna, &format!("/admin/c/dash/cases/{}/notes", id.0), "text=Called").await;
+    assert_eq!(note.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.post_as(&anna, &format!("/admin/c/dash/cases/{}/close", id.0), "outcome=Refunded").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.get_as(&anna.cookie, "/admin/audit").await.status(), StatusCode::FORBIDDEN, "an owner reads no log");
+    assert_eq!(app.get_as(&anna.cookie, "/admin/audit.csv").await.status(), StatusCode::FORBIDDEN);
+    let admin = app.sign_in(ADMIN).await;
+    assert_eq!(app.get_as(&admin.cookie, "/admin/c/dash/export.csv").await.status(), StatusCode::OK);
+    app.page(&admin, "/admin/people?email=bo%40example.se").await;
+    assert_eq!(app.post_as(&admin, "/admin/people/erase", "email=bo%40example.se&confirm=yes").await.status(), StatusCode::OK);
+    let edit = app.page(&admin, "/admin/c/dash/edit").await;
+    assert!(edit.contains("name=\"revision\""));
+    assert_eq!(app.post_as(&admin, "/admin/c/dash/state", "action=pause&expected=active").await.status(), StatusCode::SEE_OTHER);
+
+    let page = app.page(&admin, "/admin/audit").await;
+    let order = ["sign-in failed", "signed in", "case note added", "case closed", "signed in", "CSV exported", "person exported", "person erased", "campaign state changed"];
+    // Newest first: top to bottom is the order above, backwards.
+    let mut from = 0;
+    for action in order.iter().rev() {
+        let found = page[from..].find(&format!("<td>{action}</td>")).unwrap_or_else(|| panic!("{action} is not logged in its place: {page}"));
+        from += found + 1;
+    }
+    assert!(page.contains("<td>Anna</td>") && page.contains("<td>local</td>"), "who, and the client");
+    assert!(page.contains("<td>dash: paused</td>"));
+    assert!(!page.contains("near-miss") && !page.contains("bo@example.se"), "neither the token typed nor the erased address");
+    let csv_response = app.get_as(&admin.cookie, "/admin/audit.csv").await;
+    assert_eq!(csv_response.headers()[header::CONTENT_DISPOSITION], "attachment; filename=\"audit-log.csv\"");
+    let csv = text(csv_response).await;
+    assert!(csv.starts_with("\u{feff}at,who,action,subject,client\r\n"));
+    assert!(csv.contains("\"person erased\",\"person "), "a person is named by a pseudonym");
+    assert!(csv.contains("+01:00") || csv.contains("+02:00"), "times in the campaign's zone, with the offset: {csv}");
+    let entries = app.store.audit_log(None, 1000).await.unwrap().entries;
+    assert_eq!(entries[0].action, closeloop_core::audit::AuditAction::AuditLogExported, "reading the whole log is logged too");
+}

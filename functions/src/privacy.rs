@@ -17,6 +17,15 @@ use closeloop_core::Timestamp;
 /// recorded) came between its read and its write.
 const CONFLICT_ATTEMPTS: u32 = 5;
 
+/// How the audit log names the person: the start of the keyed hash of the key asked for, so an
+/// export and a later erasure of one person read as the same person, and the log holds nothing
+/// the erasure removes.
+pub async fn pseudonym(store: &dyn Store, person: &Person) -> Result<String, StoreError> {
+    let hashed = store.erasure_key().await?.hash(&person.key());
+    let hex = hashed.as_str().trim_start_matches(privacy::ERASED_KEY_PREFIX);
+    Ok(format!("person {}", &hex[..16.min(hex.len())]))
+}
+
 /// The person's invitations and every contact key they are known by.
 pub async fn find(store: &dyn Store, person: &Person) -> Result<(Vec<InvitationId>, Vec<ContactKey>), StoreError> {
     let mut keys = vec![person.key()];

@@ -13,7 +13,7 @@ fn neutralise(cell: &str) -> String {
     }
 }
 
-fn quoted(cell: &str) -> String {
+pub(crate) fn quoted(cell: &str) -> String {
     format!("\"{}\"", neutralise(cell).replace('"', "\"\""))
 }
 

@@ -79,6 +79,7 @@ const TEMPLATES: &[(&str, &str)] = templates!(
     "admin/upload.html",
     "admin/dry_run.html",
     "admin/people.html",
+    "admin/audit.html",
 );
 
 // LOCALE_STRINGS: the locale files, compiled by build.rs.

@@ -28,6 +28,8 @@ pub const COUNTERS_SK: &str = "COUNTERS";
 pub const ANSWER_VERSION_PREFIX: &str = "ANSWER#V";
 /// The store's own settings: the erasure key.
 pub const META_PK: &str = "META";
+/// The audit log: one partition (staff actions are few), newest last by sort key.
+pub const AUDIT_PK: &str = "AUDIT";
 pub const ERASURE_KEY_SK: &str = "ERASURE_KEY";
 /// A campaign's state (active, paused, ended), in the campaign's partition.
 pub const STATUS_SK: &str = "STATUS";

@@ -1345,6 +1345,46 @@ impl Store for DynamoStore {
         self.count_uncounted(&items).await
     }
 
+    async fn append_audit(&self, entry: &closeloop_core::audit::AuditEntry) -> Result<(), StoreError> {
+        // Zero-padded time, then this process's sequence: a query's key order is the order written
+        // (within one process; entries of one millisecond from two processes interleave).
+        static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let sequence = SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let sk = format!("{:015}#{sequence:012}#{}", entry.at.millis(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let item = HashMap::from([
+            ("pk".to_owned(), s(AUDIT_PK)),
+            ("sk".to_owned(), s(sk)),
+            ("body".to_owned(), s(serde_json::to_string(entry).map_err(StoreError::corrupt)?)),
+        ]);
+        if self.put_if(item, "attribute_not_exists(pk)").await? {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict)
+        }
+    }
+
+    async fn audit_log(&self, before: Option<&str>, limit: usize) -> Result<closeloop_core::audit::AuditPage, StoreError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .scan_index_forward(false)
+            .limit(limit.clamp(1, PAGE as usize) as i32)
+            .expression_attribute_values(":p", s(AUDIT_PK));
+        query = match before {
+            Some(cursor) => query.key_condition_expression("pk = :p AND sk < :before").expression_attribute_values(":before", s(cursor)),
+            None => query.key_condition_expression("pk = :p"),
+        };
+        let out = query.send().await.map_err(unavailable)?;
+        let items = out.items.unwrap_or_default();
+        let entries = items.iter().map(body).collect::<Result<Vec<_>, _>>()?;
+        let next = match (out.last_evaluated_key, items.last()) {
+            (Some(_), Some(last)) => Some(get_s(last, "sk")?.to_owned()),
+            _ => None,
+        };
+        Ok(closeloop_core::audit::AuditPage { entries, next })
+    }
+
     async fn erasure_key(&self) -> Result<ErasureKey, StoreError> {
         if let Some(key) = self.erasure.get() {
             return Ok(key.clone());

@@ -97,6 +97,10 @@ CREATE TABLE IF NOT EXISTS campaign_changes (
     PRIMARY KEY (campaign_id, revision)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- The audit log is append-only: the file itself refuses a change or a removal.
+CREATE TABLE IF NOT EXISTS audit_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 -- Every version of every answer (the current one too), for a person's export.
 CREATE TABLE IF NOT EXISTS answer_versions (
     invitation_id TEXT NOT NULL,
@@ -1197,6 +1201,33 @@ impl Store for SqliteStore {
         self.change_case("close_case", invitation, move |case| case.close(&closure)).await
     }
 
+    async fn append_audit(&self, entry: &closeloop_core::audit::AuditEntry) -> Result<(), StoreError> {
+        let (at, body) = (entry.at.millis(), to_json(entry)?);
+        self.write("append_audit", move |conn| {
+            conn.execute("INSERT INTO audit_log (at, body) VALUES (?1, ?2)", params![at, body]).map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn audit_log(&self, before: Option<&str>, limit: usize) -> Result<closeloop_core::audit::AuditPage, StoreError> {
+        let before: i64 = match before {
+            Some(cursor) => cursor.parse().map_err(|_| StoreError::rejected(Malformed("audit cursor")))?,
+            None => i64::MAX,
+        };
+        let limit = limit.max(1);
+        self.read("audit_log", move |conn| {
+            let mut stmt = conn.prepare_cached("SELECT seq, body FROM audit_log WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2").map_err(unavailable)?;
+            let rows = stmt.query_map(params![before, limit as i64 + 1], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))).map_err(unavailable)?;
+            let rows: Vec<(i64, String)> = rows.collect::<Result<_, _>>().map_err(unavailable)?;
+            // One row more than asked for says whether an older page follows.
+            let next = (rows.len() > limit).then(|| rows[limit - 1].0.to_string());
+            let entries = rows.iter().take(limit).map(|(_, body)| from_json(body)).collect::<Result<_, _>>()?;
+            Ok(closeloop_core::audit::AuditPage { entries, next })
+        })
+        .await
+    }
+
     async fn erasure_key(&self) -> Result<ErasureKey, StoreError> {
         Ok((*self.erasure).clone())
     }
@@ -1404,6 +1435,18 @@ mod tests {
     }
 
     closeloop_core::store_contract_tests!(fresh_store);
+
+    #[tokio::test]
+    async fn the_file_itself_refuses_to_change_or_remove_an_audit_entry() {
+        let store = fresh_store().await;
+        let entry = closeloop_core::audit::AuditEntry::new(Timestamp::from_millis(1), "Karin", closeloop_core::audit::AuditAction::SignedIn, "", None);
+        store.append_audit(&entry).await.unwrap();
+        for sql in ["UPDATE audit_log SET body = '{}'", "DELETE FROM audit_log"] {
+            let refused = store.write("tamper", move |conn| conn.execute(sql, []).map_err(unavailable)).await;
+            assert!(refused.is_err(), "{sql} was allowed");
+        }
+        assert_eq!(store.audit_log(None, 10).await.unwrap().entries, vec![entry]);
+    }
 
     #[tokio::test]
     async fn a_file_from_the_first_schema_keeps_its_counters_and_gains_the_new_columns() {

@@ -17,6 +17,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use closeloop_core::accounts::{Account, Accounts, Scope};
+use closeloop_core::audit::{AuditAction, AuditEntry};
 use closeloop_core::counters::{Aggregates, View};
 use closeloop_core::lifecycle::{CampaignState, Transition};
 use closeloop_views::dashboard::{self, CaseLine, CaseList, CaseView, CommentFilter, SegmentFilter, SegmentSort, Viewer};
@@ -65,6 +66,20 @@ fn message(status: StatusCode, viewer: Option<&Viewer>, title: &str, text: &str)
 fn store_failed(e: StoreError, viewer: &Viewer) -> Response {
     log_error!("dashboard store call failed: {e}");
     message(StatusCode::SERVICE_UNAVAILABLE, Some(viewer), "Storage is unavailable", "The figures could not be read. Try again in a moment.")
+}
+
+/// Appends a staff action to the audit log. Where the action hands out personal data (an
+/// export, a person's record) the caller goes on only once this succeeded; elsewhere a failed
+/// write is logged and the action stands (`audit_or_log`).
+pub(crate) async fn audit(state: &AppState, who: &str, client: &str, action: AuditAction, subject: &str) -> Result<(), StoreError> {
+    let entry = AuditEntry::new(state.services.clock.now(), who, action, subject, Some(client));
+    state.services.store.append_audit(&entry).await
+}
+
+pub(crate) async fn audit_or_log(state: &AppState, who: &str, client: &str, action: AuditAction, subject: &str) {
+    if let Err(e) = audit(state, who, client, action, subject).await {
+        log_error!("an audit entry ({}) was not written: {e}", action.as_str());
+    }
 }
 
 fn query_map(query: Option<&str>) -> BTreeMap<String, String> {
@@ -147,6 +162,8 @@ macro_rules! form_guard {
 pub struct SignedIn {
     pub account: Account,
     pub viewer: Viewer,
+    /// The client's address, for the audit log.
+    pub client: String,
 }
 
 impl axum::extract::FromRequestParts<AppState> for SignedIn {
@@ -155,7 +172,7 @@ impl axum::extract::FromRequestParts<AppState> for SignedIn {
     async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, Response> {
         let config = config(state)?;
         match signed_in(config, state, &parts.headers) {
-            Some((account, viewer, _)) => Ok(Self { account: account.clone(), viewer }),
+            Some((account, viewer, _)) => Ok(Self { account: account.clone(), viewer, client: state.client_of(&parts.headers) }),
             None => Err(to_sign_in()),
         }
     }
@@ -167,6 +184,8 @@ pub struct CheckedForm {
     pub account: Account,
     pub viewer: Viewer,
     pub fields: BTreeMap<String, String>,
+    /// The client's address, for the audit log.
+    pub client: String,
 }
 
 impl axum::extract::FromRequest<AppState> for CheckedForm {
@@ -184,10 +203,12 @@ impl axum::extract::FromRequest<AppState> for CheckedForm {
         if !same_origin(&headers) || !config.keys.csrf_ok(&session, token) {
             return Err(message(StatusCode::FORBIDDEN, Some(&viewer), "Refused", "This form did not come from this dashboard. Reload the page and try again."));
         }
-        Ok(Self { account: account.clone(), viewer, fields })
+        Ok(Self { account: account.clone(), viewer, fields, client: state.client_of(&headers) })
     }
 }
 
+mod audit_log;
+pub use audit_log::{audit_csv, audit_log};
 mod people;
 pub use people::{erase_person, json_download as people_json_response, people, people_json};
 mod upload;
@@ -231,6 +252,7 @@ pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: By
     if let Err(wait_ms) = state.sign_ins.check(&client, now) {
         let seconds = (wait_ms + 999) / 1000;
         tracing_warn(&format!("sign-in throttled for client {client}: {seconds} s to wait"));
+        audit_or_log(&state, "unknown", &client, AuditAction::SignInThrottled, "").await;
         let mut response = html(
             StatusCode::TOO_MANY_REQUESTS,
             dashboard::sign_in_page(
@@ -245,12 +267,15 @@ pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: By
     }
     let Some(account) = form.get("token").and_then(|t| config.accounts.by_token(t)) else {
         state.sign_ins.failed(&client, now);
+        // Never the token typed: a near miss of a real one is a secret too.
+        audit_or_log(&state, "unknown", &client, AuditAction::SignInFailed, "").await;
         return html(
             StatusCode::UNAUTHORIZED,
             dashboard::sign_in_page(&config.keys.sign_in_csrf(nonce), Some("That token is not valid. Check it and try again.")),
         );
     };
     state.sign_ins.succeeded(&client);
+    audit_or_log(&state, &account.name, &client, AuditAction::SignedIn, "").await;
     let nonce = uuid::Uuid::new_v4().simple().to_string();
     let session = config.keys.issue(&account.name, &nonce, state.services.clock.now());
     let mut response = Redirect::to("/admin").into_response();
@@ -261,7 +286,8 @@ pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: By
 
 pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let form = form_map(&body);
-    let _ = form_guard!(state, headers, form);
+    let (account, _) = form_guard!(state, headers, form);
+    audit_or_log(&state, &account.name, &state.client_of(&headers), AuditAction::SignedOut, "").await;
     let mut response = Redirect::to("/admin/sign-in").into_response();
     response.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", 0));
     response
@@ -552,7 +578,10 @@ pub async fn add_note(State(state): State<AppState>, Path((campaign, invitation)
     }
     let note = CaseNote { by: account.name.clone(), at: state.services.clock.now(), text: text.to_owned() };
     match state.services.store.add_case_note(&id, &note).await {
-        Ok(_) => back_to_case(&campaign, &id),
+        Ok(_) => {
+            audit_or_log(&state, &account.name, &state.client_of(&headers), AuditAction::CaseNoteAdded, &id.0).await;
+            back_to_case(&campaign, &id)
+        }
         Err(e) => store_failed(e, &viewer),
     }
 }
@@ -575,7 +604,10 @@ pub async fn close_case(State(state): State<AppState>, Path((campaign, invitatio
     }
     let closure = CaseClosure { by: account.name.clone(), at: state.services.clock.now(), outcome: outcome.to_owned() };
     match state.services.store.close_case(&id, &closure).await {
-        Ok(true) => back_to_case(&campaign, &id),
+        Ok(true) => {
+            audit_or_log(&state, &account.name, &state.client_of(&headers), AuditAction::CaseClosed, &id.0).await;
+            back_to_case(&campaign, &id)
+        }
         Ok(false) => message(StatusCode::CONFLICT, Some(&viewer), "Already closed", "Someone closed this case first; their outcome stands."),
         Err(e) => store_failed(e, &viewer),
     }
@@ -652,7 +684,7 @@ async fn ask_reactions(
 /// write: the request's event.
 pub async fn send_test(State(state): State<AppState>, Path(id): Path<String>, posted: CheckedForm) -> Response {
     use closeloop_core::model::EventKind;
-    let CheckedForm { account, viewer, fields } = posted;
+    let CheckedForm { account, viewer, fields, .. } = posted;
     if !account.may_manage_campaigns() {
         return message(StatusCode::FORBIDDEN, Some(&viewer), "Not allowed", "Only admins and editors send test mails.");
     }
@@ -701,7 +733,7 @@ pub async fn campaign_file(State(state): State<AppState>, Path(id): Path<String>
 /// state the page showed (`expected`), so two people clicking at once cannot undo each other
 /// unseen. A start time (`starts_at`) is on the campaign's clock.
 pub async fn change_state(State(state): State<AppState>, Path(id): Path<String>, posted: CheckedForm) -> Response {
-    let CheckedForm { account, viewer, fields: form } = posted;
+    let CheckedForm { account, viewer, fields: form, client } = posted;
     if !account.may_manage_campaigns() {
         return message(StatusCode::FORBIDDEN, Some(&viewer), "Not allowed", "Only admins and editors start, pause, resume or end a campaign.");
     }
@@ -741,6 +773,7 @@ pub async fn change_state(State(state): State<AppState>, Path(id): Path<String>,
     let expected: CampaignState = current.state;
     match store.set_campaign_status(&campaign.id, &next, expected).await {
         Ok(true) => {
+            audit_or_log(&state, &account.name, &client, AuditAction::CampaignStateChanged, &format!("{}: {}", campaign.id, next.state.as_str())).await;
             if next.sends_at(now) && !current.sends_at(now) {
                 // What waited goes now rather than at the schedule's next run. If this write
                 // fails, the schedule still sends it: the change itself stands.
@@ -813,6 +846,10 @@ pub async fn export(State(state): State<AppState>, Path(id): Path<String>, RawQu
         Err(e) => return message(StatusCode::BAD_REQUEST, Some(&viewer), "No such part", &e),
     };
     let name = if part.number == 0 { format!("{}-answers.csv", campaign.id) } else { format!("{}-answers-part-{}.csv", campaign.id, part.number) };
+    // No export leaves without its entry in the log.
+    if let Err(e) = audit(&state, &account.name, &state.client_of(&headers), AuditAction::CsvExported, &name).await {
+        return store_failed(e, &viewer);
+    }
     let stream = ExportStream {
         store: state.services.store.clone(),
         campaign: campaign.id.clone(),

@@ -13,16 +13,21 @@ use closeloop_functions::privacy;
 use closeloop_views::dashboard::Viewer;
 use closeloop_views::people;
 
-use super::{html, message, query_map, store_failed, CheckedForm, SignedIn};
+use super::{audit, html, message, query_map, store_failed, CheckedForm, SignedIn};
+use closeloop_core::audit::AuditAction;
 use crate::AppState;
 
 fn not_allowed(viewer: &Viewer) -> Response {
     message(StatusCode::FORBIDDEN, Some(viewer), "Not allowed", "Only admins look people up and erase them.")
 }
 
-/// The export, or the page that says why there is none.
-async fn read_export(state: &AppState, viewer: &Viewer, person: &Person) -> Result<PersonExport, Response> {
+/// The export, or the page that says why there is none. Nothing is shown unless the audit log
+/// took its entry first.
+async fn read_export(state: &AppState, who: &SignedIn, person: &Person) -> Result<PersonExport, Response> {
+    let viewer = &who.viewer;
     let store = state.services.store.as_ref();
+    let subject = privacy::pseudonym(store, person).await.map_err(|e| store_failed(e, viewer))?;
+    audit(state, &who.account.name, &who.client, AuditAction::PersonExported, &subject).await.map_err(|e| store_failed(e, viewer))?;
     let (ids, keys) = privacy::find(store, person).await.map_err(|e| store_failed(e, viewer))?;
     if let Some(limit) = state.limits.person_invitations.filter(|limit| ids.len() > *limit) {
         let text = format!(
@@ -56,7 +61,7 @@ pub async fn people(State(state): State<AppState>, RawQuery(query): RawQuery, wh
         Some(Err(e)) => return html(StatusCode::BAD_REQUEST, people::search_page(&who.viewer, &typed("email"), &typed("phone"), Some(&e.to_string()))),
         Some(Ok(person)) => person,
     };
-    let export = match read_export(&state, &who.viewer, &person).await {
+    let export = match read_export(&state, &who, &person).await {
         Ok(export) => export,
         Err(response) => return response,
     };
@@ -76,7 +81,7 @@ pub async fn people_json(State(state): State<AppState>, RawQuery(query): RawQuer
         Some(Err(e)) => return message(StatusCode::BAD_REQUEST, Some(&who.viewer), "Not a person", &e.to_string()),
         None => return message(StatusCode::BAD_REQUEST, Some(&who.viewer), "Not a person", "give an email address or a phone number"),
     };
-    match read_export(&state, &who.viewer, &person).await {
+    match read_export(&state, &who, &person).await {
         Ok(export) => json_download(&export),
         Err(response) => response,
     }
@@ -103,7 +108,7 @@ pub fn json_download(export: &PersonExport) -> Response {
 
 /// `POST /admin/people/erase`: erases the person once the box is ticked.
 pub async fn erase_person(State(state): State<AppState>, form: CheckedForm) -> Response {
-    let CheckedForm { account, viewer, fields } = form;
+    let CheckedForm { account, viewer, fields, client } = form;
     if account.role != Role::Admin {
         return not_allowed(&viewer);
     }
@@ -116,6 +121,15 @@ pub async fn erase_person(State(state): State<AppState>, form: CheckedForm) -> R
         return message(StatusCode::BAD_REQUEST, Some(&viewer), "Not erased", "Tick the box to confirm: an erasure cannot be undone.");
     }
     let at = state.services.clock.now();
+    // Logged before it happens: an erasure cut short is still on record, never the reverse.
+    let store = state.services.store.as_ref();
+    let logged = match privacy::pseudonym(store, &person).await {
+        Ok(subject) => audit(&state, &account.name, &client, AuditAction::PersonErased, &subject).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = logged {
+        return store_failed(e, &viewer);
+    }
     match privacy::erase_some(state.services.store.as_ref(), &person, at, state.limits.person_invitations).await {
         Ok(report) if report.remaining > 0 => {
             let text = format!(

@@ -18,7 +18,8 @@ use closeloop_functions::launch::{ContactsFile, LaunchError, Launcher};
 use closeloop_views::dashboard::Viewer;
 use closeloop_views::workspace;
 
-use super::{find_campaign, html, message, query_map, store_failed, CheckedForm, SignedIn};
+use super::{audit_or_log, find_campaign, html, message, query_map, store_failed, CheckedForm, SignedIn};
+use closeloop_core::audit::AuditAction;
 use crate::AppState;
 
 fn not_allowed(viewer: &Viewer) -> Response {
@@ -183,7 +184,7 @@ pub async fn dry_run(State(state): State<AppState>, Path((id, launch)): Path<(St
 /// Launches a staged upload with the mapping its dry run showed; with `remember`, the campaign
 /// keeps that mapping for the next upload (a change-log entry like any edit).
 pub async fn launch_upload(State(state): State<AppState>, Path((id, launch)): Path<(String, String)>, posted: CheckedForm) -> Response {
-    let CheckedForm { account, viewer, fields } = posted;
+    let CheckedForm { account, viewer, fields, client } = posted;
     if !account.may_manage_campaigns() {
         return not_allowed(&viewer);
     }
@@ -210,7 +211,10 @@ pub async fn launch_upload(State(state): State<AppState>, Path((id, launch)): Pa
     }
     let file = ContactsFile { bytes: &bytes, sheet: fields.get("sheet").map(String::as_str), columns: (!mapping.is_empty()).then_some(&mapping) };
     match launcher.launch(&campaign, &format!("dashboard upload by {}", account.name), &file).await {
-        Ok(job) => Redirect::to(&format!("/admin/c/{}?launch={}#launches-h", campaign.id, job.id)).into_response(),
+        Ok(job) => {
+            audit_or_log(&state, &account.name, &client, AuditAction::CampaignLaunched, &format!("{}: launch {}", campaign.id, job.id)).await;
+            Redirect::to(&format!("/admin/c/{}?launch={}#launches-h", campaign.id, job.id)).into_response()
+        }
         Err(e) => launch_failed(e, &viewer),
     }
 }

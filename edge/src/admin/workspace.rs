@@ -12,7 +12,8 @@ use closeloop_core::{Campaign, CampaignId};
 use closeloop_views::dashboard::Viewer;
 use closeloop_views::workspace::{self, FormMode};
 
-use super::{find_campaign, html, message, query_map, store_failed, CheckedForm, SignedIn};
+use super::{audit_or_log, find_campaign, html, message, query_map, store_failed, CheckedForm, SignedIn};
+use closeloop_core::audit::AuditAction;
 use crate::AppState;
 
 /// Change-log entries one page shows.
@@ -47,7 +48,7 @@ pub async fn new_campaign_form(State(state): State<AppState>, RawQuery(query): R
 
 /// Saves a new campaign (made with the form, from another, or from a file) as revision 1.
 pub async fn create_campaign(State(state): State<AppState>, posted: CheckedForm) -> Response {
-    let CheckedForm { account, viewer, fields } = posted;
+    let CheckedForm { account, viewer, fields, client } = posted;
     if !account.may_manage_campaigns() {
         return not_allowed(&viewer);
     }
@@ -69,7 +70,10 @@ pub async fn create_campaign(State(state): State<AppState>, posted: CheckedForm)
     // A draft until someone starts it: uploads and previews first, nothing sent.
     let draft = closeloop_core::lifecycle::CampaignStatus::draft(now, &account.name);
     match state.services.store.save_campaign(&campaign, &change, Some(&draft)).await {
-        Ok(true) => Redirect::to(&format!("/admin/c/{}", campaign.id)).into_response(),
+        Ok(true) => {
+            audit_or_log(&state, &account.name, &client, AuditAction::CampaignCreated, campaign.id.as_str()).await;
+            Redirect::to(&format!("/admin/c/{}", campaign.id)).into_response()
+        }
         Ok(false) => {
             let taken = FieldError { field: "id", message: format!("A campaign with the id {} exists already: choose another id.", campaign.id) };
             form_page(StatusCode::CONFLICT, &viewer, None, &mode, &form, &[taken], None)
@@ -102,7 +106,7 @@ pub async fn edit_campaign_form(State(state): State<AppState>, Path(id): Path<St
 /// Saves an edit over the revision its form showed; a save that lost to someone else's keeps
 /// what this person typed on the page, unsaved, and says whose save won.
 pub async fn update_campaign(State(state): State<AppState>, Path(id): Path<String>, posted: CheckedForm) -> Response {
-    let CheckedForm { account, viewer, fields } = posted;
+    let CheckedForm { account, viewer, fields, client } = posted;
     if !account.may_manage_campaigns() {
         return not_allowed(&viewer);
     }
@@ -129,7 +133,10 @@ pub async fn update_campaign(State(state): State<AppState>, Path(id): Path<Strin
         return Redirect::to(&format!("/admin/c/{}", campaign.id)).into_response();
     }
     match state.services.store.save_campaign(&campaign, &change, None).await {
-        Ok(true) => Redirect::to(&format!("/admin/c/{}/changes", campaign.id)).into_response(),
+        Ok(true) => {
+            audit_or_log(&state, &account.name, &client, AuditAction::CampaignEdited, campaign.id.as_str()).await;
+            Redirect::to(&format!("/admin/c/{}/changes", campaign.id)).into_response()
+        }
         Ok(false) => {
             let winner = match state.services.store.campaign_changes(&campaign.id, 1).await {
                 Ok(latest) => latest.into_iter().next(),
@@ -159,7 +166,7 @@ pub async fn import_campaign_form(who: SignedIn) -> Response {
 /// Reads a pasted campaign file by the file's rules (an unknown key is named with its line) and
 /// shows its settings as the new-campaign form, to check and save.
 pub async fn import_campaign(posted: CheckedForm) -> Response {
-    let CheckedForm { account, viewer, fields } = posted;
+    let CheckedForm { account, viewer, fields, .. } = posted;
     if !account.may_manage_campaigns() {
         return not_allowed(&viewer);
     }
