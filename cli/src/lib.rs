@@ -88,7 +88,7 @@ impl LocalApp {
         let access = if self.outbox_open {
             outbox_page::OutboxAccess::Open
         } else {
-            outbox_page::OutboxAccess::Admins { config: self.admin.clone(), clock: self.services.clock.clone() }
+            outbox_page::OutboxAccess::Admins { config: self.admin.clone(), store: self.services.store.clone(), clock: self.services.clock.clone() }
         };
         closeloop_edge::router(state).merge(outbox_page::routes(self.outbox.clone(), access))
     }

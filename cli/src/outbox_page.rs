@@ -33,7 +33,7 @@ pub enum OutboxAccess {
     /// Anyone who reaches the server (`up --demo`, tests that read what was sent).
     Open,
     /// Signed-in admins of the dashboard only.
-    Admins { config: Option<Arc<AdminConfig>>, clock: Arc<dyn Clock> },
+    Admins { config: Option<Arc<AdminConfig>>, store: Arc<dyn closeloop_core::ports::Store>, clock: Arc<dyn Clock> },
 }
 
 pub fn routes(outbox: Outbox, access: OutboxAccess) -> Router {
@@ -45,11 +45,11 @@ pub fn routes(outbox: Outbox, access: OutboxAccess) -> Router {
 }
 
 async fn admitted(State(access): State<OutboxAccess>, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let OutboxAccess::Admins { config, clock } = &access else { return next.run(request).await };
+    let OutboxAccess::Admins { config, store, clock } = &access else { return next.run(request).await };
     let Some(config) = config else {
         return (StatusCode::FORBIDDEN, "The outbox is for admins: add an account (closeloop account add) and sign in at /admin.\n").into_response();
     };
-    match closeloop_edge::admin::session_account(config, request.headers(), clock.now()) {
+    match closeloop_edge::admin::session_account(config, store.as_ref(), request.headers(), clock.now()).await {
         Some(account) if account.role == Role::Admin => next.run(request).await,
         Some(_) => (StatusCode::FORBIDDEN, "The outbox is for admins only.\n").into_response(),
         None => Redirect::to("/admin/sign-in").into_response(),

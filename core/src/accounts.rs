@@ -13,12 +13,12 @@
 //! token_sha256 = "9f86d0…"       # sha256 of the sign-in token, in hex
 //! ```
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::model::{Email, Locale};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Admin,
@@ -29,6 +29,10 @@ pub enum Role {
 }
 
 impl Role {
+    pub fn parse(text: &str) -> Option<Self> {
+        [Role::Admin, Role::Editor, Role::Viewer, Role::Owner].into_iter().find(|r| r.as_str() == text.trim())
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",
@@ -39,7 +43,11 @@ impl Role {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An account; in a store (`Store::put_account`) with what the dashboard changes: whether it
+/// is disabled, its session generation (a session names the generation it was issued in, and
+/// signing out or disabling moves it on, which ends every session at once) and its version
+/// (the store's check that two admins' changes do not overwrite each other).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
     pub name: String,
     pub role: Role,
@@ -47,7 +55,25 @@ pub struct Account {
     pub locale: Option<Locale>,
     /// The reader's own clock, over each campaign's zone.
     pub time_zone: Option<crate::time::Zone>,
+    #[serde(with = "hex32")]
     token_sha256: [u8; 32],
+    #[serde(default)]
+    pub disabled: bool,
+    #[serde(default)]
+    pub generation: u32,
+    /// 0 until stored.
+    #[serde(default)]
+    pub version: u32,
+}
+
+mod hex32 {
+    pub fn serialize<S: serde::Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let text: String = serde::Deserialize::deserialize(d)?;
+        super::parse_hex32(&text).ok_or_else(|| serde::de::Error::custom("token_sha256 must be 64 hex digits"))
+    }
 }
 
 /// Whose answers and cases an account sees.
@@ -82,6 +108,34 @@ impl Account {
     /// Admins and editors run campaigns (pause, resume, end); viewers and owners do not.
     pub fn may_manage_campaigns(&self) -> bool {
         matches!(self.role, Role::Admin | Role::Editor)
+    }
+
+    /// A new account with its sign-in token (kept only as its hash), checked as the file's
+    /// accounts are.
+    pub fn new(name: &str, role: Role, email: Option<Email>, locale: Option<Locale>, time_zone: Option<crate::time::Zone>, token: &str) -> Result<Self, AccountsError> {
+        let invalid = |problem: &str| AccountsError::Invalid { name: name.chars().take(80).collect(), problem: problem.to_owned() };
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 80 || name.chars().any(char::is_control) {
+            return Err(invalid("name must be 1-80 characters, none of them control characters"));
+        }
+        if role == Role::Owner && email.is_none() {
+            return Err(invalid("an owner needs the email their contacts carry as owner_email"));
+        }
+        if token.trim().chars().count() < MIN_TOKEN_CHARS {
+            return Err(invalid("the sign-in token is too short"));
+        }
+        let token_sha256 = Sha256::digest(token.trim().as_bytes()).into();
+        Ok(Self { name: name.to_owned(), role, email, locale, time_zone, token_sha256, disabled: false, generation: 0, version: 0 })
+    }
+
+    /// Whether this is the account's token; the comparison takes the same time either way.
+    pub fn has_token(&self, token: &str) -> bool {
+        let token = token.trim();
+        if token.chars().count() < MIN_TOKEN_CHARS {
+            return false;
+        }
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        same_bytes(&self.token_sha256, &hash)
     }
 }
 
@@ -165,7 +219,7 @@ impl Accounts {
                 Some(name) => Some(crate::time::Zone::parse(name).map_err(|e| invalid(&e.to_string()))?),
                 None => None,
             };
-            accounts.push(Account { name: entry.name, role: entry.role, email, locale, time_zone, token_sha256 });
+            accounts.push(Account { name: entry.name, role: entry.role, email, locale, time_zone, token_sha256, disabled: false, generation: 0, version: 0 });
         }
         Ok(Self(accounts))
     }
@@ -173,7 +227,7 @@ impl Accounts {
     /// One account from its parts, for programs that create accounts.
     pub fn with(mut self, name: &str, role: Role, email: Option<Email>, token: &str) -> Self {
         let token_sha256 = Sha256::digest(token.trim().as_bytes()).into();
-        self.0.push(Account { name: name.to_owned(), role, email, locale: None, time_zone: None, token_sha256 });
+        self.0.push(Account { name: name.to_owned(), role, email, locale: None, time_zone: None, token_sha256, disabled: false, generation: 0, version: 0 });
         self
     }
 
@@ -192,7 +246,7 @@ impl Accounts {
             return None;
         }
         let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        self.0.iter().fold(None, |found, a| if same_bytes(&a.token_sha256, &hash) { Some(a) } else { found })
+        self.0.iter().fold(None, |found, a| if same_bytes(&a.token_sha256, &hash) && !a.disabled { Some(a) } else { found })
     }
 
     pub fn by_name(&self, name: &str) -> Option<&Account> {
@@ -209,6 +263,21 @@ impl Accounts {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// The accounts a store holds, then each of `bootstrap` whose name it does not hold yet:
+    /// the bootstrap accounts (the file, the Worker secret) count until their first sign-in
+    /// puts them in the store, and from then on the store's version wins (so a disabled
+    /// bootstrap account stays disabled). Disabled accounts are left out.
+    pub fn live(stored: Vec<Account>, bootstrap: &Accounts) -> Accounts {
+        let mut all = stored;
+        for account in &bootstrap.0 {
+            if !all.iter().any(|a| a.name == account.name) {
+                all.push(account.clone());
+            }
+        }
+        all.retain(|a| !a.disabled);
+        Accounts(all)
     }
 }
 

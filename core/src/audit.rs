@@ -28,6 +28,8 @@ pub enum AuditAction {
     CampaignLaunched,
     CampaignStateChanged,
     AuditLogExported,
+    AccountAdded,
+    AccountChanged,
 }
 
 impl AuditAction {
@@ -47,6 +49,8 @@ impl AuditAction {
             AuditAction::CampaignLaunched => "campaign launched",
             AuditAction::CampaignStateChanged => "campaign state changed",
             AuditAction::AuditLogExported => "audit log exported",
+            AuditAction::AccountAdded => "account added",
+            AuditAction::AccountChanged => "account changed",
         }
     }
 }

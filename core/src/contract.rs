@@ -911,6 +911,27 @@ pub async fn the_audit_log_pages_newest_first_and_loses_no_entry_written_at_the_
     assert_eq!(read, written, "newest first, each once");
 }
 
+pub async fn an_account_is_stored_once_per_name_and_a_change_over_a_newer_one_is_refused(store: &dyn Store) {
+    use crate::accounts::{Account, Role};
+    let name = "Contract Karin";
+    let karin = Account::new(name, Role::Admin, None, None, None, "a sign-in token of contract length").unwrap();
+    assert!(store.put_account(&karin).await.unwrap(), "a new name is stored");
+    assert!(!store.put_account(&karin).await.unwrap(), "the same name again is not");
+    let stored = store.account(name).await.unwrap().expect("stored");
+    assert_eq!(stored.version, 1);
+    assert!(stored.has_token("a sign-in token of contract length"), "the hash survives the round trip");
+    let mut signed_out = stored.clone();
+    signed_out.generation += 1;
+    assert!(store.put_account(&signed_out).await.unwrap());
+    let mut stale = stored.clone();
+    stale.role = Role::Viewer;
+    assert!(!store.put_account(&stale).await.unwrap(), "a change made from an older copy is refused");
+    let now = store.account(name).await.unwrap().unwrap();
+    assert_eq!((now.version, now.generation, now.role), (2, 1, Role::Admin));
+    assert!(store.accounts().await.unwrap().iter().any(|a| a.name == name && a.version == 2));
+    assert_eq!(store.account("Nobody").await.unwrap(), None);
+}
+
 /// Expands to one `#[tokio::test]` per contract case. `$make` is an async function returning a
 /// fresh store; cases use distinct campaign ids, so a shared backing table is fine too.
 #[macro_export]
@@ -949,6 +970,7 @@ macro_rules! store_contract_tests {
             a_person_is_found_with_every_answer_version_case_send_and_suppression,
             an_erased_person_leaves_anonymous_rows_the_same_counters_and_only_a_hashed_suppression,
             the_audit_log_pages_newest_first_and_loses_no_entry_written_at_the_same_moment,
+            an_account_is_stored_once_per_name_and_a_change_over_a_newer_one_is_refused,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

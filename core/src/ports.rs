@@ -333,6 +333,15 @@ pub trait Store: Sync + Send {
         Ok(0)
     }
 
+    // Dashboard accounts (`accounts`).
+
+    /// Every stored account, by name.
+    async fn accounts(&self) -> Result<Vec<crate::accounts::Account>, StoreError>;
+    async fn account(&self, name: &str) -> Result<Option<crate::accounts::Account>, StoreError>;
+    /// Stores the account only if the stored one is still at `account.version` (0: none is
+    /// stored yet); the stored copy has the next version. False when another change came first.
+    async fn put_account(&self, account: &crate::accounts::Account) -> Result<bool, StoreError>;
+
     // The audit log (`audit`): append-only.
 
     /// Appends an entry; nothing changes or removes one.

@@ -1382,3 +1382,97 @@ async fn every_staff_action_on_personal_data_or_settings_is_in_the_audit_log_and
     let entries = app.store.audit_log(None, 1000).await.unwrap().entries;
     assert_eq!(entries[0].action, closeloop_core::audit::AuditAction::AuditLogExported, "reading the whole log is logged too");
 }
+
+fn sent_to_sign_in(response: &Response) -> bool {
+    response.status().is_redirection() && response.headers()[header::LOCATION] == "/admin/sign-in"
+}
+
+fn account_version(page: &str, name: &str) -> String {
+    let at = page.find(&format!("name=\"name\" value=\"{name}\"")).unwrap_or_else(|| panic!("{name} has a form: {page}"));
+    let start = at + page[at..].find("name=\"version\" value=\"").unwrap() + 22;
+    page[start..].split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn signing_out_ends_every_session_of_the_account_at_once() {
+    let app = spawn_app().await;
+    let laptop = app.sign_in(ANNA).await;
+    let phone = app.sign_in(ANNA).await;
+    let signed_out = app.post_as(&laptop, "/admin/sign-out", "").await;
+    assert!(sent_to_sign_in(&signed_out));
+    for session in [&laptop, &phone] {
+        assert!(sent_to_sign_in(&app.get_as(&session.cookie, "/admin").await), "a cookie from before the sign-out no longer works");
+    }
+    let again = app.sign_in(ANNA).await;
+    assert_eq!(app.get_as(&again.cookie, "/admin").await.status(), StatusCode::OK, "a new sign-in does");
+}
+
+#[tokio::test]
+async fn a_disabled_account_is_out_at_once_and_a_role_change_applies_on_the_next_request() {
+    let app = spawn_app().await;
+    let admin = app.sign_in(ADMIN).await;
+    let vera = app.sign_in(VIEWER).await;
+    let eda = app.sign_in(EDITOR).await;
+    assert_eq!(app.get_as(&eda.cookie, "/admin/new").await.status(), StatusCode::OK);
+    let page = app.page(&admin, "/admin/accounts").await;
+    let body = format!("name=Vera%20Viewer&version={}&action=disable", account_version(&page, "Vera Viewer"));
+    assert_eq!(app.post_as(&admin, "/admin/accounts/change", &body).await.status(), StatusCode::OK);
+    assert!(sent_to_sign_in(&app.get_as(&vera.cookie, "/admin").await), "her session ended with the change");
+    let form = app.send(Request::get("/admin/sign-in").body(Body::empty()).unwrap()).await;
+    let nonce = set_cookie_value(&form, "cl_signin").unwrap();
+    let csrf = csrf_in(&text(form).await);
+    let retry = Request::post("/admin/sign-in")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, format!("cl_signin={nonce}"))
+        .body(Body::from(format!("csrf={}&token={VIEWER}", closeloop_views::dashboard::form_encode(&csrf))))
+        .unwrap();
+    assert_eq!(app.send(retry).await.status(), StatusCode::UNAUTHORIZED, "and her token no longer signs in");
+
+    let page = app.page(&admin, "/admin/accounts").await;
+    let body = format!("name=Eda%20Editor&version={}&action=role&role=viewer", account_version(&page, "Eda Editor"));
+    assert_eq!(app.post_as(&admin, "/admin/accounts/change", &body).await.status(), StatusCode::OK);
+    assert_eq!(app.get_as(&eda.cookie, "/admin/new").await.status(), StatusCode::FORBIDDEN, "a viewer now, on her next request");
+    // A change from a page shown before is refused: it would undo this one.
+    let stale = format!("name=Eda%20Editor&version={}&action=role&role=admin", account_version(&page, "Eda Editor"));
+    assert_eq!(app.post_as(&admin, "/admin/accounts/change", &stale).await.status(), StatusCode::CONFLICT);
+
+    let page = app.page(&admin, "/admin/accounts").await;
+    let body = format!("name=Vera%20Viewer&version={}&action=enable", account_version(&page, "Vera Viewer"));
+    assert_eq!(app.post_as(&admin, "/admin/accounts/change", &body).await.status(), StatusCode::OK);
+    app.sign_in(VIEWER).await;
+    let log = app.page(&admin, "/admin/audit").await;
+    assert!(log.contains("Vera Viewer: disabled") && log.contains("Eda Editor: role viewer") && log.contains("Vera Viewer: enabled"));
+}
+
+#[tokio::test]
+async fn an_admin_adds_an_account_whose_token_is_shown_once_and_only_admins_manage_accounts() {
+    let app = spawn_app().await;
+    for token in [VIEWER, EDITOR, ANNA] {
+        let session = app.sign_in(token).await;
+        assert_eq!(app.get_as(&session.cookie, "/admin/accounts").await.status(), StatusCode::FORBIDDEN);
+        assert_eq!(app.post_as(&session, "/admin/accounts", "name=Mallory&role=admin").await.status(), StatusCode::FORBIDDEN);
+        assert_eq!(app.post_as(&session, "/admin/accounts/change", "name=Admin&version=1&action=disable").await.status(), StatusCode::FORBIDDEN);
+    }
+    let admin = app.sign_in(ADMIN).await;
+    for bad in ["name=&role=viewer", "name=Nils&role=superuser", "name=Nils&role=owner", "name=Nils&role=viewer&email=not-an-address", "name=Nils&role=viewer&time_zone=Mars%2FOlympus", "name=Ni%0D%0Als&role=viewer"] {
+        assert_eq!(app.post_as(&admin, "/admin/accounts", bad).await.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    }
+    assert_eq!(app.post_as(&admin, "/admin/accounts", "name=Anna&role=viewer").await.status(), StatusCode::CONFLICT, "a bootstrap name");
+    let added = app.post_as(&admin, "/admin/accounts", "name=Nils%20Nyman&role=viewer&time_zone=Europe%2FOslo").await;
+    assert_eq!(added.status(), StatusCode::OK);
+    let page = text(added).await;
+    let start = page.find("<code id=\"new-token\">").unwrap() + 21;
+    let token = page[start..].split('<').next().unwrap().to_owned();
+    let nils = app.sign_in(&token).await;
+    assert_eq!(app.get_as(&nils.cookie, "/admin").await.status(), StatusCode::OK, "the new token signs in");
+    assert!(!app.page(&admin, "/admin/accounts").await.contains(&token), "and is never shown again");
+    assert_eq!(app.post_as(&admin, "/admin/accounts", "name=Nils%20Nyman&role=viewer").await.status(), StatusCode::CONFLICT, "one account per name");
+
+    // The only admin cannot lock everyone out.
+    let page = app.page(&admin, "/admin/accounts").await;
+    let version = account_version(&page, "Admin");
+    for action in ["action=disable", "action=role&role=viewer"] {
+        let body = format!("name=Admin&version={version}&{action}");
+        assert_eq!(app.post_as(&admin, "/admin/accounts/change", &body).await.status(), StatusCode::CONFLICT, "{action}");
+    }
+}

@@ -150,6 +150,9 @@ pub const PAUSED_REMINDER_DELAY_HOURS: u32 = 1;
 /// One digest per owner, and one per campaign to its manager and to each admin account with an
 /// email address, for the week before `at`: for each campaign whose Monday morning it is.
 pub async fn send_digests(services: &Services, accounts: &Accounts, at: Timestamp) -> Result<usize, FunctionError> {
+    // The accounts as they stand in the store (roles and addresses changed in the dashboard),
+    // with bootstrap accounts not stored yet; a disabled account gets no digest.
+    let accounts = &Accounts::live(services.store.accounts().await?, accounts);
     let mut sent = 0;
     let mut first_error = None;
     for campaign in services.store.campaigns().await? {

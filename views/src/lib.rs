@@ -3,6 +3,7 @@
 //! renders from a typed view model through the templates in `templates/` (compiled in, so the
 //! Worker needs no filesystem). Builds for wasm32 like core.
 
+pub mod accounts;
 pub mod audit;
 pub mod charts;
 pub mod dashboard;

@@ -80,6 +80,7 @@ const TEMPLATES: &[(&str, &str)] = templates!(
     "admin/dry_run.html",
     "admin/people.html",
     "admin/audit.html",
+    "admin/accounts.html",
 );
 
 // LOCALE_STRINGS: the locale files, compiled by build.rs.

@@ -28,6 +28,13 @@ pub const COUNTERS_SK: &str = "COUNTERS";
 pub const ANSWER_VERSION_PREFIX: &str = "ANSWER#V";
 /// The store's own settings: the erasure key.
 pub const META_PK: &str = "META";
+/// Dashboard accounts: one small partition, read whole at sign-in.
+pub const ACCOUNTS_PK: &str = "ACCOUNTS";
+
+pub fn account_sk(name: &str) -> String {
+    format!("ACCOUNT#{name}")
+}
+
 /// The audit log: one partition (staff actions are few), newest last by sort key.
 pub const AUDIT_PK: &str = "AUDIT";
 pub const ERASURE_KEY_SK: &str = "ERASURE_KEY";

@@ -1345,6 +1345,38 @@ impl Store for DynamoStore {
         self.count_uncounted(&items).await
     }
 
+    async fn accounts(&self) -> Result<Vec<closeloop_core::accounts::Account>, StoreError> {
+        let items = self.query_all(None, "pk = :p", vec![(":p", s(ACCOUNTS_PK))], None).await?;
+        items.iter().map(body).collect()
+    }
+
+    async fn account(&self, name: &str) -> Result<Option<closeloop_core::accounts::Account>, StoreError> {
+        self.get(ACCOUNTS_PK.to_owned(), &account_sk(name)).await?.map(|item| body(&item)).transpose()
+    }
+
+    async fn put_account(&self, account: &closeloop_core::accounts::Account) -> Result<bool, StoreError> {
+        let expected = account.version;
+        let mut stored = account.clone();
+        stored.version = expected + 1;
+        let item = HashMap::from([
+            ("pk".to_owned(), s(ACCOUNTS_PK)),
+            ("sk".to_owned(), s(account_sk(&stored.name))),
+            ("version".to_owned(), n(i64::from(stored.version))),
+            ("body".to_owned(), s(serde_json::to_string(&stored).map_err(StoreError::corrupt)?)),
+        ]);
+        let put = self.client.put_item().table_name(&self.table).set_item(Some(item));
+        let put = if expected == 0 {
+            put.condition_expression("attribute_not_exists(pk)")
+        } else {
+            put.condition_expression("version = :v").expression_attribute_values(":v", n(i64::from(expected)))
+        };
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     async fn append_audit(&self, entry: &closeloop_core::audit::AuditEntry) -> Result<(), StoreError> {
         // Zero-padded time, then this process's sequence: a query's key order is the order written
         // (within one process; entries of one millisecond from two processes interleave).

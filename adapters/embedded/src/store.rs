@@ -97,6 +97,7 @@ CREATE TABLE IF NOT EXISTS campaign_changes (
     PRIMARY KEY (campaign_id, revision)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS accounts (name TEXT PRIMARY KEY, version INTEGER NOT NULL, body TEXT NOT NULL);
 -- The audit log is append-only: the file itself refuses a change or a removal.
 CREATE TABLE IF NOT EXISTS audit_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, body TEXT NOT NULL);
 CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
@@ -1199,6 +1200,42 @@ impl Store for SqliteStore {
     async fn close_case(&self, invitation: &InvitationId, closure: &CaseClosure) -> Result<bool, StoreError> {
         let closure = closure.clone();
         self.change_case("close_case", invitation, move |case| case.close(&closure)).await
+    }
+
+    async fn accounts(&self) -> Result<Vec<closeloop_core::accounts::Account>, StoreError> {
+        self.read("accounts", |conn| {
+            let mut stmt = conn.prepare_cached("SELECT body FROM accounts ORDER BY name").map_err(unavailable)?;
+            let bodies = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(unavailable)?;
+            bodies.map(|b| from_json(&b.map_err(unavailable)?)).collect()
+        })
+        .await
+    }
+
+    async fn account(&self, name: &str) -> Result<Option<closeloop_core::accounts::Account>, StoreError> {
+        let name = name.to_owned();
+        self.read("account", move |conn| {
+            let body: Option<String> =
+                conn.prepare_cached("SELECT body FROM accounts WHERE name = ?1").and_then(|mut s| s.query_row([&name], |r| r.get(0)).optional()).map_err(unavailable)?;
+            body.map(|b| from_json(&b)).transpose()
+        })
+        .await
+    }
+
+    async fn put_account(&self, account: &closeloop_core::accounts::Account) -> Result<bool, StoreError> {
+        let expected = account.version;
+        let mut stored = account.clone();
+        stored.version = expected + 1;
+        let (name, body) = (stored.name.clone(), to_json(&stored)?);
+        self.write("put_account", move |conn| {
+            let changed = if expected == 0 {
+                conn.execute("INSERT OR IGNORE INTO accounts (name, version, body) VALUES (?1, 1, ?2)", params![name, body])
+            } else {
+                conn.execute("UPDATE accounts SET version = ?2, body = ?3 WHERE name = ?1 AND version = ?4", params![name, expected + 1, body, expected])
+            }
+            .map_err(unavailable)?;
+            Ok(changed == 1)
+        })
+        .await
     }
 
     async fn append_audit(&self, entry: &closeloop_core::audit::AuditEntry) -> Result<(), StoreError> {

@@ -98,19 +98,29 @@ fn config(state: &AppState) -> Result<&Arc<AdminConfig>, Response> {
 
 /// The signed-in account, or the response to give instead: pages send strangers to sign in,
 /// forms refuse them.
-fn signed_in<'a>(config: &'a AdminConfig, state: &AppState, headers: &HeaderMap) -> Option<(&'a Account, Viewer, session::Session)> {
-    let raw = cookie(headers, SESSION_COOKIE)?;
-    let session = config.keys.check(raw, state.services.clock.now())?;
-    let account = config.accounts.by_name(&session.account)?;
-    let viewer = Viewer::new(account, config.keys.csrf_for(&session));
+/// The account a request's session belongs to, read from the store each time: a disabled
+/// account, a changed role and a sign-out (which moves the account's session generation on)
+/// take effect on the next request, wherever the session was issued.
+async fn signed_in(config: &AdminConfig, state: &AppState, headers: &HeaderMap) -> Option<(Account, Viewer, session::Session)> {
+    let account = session_account(config, state.services.store.as_ref(), headers, state.services.clock.now()).await?;
+    let session = config.keys.check(cookie(headers, SESSION_COOKIE)?, state.services.clock.now())?;
+    let viewer = Viewer::new(&account, config.keys.csrf_for(&session));
     Some((account, viewer, session))
 }
 
-/// The account a request's session cookie belongs to, if it is valid at `now`: for pages outside
-/// this router that admit only staff (the local outbox).
-pub fn session_account<'a>(config: &'a AdminConfig, headers: &HeaderMap, now: closeloop_core::Timestamp) -> Option<&'a Account> {
+/// The account a request's session cookie belongs to, if the session is valid at `now` and of
+/// the account's current generation: also for pages outside this router that admit only staff
+/// (the local outbox). A store that cannot be read signs nobody in.
+pub async fn session_account(config: &AdminConfig, store: &dyn closeloop_core::ports::Store, headers: &HeaderMap, now: closeloop_core::Timestamp) -> Option<Account> {
     let session = config.keys.check(cookie(headers, SESSION_COOKIE)?, now)?;
-    config.accounts.by_name(&session.account)
+    let account = match store.account(&session.account).await {
+        Ok(account) => account?,
+        Err(e) => {
+            log_error!("reading the account of a session failed: {e}");
+            return None;
+        }
+    };
+    (!account.disabled && account.generation == session.generation).then_some(account)
 }
 
 /// A warning where operators look (the Workers console on the Worker).
@@ -132,8 +142,8 @@ macro_rules! page_guard {
             Ok(c) => c.clone(),
             Err(r) => return r,
         };
-        match signed_in(&config, &$state, &$headers) {
-            Some((account, viewer, _)) => (config.clone(), account.clone(), viewer),
+        match signed_in(&config, &$state, &$headers).await {
+            Some((account, viewer, _)) => (config.clone(), account, viewer),
             None => return to_sign_in(),
         }
     }};
@@ -146,14 +156,14 @@ macro_rules! form_guard {
             Ok(c) => c.clone(),
             Err(r) => return r,
         };
-        let Some((account, viewer, session)) = signed_in(&config, &$state, &$headers) else {
+        let Some((account, viewer, session)) = signed_in(&config, &$state, &$headers).await else {
             return message(StatusCode::FORBIDDEN, None, "Signed out", "Your session has ended. Sign in again and repeat the change.");
         };
         let token = $form.get("csrf").map(String::as_str).unwrap_or("");
         if !same_origin(&$headers) || !config.keys.csrf_ok(&session, token) {
             return message(StatusCode::FORBIDDEN, Some(&viewer), "Refused", "This form did not come from this dashboard. Reload the page and try again.");
         }
-        (account.clone(), viewer)
+        (account, viewer)
     }};
 }
 
@@ -171,8 +181,8 @@ impl axum::extract::FromRequestParts<AppState> for SignedIn {
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, Response> {
         let config = config(state)?;
-        match signed_in(config, state, &parts.headers) {
-            Some((account, viewer, _)) => Ok(Self { account: account.clone(), viewer, client: state.client_of(&parts.headers) }),
+        match signed_in(config, state, &parts.headers).await {
+            Some((account, viewer, _)) => Ok(Self { account, viewer, client: state.client_of(&parts.headers) }),
             None => Err(to_sign_in()),
         }
     }
@@ -196,17 +206,19 @@ impl axum::extract::FromRequest<AppState> for CheckedForm {
         let headers = request.headers().clone();
         let body = Bytes::from_request(request, state).await.map_err(IntoResponse::into_response)?;
         let fields = form_map(&body);
-        let Some((account, viewer, session)) = signed_in(&config, state, &headers) else {
+        let Some((account, viewer, session)) = signed_in(&config, state, &headers).await else {
             return Err(message(StatusCode::FORBIDDEN, None, "Signed out", "Your session has ended. Sign in again and repeat the change."));
         };
         let token = fields.get("csrf").map(String::as_str).unwrap_or("");
         if !same_origin(&headers) || !config.keys.csrf_ok(&session, token) {
             return Err(message(StatusCode::FORBIDDEN, Some(&viewer), "Refused", "This form did not come from this dashboard. Reload the page and try again."));
         }
-        Ok(Self { account: account.clone(), viewer, fields, client: state.client_of(&headers) })
+        Ok(Self { account, viewer, fields, client: state.client_of(&headers) })
     }
 }
 
+mod accounts;
+pub use accounts::{accounts, add_account, change_account};
 mod audit_log;
 pub use audit_log::{audit_csv, audit_log};
 mod people;
@@ -221,7 +233,7 @@ pub async fn sign_in_form(State(state): State<AppState>, headers: HeaderMap) -> 
         Ok(c) => c,
         Err(r) => return r,
     };
-    if signed_in(config, &state, &headers).is_some() {
+    if signed_in(config, &state, &headers).await.is_some() {
         return Redirect::to("/admin").into_response();
     }
     let nonce = uuid::Uuid::new_v4().simple().to_string();
@@ -265,32 +277,82 @@ pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: By
         }
         return response;
     }
-    let Some(account) = form.get("token").and_then(|t| config.accounts.by_token(t)) else {
-        state.sign_ins.failed(&client, now);
-        // Never the token typed: a near miss of a real one is a secret too.
-        audit_or_log(&state, "unknown", &client, AuditAction::SignInFailed, "").await;
-        return html(
-            StatusCode::UNAUTHORIZED,
-            dashboard::sign_in_page(&config.keys.sign_in_csrf(nonce), Some("That token is not valid. Check it and try again.")),
-        );
+    let token = form.get("token").map(String::as_str).unwrap_or("");
+    let account = match account_for_token(config, &state, token).await {
+        Ok(Some(account)) => account,
+        Ok(None) => {
+            state.sign_ins.failed(&client, now);
+            // Never the token typed: a near miss of a real one is a secret too.
+            audit_or_log(&state, "unknown", &client, AuditAction::SignInFailed, "").await;
+            return html(
+                StatusCode::UNAUTHORIZED,
+                dashboard::sign_in_page(&config.keys.sign_in_csrf(nonce), Some("That token is not valid. Check it and try again.")),
+            );
+        }
+        Err(e) => {
+            log_error!("sign-in could not read the accounts: {e}");
+            return html(
+                StatusCode::SERVICE_UNAVAILABLE,
+                dashboard::sign_in_page(&config.keys.sign_in_csrf(nonce), Some("Signing in is not possible right now. Try again in a moment.")),
+            );
+        }
     };
     state.sign_ins.succeeded(&client);
     audit_or_log(&state, &account.name, &client, AuditAction::SignedIn, "").await;
     let nonce = uuid::Uuid::new_v4().simple().to_string();
-    let session = config.keys.issue(&account.name, &nonce, state.services.clock.now());
+    let session = config.keys.issue(&account.name, account.generation, &nonce, state.services.clock.now());
     let mut response = Redirect::to("/admin").into_response();
     response.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &session, u64::from(SESSION_HOURS) * 3600));
     response.headers_mut().append(header::SET_COOKIE, set_cookie(SIGN_IN_COOKIE, "", 0));
     response
 }
 
+/// The enabled account whose token this is: a stored one, else a bootstrap account (the file,
+/// the Worker secret) whose name the store does not hold yet, which this first sign-in stores.
+/// Once stored, the store's copy decides: a disabled bootstrap account stays out.
+async fn account_for_token(config: &AdminConfig, state: &AppState, token: &str) -> Result<Option<Account>, StoreError> {
+    let store = state.services.store.as_ref();
+    let stored = store.accounts().await?;
+    // Every account is compared, found or not, so the time taken says nothing.
+    let found = stored.iter().fold(None, |found, a| if a.has_token(token) && !a.disabled { Some(a) } else { found });
+    if let Some(account) = found {
+        return Ok(Some(account.clone()));
+    }
+    let Some(bootstrap) = config.accounts.by_token(token) else { return Ok(None) };
+    if stored.iter().any(|a| a.name == bootstrap.name) {
+        return Ok(None);
+    }
+    if store.put_account(bootstrap).await? {
+        return store.account(&bootstrap.name).await;
+    }
+    // Stored at the same moment by another sign-in: that copy decides.
+    Ok(store.account(&bootstrap.name).await?.filter(|a| a.has_token(token) && !a.disabled))
+}
+
 pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let form = form_map(&body);
-    let (account, _) = form_guard!(state, headers, form);
+    let (account, viewer) = form_guard!(state, headers, form);
+    // Every session of the account ends here, on every device and runtime.
+    if let Err(e) = end_sessions(&state, &account.name).await {
+        return store_failed(e, &viewer);
+    }
     audit_or_log(&state, &account.name, &state.client_of(&headers), AuditAction::SignedOut, "").await;
     let mut response = Redirect::to("/admin/sign-in").into_response();
     response.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", 0));
     response
+}
+
+/// Moves the account's session generation on, so every session issued before ends.
+pub(crate) async fn end_sessions(state: &AppState, name: &str) -> Result<(), StoreError> {
+    let store = state.services.store.as_ref();
+    for _ in 0..5 {
+        let Some(mut account) = store.account(name).await? else { return Ok(()) };
+        account.generation += 1;
+        if store.put_account(&account).await? {
+            return Ok(());
+        }
+    }
+    Err(StoreError::Conflict)
 }
 
 /// The owner whose rows an account sees, if it sees only some.

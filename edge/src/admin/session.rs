@@ -36,6 +36,8 @@ pub struct SessionKeys {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     pub account: String,
+    /// The account's session generation when this session began.
+    pub generation: u32,
     /// The cookie value, which the CSRF token is bound to.
     raw: String,
 }
@@ -66,9 +68,11 @@ impl SessionKeys {
         mac.verify_slice(&tag).is_ok()
     }
 
-    pub fn issue(&self, account: &str, nonce: &str, now: Timestamp) -> String {
+    /// A session of `account` in its session `generation`: it ends at expiry, or as soon as the
+    /// account's generation moves on (a sign-out, a disabled account).
+    pub fn issue(&self, account: &str, generation: u32, nonce: &str, now: Timestamp) -> String {
         let expires = now.plus_hours(SESSION_HOURS).millis();
-        let body = format!("{}.{expires}.{nonce}", B64.encode(account.as_bytes()));
+        let body = format!("{}.{expires}.{generation}.{nonce}", B64.encode(account.as_bytes()));
         let tag = B64.encode(self.mac("session", &body));
         format!("{body}.{tag}")
     }
@@ -81,7 +85,8 @@ impl SessionKeys {
         let mut parts = body.split('.');
         let account = String::from_utf8(B64.decode(parts.next()?).ok()?).ok()?;
         let expires: i64 = parts.next()?.parse().ok()?;
-        (expires > now.millis()).then(|| Session { account, raw: raw.to_owned() })
+        let generation: u32 = parts.next()?.parse().ok()?;
+        (expires > now.millis()).then(|| Session { account, generation, raw: raw.to_owned() })
     }
 
     pub fn csrf_for(&self, session: &Session) -> String {
@@ -142,8 +147,8 @@ mod tests {
 
     #[test]
     fn a_session_is_valid_until_it_expires_and_only_unaltered() {
-        let raw = keys().issue("Karin", "n1", T);
-        assert_eq!(keys().check(&raw, T.plus_hours(1)).map(|s| s.account), Some("Karin".into()));
+        let raw = keys().issue("Karin", 3, "n1", T);
+        assert_eq!(keys().check(&raw, T.plus_hours(1)).map(|s| (s.account, s.generation)), Some(("Karin".into(), 3)));
         assert!(keys().check(&raw, T.plus_hours(SESSION_HOURS)).is_none(), "expired");
         let forged = raw.replacen(&B64.encode("Karin"), &B64.encode("Admin"), 1);
         assert!(keys().check(&forged, T).is_none());
@@ -155,8 +160,8 @@ mod tests {
     #[test]
     fn a_csrf_token_belongs_to_one_session() {
         let k = keys();
-        let a = k.check(&k.issue("A", "n1", T), T).unwrap();
-        let b = k.check(&k.issue("A", "n2", T), T).unwrap();
+        let a = k.check(&k.issue("A", 0, "n1", T), T).unwrap();
+        let b = k.check(&k.issue("A", 0, "n2", T), T).unwrap();
         assert!(k.csrf_ok(&a, &k.csrf_for(&a)));
         assert!(!k.csrf_ok(&b, &k.csrf_for(&a)));
         assert!(!k.csrf_ok(&a, ""));

@@ -75,7 +75,7 @@ pub async fn upload(State(state): State<AppState>, Path(id): Path<String>, heade
         Ok(c) => c.clone(),
         Err(r) => return r,
     };
-    let Some((account, viewer, session)) = super::signed_in(&config, &state, &headers) else {
+    let Some((account, viewer, session)) = super::signed_in(&config, &state, &headers).await else {
         return message(StatusCode::FORBIDDEN, None, "Signed out", "Your session has ended. Sign in again and upload the file again.");
     };
     let (mut csrf, mut file, mut sheet) = (String::new(), None, None);
