@@ -330,3 +330,67 @@ mod tests {
         assert!(!viewer.by_name("V").unwrap().may_work_case(None));
     }
 }
+
+/// Wrong sign-in tokens from one client, as a store keeps them between requests, so a guesser
+/// spread over Worker isolates and function instances meets one count. Past `FREE_FAILURES`
+/// each wrong token doubles the wait (1 s, 2 s, 4 s…) up to `MAX_WAIT_MS`; failures are
+/// forgotten `FORGET_AFTER_MS` after the last one, and a right token clears them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignInFailures {
+    pub failures: u32,
+    pub last_at: crate::time::Timestamp,
+    pub blocked_until: crate::time::Timestamp,
+}
+
+/// Wrong tokens a client may send before it must wait.
+pub const FREE_FAILURES: u32 = 5;
+/// A client's failures are forgotten this long after its last one.
+pub const FORGET_AFTER_MS: i64 = 15 * 60 * 1000;
+/// The longest wait.
+pub const MAX_WAIT_MS: i64 = 15 * 60 * 1000;
+
+impl SignInFailures {
+    /// The count after one more wrong token at `now`.
+    pub fn after_failure(previous: Option<Self>, now: crate::time::Timestamp) -> Self {
+        let kept = previous.filter(|p| now.millis() - p.last_at.millis() <= FORGET_AFTER_MS);
+        let failures = kept.map_or(0, |p| p.failures) + 1;
+        let blocked_until = if failures > FREE_FAILURES {
+            let doublings = (failures - FREE_FAILURES - 1).min(20);
+            crate::time::Timestamp::from_millis(now.millis() + (1000i64 << doublings).min(MAX_WAIT_MS))
+        } else {
+            crate::time::Timestamp::from_millis(0)
+        };
+        Self { failures, last_at: now, blocked_until }
+    }
+
+    /// How long the client must still wait at `now`, if at all.
+    pub fn wait_ms(&self, now: crate::time::Timestamp) -> Option<i64> {
+        (self.blocked_until.millis() > now.millis()).then(|| self.blocked_until.millis() - now.millis())
+    }
+}
+
+#[cfg(test)]
+mod sign_in_tests {
+    use super::*;
+    use crate::time::Timestamp;
+
+    #[test]
+    fn a_few_wrong_tokens_are_free_then_each_one_doubles_the_wait_up_to_a_cap() {
+        let t = Timestamp::from_millis(1_000_000);
+        let mut record = None;
+        for _ in 0..FREE_FAILURES {
+            record = Some(SignInFailures::after_failure(record, t));
+            assert_eq!(record.unwrap().wait_ms(t), None, "free");
+        }
+        record = Some(SignInFailures::after_failure(record, t));
+        assert_eq!(record.unwrap().wait_ms(t), Some(1000));
+        record = Some(SignInFailures::after_failure(record, t));
+        assert_eq!(record.unwrap().wait_ms(t), Some(2000));
+        for _ in 0..30 {
+            record = Some(SignInFailures::after_failure(record, t));
+        }
+        assert_eq!(record.unwrap().wait_ms(t), Some(MAX_WAIT_MS));
+        let later = Timestamp::from_millis(t.millis() + FORGET_AFTER_MS + 1);
+        assert_eq!(SignInFailures::after_failure(record, later).failures, 1, "old failures are forgotten");
+    }
+}

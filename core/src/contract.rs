@@ -932,6 +932,22 @@ pub async fn an_account_is_stored_once_per_name_and_a_change_over_a_newer_one_is
     assert_eq!(store.account("Nobody").await.unwrap(), None);
 }
 
+pub async fn a_clients_wrong_sign_ins_are_kept_between_requests_until_cleared(store: &dyn Store) {
+    use crate::accounts::SignInFailures;
+    let client = "203.0.113.7-contract";
+    assert_eq!(store.sign_in_failures(client).await.unwrap(), None);
+    let mut record = None;
+    for n in 0..7 {
+        record = Some(SignInFailures::after_failure(store.sign_in_failures(client).await.unwrap(), T0.plus_hours(0)));
+        store.set_sign_in_failures(client, record.as_ref()).await.unwrap();
+        assert_eq!(store.sign_in_failures(client).await.unwrap().map(|r| r.failures), Some(n + 1));
+    }
+    assert_eq!(store.sign_in_failures(client).await.unwrap(), record);
+    assert!(store.sign_in_failures("another-client").await.unwrap().is_none(), "each client its own count");
+    store.set_sign_in_failures(client, None).await.unwrap();
+    assert_eq!(store.sign_in_failures(client).await.unwrap(), None);
+}
+
 /// Expands to one `#[tokio::test]` per contract case. `$make` is an async function returning a
 /// fresh store; cases use distinct campaign ids, so a shared backing table is fine too.
 #[macro_export]
@@ -971,6 +987,7 @@ macro_rules! store_contract_tests {
             an_erased_person_leaves_anonymous_rows_the_same_counters_and_only_a_hashed_suppression,
             the_audit_log_pages_newest_first_and_loses_no_entry_written_at_the_same_moment,
             an_account_is_stored_once_per_name_and_a_change_over_a_newer_one_is_refused,
+            a_clients_wrong_sign_ins_are_kept_between_requests_until_cleared,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

@@ -342,6 +342,11 @@ pub trait Store: Sync + Send {
     /// stored yet); the stored copy has the next version. False when another change came first.
     async fn put_account(&self, account: &crate::accounts::Account) -> Result<bool, StoreError>;
 
+    /// Wrong sign-in tokens of one client (`accounts::SignInFailures`).
+    async fn sign_in_failures(&self, client: &str) -> Result<Option<crate::accounts::SignInFailures>, StoreError>;
+    /// Keeps the client's count; `None` clears it (a right token).
+    async fn set_sign_in_failures(&self, client: &str, failures: Option<&crate::accounts::SignInFailures>) -> Result<(), StoreError>;
+
     // The audit log (`audit`): append-only.
 
     /// Appends an entry; nothing changes or removes one.

@@ -88,8 +88,6 @@ pub struct AppState {
     pub limits: admin::ReadLimits,
     /// Where the dashboard's contact uploads are kept and launched; `None` (the Worker) takes none.
     pub launcher: Option<Arc<dyn closeloop_functions::launch::Launcher>>,
-    /// Wrong sign-in tokens per client, to slow a guesser down.
-    pub sign_ins: Arc<admin::throttle::SignInThrottle>,
     /// The header the platform puts the client's address in (`cf-connecting-ip` on the Worker,
     /// `x-forwarded-for` behind a function URL); `None` locally, where every client is loopback.
     pub client_ip_header: Option<&'static str>,
@@ -107,7 +105,6 @@ impl AppState {
             campaigns: Arc::default(),
             limits: admin::ReadLimits::UNBOUNDED,
             launcher: None,
-            sign_ins: Arc::default(),
             client_ip_header: None,
         }
     }

@@ -1238,7 +1238,7 @@ async fn wrong_tokens_cost_a_guesser_time_and_a_throttled_attempt_gets_429_even_
             .body(Body::from(format!("csrf={csrf}&token={token}")))
             .unwrap()
     };
-    for i in 0..closeloop_edge::admin::throttle::FREE_FAILURES {
+    for i in 0..closeloop_core::accounts::FREE_FAILURES {
         assert_eq!(app.send(try_token(&format!("guess-number-{i}-of-many"))).await.status(), StatusCode::UNAUTHORIZED);
     }
     assert_eq!(app.send(try_token("one-guess-too-many")).await.status(), StatusCode::UNAUTHORIZED, "the sixth counts and starts the wait");
@@ -1246,6 +1246,14 @@ async fn wrong_tokens_cost_a_guesser_time_and_a_throttled_attempt_gets_429_even_
     assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS, "even the right token waits");
     assert_eq!(throttled.headers()[header::RETRY_AFTER], "1");
     assert!(text(throttled).await.contains("Too many wrong tokens. Try again in 1 second."));
+    // Another isolate or instance over the same store: the count is the store's, not the process's.
+    let elsewhere = router(
+        AppState::new(&app.services, None).with_admin(AdminConfig::new(Accounts::default().with("Admin", Role::Admin, None, ADMIN), SECRET).unwrap()),
+    );
+    assert_eq!(elsewhere.oneshot(try_token(ADMIN)).await.unwrap().status(), StatusCode::TOO_MANY_REQUESTS, "throttled there too");
+    let logged = app.store.audit_log(None, 100).await.unwrap().entries;
+    assert_eq!(logged.iter().filter(|e| e.action == closeloop_core::audit::AuditAction::SignInThrottled).count(), 2, "each throttled attempt is logged");
+    assert_eq!(logged.iter().filter(|e| e.action == closeloop_core::audit::AuditAction::SignInFailed).count(), 6);
     app.clock.set(Timestamp::from_millis(T0.millis() + 1_000));
     let signed_in = app.send(try_token(ADMIN)).await;
     assert_eq!(signed_in.status(), StatusCode::SEE_OTHER, "after the wait the right token works");

@@ -35,6 +35,12 @@ pub fn account_sk(name: &str) -> String {
     format!("ACCOUNT#{name}")
 }
 
+/// One client's wrong sign-ins; the client text is bounded by the edge (64 characters).
+pub fn sign_in_pk(client: &str) -> String {
+    format!("SIGNIN#{client}")
+}
+pub const SIGN_IN_SK: &str = "FAILURES";
+
 /// The audit log: one partition (staff actions are few), newest last by sort key.
 pub const AUDIT_PK: &str = "AUDIT";
 pub const ERASURE_KEY_SK: &str = "ERASURE_KEY";

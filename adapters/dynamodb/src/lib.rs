@@ -1377,6 +1377,30 @@ impl Store for DynamoStore {
         }
     }
 
+    async fn sign_in_failures(&self, client: &str) -> Result<Option<closeloop_core::accounts::SignInFailures>, StoreError> {
+        self.get(sign_in_pk(client), SIGN_IN_SK).await?.map(|item| body(&item)).transpose()
+    }
+
+    async fn set_sign_in_failures(&self, client: &str, failures: Option<&closeloop_core::accounts::SignInFailures>) -> Result<(), StoreError> {
+        match failures {
+            Some(failures) => {
+                // Gone by TTL once forgotten anyway, so the table keeps no count of old guessers.
+                let expires = (failures.last_at.millis() + closeloop_core::accounts::FORGET_AFTER_MS) / 1000 + 1;
+                let item = HashMap::from([
+                    ("pk".to_owned(), s(sign_in_pk(client))),
+                    ("sk".to_owned(), s(SIGN_IN_SK)),
+                    ("body".to_owned(), s(serde_json::to_string(failures).map_err(StoreError::corrupt)?)),
+                    ("expires_at".to_owned(), n(expires)),
+                ]);
+                self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(unavailable)?;
+            }
+            None => {
+                self.client.delete_item().table_name(&self.table).key("pk", s(sign_in_pk(client))).key("sk", s(SIGN_IN_SK)).send().await.map_err(unavailable)?;
+            }
+        }
+        Ok(())
+    }
+
     async fn append_audit(&self, entry: &closeloop_core::audit::AuditEntry) -> Result<(), StoreError> {
         // Zero-padded time, then this process's sequence: a query's key order is the order written
         // (within one process; entries of one millisecond from two processes interleave).

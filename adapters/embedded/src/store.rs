@@ -98,6 +98,7 @@ CREATE TABLE IF NOT EXISTS campaign_changes (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS accounts (name TEXT PRIMARY KEY, version INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sign_in_failures (client TEXT PRIMARY KEY, body TEXT NOT NULL);
 -- The audit log is append-only: the file itself refuses a change or a removal.
 CREATE TABLE IF NOT EXISTS audit_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, body TEXT NOT NULL);
 CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
@@ -1234,6 +1235,35 @@ impl Store for SqliteStore {
             }
             .map_err(unavailable)?;
             Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn sign_in_failures(&self, client: &str) -> Result<Option<closeloop_core::accounts::SignInFailures>, StoreError> {
+        let client = client.to_owned();
+        self.read("sign_in_failures", move |conn| {
+            let body: Option<String> = conn
+                .prepare_cached("SELECT body FROM sign_in_failures WHERE client = ?1")
+                .and_then(|mut s| s.query_row([&client], |r| r.get(0)).optional())
+                .map_err(unavailable)?;
+            body.map(|b| from_json(&b)).transpose()
+        })
+        .await
+    }
+
+    async fn set_sign_in_failures(&self, client: &str, failures: Option<&closeloop_core::accounts::SignInFailures>) -> Result<(), StoreError> {
+        let client = client.to_owned();
+        let body = failures.map(to_json).transpose()?;
+        self.write("set_sign_in_failures", move |conn| {
+            match body {
+                Some(body) => conn.execute(
+                    "INSERT INTO sign_in_failures (client, body) VALUES (?1, ?2) ON CONFLICT(client) DO UPDATE SET body = excluded.body",
+                    params![client, body],
+                ),
+                None => conn.execute("DELETE FROM sign_in_failures WHERE client = ?1", [&client]),
+            }
+            .map_err(unavailable)?;
+            Ok(())
         })
         .await
     }

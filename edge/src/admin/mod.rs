@@ -6,7 +6,6 @@
 
 mod rows;
 mod session;
-pub mod throttle;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -261,7 +260,16 @@ pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: By
     }
     let client = state.client_of(&headers);
     let now = state.services.clock.now();
-    if let Err(wait_ms) = state.sign_ins.check(&client, now) {
+    // The count lives in the store, so every isolate and instance sees the same one; a store
+    // that cannot be read throttles nobody (and then signs nobody in either).
+    let previous = match state.services.store.sign_in_failures(&client).await {
+        Ok(previous) => previous,
+        Err(e) => {
+            log_error!("reading a client's sign-in failures failed: {e}");
+            None
+        }
+    };
+    if let Some(wait_ms) = previous.and_then(|p| p.wait_ms(now)) {
         let seconds = (wait_ms + 999) / 1000;
         tracing_warn(&format!("sign-in throttled for client {client}: {seconds} s to wait"));
         audit_or_log(&state, "unknown", &client, AuditAction::SignInThrottled, "").await;
@@ -281,7 +289,10 @@ pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: By
     let account = match account_for_token(config, &state, token).await {
         Ok(Some(account)) => account,
         Ok(None) => {
-            state.sign_ins.failed(&client, now);
+            let failures = closeloop_core::accounts::SignInFailures::after_failure(previous, now);
+            if let Err(e) = state.services.store.set_sign_in_failures(&client, Some(&failures)).await {
+                log_error!("counting a wrong sign-in failed: {e}");
+            }
             // Never the token typed: a near miss of a real one is a secret too.
             audit_or_log(&state, "unknown", &client, AuditAction::SignInFailed, "").await;
             return html(
@@ -297,7 +308,11 @@ pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: By
             );
         }
     };
-    state.sign_ins.succeeded(&client);
+    if previous.is_some() {
+        if let Err(e) = state.services.store.set_sign_in_failures(&client, None).await {
+            log_error!("clearing a client's sign-in failures failed: {e}");
+        }
+    }
     audit_or_log(&state, &account.name, &client, AuditAction::SignedIn, "").await;
     let nonce = uuid::Uuid::new_v4().simple().to_string();
     let session = config.keys.issue(&account.name, account.generation, &nonce, state.services.clock.now());
