@@ -173,6 +173,10 @@ pub struct Campaign {
     pub reminders: Reminders,
     #[serde(default = "default_throttle_days")]
     pub throttle_days: u32,
+    /// Personal data of an invitation is erased this many months after it was created (the
+    /// schedule does it; counts and scores stay, anonymous). GDPR Art. 5(1)(e).
+    #[serde(default = "default_retention_months")]
+    pub retention_months: u32,
     /// Scores at or below this raise an alert (6 = every detractor; 0 = only the zeros).
     #[serde(default = "default_alert_threshold")]
     pub alert_threshold: u8,
@@ -237,6 +241,15 @@ impl Market {
 fn default_locales() -> Vec<Locale> {
     vec![Locale::En]
 }
+/// Two years: long enough to compare a year with the one before it.
+pub const DEFAULT_RETENTION_MONTHS: u32 = 24;
+/// Ten years at most.
+pub const MAX_RETENTION_MONTHS: u32 = 120;
+
+fn default_retention_months() -> u32 {
+    DEFAULT_RETENTION_MONTHS
+}
+
 fn default_throttle_days() -> u32 {
     90
 }
@@ -320,6 +333,9 @@ impl Campaign {
         }
         if self.heads_up_days.is_some_and(|d| !(1..=14).contains(&d)) {
             invalid("heads_up_days", "heads_up_days must be 1 to 14".into());
+        }
+        if !(1..=MAX_RETENTION_MONTHS).contains(&self.retention_months) {
+            invalid("retention_months", format!("retention_months must be 1 to {MAX_RETENTION_MONTHS}"));
         }
         if self.throttle_days > 3650 {
             invalid("throttle_days", "throttle_days must be at most 3650".into());

@@ -49,6 +49,7 @@ pub struct CampaignForm {
     pub touchpoint: String,
     pub privacy_url: String,
     pub throttle_days: String,
+    pub retention_months: String,
     pub alert_threshold: String,
     pub follow_up_hours: String,
     pub manager_email: String,
@@ -86,6 +87,7 @@ impl CampaignForm {
             touchpoint: get("touchpoint"),
             privacy_url: get("privacy_url"),
             throttle_days: get("throttle_days"),
+            retention_months: get("retention_months"),
             alert_threshold: get("alert_threshold"),
             follow_up_hours: get("follow_up_hours"),
             manager_email: get("manager_email"),
@@ -107,6 +109,7 @@ impl CampaignForm {
         Self {
             locales: "en".into(),
             throttle_days: "90".into(),
+            retention_months: crate::campaign::DEFAULT_RETENTION_MONTHS.to_string(),
             alert_threshold: "6".into(),
             follow_up_hours: "48".into(),
             market: "b2c".into(),
@@ -138,6 +141,7 @@ impl CampaignForm {
             touchpoint: c.touchpoint.clone().unwrap_or_default(),
             privacy_url: c.privacy_url.clone().unwrap_or_default(),
             throttle_days: c.throttle_days.to_string(),
+            retention_months: c.retention_months.to_string(),
             alert_threshold: c.alert_threshold.to_string(),
             follow_up_hours: c.follow_up_hours.to_string(),
             manager_email: c.manager_email.as_ref().map(|e| e.as_str().to_owned()).unwrap_or_default(),
@@ -205,6 +209,7 @@ impl CampaignForm {
             }
         };
         let throttle_days = number("throttle_days", &self.throttle_days, 3650);
+        let retention_months = number("retention_months", &self.retention_months, crate::campaign::MAX_RETENTION_MONTHS);
         let alert_threshold = number("alert_threshold", &self.alert_threshold, 10) as u8;
         let follow_up_hours = number("follow_up_hours", &self.follow_up_hours, 336);
         let delay_days = number("reminder_delay_days", &self.reminder_delay_days, 30);
@@ -325,6 +330,7 @@ impl CampaignForm {
             review_sites,
             reminders: Reminders { delay_days, max },
             throttle_days,
+            retention_months,
             alert_threshold,
             follow_up_hours,
             manager_email,

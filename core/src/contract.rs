@@ -948,6 +948,25 @@ pub async fn a_clients_wrong_sign_ins_are_kept_between_requests_until_cleared(st
     assert_eq!(store.sign_in_failures(client).await.unwrap(), None);
 }
 
+pub async fn retention_finds_the_old_invitations_not_erased_yet_oldest_first(store: &dyn Store) {
+    let c = campaign("retention");
+    store.put_campaign(&c).await.unwrap();
+    let old: Vec<Invitation> = (1..=3).map(|n| invitation(&c, n, T0.plus_days(u32::from(n)))).collect();
+    let recent = invitation(&c, 9, T0.plus_days(100));
+    store.create_invitations(&old, T0.minus_days(400)).await.unwrap();
+    store.create_invitations(&[recent.clone()], T0.minus_days(400)).await.unwrap();
+    let other = campaign("retention-other");
+    store.put_campaign(&other).await.unwrap();
+    store.create_invitations(&[invitation(&other, 1, T0)], T0.minus_days(400)).await.unwrap();
+    let cutoff = T0.plus_days(50);
+    let ids = |list: &[Invitation]| list.iter().map(|i| i.id.clone()).collect::<Vec<_>>();
+    assert_eq!(store.invitations_to_retain(&c.id, cutoff, 10).await.unwrap(), ids(&old), "oldest first, this campaign only");
+    assert_eq!(store.invitations_to_retain(&c.id, cutoff, 2).await.unwrap(), ids(&old[..2]));
+    assert!(store.erase_invitation(&old[0].id, T0.plus_days(60)).await.unwrap());
+    assert_eq!(store.invitations_to_retain(&c.id, cutoff, 10).await.unwrap(), ids(&old[1..]), "an erased one is not found again");
+    assert!(store.invitations_to_retain(&c.id, T0, 10).await.unwrap().is_empty());
+}
+
 /// Expands to one `#[tokio::test]` per contract case. `$make` is an async function returning a
 /// fresh store; cases use distinct campaign ids, so a shared backing table is fine too.
 #[macro_export]
@@ -988,6 +1007,7 @@ macro_rules! store_contract_tests {
             the_audit_log_pages_newest_first_and_loses_no_entry_written_at_the_same_moment,
             an_account_is_stored_once_per_name_and_a_change_over_a_newer_one_is_refused,
             a_clients_wrong_sign_ins_are_kept_between_requests_until_cleared,
+            retention_finds_the_old_invitations_not_erased_yet_oldest_first,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

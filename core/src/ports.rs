@@ -379,6 +379,9 @@ pub trait Store: Sync + Send {
     /// themselves. Returns how many hashes were new. A relaunch of the same person checks the
     /// hashes and invites nobody.
     async fn forget_contact_keys(&self, keys: &[ContactKey], at: Timestamp) -> Result<usize, StoreError>;
+    /// Invitations of the campaign created before `created_before` and not erased yet, oldest
+    /// first: what retention (`schedule`) erases next.
+    async fn invitations_to_retain(&self, campaign: &CampaignId, created_before: Timestamp, limit: usize) -> Result<Vec<InvitationId>, StoreError>;
     /// After an erasure: makes what was erased unrecoverable from the store's own files (SQLite:
     /// the WAL is checkpointed and truncated). Nothing to do where the service does it.
     async fn purge_erased(&self) -> Result<(), StoreError> {

@@ -331,11 +331,30 @@ impl Timestamp {
     pub fn minus_days(self, days: u32) -> Self {
         Self(self.0 - days as i64 * DAY_MS)
     }
+
+    /// The same moment `months` calendar months earlier on the UTC calendar (31 March less a
+    /// month is 28 or 29 February), for retention periods.
+    pub fn minus_months(self, months: u32) -> Self {
+        let Ok(at) = jiff::Timestamp::from_millisecond(self.0) else { return self };
+        let zoned = at.to_zoned(jiff::tz::TimeZone::UTC);
+        match zoned.checked_sub(jiff::Span::new().months(i64::from(months))) {
+            Ok(earlier) => Self(earlier.timestamp().as_millisecond()),
+            // Before the calendar's start: nothing is that old.
+            Err(_) => Self(i64::MIN / 2),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn months_are_counted_on_the_calendar() {
+        let march_31 = Timestamp::parse_rfc3339("2026-03-31T12:00:00Z").unwrap();
+        assert_eq!(march_31.minus_months(1).to_rfc3339(), "2026-02-28T12:00:00.000Z");
+        assert_eq!(march_31.minus_months(24).to_rfc3339(), "2024-03-31T12:00:00.000Z");
+    }
 
     #[test]
     fn rfc3339_round_trips_to_the_millisecond() {

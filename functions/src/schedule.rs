@@ -23,6 +23,9 @@ pub struct ScheduleSummary {
     pub digests_sent: usize,
     /// Heads-up mails to the contacts of campaigns that start within their `heads_up_days`.
     pub heads_ups_sent: usize,
+    /// Invitations whose personal data was erased for being older than their campaign's
+    /// `retention_months`.
+    pub invitations_retained: usize,
 }
 
 /// A campaign's digests go out on Monday from 08:00 on its clock, once per ISO week, whichever
@@ -141,7 +144,34 @@ pub async fn run(services: &Services, accounts: &Accounts, at: Timestamp) -> Res
     summary.digests_sent = send_digests(services, accounts, at).await?;
     // Last: a heads-up walk is the longest step, and the others must not wait on it.
     summary.heads_ups_sent = send_heads_ups(services, &statuses, at).await?;
+    summary.invitations_retained = apply_retention(services, at).await?;
     Ok(summary)
+}
+
+/// Invitations retention erases in one run: each is a read and a transaction, so a run stays
+/// well inside the schedule function's timeout; the rest go in the next runs.
+pub const RETAINED_PER_RUN: usize = 500;
+
+/// Erases, as `privacy` does, the personal data of invitations older than their campaign's
+/// `retention_months` (GDPR Art. 5(1)(e)). Counts stay. Unlike a person's erasure it leaves no
+/// suppression: the person may be asked again in a later campaign.
+pub async fn apply_retention(services: &Services, at: Timestamp) -> Result<usize, FunctionError> {
+    let mut erased = 0;
+    for campaign in services.store.campaigns().await? {
+        if erased >= RETAINED_PER_RUN {
+            break;
+        }
+        let cutoff = at.minus_months(campaign.retention_months);
+        for id in services.store.invitations_to_retain(&campaign.id, cutoff, RETAINED_PER_RUN - erased).await? {
+            if services.store.erase_invitation(&id, at).await? {
+                erased += 1;
+            }
+        }
+    }
+    if erased > 0 {
+        services.store.purge_erased().await?;
+    }
+    Ok(erased)
 }
 
 /// How long a paused campaign's due reminder is put off before it is looked at again.

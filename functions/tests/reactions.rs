@@ -478,3 +478,36 @@ async fn outside_its_send_window_a_campaign_holds_invitations_and_reminders_unti
     assert!(monday.reminders_sent >= 2, "{monday:?}");
     assert_eq!((w.sent("pas@", "reminder"), w.sent("det@", "reminder")), (1, 0), "Per is reminded; Dag answered");
 }
+
+#[tokio::test]
+async fn the_schedule_erases_invitations_older_than_the_campaigns_retention_and_keeps_their_counts() {
+    let closeloop_testkit::Local { store, clock, services, .. } = closeloop_testkit::local();
+    let mut campaign = Campaign::from_toml(include_str!("../../demo/campaign.toml")).unwrap();
+    campaign.retention_months = 6;
+    launch::launch(&services, &campaign, b"email;first_name\nold.one@example.se;Olle\n").await.unwrap();
+    dispatch::dispatch_pending(&services).await.unwrap();
+    let start = clock.now();
+    clock.set(start.plus_days(150));
+    launch::launch(&services, &campaign, b"email;first_name\nnew.one@example.se;Nina\n").await.unwrap();
+    dispatch::dispatch_pending(&services).await.unwrap();
+    store.settle_counters().await.unwrap();
+    let counted = store.counter_buckets(&campaign.id, &closeloop_core::counters::View::Everything.prefixes()).await.unwrap();
+
+    // Five months on, nothing is old enough.
+    let five_months = schedule::run(&services, &Default::default(), start.plus_days(152)).await.unwrap();
+    assert_eq!(five_months.invitations_retained, 0);
+    // Seven months after the first launch: the first invitation goes, the second stays.
+    let later = start.plus_days(214);
+    clock.set(later);
+    let summary = schedule::run(&services, &Default::default(), later).await.unwrap();
+    assert_eq!(summary.invitations_retained, 1);
+    let rows = store.campaign_rows(&campaign.id).await.unwrap();
+    let names: Vec<Option<String>> = rows.iter().map(|r| r.invitation.contact.first_name.clone()).collect();
+    assert!(names.contains(&Some("Nina".into())) && !names.contains(&Some("Olle".into())), "{names:?}");
+    assert!(rows.iter().any(|r| r.invitation.erased_at == Some(later)));
+    store.settle_counters().await.unwrap();
+    assert_eq!(store.counter_buckets(&campaign.id, &closeloop_core::counters::View::Everything.prefixes()).await.unwrap(), counted, "counts stay");
+    assert_eq!(schedule::run(&services, &Default::default(), later).await.unwrap().invitations_retained, 0, "once");
+    // Retention is not an objection: the person may be asked again later.
+    assert!(!store.is_suppressed(&[closeloop_core::ContactKey::email(&closeloop_core::Email::parse("old.one@example.se").unwrap())]).await.unwrap());
+}

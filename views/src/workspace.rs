@@ -171,6 +171,7 @@ pub fn campaign_form_page(
                 input("reminder_delay_days", "Days before a reminder", "number", &form.reminder_delay_days, "1 to 30.", true),
                 input("reminder_max", "Reminders at most", "number", &form.reminder_max, "0 to 3; one is usually enough.", true),
                 input("heads_up_days", "Heads-up mail, days before a scheduled start", "number", &form.heads_up_days, "1 to 14, or empty for none: each contact hears from their owner that a short survey is coming.", false),
+                input("retention_months", "Months to keep personal data", "number", &form.retention_months, "1 to 120: then each invitation's names, contact fields and comment are erased; its score still counts.", true),
             ],
         },
         Section {

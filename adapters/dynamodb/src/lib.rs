@@ -1441,6 +1441,18 @@ impl Store for DynamoStore {
         Ok(closeloop_core::audit::AuditPage { entries, next })
     }
 
+    async fn invitations_to_retain(&self, campaign: &CampaignId, created_before: Timestamp, limit: usize) -> Result<Vec<InvitationId>, StoreError> {
+        let items = self
+            .query_all(
+                Some(schema::AGE_INDEX),
+                "gsi4pk = :p AND gsi4sk < :before",
+                vec![(":p", s(age_partition(campaign))), (":before", s(format!("{:015}#", created_before.millis())))],
+                Some(limit.max(1)),
+            )
+            .await?;
+        items.iter().map(|item| get_s(item, "pk").map(|pk| InvitationId(pk.trim_start_matches("INV#").to_owned()))).collect()
+    }
+
     async fn erasure_key(&self) -> Result<ErasureKey, StoreError> {
         if let Some(key) = self.erasure.get() {
             return Ok(key.clone());
@@ -1545,7 +1557,7 @@ impl Store for DynamoStore {
                     .table_name(&self.table)
                     .key("pk", s(invitation_pk(id)))
                     .key("sk", s(INVITATION_SK))
-                    .update_expression("SET body = :b, link_token = :t REMOVE next_reminder_at, gsi1pk, gsi1sk")
+                    .update_expression("SET body = :b, link_token = :t REMOVE next_reminder_at, gsi1pk, gsi1sk, gsi4pk, gsi4sk")
                     .condition_expression("attribute_exists(pk)")
                     .expression_attribute_values(":b", s(serde_json::to_string(&erased).map_err(StoreError::corrupt)?))
                     .expression_attribute_values(":t", s(erased.token.as_str()))

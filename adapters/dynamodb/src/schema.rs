@@ -16,6 +16,8 @@ pub const CAMPAIGN_INDEX: &str = "campaign";
 pub const OWNER_INDEX: &str = "owner";
 /// Invitation by its link token: the edge's one lookup.
 pub const TOKEN_INDEX: &str = "token";
+/// Sparse: a campaign's invitations not erased yet, oldest first, for retention.
+pub const AGE_INDEX: &str = "age";
 
 #[derive(Debug, Clone)]
 pub struct TableSettings {
@@ -31,6 +33,10 @@ fn attribute(name: &str) -> Result<AttributeDefinition, StoreError> {
 }
 
 fn index(name: &str, hash: &str, range: Option<&str>) -> Result<GlobalSecondaryIndex, StoreError> {
+    projected_index(name, hash, range, ProjectionType::All)
+}
+
+fn projected_index(name: &str, hash: &str, range: Option<&str>, projection: ProjectionType) -> Result<GlobalSecondaryIndex, StoreError> {
     let mut schema = vec![key(hash, KeyType::Hash)?];
     if let Some(range) = range {
         schema.push(key(range, KeyType::Range)?);
@@ -38,7 +44,7 @@ fn index(name: &str, hash: &str, range: Option<&str>) -> Result<GlobalSecondaryI
     GlobalSecondaryIndex::builder()
         .index_name(name)
         .set_key_schema(Some(schema))
-        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .projection(Projection::builder().projection_type(projection).build())
         .build()
         .map_err(crate::request_bug)
 }
@@ -50,7 +56,7 @@ pub async fn create_table(client: &Client, settings: &TableSettings) -> Result<(
         .table_name(&settings.name)
         .billing_mode(BillingMode::PayPerRequest)
         .set_attribute_definitions(Some(
-            ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk", "link_token"].into_iter().map(attribute).collect::<Result<_, _>>()?,
+            ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk", "gsi4pk", "gsi4sk", "link_token"].into_iter().map(attribute).collect::<Result<_, _>>()?,
         ))
         .key_schema(key("pk", KeyType::Hash)?)
         .key_schema(key("sk", KeyType::Range)?)
@@ -58,6 +64,8 @@ pub async fn create_table(client: &Client, settings: &TableSettings) -> Result<(
         .global_secondary_indexes(index(CAMPAIGN_INDEX, "gsi2pk", Some("gsi2sk"))?)
         .global_secondary_indexes(index(TOKEN_INDEX, "link_token", None)?)
         .global_secondary_indexes(index(OWNER_INDEX, "gsi3pk", Some("gsi3sk"))?)
+        // Keys only: retention needs the ids, and a copy of every invitation would double the storage.
+        .global_secondary_indexes(projected_index(AGE_INDEX, "gsi4pk", Some("gsi4sk"), ProjectionType::KeysOnly)?)
         .stream_specification(
             StreamSpecification::builder().stream_enabled(true).stream_view_type(StreamViewType::NewAndOldImages).build().map_err(crate::request_bug)?,
         )

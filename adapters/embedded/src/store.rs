@@ -214,7 +214,7 @@ fn case_from((body, escalated, status): (String, Option<i64>, String)) -> Result
     Ok(case)
 }
 
-/// Brings a file written by an earlier version up to this schema (`user_version` 3).
+/// Brings a file written by an earlier version up to this schema (`user_version` 4).
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(unavailable)?;
     if version < 2 {
@@ -223,7 +223,25 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     if version < 3 {
         migrate_to_3(conn)?;
     }
+    if version < 4 {
+        migrate_to_4(conn)?;
+    }
     Ok(())
+}
+
+/// Version 4: when an invitation was erased, as a column, so retention finds the invitations
+/// still to erase through an index (`invitations_to_retain`) that drops each one once erased.
+fn migrate_to_4(conn: &Connection) -> Result<(), StoreError> {
+    let has_column: bool =
+        conn.prepare("SELECT 1 FROM pragma_table_info('invitations') WHERE name = 'erased_at'").and_then(|mut s| s.exists([])).map_err(unavailable)?;
+    if !has_column {
+        conn.execute_batch("ALTER TABLE invitations ADD COLUMN erased_at INTEGER").map_err(unavailable)?;
+    }
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS invitations_to_retain ON invitations(campaign_id, created_at) WHERE erased_at IS NULL;
+         PRAGMA user_version = 4;",
+    )
+    .map_err(unavailable)
 }
 
 /// Version 3: report rows read suppression from the invitation's `suppressed` mark. A file from
@@ -1295,6 +1313,21 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn invitations_to_retain(&self, campaign: &CampaignId, created_before: Timestamp, limit: usize) -> Result<Vec<InvitationId>, StoreError> {
+        let campaign = campaign.as_str().to_owned();
+        self.read("invitations_to_retain", move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id FROM invitations INDEXED BY invitations_to_retain
+                     WHERE campaign_id = ?1 AND created_at < ?2 AND erased_at IS NULL ORDER BY created_at LIMIT ?3",
+                )
+                .map_err(unavailable)?;
+            let ids = stmt.query_map(params![campaign, created_before.millis(), limit as i64], |r| r.get::<_, String>(0)).map_err(unavailable)?;
+            ids.map(|id| id.map(InvitationId).map_err(unavailable)).collect()
+        })
+        .await
+    }
+
     async fn erasure_key(&self) -> Result<ErasureKey, StoreError> {
         Ok((*self.erasure).clone())
     }
@@ -1374,8 +1407,8 @@ impl Store for SqliteStore {
 
             let erased = privacy::erase_invitation(&invitation, at);
             tx.execute(
-                "UPDATE invitations SET token = ?2, body = ?3, next_reminder_at = NULL WHERE id = ?1",
-                params![id.0, erased.token.as_str(), to_json(&erased)?],
+                "UPDATE invitations SET token = ?2, body = ?3, next_reminder_at = NULL, erased_at = ?4 WHERE id = ?1",
+                params![id.0, erased.token.as_str(), to_json(&erased)?, erased.erased_at.map(Timestamp::millis)],
             )
             .map_err(unavailable)?;
             let versions: Vec<(u32, String)> = {
