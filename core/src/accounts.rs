@@ -118,6 +118,9 @@ impl Account {
         if name.is_empty() || name.chars().count() > 80 || name.chars().any(char::is_control) {
             return Err(invalid("name must be 1-80 characters, none of them control characters"));
         }
+        if reserved(name) {
+            return Err(invalid("this name is reserved for the audit log"));
+        }
         if role == Role::Owner && email.is_none() {
             return Err(invalid("an owner needs the email their contacts carry as owner_email"));
         }
@@ -194,14 +197,24 @@ fn same_bytes(a: &[u8; 32], b: &[u8; 32]) -> bool {
 /// Sign-in tokens are at least this long: they are the only secret standing in front of the data.
 pub const MIN_TOKEN_CHARS: usize = 20;
 
+/// Names the audit log and the case history use for what is not a person: an account with one
+/// of them could pass for the API, the command line or an erasure.
+fn reserved(name: &str) -> bool {
+    let lower = name.trim().to_lowercase();
+    ["api", "cli", "unknown", crate::model::ERASURE_ACTOR].contains(&lower.as_str()) || lower.starts_with("cli (")
+}
+
 impl Accounts {
     pub fn from_toml(text: &str) -> Result<Self, AccountsError> {
         let file: AccountFile = toml::from_str(text)?;
         let mut accounts = Vec::with_capacity(file.account.len());
         for entry in file.account {
             let invalid = |problem: &str| AccountsError::Invalid { name: entry.name.clone(), problem: problem.to_owned() };
-            if entry.name.trim().is_empty() || entry.name.chars().count() > 80 {
-                return Err(invalid("name must be 1-80 characters"));
+            if entry.name.trim().is_empty() || entry.name.chars().count() > 80 || entry.name.chars().any(char::is_control) {
+                return Err(invalid("name must be 1-80 characters, none of them control characters"));
+            }
+            if reserved(&entry.name) {
+                return Err(invalid("this name is reserved for the audit log"));
             }
             if accounts.iter().any(|a: &Account| a.name == entry.name) {
                 return Err(invalid("name is used twice"));

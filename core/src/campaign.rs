@@ -311,6 +311,12 @@ impl Campaign {
         for (field, value) in [("name", &self.name), ("company", &self.company), ("sender_name", &self.sender_name)] {
             if value.trim().is_empty() {
                 invalid(field, format!("{field} must not be empty"));
+            } else if value.chars().count() > crate::model::MAX_FIELD_CHARS {
+                // Each is one line of a page, a mail or a subject: a sample contact's 200
+                // characters must still fit beside it.
+                invalid(field, format!("{field} must be at most {} characters", crate::model::MAX_FIELD_CHARS));
+            } else if value.chars().any(char::is_control) {
+                invalid(field, format!("{field} must be one line, without control characters"));
             }
         }
         if self.locales.is_empty() {

@@ -835,6 +835,16 @@ pub async fn a_person_is_found_with_every_answer_version_case_send_and_suppressi
     assert!(store.person_invitations(&[ContactKey::email(&Email::parse("nobody@x.example").unwrap())]).await.unwrap().is_empty());
 }
 
+pub async fn an_erased_persons_open_case_is_closed_and_never_escalates(store: &dyn Store) {
+    let (c, inv) = seeded(store, "person-erase-case").await;
+    store.open_case(&FollowUpCase::new(inv.id.clone(), c.id.clone(), None, T0, T0.plus_hours(48))).await.unwrap();
+    assert!(store.erase_invitation(&inv.id, T0.plus_hours(1)).await.unwrap());
+    let case = store.case(&inv.id).await.unwrap().unwrap();
+    assert_eq!(case.status, CaseStatus::Closed);
+    assert!(case.is_erased());
+    assert!(store.overdue_cases(T0.plus_days(30), 10_000).await.unwrap().iter().all(|k| k.invitation_id != inv.id));
+}
+
 pub async fn an_erased_person_leaves_anonymous_rows_the_same_counters_and_only_a_hashed_suppression(store: &dyn Store) {
     let (c, inv, _) = person_with_everything(store, "person-erase").await;
     let every_bucket = View::Everything.prefixes();
@@ -854,6 +864,10 @@ pub async fn an_erased_person_leaves_anonymous_rows_the_same_counters_and_only_a
     assert_eq!(store.answer(&inv.id).await.unwrap().map(|a| (a.score.value(), a.comment)), Some((2, None)));
     let case = store.case(&inv.id).await.unwrap().unwrap();
     assert!(case.notes.is_empty() && case.closed.as_ref().is_some_and(|k| !k.outcome.contains("Person")));
+    let late_note = CaseNote { by: "anna@acme.example".into(), at: T0.plus_days(1), text: "About Person 1 again".into() };
+    assert!(!store.add_case_note(&inv.id, &late_note).await.unwrap(), "nothing more is written about an erased person");
+    let (late, late_event, late_deltas) = answer_after(&inv, store.answer(&inv.id).await.unwrap().as_ref(), 9, 3, T0.plus_days(1));
+    assert!(matches!(store.record_answer(&late, &late_event, &late_deltas).await, Err(StoreError::Conflict)), "an answer that raced the erasure is refused");
     assert!(store.person_invitations(&keys).await.unwrap().is_empty(), "nothing leads back to the person");
     assert!(store.suppressions(&keys).await.unwrap().is_empty(), "the address itself is off the list");
     assert!(store.last_invited(&keys).await.unwrap().is_empty(), "and off the throttle");
@@ -1004,6 +1018,7 @@ macro_rules! store_contract_tests {
             a_request_is_one_pending_event_however_often_it_is_appended,
             a_person_is_found_with_every_answer_version_case_send_and_suppression,
             an_erased_person_leaves_anonymous_rows_the_same_counters_and_only_a_hashed_suppression,
+            an_erased_persons_open_case_is_closed_and_never_escalates,
             the_audit_log_pages_newest_first_and_loses_no_entry_written_at_the_same_moment,
             an_account_is_stored_once_per_name_and_a_change_over_a_newer_one_is_refused,
             a_clients_wrong_sign_ins_are_kept_between_requests_until_cleared,

@@ -62,11 +62,17 @@ pub enum ContactError {
 #[serde(try_from = "String", into = "String")]
 pub struct Email(String);
 
+/// Characters that change how text reads without showing (direction overrides, zero-width
+/// marks), and U+FFFD, which stands for bytes that were not text: none belongs in an address.
+fn invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}' | '\u{FFFD}')
+}
+
 impl Email {
     pub fn parse(input: &str) -> Result<Self, ContactError> {
         let candidate = input.trim();
         let bad = || ContactError::BadEmail(candidate.chars().take(80).collect());
-        if candidate.len() > 254 || candidate.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if candidate.len() > 254 || candidate.chars().any(|c| c.is_whitespace() || c.is_control() || invisible(c)) {
             return Err(bad());
         }
         let (local, domain) = candidate.rsplit_once('@').ok_or_else(bad)?;
@@ -82,7 +88,10 @@ impl Email {
         if !(domain_ok && local_ok) {
             return Err(bad());
         }
-        Ok(Self(candidate.to_lowercase()))
+        // NFC, so "jörg" typed as o + combining diaeresis (as macOS pastes it) is the same
+        // address as the precomposed ö the CRM exported: one key for suppression and erasure.
+        let composed = icu_normalizer::ComposingNormalizerBorrowed::new_nfc().normalize(candidate);
+        Ok(Self(composed.to_lowercase()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -446,6 +455,9 @@ pub struct FollowUpCase {
     pub notes: Vec<CaseNote>,
     #[serde(default)]
     pub closed: Option<CaseClosure>,
+    /// When the person was erased (`privacy::erase_case`): nothing more is written about them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erased_at: Option<Timestamp>,
 }
 
 impl FollowUpCase {
@@ -466,6 +478,7 @@ impl FollowUpCase {
             escalated_at: None,
             notes: Vec::new(),
             closed: None,
+            erased_at: None,
         }
     }
 
@@ -474,6 +487,19 @@ impl FollowUpCase {
     }
 
     /// Closes an open case; false if it was closed already (the first closure stands).
+    /// False once the person was erased: nothing more is written about them.
+    pub fn add_note(&mut self, note: &CaseNote) -> bool {
+        if self.is_erased() {
+            return false;
+        }
+        self.notes.push(note.clone());
+        true
+    }
+
+    pub fn is_erased(&self) -> bool {
+        self.erased_at.is_some()
+    }
+
     pub fn close(&mut self, closure: &CaseClosure) -> bool {
         if self.status == CaseStatus::Closed {
             return false;
@@ -485,6 +511,9 @@ impl FollowUpCase {
 }
 
 pub const MAX_NOTE_CHARS: usize = 2000;
+
+/// Who closes the open case of an erased person: nobody can follow up with them any more.
+pub const ERASURE_ACTOR: &str = "erasure";
 
 /// A line someone wrote while following up: who, when, what.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -534,9 +563,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_address_is_one_address_however_its_letters_were_composed() {
+        assert_eq!(Email::parse("jo\u{308}rg@example.se").unwrap(), Email::parse("j\u{f6}rg@example.se").unwrap());
+    }
+
+    #[test]
     fn emails_are_lowercased_and_junk_refused() {
         assert_eq!(Email::parse(" Åsa.Berg@Example.SE ").unwrap().as_str(), "åsa.berg@example.se");
-        for bad in ["", "a@b", "no-at.example.com", "a b@example.com", "a@@example.com", "a@.example.com", "<a>@x.se", "bcc:a@x.se"] {
+        for bad in ["", "a@b", "no-at.example.com", "a b@example.com", "a@@example.com", "a@.example.com", "<a>@x.se", "bcc:a@x.se", "\u{202E}evil@x.se", "\u{FFFD}@x.se"] {
             assert!(Email::parse(bad).is_err(), "{bad} accepted");
         }
     }

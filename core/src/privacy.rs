@@ -155,12 +155,14 @@ pub fn erase_answer(answer: &Answer) -> Answer {
 /// Written where a closing text was, so the case still reads as closed.
 pub const ERASED_TEXT: &str = "[erased]";
 
-pub fn erase_case(case: &FollowUpCase) -> FollowUpCase {
-    FollowUpCase {
-        notes: Vec::new(),
-        closed: case.closed.as_ref().map(|c| CaseClosure { outcome: ERASED_TEXT.to_owned(), ..c.clone() }),
-        ..case.clone()
-    }
+/// An open case is closed by the erasure (it would go overdue and escalate about nobody); a
+/// closed one keeps who closed it and when, without the text.
+pub fn erase_case(case: &FollowUpCase, at: Timestamp) -> FollowUpCase {
+    let closed = match &case.closed {
+        Some(c) => CaseClosure { outcome: ERASED_TEXT.to_owned(), ..c.clone() },
+        None => CaseClosure { by: ERASURE_ACTOR.to_owned(), at, outcome: ERASED_TEXT.to_owned() },
+    };
+    FollowUpCase { notes: Vec::new(), status: CaseStatus::Closed, closed: Some(closed), erased_at: Some(case.erased_at.unwrap_or(at)), ..case.clone() }
 }
 
 /// The send keys the reactions can have claimed for an invitation (`dispatch`, `schedule`):

@@ -1387,6 +1387,10 @@ async fn every_staff_action_on_personal_data_or_settings_is_in_the_audit_log_and
     assert!(csv.starts_with("\u{feff}at,who,action,subject,client\r\n"));
     assert!(csv.contains("\"person erased\",\"person "), "a person is named by a pseudonym");
     assert!(csv.contains("+01:00") || csv.contains("+02:00"), "times in the campaign's zone, with the offset: {csv}");
+    for garbage in ["abc", "", "1e10", "0x10", "99999999999999999999", "1%232", "%23", "-1", "%00"] {
+        let response = app.get_as(&admin.cookie, &format!("/admin/audit?before={garbage}")).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{garbage}");
+    }
     let entries = app.store.audit_log(None, 1000).await.unwrap().entries;
     assert_eq!(entries[0].action, closeloop_core::audit::AuditAction::AuditLogExported, "reading the whole log is logged too");
 }
@@ -1462,7 +1466,7 @@ async fn an_admin_adds_an_account_whose_token_is_shown_once_and_only_admins_mana
         assert_eq!(app.post_as(&session, "/admin/accounts/change", "name=Admin&version=1&action=disable").await.status(), StatusCode::FORBIDDEN);
     }
     let admin = app.sign_in(ADMIN).await;
-    for bad in ["name=&role=viewer", "name=Nils&role=superuser", "name=Nils&role=owner", "name=Nils&role=viewer&email=not-an-address", "name=Nils&role=viewer&time_zone=Mars%2FOlympus", "name=Ni%0D%0Als&role=viewer"] {
+    for bad in ["name=&role=viewer", "name=Nils&role=superuser", "name=Nils&role=owner", "name=Nils&role=viewer&email=not-an-address", "name=Nils&role=viewer&time_zone=Mars%2FOlympus", "name=Ni%0D%0Als&role=viewer", "name=API&role=admin", "name=unknown&role=admin"] {
         assert_eq!(app.post_as(&admin, "/admin/accounts", bad).await.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
     }
     assert_eq!(app.post_as(&admin, "/admin/accounts", "name=Anna&role=viewer").await.status(), StatusCode::CONFLICT, "a bootstrap name");

@@ -870,7 +870,9 @@ impl Store for DynamoStore {
             .key("pk", s(invitation_pk(&answer.invitation_id)))
             .key("sk", s(INVITATION_SK))
             .update_expression("SET answered_at = if_not_exists(answered_at, :first) REMOVE next_reminder_at, gsi1pk, gsi1sk")
-            .condition_expression("attribute_exists(pk)")
+            // An answer that raced an erasure is refused: the invitation is no one's any more.
+            .condition_expression("attribute_exists(pk) AND NOT begins_with(link_token, :erased)")
+            .expression_attribute_values(":erased", s("erased-"))
             .expression_attribute_values(":first", n(answer.first_answered_at.millis()))
             .build()
             .map_err(request_bug)?;
@@ -1221,10 +1223,7 @@ impl Store for DynamoStore {
     }
 
     async fn add_case_note(&self, invitation: &InvitationId, note: &CaseNote) -> Result<bool, StoreError> {
-        self.change_case(invitation, |case| {
-            case.notes.push(note.clone());
-            true
-        })
+        self.change_case(invitation, |case| case.add_note(note))
         .await
     }
 
@@ -1567,12 +1566,48 @@ impl Store for DynamoStore {
             .build()];
         for item in &items {
             let sk = get_s(item, "sk")?;
-            if sk == ANSWER_SK || sk.starts_with(ANSWER_VERSION_PREFIX) {
+            if sk == ANSWER_SK {
+                // Only the version read: a newer answer written meanwhile makes this a conflict,
+                // and the erasure reads again rather than leave that answer's comment.
+                let answer: Answer = body(item)?;
+                writes.push(
+                    TransactWriteItem::builder()
+                        .update(
+                            Update::builder()
+                                .table_name(&self.table)
+                                .key("pk", s(invitation_pk(id)))
+                                .key("sk", s(ANSWER_SK))
+                                .update_expression("SET body = :b")
+                                .condition_expression("version = :v")
+                                .expression_attribute_values(":b", s(serde_json::to_string(&privacy::erase_answer(&answer)).map_err(StoreError::corrupt)?))
+                                .expression_attribute_values(":v", n(i64::from(answer.version)))
+                                .build()
+                                .map_err(request_bug)?,
+                        )
+                        .build(),
+                );
+            } else if sk.starts_with(ANSWER_VERSION_PREFIX) {
                 let answer: Answer = body(item)?;
                 writes.push(set_body(sk, serde_json::to_string(&privacy::erase_answer(&answer)).map_err(StoreError::corrupt)?)?);
             } else if sk == CASE_SK {
                 let case = case_from(item)?;
-                writes.push(set_body(sk, serde_json::to_string(&privacy::erase_case(&case)).map_err(StoreError::corrupt)?)?);
+                let body = serde_json::to_string(&privacy::erase_case(&case, at)).map_err(StoreError::corrupt)?;
+                // Closed now: off the overdue index, so it never escalates.
+                writes.push(
+                    TransactWriteItem::builder()
+                        .update(
+                            Update::builder()
+                                .table_name(&self.table)
+                                .key("pk", s(invitation_pk(id)))
+                                .key("sk", s(CASE_SK))
+                                .update_expression("SET body = :b REMOVE gsi1pk, gsi1sk")
+                                .condition_expression("attribute_exists(pk)")
+                                .expression_attribute_values(":b", s(body))
+                                .build()
+                                .map_err(request_bug)?,
+                        )
+                        .build(),
+                );
             }
         }
         for key in invitation.contact.keys() {

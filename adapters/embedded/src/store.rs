@@ -699,7 +699,7 @@ impl Store for SqliteStore {
             .map_err(unavailable)?;
             let updated = tx
                 .execute(
-                    "UPDATE invitations SET answered_at = COALESCE(answered_at, ?2), next_reminder_at = NULL WHERE id = ?1",
+                    "UPDATE invitations SET answered_at = COALESCE(answered_at, ?2), next_reminder_at = NULL WHERE id = ?1 AND erased_at IS NULL",
                     params![answer.invitation_id.0, answer.first_answered_at.millis()],
                 )
                 .map_err(unavailable)?;
@@ -1147,10 +1147,7 @@ impl Store for SqliteStore {
 
     async fn add_case_note(&self, invitation: &InvitationId, note: &CaseNote) -> Result<bool, StoreError> {
         let note = note.clone();
-        self.change_case("add_case_note", invitation, move |case| {
-            case.notes.push(note);
-            true
-        })
+        self.change_case("add_case_note", invitation, move |case| case.add_note(&note))
         .await
     }
 
@@ -1436,7 +1433,7 @@ impl Store for SqliteStore {
                 let case: FollowUpCase = from_json(&body)?;
                 needles.extend(case.notes.iter().map(|n| n.text.clone()));
                 needles.extend(case.closed.iter().map(|c| c.outcome.clone()));
-                tx.execute("UPDATE cases SET body = ?2 WHERE invitation_id = ?1", params![id.0, to_json(&privacy::erase_case(&case))?])
+                tx.execute("UPDATE cases SET body = ?2, status = 'closed' WHERE invitation_id = ?1", params![id.0, to_json(&privacy::erase_case(&case, at))?])
                     .map_err(unavailable)?;
             }
             tx.execute("DELETE FROM contact_invitations WHERE invitation_id = ?1", [&id.0]).map_err(unavailable)?;

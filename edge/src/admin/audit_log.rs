@@ -17,6 +17,17 @@ const PER_PAGE: usize = 100;
 /// Entries one read of the CSV asks for.
 const PER_READ: usize = 500;
 
+/// A page's `next` as the stores write it: SQLite's sequence number (digits), or DynamoDB's
+/// sort key (15 digits, `#`, 12 digits, `#`, 8 hex digits).
+fn well_formed_cursor(cursor: &str) -> bool {
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    if !cursor.is_empty() && cursor.len() <= 19 && cursor.bytes().all(|b| b.is_ascii_digit()) {
+        return cursor.parse::<i64>().is_ok();
+    }
+    let parts: Vec<&str> = cursor.split('#').collect();
+    parts.len() == 3 && digits(parts[0], 15) && digits(parts[1], 12) && parts[2].len() == 8 && parts[2].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// The reader's zone, else the first campaign's: the log belongs to no campaign.
 async fn zone(state: &AppState, who: &SignedIn) -> Zone {
     if let Some(zone) = who.viewer.time_zone.clone() {
@@ -33,9 +44,15 @@ pub async fn audit_log(State(state): State<AppState>, RawQuery(query): RawQuery,
         return message(StatusCode::FORBIDDEN, Some(&who.viewer), "Not allowed", "Only admins read the audit log.");
     }
     let q = query_map(query.as_deref());
-    let before = q.get("before").filter(|b| b.len() <= 100 && b.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'#'));
+    let before = q.get("before");
+    if before.is_some_and(|b| !well_formed_cursor(b)) {
+        return message(StatusCode::BAD_REQUEST, Some(&who.viewer), "No such page", "That page of the log does not exist: start again from the newest entries.");
+    }
     let page = match state.services.store.audit_log(before.map(String::as_str), PER_PAGE).await {
         Ok(page) => page,
+        Err(closeloop_core::ports::StoreError::Rejected(_)) => {
+            return message(StatusCode::BAD_REQUEST, Some(&who.viewer), "No such page", "That page of the log does not exist: start again from the newest entries.")
+        }
         Err(e) => return store_failed(e, &who.viewer),
     };
     let older = page.next.map(|next| form_urlencoded::Serializer::new(String::new()).append_pair("before", &next).finish());

@@ -655,7 +655,8 @@ pub async fn add_note(State(state): State<AppState>, Path((campaign, invitation)
     }
     let note = CaseNote { by: account.name.clone(), at: state.services.clock.now(), text: text.to_owned() };
     match state.services.store.add_case_note(&id, &note).await {
-        Ok(_) => {
+        Ok(false) => message(StatusCode::CONFLICT, Some(&viewer), "The note was not saved", "This person was erased: nothing more is written about them."),
+        Ok(true) => {
             audit_or_log(&state, &account.name, &state.client_of(&headers), AuditAction::CaseNoteAdded, &id.0).await;
             back_to_case(&campaign, &id)
         }
