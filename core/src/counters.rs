@@ -122,6 +122,17 @@ impl CounterDeltas {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// The same changes undone.
+    pub fn negated(&self) -> Self {
+        let mut d = Self::default();
+        for (bucket, fields) in &self.0 {
+            for (field, delta) in fields {
+                d.add(bucket, field, -delta);
+            }
+        }
+        d
+    }
 }
 
 /// The CRM fields an invitation is segmented by: the named ones and every custom property.

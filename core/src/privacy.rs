@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::campaign::CampaignId;
+use crate::counters::{answer_deltas, invitation_deltas, CounterDeltas};
 use crate::model::*;
 use crate::ports::MessageKind;
 use crate::time::Timestamp;
@@ -128,6 +129,10 @@ pub fn erased_token(id: &InvitationId) -> Token {
     Token::stored(format!("erased-{}", id.0))
 }
 
+/// What an erased company or CRM property reads as. The keys stay, so the erased person still
+/// counts in each breakdown, under this value instead of theirs (`erasure_deltas`).
+pub const ERASED_VALUE: &str = "(erased)";
+
 /// The invitation as an anonymous row. Erasing twice gives the same row.
 pub fn erase_invitation(invitation: &Invitation, at: Timestamp) -> Invitation {
     let kept = &invitation.contact;
@@ -139,6 +144,8 @@ pub fn erase_invitation(invitation: &Invitation, at: Timestamp) -> Invitation {
             owner_email: kept.owner_email.clone(),
             touchpoint: kept.touchpoint.clone(),
             locale: kept.locale,
+            company: kept.company.as_ref().map(|_| ERASED_VALUE.to_owned()),
+            properties: kept.properties.keys().map(|k| (k.clone(), ERASED_VALUE.to_owned())).collect(),
             ..Contact::default()
         },
         // Nothing is sent to an erased person again.
@@ -146,6 +153,21 @@ pub fn erase_invitation(invitation: &Invitation, at: Timestamp) -> Invitation {
         erased_at: Some(invitation.erased_at.unwrap_or(at)),
         ..invitation.clone()
     }
+}
+
+/// The counter changes of an erasure: the person's counts move out of the buckets named by
+/// their company and CRM values (a customer number would name them) into the `(erased)` value
+/// of the same breakdown. Totals, weeks, drivers, themes and the kept breakdowns (store,
+/// segment, owner, touchpoint, language) do not move. `answer` is the answer before erasure;
+/// without the campaign only the invitation's own counts move.
+pub fn erasure_deltas(campaign: Option<&crate::campaign::Campaign>, before: &Invitation, after: &Invitation, answer: Option<&Answer>) -> CounterDeltas {
+    let mut d = invitation_deltas(after);
+    d.merge(&invitation_deltas(before).negated());
+    if let (Some(campaign), Some(answer)) = (campaign, answer) {
+        d.merge(&answer_deltas(campaign, after, None, answer));
+        d.merge(&answer_deltas(campaign, before, None, answer).negated());
+    }
+    d
 }
 
 pub fn erase_answer(answer: &Answer) -> Answer {
@@ -289,7 +311,8 @@ mod tests {
         assert_eq!(erased.contact.email, None);
         assert_eq!(erased.contact.phone, None);
         assert_eq!(erased.contact.full_name(), "");
-        assert!(erased.contact.properties.is_empty() && erased.contact.company.is_none());
+        assert!(erased.contact.properties.values().all(|v| v == ERASED_VALUE), "the keys stay, the values go");
+        assert!(erased.contact.company.as_deref().is_none_or(|c| c == ERASED_VALUE));
         assert_eq!((erased.contact.segment.as_ref(), erased.contact.store.as_ref()), (inv.contact.segment.as_ref(), inv.contact.store.as_ref()));
         assert_eq!(Token::parse(erased.token.as_str()), None, "no URL carries the erased token");
         assert_eq!(erased.created_at, inv.created_at);

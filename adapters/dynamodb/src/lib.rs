@@ -400,6 +400,29 @@ impl DynamoStore {
             .collect()
     }
 
+    /// Deletes a counter item whose every count is zero, under the condition that each still is.
+    async fn delete_if_zero(&self, pk: &str, sk: &str) -> Result<(), StoreError> {
+        let Some(item) = self.get(pk.to_owned(), sk).await? else { return Ok(()) };
+        let counts: Vec<&String> = item.iter().filter(|(name, v)| v.as_n().is_ok() && name.as_str() != "expires_at").map(|(name, _)| name).collect();
+        if counts.iter().any(|name| get_n(&item, name) != Some(0)) {
+            return Ok(());
+        }
+        let mut delete = self.client.delete_item().table_name(&self.table).key("pk", s(pk)).key("sk", s(sk));
+        let condition = (0..counts.len()).map(|i| format!("#c{i} = :zero")).collect::<Vec<_>>().join(" AND ");
+        for (i, name) in counts.iter().enumerate() {
+            delete = delete.expression_attribute_names(format!("#c{i}"), name.as_str());
+        }
+        if !counts.is_empty() {
+            delete = delete.condition_expression(condition).expression_attribute_values(":zero", n(0));
+        }
+        match delete.send().await {
+            Ok(_) => Ok(()),
+            // Counted again meanwhile: it names someone who is not erased, and stays.
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     /// Runs a transaction; `Ok(false)` when a condition failed.
     async fn transact_if(&self, items: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
         Ok(self.transact(items).await?.is_ok())
@@ -1535,6 +1558,9 @@ impl Store for DynamoStore {
         let Some(invitation) = items.iter().find(|i| get_s(i, "sk").is_ok_and(|sk| sk == INVITATION_SK)) else { return Ok(false) };
         let invitation = invitation_from(invitation)?;
         let erased = privacy::erase_invitation(&invitation, at);
+        let answer: Option<Answer> = items.iter().find(|i| get_s(i, "sk").is_ok_and(|sk| sk == ANSWER_SK)).map(body).transpose()?;
+        let campaign = self.campaign(&invitation.campaign_id).await?;
+        let deltas = privacy::erasure_deltas(campaign.as_ref(), &invitation, &erased, answer.as_ref());
         let set_body = |sk: &str, body: String| -> Result<TransactWriteItem, StoreError> {
             Ok(TransactWriteItem::builder()
                 .update(
@@ -1624,14 +1650,26 @@ impl Store for DynamoStore {
                     .build(),
             );
         }
-        // An answer edited more than 90 times needs several transactions; each is idempotent,
-        // and the invitation (first) stops its links and reminders at once.
-        for chunk in writes.chunks(MAX_TRANSACTION_ITEMS) {
-            if let Err(reasons) = self.transact(chunk.to_vec()).await? {
+        // The counts move with the invitation's rewrite, in its transaction (the rewrite is the
+        // mark that they moved: a repeat computes no move from an erased invitation). Only an
+        // invitation with dozens of answer versions and CRM fields needs a second one.
+        writes.extend(self.counter_updates(&invitation.campaign_id, &deltas)?);
+        let mut chunks = writes.chunks(MAX_TRANSACTION_ITEMS);
+        if let Some(first) = chunks.next() {
+            if let Err(reasons) = self.transact(first.to_vec()).await? {
                 // An item went between the read and the write: read and decide again.
                 tracing::warn!(reasons = reasons.len(), "erasure raced another write");
                 return Err(StoreError::Conflict);
             }
+        }
+        for chunk in chunks {
+            if self.transact(chunk.to_vec()).await?.is_err() {
+                return Err(StoreError::Conflict);
+            }
+        }
+        // A counter item left at zero would still carry the value in its name.
+        for (bucket, _) in deltas.buckets().filter(|(_, fields)| fields.values().any(|d| *d < 0)) {
+            self.delete_if_zero(&counter_partition(&invitation.campaign_id, bucket), &counter_sk(bucket)).await?;
         }
         Ok(true)
     }

@@ -1403,6 +1403,19 @@ impl Store for SqliteStore {
             needles.extend(invitation.contact.phone.iter().map(|p| p.as_str().to_owned()));
 
             let erased = privacy::erase_invitation(&invitation, at);
+            let campaign: Option<Campaign> = tx
+                .query_row("SELECT body FROM campaigns WHERE id = ?1", [invitation.campaign_id.as_str()], |r| r.get::<_, String>(0))
+                .optional()
+                .map_err(unavailable)?
+                .map(|body| from_json(&body))
+                .transpose()?;
+            let deltas = privacy::erasure_deltas(campaign.as_ref(), &invitation, &erased, answer_row(&tx, &id)?.as_ref());
+            apply_counters(&tx, invitation.campaign_id.as_str(), &deltas)?;
+            // A bucket left at zero would still carry the value in its name.
+            for (bucket, _) in deltas.buckets() {
+                tx.execute("DELETE FROM counters WHERE campaign_id = ?1 AND bucket = ?2 AND value = 0", params![invitation.campaign_id.as_str(), bucket])
+                    .map_err(unavailable)?;
+            }
             tx.execute(
                 "UPDATE invitations SET token = ?2, body = ?3, next_reminder_at = NULL, erased_at = ?4 WHERE id = ?1",
                 params![id.0, erased.token.as_str(), to_json(&erased)?, erased.erased_at.map(Timestamp::millis)],
