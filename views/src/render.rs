@@ -244,7 +244,8 @@ fn campaign_strings(campaign: &Campaign, invitation: &Invitation) -> Strings {
     let strings = Strings::new(invitation.locale)
         .with("company", campaign.company.clone())
         .with("first_name", invitation.contact.first_name.clone().unwrap_or_default())
-        .with("sender_name", campaign.sender_name.clone());
+        .with("sender_name", campaign.sender_name.clone())
+        .with("retention_months", campaign.retention_months.to_string());
     match &campaign.privacy_url {
         Some(url) => strings.with("privacy_url", url.clone()),
         None => strings,

@@ -266,3 +266,15 @@ fn every_respondent_mail_and_the_survey_page_name_the_controller_and_link_its_pr
     bad.privacy_url = Some("http://nordhavn.example/privacy".into());
     assert!(bad.problems().iter().any(|p| p.field == "privacy_url"));
 }
+
+#[test]
+fn the_survey_page_says_what_is_stored_and_for_how_long_in_every_locale() {
+    let mut kept = campaign();
+    kept.retention_months = 18;
+    for (locale, said) in [(Locale::En, "for 18 months"), (Locale::Sv, "i 18 månader"), (Locale::Da, "i 18 måneder")] {
+        let inv = invitation(locale, "Åsa");
+        let form = SurveyForm::default();
+        let page = survey_page(&SurveyPage { campaign: &kept, invitation: &inv, form: &form, existing: None, errors: &[], unavailable: false }).unwrap();
+        assert!(page.contains(said), "{locale:?}: {page}");
+    }
+}
