@@ -36,11 +36,18 @@ use crate::AppState;
 pub struct AdminConfig {
     pub accounts: Accounts,
     pub keys: SessionKeys,
+    /// Single sign-on through Cloudflare Access, where the dashboard is behind it.
+    pub access: Option<access::AccessVerifier>,
 }
 
 impl AdminConfig {
     pub fn new(accounts: Accounts, session_secret: &str) -> Result<Self, WeakSecret> {
-        Ok(Self { accounts, keys: SessionKeys::new(session_secret)? })
+        Ok(Self { accounts, keys: SessionKeys::new(session_secret)?, access: None })
+    }
+
+    pub fn with_access(mut self, verifier: access::AccessVerifier) -> Self {
+        self.access = Some(verifier);
+        self
     }
 }
 
@@ -216,6 +223,7 @@ impl axum::extract::FromRequest<AppState> for CheckedForm {
     }
 }
 
+pub mod access;
 mod accounts;
 pub use accounts::{accounts, add_account, change_account};
 mod audit_log;
@@ -234,6 +242,24 @@ pub async fn sign_in_form(State(state): State<AppState>, headers: HeaderMap) -> 
     };
     if signed_in(config, &state, &headers).await.is_some() {
         return Redirect::to("/admin").into_response();
+    }
+    if let (Some(verifier), Some(assertion)) = (&config.access, headers.get(access::ASSERTION_HEADER).and_then(|v| v.to_str().ok())) {
+        let client = state.client_of(&headers);
+        match single_sign_on(config, verifier, &state, assertion).await {
+            Ok(account) => {
+                audit_or_log(&state, &account.name, &client, AuditAction::SignedIn, "Cloudflare Access").await;
+                let nonce = uuid::Uuid::new_v4().simple().to_string();
+                let session = config.keys.issue(&account.name, account.generation, &nonce, state.services.clock.now());
+                let mut response = Redirect::to("/admin").into_response();
+                response.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &session, u64::from(SESSION_HOURS) * 3600));
+                return response;
+            }
+            Err(why) => {
+                // The token form stays available; the failure is on record.
+                tracing_warn(&format!("Cloudflare Access sign-in refused: {why}"));
+                audit_or_log(&state, "unknown", &client, AuditAction::SignInFailed, "Cloudflare Access").await;
+            }
+        }
     }
     let nonce = uuid::Uuid::new_v4().simple().to_string();
     let mut response = html(StatusCode::OK, dashboard::sign_in_page(&config.keys.sign_in_csrf(&nonce), None));
@@ -320,6 +346,20 @@ pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: By
     response.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &session, u64::from(SESSION_HOURS) * 3600));
     response.headers_mut().append(header::SET_COOKIE, set_cookie(SIGN_IN_COOKIE, "", 0));
     response
+}
+
+/// The enabled account whose email the Access identity is.
+async fn single_sign_on(config: &AdminConfig, verifier: &access::AccessVerifier, state: &AppState, assertion: &str) -> Result<Account, String> {
+    let email = verifier.email(assertion, state.services.clock.now()).await.map_err(|e| e.to_string())?;
+    let stored = state.services.store.accounts().await.map_err(|e| e.to_string())?;
+    let live = Accounts::live(stored.clone(), &config.accounts);
+    let account = live.by_email(&email).cloned().ok_or_else(|| format!("no enabled account has the email {}", email.as_str()))?;
+    if stored.iter().any(|a| a.name == account.name) {
+        return Ok(account);
+    }
+    // A bootstrap account: stored now, as a token sign-in would.
+    state.services.store.put_account(&account).await.map_err(|e| e.to_string())?;
+    state.services.store.account(&account.name).await.map_err(|e| e.to_string())?.ok_or_else(|| "the account vanished".to_owned())
 }
 
 /// The enabled account whose token this is: a stored one, else a bootstrap account (the file,

@@ -23,6 +23,26 @@ impl Clock for JsClock {
     }
 }
 
+/// The Access team's key set, by `fetch`: one subrequest, and only when the cached set is an
+/// hour old or lacks the key an assertion names.
+struct FetchKeys;
+
+#[async_trait::async_trait]
+impl crate::admin::access::KeySetSource for FetchKeys {
+    async fn key_set(&self, url: &str) -> Result<String, String> {
+        let url = url.to_owned();
+        worker::send::SendFuture::new(async move {
+            let request = worker::Request::new(&url, worker::Method::Get).map_err(|e| e.to_string())?;
+            let mut response = worker::Fetch::Request(request).send().await.map_err(|e| e.to_string())?;
+            if response.status_code() != 200 {
+                return Err(format!("{url} answered {}", response.status_code()));
+            }
+            response.text().await.map_err(|e| e.to_string())
+        })
+        .await
+    }
+}
+
 fn setting(env: &Env, name: &str) -> worker::Result<String> {
     env.var(name).map(|v| v.to_string()).map_err(|_| worker::Error::RustError(format!("the Worker var {name} is not set (wrangler.toml)")))
 }
@@ -48,8 +68,13 @@ fn build_state(env: &Env) -> worker::Result<AppState> {
         (Some(accounts), Some(session_secret)) => {
             let accounts = closeloop_core::accounts::Accounts::from_toml(&accounts)
                 .map_err(|e| worker::Error::RustError(format!("secret ACCOUNTS: {e}")))?;
-            let admin = crate::admin::AdminConfig::new(accounts, &session_secret)
+            let mut admin = crate::admin::AdminConfig::new(accounts, &session_secret)
                 .map_err(|e| worker::Error::RustError(format!("secret SESSION_SECRET: {e}")))?;
+            // Behind Cloudflare Access: its team's keys and this application's audience tag.
+            let access = |name: &str| env.var(name).ok().map(|v| v.to_string()).filter(|v| !v.is_empty());
+            if let (Some(certs), Some(audience)) = (access("ACCESS_CERTS_URL"), access("ACCESS_AUD")) {
+                admin = admin.with_access(crate::admin::access::AccessVerifier::new(&certs, &audience, Arc::new(FetchKeys)));
+            }
             Ok(state.with_admin(admin))
         }
         _ => Ok(state),
