@@ -26,27 +26,42 @@ pub async fn pseudonym(store: &dyn Store, person: &Person) -> Result<String, Sto
     Ok(format!("person {}", &hex[..16.min(hex.len())]))
 }
 
-/// The person's invitations and every contact key they are known by.
+/// The person's invitations and every contact key they are known by: the invitations of the
+/// key asked for, then those of the other keys these carry (an email invitation's phone), one
+/// hop, but only an invitation all of whose keys are the person's: a phone shared with someone
+/// else (an office, a family) does not bring in that other person, and is not the person's to
+/// have suppressed. Invitations found through another key come first and the ones that led to
+/// them last, so an erasure in several calls still finds the other key in its later calls.
+/// Reads: a query per key and one batch read per hop.
 pub async fn find(store: &dyn Store, person: &Person) -> Result<(Vec<InvitationId>, Vec<ContactKey>), StoreError> {
-    let mut keys = vec![person.key()];
-    let mut ids = store.person_invitations(&keys).await?;
-    let mut more = Vec::new();
-    for id in &ids {
-        if let Some(invitation) = store.invitation(id).await? {
-            more.extend(invitation.contact.keys().into_iter().filter(|k| !keys.contains(k)));
-        }
-    }
-    more.sort();
-    more.dedup();
-    if !more.is_empty() {
-        for id in store.person_invitations(&more).await? {
-            if !ids.contains(&id) {
-                ids.push(id);
+    let asked = person.key();
+    let direct = store.person_invitations(std::slice::from_ref(&asked)).await?;
+    let mut others: Vec<ContactKey> = Vec::new();
+    for (invitation, _) in store.invitations_with_answers(&direct).await? {
+        for key in invitation.iter().flat_map(|i| i.contact.keys()) {
+            if key != asked && !others.contains(&key) {
+                others.push(key);
             }
         }
-        keys.extend(more);
     }
-    Ok((ids, keys))
+    let mut keys = vec![asked];
+    let mut through_others = Vec::new();
+    if !others.is_empty() {
+        let found: Vec<InvitationId> = store.person_invitations(&others).await?.into_iter().filter(|id| !direct.contains(id)).collect();
+        let known: Vec<ContactKey> = keys.iter().chain(&others).cloned().collect();
+        let mut shared: Vec<ContactKey> = Vec::new();
+        for (id, (invitation, _)) in found.iter().zip(store.invitations_with_answers(&found).await?) {
+            let Some(invitation) = invitation else { continue };
+            let theirs = invitation.contact.keys();
+            if theirs.iter().all(|k| known.contains(k)) {
+                through_others.push(id.clone());
+            } else {
+                shared.extend(theirs.into_iter().filter(|k| others.contains(k)));
+            }
+        }
+        keys.extend(others.into_iter().filter(|k| !shared.contains(k)));
+    }
+    Ok((through_others.into_iter().chain(direct).collect(), keys))
 }
 
 /// Everything held about the person: their invitations with the CRM fields, every answer
