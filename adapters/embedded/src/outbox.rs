@@ -138,12 +138,12 @@ impl Outbox {
                 {
                     let mut insert = tx
                         .prepare_cached(
-                            "INSERT INTO outbox (channel, to_addr, kind, subject, text, html, headers, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                            "INSERT INTO outbox (channel, to_addr, kind, subject, text, html, headers, created_at, send_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                         )
                         .map_err(StoreError::unavailable)?;
                     for row in &rows {
                         insert
-                            .execute(params![row.channel, row.to, row.kind, row.subject, row.text, row.html, row.headers, at])
+                            .execute(params![row.channel, row.to, row.kind, row.subject, row.text, row.html, row.headers, at, row.key])
                             .map_err(StoreError::unavailable)?;
                         ids.push(format!("outbox-{}", tx.last_insert_rowid()));
                     }
@@ -192,6 +192,9 @@ struct NewMessage {
     text: String,
     html: Option<String>,
     headers: String,
+    /// The send key it went out under (`thank_you:{id}`); none for an SMS, which names its
+    /// number instead.
+    key: Option<String>,
 }
 
 impl NewMessage {
@@ -204,6 +207,7 @@ impl NewMessage {
             text: mail.text.clone(),
             html: Some(mail.html.clone()),
             headers: serde_json::to_string(&mail.headers).map_err(SendError::permanent)?,
+            key: Some(mail.key.clone()).filter(|k| !k.is_empty()),
         })
     }
 }
@@ -254,7 +258,7 @@ impl Mailer for Outbox {
 #[async_trait]
 impl SmsSender for Outbox {
     async fn send_sms(&self, sms: &OutgoingSms) -> Result<String, SendError> {
-        let row = NewMessage { channel: "sms", to: sms.to.clone(), kind: sms.kind.as_str(), subject: None, text: sms.text.clone(), html: None, headers: "[]".to_owned() };
+        let row = NewMessage { channel: "sms", to: sms.to.clone(), kind: sms.kind.as_str(), subject: None, text: sms.text.clone(), html: None, headers: "[]".to_owned(), key: None };
         only(self.insert(vec![row]).await?)
     }
 }

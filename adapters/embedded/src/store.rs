@@ -120,7 +120,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     text TEXT NOT NULL,
     html TEXT,
     headers TEXT NOT NULL,
-    created_at INTEGER NOT NULL
+    created_at INTEGER NOT NULL,
+    send_key TEXT
 );
 "#;
 
@@ -229,13 +230,19 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Version 4: when an invitation was erased, as a column, so retention finds the invitations
+/// Version 4: the outbox's send keys; when an invitation was erased, as a column, so retention finds the invitations
 /// still to erase through an index (`invitations_to_retain`) that drops each one once erased.
 fn migrate_to_4(conn: &Connection) -> Result<(), StoreError> {
     let has_column: bool =
         conn.prepare("SELECT 1 FROM pragma_table_info('invitations') WHERE name = 'erased_at'").and_then(|mut s| s.exists([])).map_err(unavailable)?;
     if !has_column {
         conn.execute_batch("ALTER TABLE invitations ADD COLUMN erased_at INTEGER").map_err(unavailable)?;
+    }
+    // The send key a message went out under, so an erasure deletes exactly that person's.
+    let outbox_keyed: bool =
+        conn.prepare("SELECT 1 FROM pragma_table_info('outbox') WHERE name = 'send_key'").and_then(|mut s| s.exists([])).map_err(unavailable)?;
+    if !outbox_keyed {
+        conn.execute_batch("ALTER TABLE outbox ADD COLUMN send_key TEXT").map_err(unavailable)?;
     }
     conn.execute_batch(
         "CREATE INDEX IF NOT EXISTS invitations_to_retain ON invitations(campaign_id, created_at) WHERE erased_at IS NULL;
@@ -392,9 +399,14 @@ fn erasure_key(conn: &Connection) -> Result<ErasureKey, StoreError> {
     ErasureKey::from_hex(&hex).ok_or_else(|| StoreError::corrupt(Malformed("erasure key")))
 }
 
-/// Texts shorter than this are not searched for in the outbox: a two-letter name would match
-/// other people's messages.
+/// Texts shorter than this are not blanked in digests: a two-letter word would match other
+/// people's lines.
 const MIN_NEEDLE_CHARS: usize = 4;
+
+/// A text as the templates escape it into HTML, so the digest's HTML part is blanked too.
+fn html_escaped(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#x27;").replace('/', "&#x2f;")
+}
 
 /// The current answer of an invitation, on this connection.
 fn answer_row(conn: &Connection, invitation: &InvitationId) -> Result<Option<Answer>, StoreError> {
@@ -1450,18 +1462,41 @@ impl Store for SqliteStore {
                     .map_err(unavailable)?;
             }
             tx.execute("DELETE FROM contact_invitations WHERE invitation_id = ?1", [&id.0]).map_err(unavailable)?;
-            // The local outbox is the person's mailbox here: every message to them, and every
-            // message about them (alerts, digests), goes whole.
-            let mut delete = tx
+            // The local outbox is the person's mailbox here. Every message sent under one of the
+            // invitation's send keys goes (to them, or about them: an alert, an escalation), and
+            // every one to their address or number; in the digests, which speak of several
+            // people, only their name, comments and notes are blanked.
+            let sent_under: Vec<String> = privacy::send_keys(&invitation).into_iter().map(|(_, key)| key).collect();
+            let mut by_key = tx.prepare("DELETE FROM outbox WHERE send_key = ?1").map_err(unavailable)?;
+            for key in &sent_under {
+                by_key.execute([key]).map_err(unavailable)?;
+            }
+            drop(by_key);
+            if let Some(email) = &invitation.contact.email {
+                tx.execute("DELETE FROM outbox WHERE channel = 'email' AND (to_addr = ?1 OR instr(to_addr, '<' || ?1 || '>') > 0)", [email.as_str()])
+                    .map_err(unavailable)?;
+            }
+            if let Some(phone) = &invitation.contact.phone {
+                tx.execute("DELETE FROM outbox WHERE channel = 'sms' AND to_addr = ?1", [phone.as_str()]).map_err(unavailable)?;
+            }
+            let full_name = invitation.contact.full_name();
+            needles.retain(|n| *n != full_name);
+            needles.retain(|n| !n.starts_with("erased-") && Some(n.as_str()) != invitation.contact.email.as_ref().map(|e| e.as_str()));
+            // A first name alone would blank every other Anna's: the full name, or a name long
+            // enough to be one person's.
+            if full_name.contains(' ') || full_name.chars().count() >= MIN_NEEDLE_CHARS * 2 {
+                needles.push(full_name);
+            }
+            let mut blank = tx
                 .prepare(
-                    "DELETE FROM outbox WHERE instr(to_addr, ?1) OR instr(text, ?1) OR instr(COALESCE(subject, ''), ?1)
-                       OR instr(COALESCE(html, ''), ?1) OR instr(headers, ?1)",
+                    "UPDATE outbox SET text = replace(text, ?1, ?3), html = replace(COALESCE(html, ''), ?2, ?3), subject = replace(COALESCE(subject, ''), ?1, ?3)
+                     WHERE kind = 'digest' AND (instr(text, ?1) > 0 OR instr(COALESCE(html, ''), ?2) > 0)",
                 )
                 .map_err(unavailable)?;
-            for needle in needles.iter().filter(|n| n.trim() != privacy::ERASED_TEXT && n.trim().chars().count() >= MIN_NEEDLE_CHARS) {
-                delete.execute([needle.trim()]).map_err(unavailable)?;
+            for needle in needles.iter().map(|n| n.trim()).filter(|n| *n != privacy::ERASED_TEXT && n.chars().count() >= MIN_NEEDLE_CHARS) {
+                blank.execute(params![needle, html_escaped(needle), privacy::ERASED_TEXT]).map_err(unavailable)?;
             }
-            drop(delete);
+            drop(blank);
             tx.commit().map_err(unavailable)?;
             Ok(true)
         })
@@ -1545,6 +1580,57 @@ mod tests {
     }
 
     closeloop_core::store_contract_tests!(fresh_store);
+
+    #[tokio::test]
+    async fn an_erasure_takes_the_persons_messages_and_their_lines_in_digests_and_leaves_everyone_elses() {
+        use closeloop_core::ports::{Clock, ManualClock, Mailer, MessageKind, OutgoingMail};
+        let store = fresh_store().await;
+        let c = closeloop_core::contract::campaign("outbox-erase");
+        store.put_campaign(&c).await.unwrap();
+        let person = |n: u8, first: &str, last: &str| {
+            let mut inv = closeloop_core::contract::invitation(&c, n, closeloop_core::contract::T0);
+            inv.contact.first_name = Some(first.into());
+            inv.contact.last_name = Some(last.into());
+            inv
+        };
+        let (anna, annabel) = (person(1, "Anna", "Berg"), person(2, "Annabel", "Lind"));
+        store.create_invitations(&[anna.clone(), annabel.clone()], closeloop_core::contract::T0.minus_days(400)).await.unwrap();
+        let (answer, event, deltas) = closeloop_core::contract::answer(&anna, 2, 1, closeloop_core::contract::T0);
+        store.record_answer(&answer, &event, &deltas).await.unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(closeloop_core::contract::T0));
+        let outbox = store.outbox(clock);
+        let mail = |kind: MessageKind, key: String, to: &Email, text: String| OutgoingMail {
+            kind,
+            key,
+            from_name: "Sam".into(),
+            from_email: "sam@acme.example".into(),
+            to_name: None,
+            to_email: to.as_str().into(),
+            subject: "Hello".into(),
+            text,
+            html: "<p>html</p>".into(),
+            headers: vec![],
+        };
+        let owner = Email::parse("owner@acme.example").unwrap();
+        let comment = answer.comment.clone().unwrap();
+        let sent = outbox
+            .send_mails(&[
+                mail(MessageKind::Invitation, format!("invitation:{}", anna.id), anna.contact.email.as_ref().unwrap(), "Hi Anna".into()),
+                mail(MessageKind::Invitation, format!("invitation:{}", annabel.id), annabel.contact.email.as_ref().unwrap(), "Hi Annabel".into()),
+                mail(MessageKind::Alert, format!("alert:{}", anna.id), &owner, format!("Anna Berg answered 2: {comment}")),
+                mail(MessageKind::Digest, "digest:outbox-erase:owner:2026-W40".into(), &owner, format!("Anna Berg: {comment}\nAnnabel Lind: Lovely")),
+            ])
+            .await;
+        assert!(sent.iter().all(Result::is_ok));
+        assert!(store.erase_invitation(&anna.id, closeloop_core::contract::T0.plus_days(1)).await.unwrap());
+        let left = outbox.messages().unwrap();
+        let texts: Vec<&str> = left.iter().map(|m| m.text.as_str()).collect();
+        assert_eq!(texts.len(), 2, "her invitation and the alert about her went: {texts:?}");
+        assert!(texts.contains(&"Hi Annabel"), "Annabel's mail stays, though her name begins with Anna");
+        let digest = texts.iter().find(|t| t.contains("Annabel Lind")).expect("the digest stays");
+        assert!(!digest.contains("Anna Berg") && !digest.contains(&comment), "her line is blanked: {digest}");
+        assert!(digest.contains("Annabel Lind: Lovely"));
+    }
 
     #[tokio::test]
     async fn the_file_itself_refuses_to_change_or_remove_an_audit_entry() {
