@@ -906,6 +906,11 @@ pub async fn an_erased_person_leaves_anonymous_rows_the_same_counters_and_only_a
     by_phone.contact.phone = inv.contact.phone.clone();
     assert_eq!(store.create_invitations(&[again, by_phone], T0.plus_days(399)).await.unwrap(), vec![CreateOutcome::Suppressed; 2]);
     assert!(store.is_suppressed(&keys).await.unwrap());
+    // A late bounce of the old address does not put it back on the list.
+    assert!(!store.suppress(&keys[0], SuppressionReason::Bounced, T0.plus_days(2)).await.unwrap());
+    assert!(store.suppressions(&keys).await.unwrap().is_empty());
+    store.reminder_sent(&inv.id, 1, Some(T0.plus_days(5))).await.unwrap();
+    assert!(store.due_reminders(T0.plus_days(6), 10_000).await.unwrap().iter().all(|i| i.id != inv.id), "an erased invitation is never due");
 
     // Erasing again changes nothing.
     assert!(store.erase_invitation(&inv.id, T0.plus_days(2)).await.unwrap());

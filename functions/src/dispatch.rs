@@ -344,7 +344,8 @@ async fn react_to_answer(services: &Services, id: &InvitationId, campaigns: &Cam
         }
     }
 
-    if rules::needs_follow_up(&campaign, &answer) {
+    // An erased person is followed up no more: no case to escalate about nobody, no alert.
+    if rules::needs_follow_up(&campaign, &answer) && invitation.erased_at.is_none() {
         let owner = invitation.contact.owner_email.clone().or_else(|| campaign.manager_email.clone());
         let case = FollowUpCase::new(
             id.clone(),

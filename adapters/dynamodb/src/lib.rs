@@ -408,12 +408,25 @@ impl DynamoStore {
             return Ok(());
         }
         let mut delete = self.client.delete_item().table_name(&self.table).key("pk", s(pk)).key("sk", s(sk));
-        let condition = (0..counts.len()).map(|i| format!("#c{i} = :zero")).collect::<Vec<_>>().join(" AND ");
+        // Each count it has still zero, and none of a segment bucket's others arrived since the
+        // read (the stream consumer may ADD one at any moment).
+        let absent: Vec<&str> = [closeloop_core::counters::INVITED, "promoters", "passives", "detractors"]
+            .into_iter()
+            .filter(|f| !counts.iter().any(|c| c.as_str() == *f))
+            .collect();
+        let mut condition: Vec<String> = (0..counts.len()).map(|i| format!("#c{i} = :zero")).collect();
+        condition.extend((0..absent.len()).map(|i| format!("attribute_not_exists(#a{i})")));
         for (i, name) in counts.iter().enumerate() {
             delete = delete.expression_attribute_names(format!("#c{i}"), name.as_str());
         }
+        for (i, name) in absent.iter().enumerate() {
+            delete = delete.expression_attribute_names(format!("#a{i}"), *name);
+        }
         if !counts.is_empty() {
-            delete = delete.condition_expression(condition).expression_attribute_values(":zero", n(0));
+            delete = delete.expression_attribute_values(":zero", n(0));
+        }
+        if !condition.is_empty() {
+            delete = delete.condition_expression(condition.join(" AND "));
         }
         match delete.send().await {
             Ok(_) => Ok(()),
@@ -1065,6 +1078,14 @@ impl Store for DynamoStore {
     }
 
     async fn suppress(&self, key: &ContactKey, reason: SuppressionReason, at: Timestamp) -> Result<bool, StoreError> {
+        // An erased person stays on the list as a hash only: a late bounce or a redelivered
+        // unsubscribe does not bring the address back.
+        if !key.as_str().starts_with(privacy::ERASED_KEY_PREFIX) {
+            let hashed = self.erasure_key().await?.hash(key);
+            if self.get(contact_pk(&hashed), SUPPRESSED_SK).await?.is_some() {
+                return Ok(false);
+            }
+        }
         let newly = self.put_if(suppression_item(key, reason, at)?, "attribute_not_exists(pk)").await?;
         if self.defer_suppression_marks {
             // Sending already checks `is_suppressed`; the marks (reminders off, counters) follow
@@ -1139,9 +1160,11 @@ impl Store for DynamoStore {
             .expression_attribute_values(":sent", n(i64::from(sent)));
         let update = match next {
             // Only an unanswered invitation goes back on the reminder index.
+            // Nor an invitation erased since its reminder was read.
             Some(next) => update
                 .update_expression("SET reminders_sent = :sent, next_reminder_at = :next, gsi1pk = :due, gsi1sk = :order")
-                .condition_expression("attribute_exists(pk) AND attribute_not_exists(answered_at)")
+                .condition_expression("attribute_exists(pk) AND attribute_not_exists(answered_at) AND NOT begins_with(link_token, :erased)")
+                .expression_attribute_values(":erased", s("erased-"))
                 .expression_attribute_values(":next", n(next.millis()))
                 .expression_attribute_values(":due", s(work_partition(DUE_REMINDER, &invitation.0)))
                 .expression_attribute_values(":order", s(order_key(next, &invitation.0))),
@@ -1560,6 +1583,13 @@ impl Store for DynamoStore {
         let erased = privacy::erase_invitation(&invitation, at);
         let answer: Option<Answer> = items.iter().find(|i| get_s(i, "sk").is_ok_and(|sk| sk == ANSWER_SK)).map(body).transpose()?;
         let campaign = self.campaign(&invitation.campaign_id).await?;
+        // The invitation's own events carry counter deltas whose bucket names hold its CRM
+        // values: counted first (so the move below is against counts that include them, and no
+        // later count re-creates a bucket the move emptied), their deltas dropped after.
+        let mut own_events = vec![format!("invitation-{}", id.0)];
+        own_events.extend((1..=answer.as_ref().map_or(0, |a| a.version)).map(|v| format!("answer-{}-{v}", id.0)));
+        let event_items = self.batch_get(own_events.iter().map(|e| item_key(event_pk(e), EVENT_SK.to_owned())).collect()).await?;
+        self.count_uncounted(&event_items).await?;
         let deltas = privacy::erasure_deltas(campaign.as_ref(), &invitation, &erased, answer.as_ref());
         let set_body = |sk: &str, body: String| -> Result<TransactWriteItem, StoreError> {
             Ok(TransactWriteItem::builder()
@@ -1650,10 +1680,12 @@ impl Store for DynamoStore {
                     .build(),
             );
         }
-        // The counts move with the invitation's rewrite, in its transaction (the rewrite is the
-        // mark that they moved: a repeat computes no move from an erased invitation). Only an
-        // invitation with dozens of answer versions and CRM fields needs a second one.
-        writes.extend(self.counter_updates(&invitation.campaign_id, &deltas)?);
+        // The counts move with the invitation's rewrite, in its transaction, right behind it
+        // (the rewrite is the mark that they moved: a repeat computes no move from an erased
+        // invitation). Only an invitation with dozens of answer versions needs a second one,
+        // which holds versions only, safe to write again.
+        let moves = self.counter_updates(&invitation.campaign_id, &deltas)?;
+        writes.splice(1..1, moves);
         let mut chunks = writes.chunks(MAX_TRANSACTION_ITEMS);
         if let Some(first) = chunks.next() {
             if let Err(reasons) = self.transact(first.to_vec()).await? {
@@ -1670,6 +1702,21 @@ impl Store for DynamoStore {
         // A counter item left at zero would still carry the value in its name.
         for (bucket, _) in deltas.buckets().filter(|(_, fields)| fields.values().any(|d| *d < 0)) {
             self.delete_if_zero(&counter_partition(&invitation.campaign_id, bucket), &counter_sk(bucket)).await?;
+        }
+        for item in &event_items {
+            let update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(get_s(item, "pk")?))
+                .key("sk", s(EVENT_SK))
+                .update_expression("REMOVE deltas")
+                .condition_expression("attribute_exists(pk)");
+            match update.send().await {
+                Ok(_) => {}
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(unavailable(e)),
+            }
         }
         Ok(true)
     }

@@ -955,9 +955,17 @@ impl Store for SqliteStore {
 
     async fn suppress(&self, key: &ContactKey, reason: SuppressionReason, at: Timestamp) -> Result<bool, StoreError> {
         let key = key.clone();
+        let erasure = self.erasure.clone();
         self.write("suppress", move |conn| {
             let key = &key;
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            // An erased person stays on the list as a hash only: a late bounce or a redelivered
+            // unsubscribe does not bring the address back.
+            let erased = !key.as_str().starts_with(privacy::ERASED_KEY_PREFIX)
+                && tx.prepare_cached("SELECT 1 FROM suppressions WHERE contact_key = ?1").and_then(|mut s| s.exists([erasure.hash(key).as_str()])).map_err(unavailable)?;
+            if erased {
+                return Ok(false);
+            }
             let inserted = tx
                 .execute(
                     "INSERT OR IGNORE INTO suppressions (contact_key, reason, at) VALUES (?1, ?2, ?3)",
@@ -1044,7 +1052,8 @@ impl Store for SqliteStore {
         let invitation = invitation.clone();
         self.write("reminder_sent", move |conn| {
             conn.execute(
-                "UPDATE invitations SET reminders_sent = ?2, next_reminder_at = CASE WHEN answered_at IS NULL THEN ?3 END WHERE id = ?1",
+                // An invitation erased since its reminder was read goes back on no index.
+                "UPDATE invitations SET reminders_sent = ?2, next_reminder_at = CASE WHEN answered_at IS NULL AND erased_at IS NULL THEN ?3 END WHERE id = ?1",
                 params![invitation.0, sent, next.map(Timestamp::millis)],
             )
             .map_err(unavailable)?;
