@@ -15,6 +15,7 @@ use serde_json::Value;
 
 const T0: Timestamp = Timestamp::from_millis(1_795_000_000_000);
 const API_TOKEN: &str = "end-to-end-token";
+const PEOPLE_TOKEN: &str = "end-to-end-people-token";
 
 struct TestApp {
     app: LocalApp,
@@ -33,7 +34,7 @@ async fn spawn_app() -> TestApp {
     // The public URL is only known after binding; links are checked by path, so a placeholder host
     // is rewritten to the bound address below.
     let settings = Settings { data_dir: dir.path().to_owned(), public_url: "http://closeloop.test".into(), api_token: None };
-    let app = LocalApp::with_store(store, &settings, clock.clone()).with_open_outbox();
+    let app = LocalApp::with_store(store, &settings, clock.clone()).with_open_outbox().with_people_api_token(Some(PEOPLE_TOKEN.into()));
     let running = serve(app.clone(), SocketAddr::from(([127, 0, 0, 1], 0)), Some(API_TOKEN.into()), false).await.unwrap();
     let base = format!("http://{}", running.addr);
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
@@ -264,7 +265,9 @@ async fn an_erased_person_leaves_no_byte_in_the_database_files_the_counts_stay_a
     assert!(personal.iter().all(|p| holds(&before, p)), "the test's data is in the files before the erasure");
 
     // Access: the API gives every answer version, the case note and the messages.
-    let api = |path: &str| t.http.get(format!("{}{path}", t.base)).bearer_auth(API_TOKEN);
+    let api = |path: &str| t.http.get(format!("{}{path}", t.base)).bearer_auth(PEOPLE_TOKEN);
+    let crm = t.http.get(format!("{}/api/v1/people?email=pia@example.se", t.base)).bearer_auth(API_TOKEN).send().await.unwrap();
+    assert_eq!(crm.status(), 401, "the invitation API's token reads nobody");
     let export: Value = api("/api/v1/people?email=Ingrid.Sjoberg@example.se").send().await.unwrap().json().await.unwrap();
     let record = &export["invitations"][0];
     assert_eq!(record["answers"].as_array().unwrap().iter().map(|a| a["comment"].as_str().unwrap()).collect::<Vec<_>>(), vec![first, second]);
@@ -277,7 +280,7 @@ async fn an_erased_person_leaves_no_byte_in_the_database_files_the_counts_stay_a
     assert_eq!(t.http.get(format!("{}/api/v1/people?email=pia@example.se", t.base)).send().await.unwrap().status(), 401);
 
     // Erasure, by phone: the email invitation of the same person goes too.
-    let erase = || t.http.post(format!("{}/api/v1/people/erase", t.base)).bearer_auth(API_TOKEN).json(&serde_json::json!({ "phone": "+46 70 123 45 67" }));
+    let erase = || t.http.post(format!("{}/api/v1/people/erase", t.base)).bearer_auth(PEOPLE_TOKEN).json(&serde_json::json!({ "phone": "+46 70 123 45 67" }));
     let erased = erase().send().await.unwrap();
     assert_eq!(erased.status(), 200);
     let report: Value = erased.json().await.unwrap();

@@ -198,6 +198,8 @@ pub async fn cmd_up(settings: &Settings, port: u16, demo: bool) -> anyhow::Resul
         }
     }
     let api_token = settings.api_token.clone();
+    let app = app.with_people_api_token(std::env::var("CLOSELOOP_PEOPLE_API_TOKEN").ok());
+    let people_api = app.people_api_token.is_some();
     let running = serve(app, SocketAddr::from(([127, 0, 0, 1], port)), api_token.clone(), true).await?;
     if demo {
         println!("Outbox:    http://{}/outbox", running.addr);
@@ -212,6 +214,9 @@ pub async fn cmd_up(settings: &Settings, port: u16, demo: bool) -> anyhow::Resul
             "           sign in with the admin token {token} (shown once; {} keeps only its hash)",
             crate::accounts_file::accounts_path(settings).display()
         );
+    }
+    if !people_api {
+        println!("People API: disabled (set CLOSELOOP_PEOPLE_API_TOKEN to enable GET /api/v1/people and POST /api/v1/people/erase)");
     }
     if api_token.is_none() {
         println!("API:       disabled (set CLOSELOOP_API_TOKEN to enable POST /api/v1/invitations)");

@@ -34,6 +34,8 @@ pub struct LocalApp {
     pub launcher: Arc<launcher::LocalLauncher>,
     /// Whether `/outbox` is open to anyone on the machine (`up --demo`) or to signed-in admins.
     pub outbox_open: bool,
+    /// The people API's bearer token (`CLOSELOOP_PEOPLE_API_TOKEN`); `None` switches it off.
+    pub people_api_token: Option<String>,
 }
 
 impl LocalApp {
@@ -71,7 +73,7 @@ impl LocalApp {
             links: Links::new(&settings.public_url),
         };
         let launcher = Arc::new(launcher::LocalLauncher::new(&settings.data_dir, services.clone()));
-        Self { store, outbox, services, accounts: Arc::new(Accounts::default()), admin: None, launcher, outbox_open: false }
+        Self { store, outbox, services, accounts: Arc::new(Accounts::default()), admin: None, launcher, outbox_open: false, people_api_token: None }
     }
 
     /// `/outbox` open to anyone who reaches the server: the demo, and tests that read what was sent.
@@ -80,9 +82,14 @@ impl LocalApp {
         self
     }
 
+    pub fn with_people_api_token(mut self, token: Option<String>) -> Self {
+        self.people_api_token = token.filter(|t| !t.trim().is_empty());
+        self
+    }
+
     /// The edge router plus the local-only outbox pages.
     pub fn router(&self, api_token: Option<&str>) -> axum::Router {
-        let mut state = closeloop_edge::AppState::new(&self.services, api_token);
+        let mut state = closeloop_edge::AppState::new(&self.services, api_token).with_people_api_token(self.people_api_token.as_deref());
         state.admin = self.admin.clone();
         state.launcher = Some(self.launcher.clone());
         let access = if self.outbox_open {

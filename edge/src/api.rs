@@ -129,6 +129,18 @@ pub fn authorised(state: &AppState, headers: &HeaderMap) -> Result<(), Response>
     let Some(expected) = &state.api_token_sha256 else {
         return Err(error(StatusCode::UNAUTHORIZED, "api_disabled", "the invitation API is disabled: start closeloop with CLOSELOOP_API_TOKEN set"));
     };
+    bearer_matches(expected, headers)
+}
+
+/// The people endpoints' own token.
+fn authorised_for_people(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(expected) = &state.people_token_sha256 else {
+        return Err(error(StatusCode::UNAUTHORIZED, "people_api_disabled", "the people API is disabled: set CLOSELOOP_PEOPLE_API_TOKEN (PEOPLE_API_TOKEN on AWS and the Worker)"));
+    };
+    bearer_matches(expected, headers)
+}
+
+fn bearer_matches(expected: &[u8; 32], headers: &HeaderMap) -> Result<(), Response> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -344,7 +356,7 @@ fn person_from(email: Option<&str>, phone: Option<&str>) -> Result<closeloop_cor
 /// (`core::privacy::PersonExport`). On the Worker a person with more invitations than one
 /// request reads gets 409 `too_many_invitations`, with the count.
 pub async fn person_export(State(state): State<AppState>, headers: HeaderMap, axum::extract::RawQuery(query): axum::extract::RawQuery) -> Response {
-    if let Err(response) = authorised(&state, &headers) {
+    if let Err(response) = authorised_for_people(&state, &headers) {
         return response;
     }
     let fields: BTreeMap<String, String> = query.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
@@ -374,7 +386,7 @@ pub async fn person_export(State(state): State<AppState>, headers: HeaderMap, ax
 /// what goes and what stays). 200 with the counts when done, the same again when repeated;
 /// 202 with `remaining` when a bounded runtime (the Worker) erased part: call again.
 pub async fn person_erase(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(response) = authorised(&state, &headers) {
+    if let Err(response) = authorised_for_people(&state, &headers) {
         return response;
     }
     let request: PersonRequest = match serde_json::from_slice(&body) {

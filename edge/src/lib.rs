@@ -81,6 +81,9 @@ impl From<&Services> for EdgeServices {
 pub struct AppState {
     pub services: EdgeServices,
     api_token_sha256: Option<Arc<[u8; 32]>>,
+    /// A token of its own for `/api/v1/people`: a CRM integration that creates invitations is
+    /// not thereby allowed to read or erase anyone. `None` switches those endpoints off.
+    people_token_sha256: Option<Arc<[u8; 32]>>,
     /// The dashboard's accounts and session key; `None` leaves `/admin` switched off.
     pub admin: Option<Arc<admin::AdminConfig>>,
     pub campaigns: Arc<campaign_cache::CampaignCache>,
@@ -101,12 +104,19 @@ impl AppState {
         Self {
             services,
             api_token_sha256,
+            people_token_sha256: None,
             admin: None,
             campaigns: Arc::default(),
             limits: admin::ReadLimits::UNBOUNDED,
             launcher: None,
             client_ip_header: None,
         }
+    }
+
+    /// Enables `GET /api/v1/people` and `POST /api/v1/people/erase` for this bearer token.
+    pub fn with_people_api_token(mut self, token: Option<&str>) -> Self {
+        self.people_token_sha256 = token.filter(|t| !t.is_empty()).map(|t| Arc::new(Sha256::digest(t.as_bytes()).into()));
+        self
     }
 
     pub fn with_admin(mut self, admin: admin::AdminConfig) -> Self {

@@ -61,6 +61,7 @@ fn build_state(env: &Env) -> worker::Result<AppState> {
     let client = fetch_client::dynamodb_client(endpoint, region, access_key, secret_key);
     let services = EdgeServices { store: Arc::new(DynamoStore::new(client, table).with_conflict_attempts(1).with_deferred_suppression_marks()), clock: Arc::new(JsClock), links: Links::new(&public_url) };
     let state = AppState::new(services, secret(env, "API_TOKEN").as_deref())
+        .with_people_api_token(secret(env, "PEOPLE_API_TOKEN").as_deref())
         .with_limits(crate::admin::ReadLimits::WORKER)
         .with_client_ip_header("cf-connecting-ip");
     // The dashboard needs both its accounts (TOML, hashes only) and a session key, as secrets.

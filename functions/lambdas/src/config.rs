@@ -37,6 +37,8 @@ pub struct LambdaConfig {
     pub sms_sender_id: Option<String>,
     pub public_url: String,
     pub api_token: Option<String>,
+    /// The people API's own bearer token; without it `/api/v1/people` answers 401.
+    pub people_api_token: Option<String>,
     /// Dashboard accounts (the accounts file's TOML): digest languages and admin addresses.
     pub accounts: closeloop_core::accounts::Accounts,
     /// Signs the dashboard's sessions where the launch function serves it (contact uploads);
@@ -80,6 +82,7 @@ impl LambdaConfig {
             sms_sender_id: optional("SMS_SENDER_ID"),
             public_url: required("PUBLIC_URL")?,
             api_token: optional("API_TOKEN"),
+            people_api_token: optional("PEOPLE_API_TOKEN"),
             accounts: optional("ACCOUNTS").map(|t| closeloop_core::accounts::Accounts::from_toml(&t)).transpose()?.unwrap_or_default(),
             session_secret: optional("SESSION_SECRET"),
             // Lambda puts the execution role's temporary credentials in the environment.

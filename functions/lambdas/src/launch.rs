@@ -43,15 +43,23 @@ pub fn router(services: &Services, api_token: Option<&str>) -> Router {
 }
 
 pub fn router_with_pipeline(services: &Services, api_token: Option<&str>, pipeline: Option<Pipeline>) -> Router {
-    router_with_dashboard(services, api_token, pipeline, None)
+    router_with_dashboard(services, api_token, pipeline, None, None)
 }
 
 /// The launch function's router with the dashboard switched on (`admin`): the same pages as the
 /// Worker's, plus contact uploads, which only this function takes (staged in the uploads bucket,
 /// launched through the chunk queue).
-pub fn router_with_dashboard(services: &Services, api_token: Option<&str>, pipeline: Option<Pipeline>, admin: Option<closeloop_edge::admin::AdminConfig>) -> Router {
+/// `people_api_token` enables the people endpoints (`PEOPLE_API_TOKEN`): here a person with more
+/// invitations than a Worker request can read is exported and erased in one call.
+pub fn router_with_dashboard(
+    services: &Services,
+    api_token: Option<&str>,
+    pipeline: Option<Pipeline>,
+    admin: Option<closeloop_edge::admin::AdminConfig>,
+    people_api_token: Option<&str>,
+) -> Router {
     // Behind a function URL the client's address is the last one AWS puts in X-Forwarded-For.
-    let mut edge = AppState::new(services, api_token).with_client_ip_header("x-forwarded-for");
+    let mut edge = AppState::new(services, api_token).with_client_ip_header("x-forwarded-for").with_people_api_token(people_api_token);
     if let Some(admin) = admin {
         edge = edge.with_admin(admin);
     }

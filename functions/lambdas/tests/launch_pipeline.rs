@@ -231,7 +231,7 @@ async fn an_upload_in_the_launch_functions_dashboard_is_staged_in_s3_dry_run_the
     config.accounts = Accounts::default().with("Eda Editor", Role::Editor, None, "an editor token of some length");
     config.session_secret = Some("a session secret for the launch function".into());
     let pipeline = Pipeline { queue: chunk_queue(&config), s3: s3.clone(), upload_bucket: Some(bucket.clone()) };
-    let router = closeloop_lambdas::launch::router_with_dashboard(&services, Some(TOKEN), Some(pipeline), config.dashboard().unwrap());
+    let router = closeloop_lambdas::launch::router_with_dashboard(&services, Some(TOKEN), Some(pipeline), config.dashboard().unwrap(), None);
     let campaign = closeloop_core::Campaign::from_toml(include_str!("../../../demo/campaign.toml")).unwrap();
     store.put_campaign(&campaign).await.unwrap();
     let (cookie, csrf) = sign_in(&router, "an editor token of some length").await;

@@ -8,5 +8,5 @@ async fn main() -> Result<(), lambda_http::Error> {
     let config = LambdaConfig::from_env()?;
     let pipeline = launch::Pipeline { queue: chunk_queue(&config), s3: s3_client(&config), upload_bucket: config.upload_bucket.clone() };
     let dashboard = config.dashboard()?;
-    lambda_http::run(launch::router_with_dashboard(&services(&config), config.api_token.as_deref(), Some(pipeline), dashboard)).await
+    lambda_http::run(launch::router_with_dashboard(&services(&config), config.api_token.as_deref(), Some(pipeline), dashboard, config.people_api_token.as_deref())).await
 }

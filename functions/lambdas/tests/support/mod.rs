@@ -26,6 +26,7 @@ pub fn config(table: &str) -> LambdaConfig {
         sms_sender_id: Some("Nordhavn".into()),
         public_url: "https://nps.example".into(),
         api_token: None,
+        people_api_token: None,
         accounts: Default::default(),
         session_secret: None,
         credentials: aws_credential_types::Credentials::new("local", "local", None, None, "test"),
