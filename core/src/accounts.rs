@@ -131,6 +131,12 @@ impl Account {
         Ok(Self { name: name.to_owned(), role, email, locale, time_zone, token_sha256, disabled: false, generation: 0, version: 0 })
     }
 
+    /// The sign-in token of `other` (a bootstrap account whose token was rotated in the file or
+    /// the Worker secret) becomes this account's; the old one stops working.
+    pub fn take_token_of(&mut self, other: &Account) {
+        self.token_sha256 = other.token_sha256;
+    }
+
     /// Whether this is the account's token; the comparison takes the same time either way.
     pub fn has_token(&self, token: &str) -> bool {
         let token = token.trim();

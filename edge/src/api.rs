@@ -401,7 +401,7 @@ pub async fn person_erase(State(state): State<AppState>, headers: HeaderMap, bod
     if let Err(e) = audit_person(&state, &headers, closeloop_core::audit::AuditAction::PersonErased, &person).await {
         return person_unavailable(e);
     }
-    match closeloop_functions::privacy::erase_some(state.services.store.as_ref(), &person, at, state.limits.person_invitations).await {
+    match closeloop_functions::privacy::erase_some(state.services.store.as_ref(), &person, at, state.limits.person_erasures).await {
         Ok(report) => {
             let status = if report.remaining > 0 { StatusCode::ACCEPTED } else { StatusCode::OK };
             (status, Json(json!({ "status": if report.remaining > 0 { "partial" } else { "erased" }, "report": report }))).into_response()

@@ -403,6 +403,11 @@ fn erasure_key(conn: &Connection) -> Result<ErasureKey, StoreError> {
 /// people's lines.
 const MIN_NEEDLE_CHARS: usize = 4;
 
+/// The WAL could not be truncated after an erasure: a reader held an old snapshot throughout.
+#[derive(Debug, thiserror::Error)]
+#[error("the WAL is still in use by a reader; repeat the erasure to checkpoint it again")]
+struct WalBusy;
+
 /// A text as the templates escape it into HTML, so the digest's HTML part is blanked too.
 fn html_escaped(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#x27;").replace('/', "&#x2f;")
@@ -1540,8 +1545,18 @@ impl Store for SqliteStore {
         self.write("purge_erased", |conn| {
             // TRUNCATE: every frame goes into the file and the WAL is cut to nothing, so the
             // pages from before the erasure are nowhere on disk. An in-memory database has no WAL.
-            let _: (i64, i64, i64) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(unavailable)?;
-            Ok(())
+            // A reader in the middle of a long read keeps its snapshot, and with it the old
+            // frames: wait for it a little, then say so (the erasure is done; repeating it
+            // checkpoints again).
+            for _ in 0..50 {
+                let (busy, _, _): (i64, i64, i64) =
+                    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(unavailable)?;
+                if busy == 0 {
+                    return Ok(());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(StoreError::unavailable(WalBusy))
         })
         .await
     }

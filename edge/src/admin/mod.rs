@@ -374,8 +374,19 @@ async fn account_for_token(config: &AdminConfig, state: &AppState, token: &str) 
         return Ok(Some(account.clone()));
     }
     let Some(bootstrap) = config.accounts.by_token(token) else { return Ok(None) };
-    if stored.iter().any(|a| a.name == bootstrap.name) {
-        return Ok(None);
+    if let Some(existing) = stored.iter().find(|a| a.name == bootstrap.name) {
+        if existing.disabled {
+            return Ok(None);
+        }
+        // The file or the secret rotated this account's token (a leaked one, say): the new
+        // token signs in and the stored copy takes it, so the old one stops working.
+        let mut rotated = existing.clone();
+        rotated.take_token_of(bootstrap);
+        rotated.generation += 1;
+        return match store.put_account(&rotated).await? {
+            true => store.account(&rotated.name).await,
+            false => Ok(None),
+        };
     }
     if store.put_account(bootstrap).await? {
         return store.account(&bootstrap.name).await;

@@ -130,13 +130,13 @@ pub async fn erase_person(State(state): State<AppState>, form: CheckedForm) -> R
     if let Err(e) = logged {
         return store_failed(e, &viewer);
     }
-    match privacy::erase_some(state.services.store.as_ref(), &person, at, state.limits.person_invitations).await {
+    match privacy::erase_some(state.services.store.as_ref(), &person, at, state.limits.person_erasures).await {
         Ok(report) if report.remaining > 0 => {
             let text = format!(
                 "{} invitation(s) erased, {} to go: this runtime erases {} a request. Press erase again.",
                 report.invitations_erased,
                 report.remaining,
-                state.limits.person_invitations.unwrap_or(report.invitations_erased)
+                state.limits.person_erasures.unwrap_or(report.invitations_erased)
             );
             message(StatusCode::ACCEPTED, Some(&viewer), "Erasure under way", &text)
         }

@@ -14,16 +14,19 @@ pub const OWNER_ROWS_PER_PAGE: usize = 100;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReadLimits {
     pub row_reads: Option<usize>,
-    /// Invitations of one person a request exports or erases: each costs about five reads.
+    /// Invitations of one person a request exports: each costs about four reads.
     pub person_invitations: Option<usize>,
+    /// Invitations of one person a request erases: each costs some ten requests (its items, its
+    /// events, the transaction, the emptied counter buckets).
+    pub person_erasures: Option<usize>,
 }
 
 impl ReadLimits {
-    pub const UNBOUNDED: Self = Self { row_reads: None, person_invitations: None };
+    pub const UNBOUNDED: Self = Self { row_reads: None, person_invitations: None, person_erasures: None };
     /// 40 subrequests per dashboard page at most: up to 8 go to the campaign, launches and
     /// counters, the rest to pages of rows; a person's export reads 5 per invitation after a
     /// look-up of 2 per contact key and the suppressions.
-    pub const WORKER: Self = Self { row_reads: Some(32), person_invitations: Some(6) };
+    pub const WORKER: Self = Self { row_reads: Some(32), person_invitations: Some(6), person_erasures: Some(2) };
 
     /// Rows one request can be sure to read: a page of the whole campaign costs one read; an
     /// owner's page two, and holds at most 100 rows (one BatchGetItem of their answers).
