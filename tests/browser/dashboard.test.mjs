@@ -206,6 +206,8 @@ test('axe-core finds no serious or critical violation on any page a person sees'
     [`${base}/admin/c/${CAMPAIGN}/changes`, signIn],
     [`${base}/admin/c/${CAMPAIGN}/upload`, signIn],
     [`${base}/admin/people?email=karl.oberg%40example.se`, signIn],
+    [`${base}/admin/accounts`, signIn],
+    [`${base}/admin/audit`, signIn],
   ];
   const report = {};
   for (const [url, setup] of pages) {
