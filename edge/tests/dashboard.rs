@@ -189,6 +189,19 @@ impl TestApp {
         Session { cookie, csrf }
     }
 
+    /// A sign-in with `token` through a fresh form, as a browser would post it: its status.
+    async fn sign_in_status(&self, token: &str) -> StatusCode {
+        let form = self.send(Request::get("/admin/sign-in").body(Body::empty()).unwrap()).await;
+        let nonce = set_cookie_value(&form, "cl_signin").unwrap();
+        let csrf = csrf_in(&text(form).await);
+        let attempt = Request::post("/admin/sign-in")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::COOKIE, format!("cl_signin={nonce}"))
+            .body(Body::from(format!("csrf={}&token={token}", closeloop_views::dashboard::form_encode(&csrf))))
+            .unwrap();
+        self.send(attempt).await.status()
+    }
+
     async fn get_as(&self, cookie: &str, uri: &str) -> Response {
         self.send(Request::get(uri).header(header::COOKIE, cookie).body(Body::empty()).unwrap()).await
     }
@@ -1435,15 +1448,7 @@ async fn a_disabled_account_is_out_at_once_and_a_role_change_applies_on_the_next
     let body = format!("name=Vera%20Viewer&version={}&action=disable", account_version(&page, "Vera Viewer"));
     assert_eq!(app.post_as(&admin, "/admin/accounts/change", &body).await.status(), StatusCode::OK);
     assert!(sent_to_sign_in(&app.get_as(&vera.cookie, "/admin").await), "her session ended with the change");
-    let form = app.send(Request::get("/admin/sign-in").body(Body::empty()).unwrap()).await;
-    let nonce = set_cookie_value(&form, "cl_signin").unwrap();
-    let csrf = csrf_in(&text(form).await);
-    let retry = Request::post("/admin/sign-in")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .header(header::COOKIE, format!("cl_signin={nonce}"))
-        .body(Body::from(format!("csrf={}&token={VIEWER}", closeloop_views::dashboard::form_encode(&csrf))))
-        .unwrap();
-    assert_eq!(app.send(retry).await.status(), StatusCode::UNAUTHORIZED, "and her token no longer signs in");
+    assert_eq!(app.sign_in_status(VIEWER).await, StatusCode::UNAUTHORIZED, "and her token no longer signs in");
 
     let page = app.page(&admin, "/admin/accounts").await;
     let body = format!("name=Eda%20Editor&version={}&action=role&role=viewer", account_version(&page, "Eda Editor"));
@@ -1508,13 +1513,5 @@ async fn a_token_rotated_in_the_accounts_file_signs_in_and_the_old_one_no_longer
     };
     after.sign_in("the-admin-token-after-rotation-0123").await;
     assert!(sent_to_sign_in(&after.get_as(&old_session.cookie, "/admin").await), "sessions of the old token end");
-    let form = after.send(Request::get("/admin/sign-in").body(Body::empty()).unwrap()).await;
-    let nonce = set_cookie_value(&form, "cl_signin").unwrap();
-    let csrf = csrf_in(&text(form).await);
-    let old = Request::post("/admin/sign-in")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .header(header::COOKIE, format!("cl_signin={nonce}"))
-        .body(Body::from(format!("csrf={}&token={ADMIN}", closeloop_views::dashboard::form_encode(&csrf))))
-        .unwrap();
-    assert_eq!(after.send(old).await.status(), StatusCode::UNAUTHORIZED, "the old token is refused");
+    assert_eq!(after.sign_in_status(ADMIN).await, StatusCode::UNAUTHORIZED, "the old token is refused");
 }

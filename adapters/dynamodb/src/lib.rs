@@ -1591,79 +1591,42 @@ impl Store for DynamoStore {
         let event_items = self.batch_get(own_events.iter().map(|e| item_key(event_pk(e), EVENT_SK.to_owned())).collect()).await?;
         self.count_uncounted(&event_items).await?;
         let deltas = privacy::erasure_deltas(campaign.as_ref(), &invitation, &erased, answer.as_ref());
-        let set_body = |sk: &str, body: String| -> Result<TransactWriteItem, StoreError> {
-            Ok(TransactWriteItem::builder()
-                .update(
-                    Update::builder()
-                        .table_name(&self.table)
-                        .key("pk", s(invitation_pk(id)))
-                        .key("sk", s(sk))
-                        .update_expression("SET body = :b")
-                        .condition_expression("attribute_exists(pk)")
-                        .expression_attribute_values(":b", s(body))
-                        .build()
-                        .map_err(request_bug)?,
-                )
-                .build())
+        // Each write an Update of one item in the invitation's partition, which must exist.
+        let update = |sk: &str, expression: &str, condition: &str, values: Vec<(&str, AttributeValue)>| -> Result<TransactWriteItem, StoreError> {
+            let mut update = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(invitation_pk(id)))
+                .key("sk", s(sk))
+                .update_expression(expression)
+                .condition_expression(condition);
+            for (name, value) in values {
+                update = update.expression_attribute_values(name, value);
+            }
+            Ok(TransactWriteItem::builder().update(update.build().map_err(request_bug)?).build())
         };
-        let mut writes = vec![TransactWriteItem::builder()
-            .update(
-                Update::builder()
-                    .table_name(&self.table)
-                    .key("pk", s(invitation_pk(id)))
-                    .key("sk", s(INVITATION_SK))
-                    .update_expression("SET body = :b, link_token = :t REMOVE next_reminder_at, gsi1pk, gsi1sk, gsi4pk, gsi4sk")
-                    .condition_expression("attribute_exists(pk)")
-                    .expression_attribute_values(":b", s(serde_json::to_string(&erased).map_err(StoreError::corrupt)?))
-                    .expression_attribute_values(":t", s(erased.token.as_str()))
-                    .build()
-                    .map_err(request_bug)?,
-            )
-            .build()];
+        let mut writes = vec![update(
+            INVITATION_SK,
+            "SET body = :b, link_token = :t REMOVE next_reminder_at, gsi1pk, gsi1sk, gsi4pk, gsi4sk",
+            "attribute_exists(pk)",
+            vec![(":b", s(serde_json::to_string(&erased).map_err(StoreError::corrupt)?)), (":t", s(erased.token.as_str()))],
+        )?];
         for item in &items {
             let sk = get_s(item, "sk")?;
             if sk == ANSWER_SK {
                 // Only the version read: a newer answer written meanwhile makes this a conflict,
                 // and the erasure reads again rather than leave that answer's comment.
                 let answer: Answer = body(item)?;
-                writes.push(
-                    TransactWriteItem::builder()
-                        .update(
-                            Update::builder()
-                                .table_name(&self.table)
-                                .key("pk", s(invitation_pk(id)))
-                                .key("sk", s(ANSWER_SK))
-                                .update_expression("SET body = :b")
-                                .condition_expression("version = :v")
-                                .expression_attribute_values(":b", s(serde_json::to_string(&privacy::erase_answer(&answer)).map_err(StoreError::corrupt)?))
-                                .expression_attribute_values(":v", n(i64::from(answer.version)))
-                                .build()
-                                .map_err(request_bug)?,
-                        )
-                        .build(),
-                );
+                let erased_answer = serde_json::to_string(&privacy::erase_answer(&answer)).map_err(StoreError::corrupt)?;
+                writes.push(update(sk, "SET body = :b", "version = :v", vec![(":b", s(erased_answer)), (":v", n(i64::from(answer.version)))])?);
             } else if sk.starts_with(ANSWER_VERSION_PREFIX) {
                 let answer: Answer = body(item)?;
-                writes.push(set_body(sk, serde_json::to_string(&privacy::erase_answer(&answer)).map_err(StoreError::corrupt)?)?);
+                let erased_answer = serde_json::to_string(&privacy::erase_answer(&answer)).map_err(StoreError::corrupt)?;
+                writes.push(update(sk, "SET body = :b", "attribute_exists(pk)", vec![(":b", s(erased_answer))])?);
             } else if sk == CASE_SK {
                 let case = case_from(item)?;
-                let body = serde_json::to_string(&privacy::erase_case(&case, at)).map_err(StoreError::corrupt)?;
+                let erased_case = serde_json::to_string(&privacy::erase_case(&case, at)).map_err(StoreError::corrupt)?;
                 // Closed now: off the overdue index, so it never escalates.
-                writes.push(
-                    TransactWriteItem::builder()
-                        .update(
-                            Update::builder()
-                                .table_name(&self.table)
-                                .key("pk", s(invitation_pk(id)))
-                                .key("sk", s(CASE_SK))
-                                .update_expression("SET body = :b REMOVE gsi1pk, gsi1sk")
-                                .condition_expression("attribute_exists(pk)")
-                                .expression_attribute_values(":b", s(body))
-                                .build()
-                                .map_err(request_bug)?,
-                        )
-                        .build(),
-                );
+                writes.push(update(sk, "SET body = :b REMOVE gsi1pk, gsi1sk", "attribute_exists(pk)", vec![(":b", s(erased_case))])?);
             }
         }
         for key in invitation.contact.keys() {
