@@ -156,7 +156,11 @@ pub struct Strings {
 
 impl Strings {
     pub fn new(locale: Locale) -> Self {
-        Self { locale, vars: BTreeMap::new() }
+        // How long the survey takes is said once per locale (`survey_duration`); every string
+        // that mentions it says `{survey_duration}`, so they cannot drift apart.
+        let strings = Self { locale, vars: BTreeMap::new() };
+        let duration = strings.get("survey_duration");
+        strings.with("survey_duration", duration)
     }
 
     pub fn with(mut self, name: &'static str, value: impl Into<String>) -> Self {
@@ -379,6 +383,11 @@ pub fn review_links(campaign: &Campaign, invitation: &Invitation, answer: &Answe
         .collect()
 }
 
+/// "detractor", "contact_request" or none: which follow-up, if any, the respondent is told of.
+fn follow_up_name(campaign: &Campaign, answer: &Answer) -> Option<&'static str> {
+    closeloop_core::rules::follow_up_kind(campaign, answer).map(|k| k.as_str())
+}
+
 pub fn thanks_page(campaign: &Campaign, invitation: &Invitation, answer: &Answer, links: &Links) -> Result<String, RenderError> {
     let strings = campaign_strings(campaign, invitation);
     render(
@@ -388,6 +397,7 @@ pub fn thanks_page(campaign: &Campaign, invitation: &Invitation, answer: &Answer
             title => strings.get("thanks_title"),
             t => strings.all(),
             contact_ok => answer.contact_ok,
+            follow_up => follow_up_name(campaign, answer),
             promoter => answer.score.group() == Group::Promoter,
             review_links => review_links(campaign, invitation, answer, links, true),
             change_url => format!("/s/{}", invitation.token.as_str()),
@@ -443,12 +453,37 @@ pub struct RenderedMail {
 fn mail(kind: MessageKind, ctx: Value) -> Result<RenderedMail, RenderError> {
     let base = format!("mail/{}", kind.as_str());
     let subject = render(&format!("{base}/subject.txt"), ctx.clone())?;
+    let text = render(&format!("{base}/body.txt"), ctx.clone())?;
+    let preheader = preheader(&text, ctx.get_attr("greeting").ok().and_then(|g| g.as_str().map(str::to_owned)).as_deref());
     Ok(RenderedMail {
         // Header injection guard: a subject is one line whatever a CRM field contained.
         subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
-        text: render(&format!("{base}/body.txt"), ctx.clone())?,
-        html: render(&format!("{base}/body.html"), context! { subject, ..ctx })?,
+        html: render(&format!("{base}/body.html"), context! { subject, preheader, ..ctx })?,
+        text,
     })
+}
+
+/// The line a mail client shows after the subject: the mail's first paragraph after the
+/// greeting, at most about 120 characters, cut between words. Without one, clients show the
+/// first text they find, which is the greeting or a layout table.
+fn preheader(text: &str, greeting: Option<&str>) -> String {
+    let first = text.split("\n\n").map(|p| p.split_whitespace().collect::<Vec<_>>().join(" ")).find(|p| !p.is_empty() && Some(p.as_str()) != greeting.map(str::trim));
+    let Some(first) = first else { return String::new() };
+    if first.chars().count() <= 120 {
+        return first;
+    }
+    let mut cut = String::new();
+    for word in first.split(' ') {
+        if cut.chars().count() + word.chars().count() > 118 {
+            break;
+        }
+        if !cut.is_empty() {
+            cut.push(' ');
+        }
+        cut.push_str(word);
+    }
+    cut.push('…');
+    cut
 }
 
 #[derive(Serialize)]
@@ -513,6 +548,7 @@ pub fn thank_you_mail(campaign: &Campaign, invitation: &Invitation, answer: &Ans
             t => strings.all(),
             greeting => greeting(&strings, invitation),
             contact_ok => answer.contact_ok,
+            follow_up => follow_up_name(campaign, answer),
             review_links,
             unsubscribe_url => links.unsubscribe(&invitation.token),
             sender_name => campaign.sender_name,
@@ -563,35 +599,47 @@ pub fn follow_up_mail(
         .with("due", due.clone())
         .with("campaign", campaign.name.clone());
     let mut fields = Vec::new();
-    let mut push = |label: &str, value: Option<&str>| {
+    let mut push = |label: String, value: Option<&str>| {
         if let Some(v) = value {
-            fields.push(FieldView { label: label.to_owned(), value: v.to_owned() });
+            fields.push(FieldView { label, value: v.to_owned() });
         }
     };
-    push("Email", c.email.as_ref().map(|e| e.as_str()));
-    push("Phone", c.phone.as_ref().map(|p| p.as_str()));
-    push("Company", c.company.as_deref());
-    push("Segment", c.segment.as_deref());
-    push("Store", c.store.as_deref());
-    push("Touchpoint", invitation.touchpoint.as_deref());
-    push("Account manager", c.owner_email.as_ref().map(|e| e.as_str()));
+    // The labels in the mail's language; a CRM property is labelled by its own column name.
+    push(strings.get("field_email"), c.email.as_ref().map(|e| e.as_str()));
+    push(strings.get("field_phone"), c.phone.as_ref().map(|p| p.as_str()));
+    push(strings.get("field_company"), c.company.as_deref());
+    push(strings.get("field_segment"), c.segment.as_deref());
+    push(strings.get("field_store"), c.store.as_deref());
+    push(strings.get("field_touchpoint"), invitation.touchpoint.as_deref());
+    push(strings.get("field_owner"), c.owner_email.as_ref().map(|e| e.as_str()));
     for (k, v) in &c.properties {
-        push(k, Some(v));
+        push(k.clone(), Some(v));
     }
     let ratings: Vec<FieldView> = answer
         .ratings
         .iter()
         .map(|(k, v)| FieldView { label: campaign.driver(k).map(|d| d.label.get(locale).to_owned()).unwrap_or_else(|| k.clone()), value: v.to_string() })
         .collect();
-    let intro = strings.get(if kind == MessageKind::Escalation { "escalation_intro" } else { "alert_intro" });
+    let request = closeloop_core::rules::follow_up_kind(campaign, answer) == Some(closeloop_core::rules::FollowUpKind::ContactRequest);
+    let intro = strings.get(match (kind == MessageKind::Escalation, request) {
+        (true, false) => "escalation_intro",
+        (true, true) => "escalation_intro_request",
+        (false, false) => "alert_intro",
+        (false, true) => "alert_intro_request",
+    });
     mail(
         kind,
         context! {
             lang => locale.code(),
             t => strings.all(),
             intro,
+            request,
             score => answer.score.value(),
-            group => answer.score.group().as_str(),
+            group => strings.get(match answer.score.group() {
+                Group::Detractor => "group_detractor",
+                Group::Passive => "group_passive",
+                Group::Promoter => "group_promoter",
+            }),
             comment => answer.comment,
             contact_ok => answer.contact_ok,
             ratings,

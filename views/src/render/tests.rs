@@ -5,6 +5,9 @@ use closeloop_core::model::{Contact, Email, InvitationId, Token};
 use closeloop_core::nps::Score;
 use closeloop_core::time::Timestamp;
 
+// Every locale complete, no English literal in a template, one survey duration.
+mod locales;
+
 fn campaign() -> Campaign {
     Campaign::from_toml(
         r#"
@@ -130,7 +133,7 @@ fn the_invitation_mail_embeds_eleven_score_links_and_the_unsubscribe_link() {
     }
     let unsubscribe = format!("https://nps.example/u/{}", token.as_str());
     assert!(mail.text.contains(&unsubscribe) && mail.html.contains(&unsubscribe));
-    assert_eq!(mail.subject, "How did we do? A 2-minute question from Nordhavn & <Cykler>");
+    assert_eq!(mail.subject, "How did we do? A short question from Nordhavn & <Cykler> (2 minutes)");
     assert!(mail.html.contains("Nordhavn &amp; &lt;Cykler&gt;"));
     assert!(mail.text.contains("Hi Åsa,"));
     assert!(mail.text.contains("not anonymous"));
