@@ -101,6 +101,19 @@ async fn the_whole_loop_runs_from_launch_to_report() {
         assert_eq!(headers["List-Unsubscribe-Post"], "List-Unsubscribe=One-Click");
         assert!(headers["List-Unsubscribe"].starts_with("<http://closeloop.test/u/"));
         assert_eq!(m["html"].as_str().unwrap().matches("?score=").count(), 11);
+        // What the outbox shows is the message the mailer sends: parse its raw bytes back.
+        let raw = m["raw"].as_str().expect("every mail keeps its raw message");
+        let parsed = mail_parser::MessageParser::default().parse(raw.as_bytes()).unwrap();
+        assert_eq!(parsed.subject(), m["subject"].as_str());
+        assert!(parsed.date().is_some(), "a Date header");
+        assert!(parsed.header("List-Id").is_some(), "a List-Id");
+        let unsubscribe: Vec<String> = match parsed.header("List-Unsubscribe") {
+            Some(mail_parser::HeaderValue::Address(a)) => a.iter().filter_map(|a| a.address().map(str::to_owned)).collect(),
+            other => panic!("List-Unsubscribe: {other:?}"),
+        };
+        assert!(unsubscribe[0].starts_with("http://closeloop.test/u/") && unsubscribe[1].starts_with("mailto:"), "{unsubscribe:?}");
+        assert!(raw.contains("\r\nX-Closeloop-Send-Key: invitation:"), "the send key travels in our own header");
+        assert_eq!(parsed.body_text(0).unwrap().replace("\r\n", "\n"), m["text"].as_str().unwrap());
     }
 
     // The email's score link only preselects; the answer needs the person's submit.

@@ -160,6 +160,9 @@ async fn page(State(outbox): State<Outbox>, Query(query): Query<PageQuery>) -> R
                 escape(body)
             ));
         }
+        if let Some(raw) = &m.raw {
+            html.push_str(&format!("<details><summary>Raw message, as sent</summary><pre>{}</pre></details>", escape(raw)));
+        }
         html.push_str("</article>");
     }
     html.push_str(&nav);

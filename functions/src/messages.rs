@@ -108,11 +108,24 @@ pub fn to_respondent(kind: MessageKind, campaign: &Campaign, invitation: &Invita
         subject: rendered.subject,
         text: rendered.text,
         html: rendered.html,
-        headers: vec![
-            ("List-Unsubscribe".into(), format!("<{unsubscribe}>")),
-            ("List-Unsubscribe-Post".into(), "List-Unsubscribe=One-Click".into()),
-        ],
+        headers: list_headers(campaign, &unsubscribe, invitation.token.as_str()),
     })
+}
+
+/// The list headers of survey mail: `List-Id` (the campaign, under the sender's domain), and
+/// `List-Unsubscribe` with the one-click https target (RFC 8058: what Gmail and Yahoo use) and a
+/// mailto target (RFC 2369) for clients without it. A mailto request reaches the sender's
+/// address, whose team honours it by hand.
+fn list_headers(campaign: &Campaign, unsubscribe: &str, token: &str) -> Vec<(String, String)> {
+    let sender = campaign.sender_email.as_str();
+    let domain = sender.rsplit_once('@').map_or("closeloop.invalid", |(_, d)| d);
+    let label: String = campaign.id.as_str().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect();
+    let company: String = campaign.company.chars().filter(|c| !c.is_control() && *c != '"' && *c != '\\').collect();
+    vec![
+        ("List-Id".into(), format!("\"{company}\" <{label}.{domain}>")),
+        ("List-Unsubscribe".into(), format!("<{unsubscribe}>, <mailto:{sender}?subject=unsubscribe%20{token}>")),
+        ("List-Unsubscribe-Post".into(), "List-Unsubscribe=One-Click".into()),
+    ]
 }
 
 /// Mail to staff (owner, manager): no unsubscribe headers, they are not survey mail.

@@ -28,6 +28,9 @@ pub struct OutboxMessage {
     pub html: Option<String>,
     pub headers: Vec<(String, String)>,
     pub created_at: String,
+    /// The mail's raw RFC 5322 message, exactly the bytes SES would be given (7-bit ASCII, so a
+    /// string); none for an SMS, and none once an erasure blanked a digest's parts.
+    pub raw: Option<String>,
 }
 
 /// One page of the outbox, newest first, with the cursors of its neighbours.
@@ -50,7 +53,7 @@ pub enum Cursor {
     After(i64),
 }
 
-const MESSAGE_COLUMNS: &str = "id, channel, to_addr, kind, subject, text, html, headers, created_at";
+const MESSAGE_COLUMNS: &str = "id, channel, to_addr, kind, subject, text, html, headers, created_at, raw";
 
 fn message_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<(OutboxMessage, String)> {
     Ok((
@@ -64,6 +67,7 @@ fn message_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<(OutboxMessage, Strin
             html: r.get(6)?,
             headers: Vec::new(),
             created_at: Timestamp::from_millis(r.get(8)?).to_rfc3339(),
+            raw: r.get::<_, Option<Vec<u8>>>(9)?.map(|raw| String::from_utf8_lossy(&raw).into_owned()),
         },
         r.get(7)?,
     ))
@@ -138,12 +142,12 @@ impl Outbox {
                 {
                     let mut insert = tx
                         .prepare_cached(
-                            "INSERT INTO outbox (channel, to_addr, kind, subject, text, html, headers, created_at, send_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                            "INSERT INTO outbox (channel, to_addr, kind, subject, text, html, headers, created_at, send_key, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                         )
                         .map_err(StoreError::unavailable)?;
                     for row in &rows {
                         insert
-                            .execute(params![row.channel, row.to, row.kind, row.subject, row.text, row.html, row.headers, at, row.key])
+                            .execute(params![row.channel, row.to, row.kind, row.subject, row.text, row.html, row.headers, at, row.key, row.raw])
                             .map_err(StoreError::unavailable)?;
                         ids.push(format!("outbox-{}", tx.last_insert_rowid()));
                     }
@@ -195,10 +199,11 @@ struct NewMessage {
     /// The send key it went out under (`thank_you:{id}`); none for an SMS, which names its
     /// number instead.
     key: Option<String>,
+    raw: Option<Vec<u8>>,
 }
 
 impl NewMessage {
-    fn mail(mail: &OutgoingMail) -> Result<Self, SendError> {
+    fn mail(mail: &OutgoingMail, at: Timestamp) -> Result<Self, SendError> {
         Ok(Self {
             channel: "email",
             to: mailbox(mail.to_name.as_deref(), &mail.to_email),
@@ -208,6 +213,7 @@ impl NewMessage {
             html: Some(mail.html.clone()),
             headers: serde_json::to_string(&mail.headers).map_err(SendError::permanent)?,
             key: Some(mail.key.clone()).filter(|k| !k.is_empty()),
+            raw: Some(closeloop_mail::build(mail, at).map_err(SendError::permanent)?),
         })
     }
 }
@@ -225,15 +231,16 @@ fn only(mut ids: Vec<String>) -> Result<String, SendError> {
 #[async_trait]
 impl Mailer for Outbox {
     async fn send_mail(&self, mail: &OutgoingMail) -> Result<String, SendError> {
-        only(self.insert(vec![NewMessage::mail(mail)?]).await?)
+        only(self.insert(vec![NewMessage::mail(mail, self.clock.now())?]).await?)
     }
 
     async fn send_mails(&self, mails: &[OutgoingMail]) -> Vec<Result<String, SendError>> {
         // A mail that cannot be stored fails alone; the rest go in one transaction.
         let mut outcomes: Vec<Option<Result<String, SendError>>> = Vec::with_capacity(mails.len());
         let mut rows = Vec::with_capacity(mails.len());
+        let at = self.clock.now();
         for mail in mails {
-            match NewMessage::mail(mail) {
+            match NewMessage::mail(mail, at) {
                 Ok(row) => {
                     rows.push(row);
                     outcomes.push(None);
@@ -258,7 +265,7 @@ impl Mailer for Outbox {
 #[async_trait]
 impl SmsSender for Outbox {
     async fn send_sms(&self, sms: &OutgoingSms) -> Result<String, SendError> {
-        let row = NewMessage { channel: "sms", to: sms.to.clone(), kind: sms.kind.as_str(), subject: None, text: sms.text.clone(), html: None, headers: "[]".to_owned(), key: None };
+        let row = NewMessage { channel: "sms", to: sms.to.clone(), kind: sms.kind.as_str(), subject: None, text: sms.text.clone(), html: None, headers: "[]".to_owned(), key: None, raw: None };
         only(self.insert(vec![row]).await?)
     }
 }

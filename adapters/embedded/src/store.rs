@@ -121,7 +121,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     html TEXT,
     headers TEXT NOT NULL,
     created_at INTEGER NOT NULL,
-    send_key TEXT
+    send_key TEXT,
+    raw BLOB
 );
 "#;
 
@@ -215,7 +216,7 @@ fn case_from((body, escalated, status): (String, Option<i64>, String)) -> Result
     Ok(case)
 }
 
-/// Brings a file written by an earlier version up to this schema (`user_version` 4).
+/// Brings a file written by an earlier version up to this schema (`user_version` 5).
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(unavailable)?;
     if version < 2 {
@@ -227,7 +228,19 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     if version < 4 {
         migrate_to_4(conn)?;
     }
+    if version < 5 {
+        migrate_to_5(conn)?;
+    }
     Ok(())
+}
+
+/// Version 5: each mail's raw message, as the mailer sends it.
+fn migrate_to_5(conn: &Connection) -> Result<(), StoreError> {
+    let has_raw: bool = conn.prepare("SELECT 1 FROM pragma_table_info('outbox') WHERE name = 'raw'").and_then(|mut s| s.exists([])).map_err(unavailable)?;
+    if !has_raw {
+        conn.execute_batch("ALTER TABLE outbox ADD COLUMN raw BLOB").map_err(unavailable)?;
+    }
+    conn.execute_batch("PRAGMA user_version = 5;").map_err(unavailable)
 }
 
 /// Version 4: the outbox's send keys; when an invitation was erased, as a column, so retention finds the invitations
@@ -1503,7 +1516,9 @@ impl Store for SqliteStore {
             }
             let mut blank = tx
                 .prepare(
-                    "UPDATE outbox SET text = replace(text, ?1, ?3), html = replace(COALESCE(html, ''), ?2, ?3), subject = replace(COALESCE(subject, ''), ?1, ?3)
+                    // The raw copy is encoded (quoted-printable, encoded words), so a name cannot be
+                    // replaced in it: it goes, and the page shows the blanked parts.
+                    "UPDATE outbox SET text = replace(text, ?1, ?3), html = replace(COALESCE(html, ''), ?2, ?3), subject = replace(COALESCE(subject, ''), ?1, ?3), raw = NULL
                      WHERE kind = 'digest' AND (instr(text, ?1) > 0 OR instr(COALESCE(html, ''), ?2) > 0)",
                 )
                 .map_err(unavailable)?;

@@ -1,7 +1,6 @@
-//! The mail port on Amazon SES: `SendRawEmail` with a message we build (mime.rs), sent in a
-//! configuration set so bounces and complaints come back through SNS.
-
-pub mod mime;
+//! The mail port on Amazon SES: `SendRawEmail` with the message `closeloop-mail` builds (the
+//! same bytes the local outbox keeps), sent in a configuration set so bounces and complaints come
+//! back through SNS.
 
 use async_trait::async_trait;
 use aws_sdk_ses::error::ProvideErrorMetadata;
@@ -38,13 +37,18 @@ impl SesMailer {
 /// Errors SES gives for a message or address that will never be accepted.
 const PERMANENT: &[&str] = &["MessageRejected", "MailFromDomainNotVerifiedException", "ConfigurationSetDoesNotExistException", "AccountSendingPausedException"];
 
+/// The `Date` of a message: when it is handed to SES.
+fn now() -> closeloop_core::Timestamp {
+    let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    closeloop_core::Timestamp::from_millis(millis)
+}
+
 #[async_trait]
 impl Mailer for SesMailer {
     async fn send_mail(&self, mail: &OutgoingMail) -> Result<String, SendError> {
-        let boundary = format!("closeloop-{}", uuid::Uuid::new_v4().simple());
-        let raw = mime::build(mail, &mail.key, &boundary);
+        let raw = closeloop_mail::build(mail, now()).map_err(SendError::permanent)?;
         let message = RawMessage::builder()
-            .data(Blob::new(raw.into_bytes()))
+            .data(Blob::new(raw))
             .build()
             .map_err(SendError::permanent)?;
         let result = self

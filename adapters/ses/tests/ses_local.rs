@@ -38,7 +38,7 @@ async fn a_mail_arrives_with_both_parts_encoded_headers_and_unsubscribe() {
         .find(|e| e.to_string().contains(&marker))
         .unwrap_or_else(|| panic!("the mail is not in the store: {store}"));
     // The stand-in parses the MIME we built: every part must decode back to what was sent.
-    // (Its store shows no custom headers; mime.rs's unit tests cover List-Unsubscribe.)
+    // (Its store shows no custom headers; closeloop-mail's tests cover the list headers.)
     assert_eq!(email["subject"], mail.subject);
     assert_eq!(email["body"]["text"], mail.text);
     assert_eq!(email["body"]["html"], mail.html);
