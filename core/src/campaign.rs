@@ -180,8 +180,12 @@ pub struct Campaign {
     /// Scores at or below this raise an alert (6 = every detractor; 0 = only the zeros).
     #[serde(default = "default_alert_threshold")]
     pub alert_threshold: u8,
+    /// The deadline of a detractor follow-up, in hours after the answer.
     #[serde(default = "default_follow_up_hours")]
     pub follow_up_hours: u32,
+    /// The deadline of a request to be contacted from a passive or promoter: softer by default.
+    #[serde(default = "default_contact_request_hours")]
+    pub contact_request_hours: u32,
     /// Gets alerts for contacts without an owner, and escalations of overdue cases.
     #[serde(default)]
     pub manager_email: Option<Email>,
@@ -259,6 +263,9 @@ fn default_alert_threshold() -> u8 {
 fn default_follow_up_hours() -> u32 {
     48
 }
+fn default_contact_request_hours() -> u32 {
+    120
+}
 
 impl Campaign {
     /// The zone this campaign's times are shown in: `time_zone`, or its first locale's.
@@ -333,6 +340,9 @@ impl Campaign {
         }
         if !(1..=24 * 14).contains(&self.follow_up_hours) {
             invalid("follow_up_hours", "follow_up_hours must be 1 to 336".into());
+        }
+        if !(1..=24 * 14).contains(&self.contact_request_hours) {
+            invalid("contact_request_hours", "contact_request_hours must be 1 to 336".into());
         }
         if self.privacy_url.as_ref().is_some_and(|u| !u.starts_with("https://") || u.contains(char::is_whitespace) || u.len() > 500) {
             invalid("privacy_url", "privacy_url must be an https:// address".into());

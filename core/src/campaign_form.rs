@@ -52,6 +52,7 @@ pub struct CampaignForm {
     pub retention_months: String,
     pub alert_threshold: String,
     pub follow_up_hours: String,
+    pub contact_request_hours: String,
     pub manager_email: String,
     pub market: String,
     pub reminder_delay_days: String,
@@ -90,6 +91,7 @@ impl CampaignForm {
             retention_months: get("retention_months"),
             alert_threshold: get("alert_threshold"),
             follow_up_hours: get("follow_up_hours"),
+            contact_request_hours: get("contact_request_hours"),
             manager_email: get("manager_email"),
             market: get("market"),
             reminder_delay_days: get("reminder_delay_days"),
@@ -112,6 +114,7 @@ impl CampaignForm {
             retention_months: crate::campaign::DEFAULT_RETENTION_MONTHS.to_string(),
             alert_threshold: "6".into(),
             follow_up_hours: "48".into(),
+            contact_request_hours: "120".into(),
             market: "b2c".into(),
             reminder_delay_days: Reminders::default().delay_days.to_string(),
             reminder_max: Reminders::default().max.to_string(),
@@ -144,6 +147,7 @@ impl CampaignForm {
             retention_months: c.retention_months.to_string(),
             alert_threshold: c.alert_threshold.to_string(),
             follow_up_hours: c.follow_up_hours.to_string(),
+            contact_request_hours: c.contact_request_hours.to_string(),
             manager_email: c.manager_email.as_ref().map(|e| e.as_str().to_owned()).unwrap_or_default(),
             market: match c.market {
                 Market::B2c => "b2c",
@@ -212,6 +216,7 @@ impl CampaignForm {
         let retention_months = number("retention_months", &self.retention_months, crate::campaign::MAX_RETENTION_MONTHS);
         let alert_threshold = number("alert_threshold", &self.alert_threshold, 10) as u8;
         let follow_up_hours = number("follow_up_hours", &self.follow_up_hours, 336);
+        let contact_request_hours = number("contact_request_hours", &self.contact_request_hours, 336);
         let delay_days = number("reminder_delay_days", &self.reminder_delay_days, 30);
         let max = number("reminder_max", &self.reminder_max, 3);
         let heads_up_days = optional(&self.heads_up_days).map(|d| number("heads_up_days", d, 14));
@@ -333,6 +338,7 @@ impl CampaignForm {
             retention_months,
             alert_threshold,
             follow_up_hours,
+            contact_request_hours,
             manager_email,
             market,
             themes,

@@ -28,13 +28,45 @@ pub fn reminder_is_due(invitation: &Invitation, suppressed: bool, now: Timestamp
         && invitation.next_reminder_at.is_some_and(|due| due <= now)
 }
 
-/// Detractors at or below the threshold, and anyone who asks to be contacted, raise an alert.
-pub fn needs_follow_up(campaign: &Campaign, answer: &Answer) -> bool {
-    answer.score.value() <= campaign.alert_threshold || answer.contact_ok
+/// Why someone must follow up an answer: a low score, or a respondent above the threshold who
+/// asked to be contacted. The two read differently and have their own deadlines: a promoter who
+/// would like a call is not a complaint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FollowUpKind {
+    Detractor,
+    ContactRequest,
 }
 
-pub fn follow_up_due(campaign: &Campaign, opened_at: Timestamp) -> Timestamp {
-    opened_at.plus_hours(campaign.follow_up_hours)
+impl FollowUpKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FollowUpKind::Detractor => "detractor",
+            FollowUpKind::ContactRequest => "contact_request",
+        }
+    }
+}
+
+/// Scores at or below the threshold are detractor follow-ups (whether or not they ticked "contact
+/// me"); anyone else who asks to be contacted is a contact request; everyone else needs none.
+pub fn follow_up_kind(campaign: &Campaign, answer: &Answer) -> Option<FollowUpKind> {
+    if answer.score.value() <= campaign.alert_threshold {
+        Some(FollowUpKind::Detractor)
+    } else if answer.contact_ok {
+        Some(FollowUpKind::ContactRequest)
+    } else {
+        None
+    }
+}
+
+pub fn needs_follow_up(campaign: &Campaign, answer: &Answer) -> bool {
+    follow_up_kind(campaign, answer).is_some()
+}
+
+pub fn follow_up_due(campaign: &Campaign, kind: FollowUpKind, opened_at: Timestamp) -> Timestamp {
+    opened_at.plus_hours(match kind {
+        FollowUpKind::Detractor => campaign.follow_up_hours,
+        FollowUpKind::ContactRequest => campaign.contact_request_hours,
+    })
 }
 
 /// Whether this respondent may be shown a site. Promoters see every site; others only the sites
@@ -111,6 +143,17 @@ mod tests {
     }
 
     #[test]
+    fn a_promoter_asking_to_be_contacted_is_a_contact_request_with_its_own_deadline() {
+        let c = campaign();
+        assert_eq!(follow_up_kind(&c, &answer(3, true)), Some(FollowUpKind::Detractor), "a low score is a detractor case, tick or not");
+        assert_eq!(follow_up_kind(&c, &answer(9, true)), Some(FollowUpKind::ContactRequest));
+        assert_eq!(follow_up_kind(&c, &answer(9, false)), None);
+        let t = Timestamp::from_millis(0);
+        assert_eq!(follow_up_due(&c, FollowUpKind::Detractor, t), t.plus_hours(48));
+        assert_eq!(follow_up_due(&c, FollowUpKind::ContactRequest, t), t.plus_hours(120), "the default for a request is softer");
+    }
+
+    #[test]
     fn detractors_see_only_sites_open_to_everyone() {
         let c = campaign();
         let keys = |a: &Answer| review_sites_for(&c, a).iter().map(|s| s.key.clone()).collect::<Vec<_>>();
@@ -136,7 +179,7 @@ mod tests {
     fn follow_up_deadline_counts_hours_from_the_answer() {
         let c = campaign();
         let t0 = Timestamp::from_millis(1_000);
-        assert_eq!(follow_up_due(&c, t0), t0.plus_hours(48));
+        assert_eq!(follow_up_due(&c, FollowUpKind::Detractor, t0), t0.plus_hours(48));
     }
 
     #[test]

@@ -345,14 +345,14 @@ async fn react_to_answer(services: &Services, id: &InvitationId, campaigns: &Cam
     }
 
     // An erased person is followed up no more: no case to escalate about nobody, no alert.
-    if rules::needs_follow_up(&campaign, &answer) && invitation.erased_at.is_none() {
+    if let Some(kind) = rules::follow_up_kind(&campaign, &answer).filter(|_| invitation.erased_at.is_none()) {
         let owner = invitation.contact.owner_email.clone().or_else(|| campaign.manager_email.clone());
         let case = FollowUpCase::new(
             id.clone(),
             campaign.id.clone(),
             owner.clone(),
             answer.answered_at,
-            rules::follow_up_due(&campaign, answer.answered_at),
+            rules::follow_up_due(&campaign, kind, answer.answered_at),
         );
         // A case opened before (a redelivered event) keeps its own deadline: read it only then.
         let case = if services.store.open_case(&case).await? { case } else { services.store.case(id).await?.unwrap_or(case) };

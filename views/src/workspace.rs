@@ -167,7 +167,8 @@ pub fn campaign_form_page(
             inputs: vec![
                 input("throttle_days", "Days between surveys of one person", "number", &form.throttle_days, "0 to 3650; a contact surveyed more recently is skipped.", true),
                 input("alert_threshold", "Alert at a score of at most", "number", &form.alert_threshold, "0 to 10: answers at or below it open a follow-up case.", true),
-                input("follow_up_hours", "Hours to follow up", "number", &form.follow_up_hours, "1 to 336: the case's deadline after the answer.", true),
+                input("follow_up_hours", "Hours to follow up a detractor", "number", &form.follow_up_hours, "1 to 336: a detractor case's deadline after the answer.", true),
+                input("contact_request_hours", "Hours to answer a contact request", "number", &form.contact_request_hours, "1 to 336: the deadline when a passive or promoter asks to be contacted.", true),
                 input("reminder_delay_days", "Days before a reminder", "number", &form.reminder_delay_days, "1 to 30.", true),
                 input("reminder_max", "Reminders at most", "number", &form.reminder_max, "0 to 3; one is usually enough.", true),
                 input("heads_up_days", "Heads-up mail, days before a scheduled start", "number", &form.heads_up_days, "1 to 14, or empty for none: each contact hears from their owner that a short survey is coming.", false),
