@@ -281,3 +281,39 @@ fn the_survey_page_says_what_is_stored_and_for_how_long_in_every_locale() {
         assert!(page.contains(said), "{locale:?}: {page}");
     }
 }
+
+#[test]
+fn a_promoters_contact_request_reads_as_a_request_in_the_alert_the_escalation_the_page_and_the_thank_you() {
+    let c = campaign();
+    let inv = invitation(Locale::En, "Åsa");
+    let mut request = answer(9);
+    request.contact_ok = true;
+    let mut detractor = answer(2);
+    detractor.contact_ok = true;
+    let due = Timestamp::from_millis(0);
+    let alert = follow_up_mail(MessageKind::Alert, &c, &inv, &request, due).unwrap();
+    assert!(alert.subject.starts_with("Contact request by"), "{}", alert.subject);
+    assert!(alert.text.contains("asked to be contacted"), "{}", alert.text);
+    let escalation = follow_up_mail(MessageKind::Escalation, &c, &inv, &request, due).unwrap();
+    assert!(escalation.subject.starts_with("Contact request still open"), "{}", escalation.subject);
+    assert!(!escalation.subject.contains("Overdue"));
+    let detractor_alert = follow_up_mail(MessageKind::Alert, &c, &inv, &detractor, due).unwrap();
+    assert!(detractor_alert.subject.starts_with("Follow up by"), "{}", detractor_alert.subject);
+    let links = Links::new("https://nps.example");
+    let page = thanks_page(&c, &inv, &request, &links).unwrap();
+    assert!(page.contains("You asked to hear from us"));
+    assert!(thanks_page(&c, &inv, &detractor, &links).unwrap().contains("will contact you about your answer"));
+    let mail = thank_you_mail(&c, &inv, &request, &links).unwrap();
+    assert!(mail.text.contains("You asked to hear from us") && mail.html.contains("You asked to hear from us"));
+}
+
+#[test]
+fn every_mail_has_a_preheader_from_its_first_paragraph_after_the_greeting() {
+    let links = Links::new("https://nps.example");
+    let mail = ask_mail(MessageKind::Invitation, &campaign(), &invitation(Locale::En, "Åsa"), &links).unwrap();
+    let hidden = mail.html.split("display:none").nth(1).expect("a hidden preheader").split("</div>").next().unwrap();
+    assert!(!hidden.contains("Åsa!"), "not the greeting: {hidden}");
+    assert!(hidden.contains("Thank you for choosing"), "{hidden}");
+    let cut = preheader(&"word ".repeat(100), None);
+    assert!(cut.chars().count() <= 120 && cut.ends_with(" word…"), "cut between words, with an ellipsis: {cut}");
+}
