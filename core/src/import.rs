@@ -255,7 +255,10 @@ fn contact_from_row(columns: &[Column], fields: &[String], owners: &mapping::Own
     let mut contact = Contact::default();
     let mut properties = BTreeMap::new();
     for (column, raw) in columns.iter().zip(fields) {
-        let value = raw.trim();
+        // Cleaned before anything reads it: a CRM cell's line breaks, controls and bidi
+        // overrides never reach a header, a page or an export.
+        let value = crate::clean::field(raw);
+        let value = value.as_str();
         if value.is_empty() {
             continue;
         }
@@ -344,12 +347,12 @@ mod tests {
     }
 
     #[test]
-    fn quoted_fields_may_hold_separators_quotes_and_newlines() {
+    fn quoted_fields_may_hold_separators_quotes_and_newlines_and_a_newline_becomes_a_space() {
         let csv = "email,company,note\n\"a@x.example\",\"Berg, Lund & Co\",\"said \"\"hi\"\"\nthen left\"\nb@x.example,Solo,\n";
         let out = parse_contacts_csv(csv.as_bytes()).unwrap();
         assert_eq!(out.contacts.len(), 2, "{:?}", out.bad_rows);
         assert_eq!(out.contacts[0].1.company.as_deref(), Some("Berg, Lund & Co"));
-        assert_eq!(out.contacts[0].1.properties["note"], "said \"hi\"\nthen left");
+        assert_eq!(out.contacts[0].1.properties["note"], "said \"hi\" then left", "a CRM value is one line wherever it is shown");
         assert_eq!(out.contacts[1].0, 4, "line numbers count the newline inside the quoted field");
     }
 
@@ -432,6 +435,51 @@ mod tests {
         assert_eq!(out.bad_rows[0].line, 2);
         assert!(out.bad_rows[0].reason.contains("UTF-8 with BOM"), "{}", out.bad_rows[0].reason);
         assert_eq!(parse_contacts_csv(b"\xEF\xBB\xBFe\xC5mail\nx\n").unwrap_err(), ImportError::HeaderUndecodable(Encoding::Utf8Bom));
+    }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn quoted(cell: &str) -> String {
+            format!("\"{}\"", cell.replace('"', "\"\""))
+        }
+
+        proptest! {
+            #[test]
+            fn arbitrary_bytes_are_read_or_refused_and_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+                let mut file = b"email;first_name;note\n".to_vec();
+                file.extend(bytes);
+                let _ = parse_contacts_csv(&file);
+            }
+
+            #[test]
+            fn any_cell_text_comes_out_of_an_import_clean_or_as_a_bad_row_at_its_line(
+                rows in proptest::collection::vec((any::<String>(), any::<String>(), any::<String>()), 1..6),
+            ) {
+                let mut file = String::from("email,first_name,company,note\n");
+                for (i, (name, company, note)) in rows.iter().enumerate() {
+                    file.push_str(&format!("p{i}@x.example,{},{},{}\n", quoted(name), quoted(company), quoted(note)));
+                }
+                let out = parse_contacts_csv(file.as_bytes()).unwrap();
+                prop_assert_eq!(out.contacts.len() + out.bad_rows.len(), rows.len(), "every row is a contact or a bad row");
+                for (_, c) in &out.contacts {
+                    for text in [&c.first_name, &c.company].into_iter().flatten().chain(c.properties.values()) {
+                        prop_assert_eq!(&crate::clean::field(text), text, "clean: {:?}", text);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn control_characters_line_separators_and_bidi_overrides_never_enter_a_contact() {
+        let csv = "email,first_name,company,note\na@x.example,\"An\u{202e}na\u{7}\",\"Berg\u{2028}& Co\u{0}\",\"x\u{85}y\u{9b}\"\n";
+        let out = parse_contacts_csv(csv.as_bytes()).unwrap();
+        let c = &out.contacts[0].1;
+        assert_eq!(c.first_name.as_deref(), Some("Anna"));
+        assert_eq!(c.company.as_deref(), Some("Berg & Co"));
+        assert_eq!(c.properties["note"], "x y");
     }
 
     #[test]

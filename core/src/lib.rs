@@ -8,6 +8,7 @@ pub mod campaign;
 pub mod campaign_form;
 pub mod changelog;
 pub mod changes;
+pub mod clean;
 pub mod counters;
 pub mod gsm;
 pub mod import;

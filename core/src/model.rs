@@ -191,6 +191,25 @@ pub struct Contact {
 }
 
 impl Contact {
+    /// The contact with every text field cleaned (`clean::field`): no control character, line
+    /// separator or bidi override reaches a header, a page or an export from here on. A field
+    /// that held nothing else is dropped.
+    pub fn cleaned(mut self) -> Self {
+        let clean = |v: Option<String>| v.map(|v| crate::clean::field(&v)).filter(|v| !v.is_empty());
+        self.first_name = clean(self.first_name);
+        self.last_name = clean(self.last_name);
+        self.company = clean(self.company);
+        self.segment = clean(self.segment);
+        self.store = clean(self.store);
+        self.touchpoint = clean(self.touchpoint);
+        self.properties = std::mem::take(&mut self.properties)
+            .into_iter()
+            .map(|(k, v)| (crate::clean::field(&k), crate::clean::field(&v)))
+            .filter(|(k, v)| !k.is_empty() && !v.is_empty())
+            .collect();
+        self
+    }
+
     /// Every key this person is known by; suppressing or throttling one covers them all.
     pub fn keys(&self) -> Vec<ContactKey> {
         let mut keys = Vec::with_capacity(2);

@@ -53,7 +53,7 @@ pub fn parse_answer_form(pairs: &[(String, String)], campaign: &Campaign) -> (Su
                 score = Score::parse(value);
                 form.score = score.as_ref().ok().map(|s| s.value());
             }
-            "comment" => form.comment = clean_comment(value),
+            "comment" => form.comment = crate::clean::comment(value),
             "contact_ok" => match value.trim().to_ascii_lowercase().as_str() {
                 "yes" | "on" | "true" | "1" => form.contact_ok = true,
                 "" | "no" | "off" | "false" | "0" => form.contact_ok = false,
@@ -97,15 +97,6 @@ pub fn parse_answer_form(pairs: &[(String, String)], campaign: &Campaign) -> (Su
         _ => Err(errors),
     };
     (form, result)
-}
-
-/// Keeps line breaks and tabs, drops other control characters that have no place in a comment.
-fn clean_comment(input: &str) -> String {
-    input
-        .replace("\r\n", "\n")
-        .chars()
-        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
-        .collect()
 }
 
 fn truncate(input: &str) -> String {

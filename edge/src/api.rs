@@ -118,7 +118,8 @@ fn contact_from(request: ContactRequest, touchpoint: Option<String>) -> Result<C
         touchpoint: non_empty(request.touchpoint).or(touchpoint),
         locale,
         properties: request.properties,
-    };
+    }
+    .cleaned();
     contact.validate().map_err(|e| ("invalid_contact", format!("contact: {e}")))?;
     Ok(contact)
 }

@@ -299,6 +299,22 @@ async fn the_api_creates_and_sends_one_invitation_and_skips_a_repeat() {
 }
 
 #[tokio::test]
+async fn api_names_with_line_breaks_controls_and_bidi_overrides_reach_the_mail_as_one_clean_line() {
+    let app = spawn_app().await;
+    let auth = format!("Bearer {API_TOKEN}");
+    let body = r#"{"campaign_id":"router","contact":{"email":"eve@example.com","first_name":"Eve\r\nBcc: victim@example.com\u0000","last_name":"\u202eLund","company":"A\u2028B","properties":{"note":"x\u0085y"}}}"#;
+    let response = app.post_api(Some(&auth), "application/json", body).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    dispatch::dispatch_pending(&app.services).await.unwrap();
+    let sent = app.outbox.messages().unwrap().into_iter().find(|m| m.to.contains("eve@example.com")).unwrap();
+    assert!(sent.to.starts_with("\"Eve Bcc: victim@example.com Lund\" <"), "{}", sent.to);
+    let raw = sent.raw.unwrap();
+    let headers = raw.split("\r\n\r\n").next().unwrap();
+    assert!(!headers.lines().any(|l| l.starts_with("Bcc")), "{headers}");
+    assert!(!raw.contains('\u{202e}') && !sent.text.contains('\u{202e}'));
+}
+
+#[tokio::test]
 async fn a_cancelled_invitation_never_goes_out_and_one_already_sent_cannot_be_cancelled() {
     let app = spawn_app().await;
     let auth = format!("Bearer {API_TOKEN}");

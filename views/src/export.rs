@@ -6,9 +6,12 @@ use closeloop_core::ports::InvitationRow;
 
 /// A cell starting with one of these is a formula (or becomes one) in Excel, LibreOffice and
 /// Google Sheets; a leading apostrophe makes it text. (OWASP "CSV injection".)
+/// Spreadsheets also skip leading white space before reading a formula, so " =1+1" counts too.
 fn neutralise(cell: &str) -> String {
-    match cell.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}"),
+    let starts_formula = |c: char| matches!(c, '=' | '+' | '-' | '@' | '\t' | '\r' | '\n');
+    match (cell.chars().next(), cell.trim_start().chars().next()) {
+        (Some(first), _) if starts_formula(first) => format!("'{cell}"),
+        (Some(first), Some(after_space)) if first.is_whitespace() && starts_formula(after_space) => format!("'{cell}"),
         _ => cell.to_owned(),
     }
 }
@@ -137,5 +140,39 @@ mod tests {
         assert_eq!(quoted("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(quoted("Åsa, Malmö"), "\"Åsa, Malmö\"");
         assert_eq!(quoted("a=b"), "\"a=b\"", "only a leading sign is a formula");
+        assert!(quoted("  =1+1").starts_with("\"'"), "white space before a sign still makes a formula");
+    }
+
+    use proptest::prelude::*;
+
+    fn is_formula_start(cell: &str) -> bool {
+        cell.trim_start_matches(|c: char| c.is_whitespace() && c != '\t' && c != '\r' && c != '\n')
+            .starts_with(['=', '+', '-', '@', '\t', '\r', '\n'])
+    }
+
+    proptest! {
+        #[test]
+        fn no_export_cell_ever_starts_a_formula_and_every_line_reads_back_as_one_row(
+            comment in any::<String>(), name in any::<String>(), key in "[a-z=+@-]{1,8}", value in any::<String>(),
+        ) {
+            use closeloop_core::fixtures::{answer_touching_everything, largest_campaign, largest_invitation};
+            let at = closeloop_core::Timestamp::from_millis(0);
+            let campaign = largest_campaign("csv-prop");
+            let mut invitation = largest_invitation(&campaign, 1, at);
+            invitation.contact.first_name = Some(name);
+            invitation.contact.properties.insert(key, value);
+            let mut answer = answer_touching_everything(&invitation, 3, 1, None, at);
+            answer.comment = Some(comment);
+            let row = InvitationRow { invitation, answer: Some(answer), suppressed: false, review_clicks: 0 };
+            let csv = answers_csv(&campaign, [&row]);
+            let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(csv.trim_start_matches('\u{feff}').as_bytes());
+            let header_len = reader.headers().unwrap().len();
+            let records: Vec<csv::StringRecord> = reader.records().collect::<Result<_, _>>().unwrap();
+            prop_assert_eq!(records.len(), 1);
+            prop_assert_eq!(records[0].len(), header_len);
+            for cell in records[0].iter() {
+                prop_assert!(!is_formula_start(cell), "cell {:?}", cell);
+            }
+        }
     }
 }

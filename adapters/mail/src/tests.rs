@@ -120,8 +120,6 @@ fn header_fields(raw: &str) -> Vec<String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(2_000)))]
-
     #[test]
     fn arbitrary_names_subjects_and_header_values_never_add_or_break_a_header(
         name in any::<String>(), subject in any::<String>(), note in any::<String>(), text in any::<String>(), html in any::<String>(),

@@ -7,6 +7,8 @@ use closeloop_core::time::Timestamp;
 
 // Every locale complete, no English literal in a template, one survey duration.
 mod locales;
+// Arbitrary input through every renderer and the form parser.
+mod properties;
 
 fn campaign() -> Campaign {
     Campaign::from_toml(
