@@ -152,7 +152,9 @@ async fn the_whole_loop_runs_from_launch_to_report() {
 
     // The promoter follows the review link: tracked, then sent on to the site only.
     let review_link = t.local(&pia.replace("/s/", "/r/")) + "/trustpilot";
-    let redirect = t.http.get(&review_link).send().await.unwrap();
+    let link = t.http.get(&review_link).send().await.unwrap();
+    assert_eq!(link.status(), 303, "the link only sends the browser on");
+    let redirect = t.http.get(format!("{review_link}/go")).send().await.unwrap();
     assert_eq!(redirect.status(), 302);
     assert_eq!(redirect.headers()["location"], "https://www.trustpilot.com/evaluate/nordhavn-cykler.example");
 

@@ -61,7 +61,10 @@ async fn the_worker_serves_the_survey_records_answers_once_and_changes_nothing_e
     assert!(thanks.contains(&format!("/r/{token}/trustpilot")));
 
     // The review redirect, then unsubscribe.
-    let review = http.get(url(&format!("/r/{token}/trustpilot"))).send().await.unwrap();
+    let link = http.get(url(&format!("/r/{token}/trustpilot"))).send().await.unwrap();
+    assert_eq!(link.status(), 303);
+    assert_eq!(link.headers()["location"], format!("/r/{token}/trustpilot/go"));
+    let review = http.get(url(&format!("/r/{token}/trustpilot/go"))).send().await.unwrap();
     assert_eq!(review.status(), 302);
     assert_eq!(review.headers()["location"], "https://www.trustpilot.com/evaluate/nordhavn-cykler.example");
     assert_eq!(review.headers()["referrer-policy"], "no-referrer");

@@ -2,7 +2,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use closeloop_core::model::{Answer, Event, EventKind, Invitation, Locale, SuppressionReason, Token};
@@ -138,7 +138,7 @@ fn page(
     }
 }
 
-pub async fn survey(State(state): State<AppState>, Path(token): Path<String>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
+pub async fn survey(State(state): State<AppState>, method: Method, Path(token): Path<String>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
     let (invitation, campaign, existing) = match lookup_with_answer(&state, &token, &headers).await {
         Ok(found) => found,
         Err(response) => return response,
@@ -154,13 +154,21 @@ pub async fn survey(State(state): State<AppState>, Path(token): Path<String>, Ra
     if let Some(score) = linked_score {
         form.score = Some(score.value());
     }
+    // A HEAD is a link checker or a scanner, never a person: it counts as nothing.
+    if method != Method::HEAD {
+        record_open(&state, &invitation).await;
+    }
+    page(StatusCode::OK, &campaign, &invitation, &form, existing.as_ref(), &[], false)
+}
+
+/// The funnel's "opened" step, once per invitation. Failing to count it must not cost the
+/// respondent the page or the answer.
+async fn record_open(state: &AppState, invitation: &Invitation) {
     if invitation.opened_at.is_none() {
-        // The funnel's "opened" step; failing to count it must not cost the respondent the page.
         if let Err(e) = state.services.store.record_open(&invitation.id, &invitation.campaign_id, state.services.clock.now()).await {
             log_error!("recording the page open failed: {e}");
         }
     }
-    page(StatusCode::OK, &campaign, &invitation, &form, existing.as_ref(), &[], false)
 }
 
 fn is_form(headers: &HeaderMap) -> bool {
@@ -213,6 +221,9 @@ pub async fn answer(State(state): State<AppState>, Path(token): Path<String>, he
             return page(StatusCode::BAD_REQUEST, &campaign, &invitation, &form, existing.as_ref(), &errors, false);
         }
     };
+    // Whoever answers has opened: a page cached by the browser, or an open lost to a failed
+    // write, still counts.
+    record_open(&state, &invitation).await;
     for _ in 0..ANSWER_ATTEMPTS {
         let now = state.services.clock.now();
         // A retry after a conflicting edit reads the answer that won.
@@ -276,9 +287,18 @@ pub async fn thanks(State(state): State<AppState>, Path(token): Path<String>, he
     }
 }
 
-/// Records the click and redirects, only to the configured site and only for an answer that may
-/// see it, so the link is neither an open redirect nor a way around the audience setting.
-pub async fn review_redirect(State(state): State<AppState>, Path((token, site)): Path<(String, String)>, headers: HeaderMap) -> Response {
+/// The review link in mail and on the thank-you page. It records nothing: it sends the browser
+/// on to `/r/{token}/{site}/go`, which records the click. A mail scanner that fetches links
+/// without following redirects, or with HEAD, never counts as a click.
+pub async fn review_link(Path((token, site)): Path<(String, String)>) -> Response {
+    let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    (StatusCode::SEE_OTHER, [(header::LOCATION, format!("/r/{}/{}/go", encode(&token), encode(&site)))]).into_response()
+}
+
+/// Records the click (a GET only; every click is kept, so the first click's time is too) and
+/// redirects, only to the configured site and only for an answer that may see it, so the link
+/// is neither an open redirect nor a way around the audience setting.
+pub async fn review_redirect(State(state): State<AppState>, method: Method, Path((token, site)): Path<(String, String)>, headers: HeaderMap) -> Response {
     let (invitation, campaign, answer) = match lookup_open_or_closed(&state, &token, &headers).await {
         Ok(found) => found,
         Err(response) => return response,
@@ -295,8 +315,10 @@ pub async fn review_redirect(State(state): State<AppState>, Path((token, site)):
         return not_found();
     }
     // A lost click record must not cost the review: log it and redirect anyway.
-    if let Err(e) = store.record_review_click(&invitation.id, &site.key, state.services.clock.now()).await {
-        log_error!("review click not recorded: {e}");
+    if method == Method::GET {
+        if let Err(e) = store.record_review_click(&invitation.id, &site.key, state.services.clock.now()).await {
+            log_error!("review click not recorded: {e}");
+        }
     }
     (StatusCode::FOUND, [(header::LOCATION, site.url.as_str())]).into_response()
 }

@@ -215,17 +215,37 @@ async fn the_review_redirect_goes_only_to_the_configured_site_for_an_eligible_an
     let app = spawn_app().await;
     let inv = app.invitation(0).await;
     let token = inv.token.as_str();
-    let before = app.get(&format!("/r/{token}/trustpilot")).await;
+    let link = app.get(&format!("/r/{token}/trustpilot")).await;
+    assert_eq!(link.status(), StatusCode::SEE_OTHER, "the link itself records nothing");
+    assert_eq!(link.headers()[header::LOCATION], format!("/r/{token}/trustpilot/go"));
+    let before = app.get(&format!("/r/{token}/trustpilot/go")).await;
     assert_eq!(before.status(), StatusCode::SEE_OTHER, "no answer yet: back to the survey");
     app.post_form(&format!("/s/{token}"), "score=3").await;
-    assert_eq!(app.get(&format!("/r/{token}/shop")).await.status(), StatusCode::NOT_FOUND, "promoters-only site");
-    assert_eq!(app.get(&format!("/r/{token}/evil")).await.status(), StatusCode::NOT_FOUND);
-    let response = app.get(&format!("/r/{token}/trustpilot")).await;
+    assert_eq!(app.get(&format!("/r/{token}/shop/go")).await.status(), StatusCode::NOT_FOUND, "promoters-only site");
+    assert_eq!(app.get(&format!("/r/{token}/evil/go")).await.status(), StatusCode::NOT_FOUND);
+    let head = app.send(Request::builder().method(Method::HEAD).uri(format!("/r/{token}/trustpilot/go")).body(Body::empty()).unwrap()).await;
+    assert_eq!(head.status(), StatusCode::FOUND);
+    let clicks = || async { app.store.campaign_rows(&app.campaign.id).await.unwrap().into_iter().find(|r| r.invitation.id == inv.id).unwrap().review_clicks };
+    assert_eq!(clicks().await, 0, "a HEAD is a scanner's, not a click");
+    let response = app.get(&format!("/r/{token}/trustpilot/go")).await;
     assert_eq!(response.status(), StatusCode::FOUND);
     assert_eq!(response.headers()[header::LOCATION], "https://trustpilot.example/review/acme");
     assert_eq!(response.headers()[header::REFERRER_POLICY], "no-referrer");
-    let rows = app.store.campaign_rows(&app.campaign.id).await.unwrap();
-    assert_eq!(rows.iter().find(|r| r.invitation.id == inv.id).unwrap().review_clicks, 1);
+    assert_eq!(clicks().await, 1);
+}
+
+#[tokio::test]
+async fn a_head_request_never_counts_as_an_open_and_an_answer_does() {
+    let app = spawn_app().await;
+    let (first, second) = (app.invitation(0).await, app.invitation(1).await);
+    let head = app.send(Request::builder().method(Method::HEAD).uri(format!("/s/{}", first.token.as_str())).body(Body::empty()).unwrap()).await;
+    assert_eq!(head.status(), StatusCode::OK);
+    assert!(app.store.invitation(&first.id).await.unwrap().unwrap().opened_at.is_none(), "a HEAD is a link checker");
+    let answered = app.post_form(&format!("/s/{}", second.token.as_str()), "score=8").await;
+    assert_eq!(answered.status(), StatusCode::SEE_OTHER);
+    assert!(app.store.invitation(&second.id).await.unwrap().unwrap().opened_at.is_some(), "answering without a GET still opened");
+    app.get(&format!("/s/{}", first.token.as_str())).await;
+    assert!(app.store.invitation(&first.id).await.unwrap().unwrap().opened_at.is_some());
 }
 
 #[tokio::test]
