@@ -481,9 +481,10 @@ async fn the_overview_counts_opens_and_a_segment_filter_narrows_it() {
     let app = spawn_app().await;
     let admin = app.sign_in(ADMIN).await;
     let overview = app.page(&admin, "/admin/c/dash").await;
-    // Two detractors and one promoter of three: NPS -33; nobody opened a page (they posted directly).
+    // Two detractors and one promoter of three: NPS -33; they posted without a GET, and an
+    // answer counts as an open.
     assert!(overview.contains("id=\"nps-value\">-33<"), "{overview}");
-    assert!(overview.contains("<th scope=\"row\">Opened the page</th><td class=\"num\">0</td>"));
+    assert!(overview.contains("<th scope=\"row\">Opened the page</th><td class=\"num\">3</td>"), "{overview}");
     // The launch that invited them, read from its job.
     assert!(overview.contains("<h2 id=\"launches-h\">Launches</h2>"), "{overview}");
     assert!(overview.contains("<td>file</td><td>done"), "{overview}");
@@ -491,7 +492,7 @@ async fn the_overview_counts_opens_and_a_segment_filter_narrows_it() {
     app.send(Request::get(format!("/s/{token}")).body(Body::empty()).unwrap()).await;
     app.send(Request::get(format!("/s/{token}?score=3")).body(Body::empty()).unwrap()).await;
     let overview = app.page(&admin, "/admin/c/dash").await;
-    assert!(overview.contains("<th scope=\"row\">Opened the page</th><td class=\"num\">1</td>"), "opened once, counted once");
+    assert!(overview.contains("<th scope=\"row\">Opened the page</th><td class=\"num\">3</td>"), "opened once, counted once");
     let lund = app.page(&admin, "/admin/c/dash?by=store&value=Lund").await;
     assert!(lund.contains("Only contacts with store = Lund"));
     assert!(lund.contains("id=\"nps-value\">0<"), "Lund: one detractor, one promoter");
