@@ -169,6 +169,9 @@ pub struct Campaign {
     pub drivers: Vec<Driver>,
     #[serde(default)]
     pub review_sites: Vec<ReviewSite>,
+    /// Signed webhooks (Standard Webhooks) that get this campaign's events.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<crate::webhooks::WebhookEndpoint>,
     #[serde(default)]
     pub reminders: Reminders,
     #[serde(default = "default_throttle_days")]
@@ -257,6 +260,9 @@ fn default_retention_months() -> u32 {
 fn default_throttle_days() -> u32 {
     90
 }
+/// Endpoints per campaign: each event is one delivery per endpoint.
+pub const MAX_WEBHOOKS: usize = 10;
+
 fn default_alert_threshold() -> u8 {
     6
 }
@@ -377,6 +383,17 @@ impl Campaign {
             }
         }
         let mut sites = std::collections::BTreeSet::new();
+        if self.webhooks.len() > MAX_WEBHOOKS {
+            invalid("webhooks", format!("at most {MAX_WEBHOOKS} webhooks"));
+        }
+        for (i, w) in self.webhooks.iter().enumerate() {
+            if w.events.is_empty() {
+                invalid("webhooks", format!("webhook {} needs at least one event", w.url.as_str()));
+            }
+            if self.webhooks[..i].iter().any(|o| o.url == w.url) {
+                invalid("webhooks", format!("webhook {} is listed twice", w.url.as_str()));
+            }
+        }
         for s in &self.review_sites {
             if !is_key(&s.key) || !sites.insert(s.key.as_str()) {
                 invalid("review_sites", format!("review site key {:?} must be unique, 1-32 of a-z 0-9 _", s.key));

@@ -8,6 +8,7 @@
 //! | `drivers` | `ease \| Ease of booking` or `ease \| en: Ease of booking \| sv: Hur enkelt …` |
 //! | `follow_up` | `detractor \| What should we do better?` (or per locale, as drivers) |
 //! | `review_sites` | `trustpilot \| Trustpilot \| https://… \| everyone` (or `promoters_only`) |
+//! | `webhooks` | `https://… \| response.created, case.opened \| whsec_…` |
 //! | `themes` | `price: price, expensive, pris` |
 //! | `columns` | `Company Name = company` |
 //! | `owners` | `Karin Holm = karin@example.com` |
@@ -62,6 +63,7 @@ pub struct CampaignForm {
     pub drivers: String,
     pub follow_up: String,
     pub review_sites: String,
+    pub webhooks: String,
     pub themes: String,
     pub columns: String,
     pub owners: String,
@@ -100,6 +102,7 @@ impl CampaignForm {
             drivers: get("drivers"),
             follow_up: get("follow_up"),
             review_sites: get("review_sites"),
+            webhooks: get("webhooks"),
             themes: get("themes"),
             columns: get("columns"),
             owners: get("owners"),
@@ -159,6 +162,10 @@ impl CampaignForm {
             heads_up_days: c.heads_up_days.map(|d| d.to_string()).unwrap_or_default(),
             drivers: lines(c.drivers.iter().map(|d| format!("{} | {}", d.key, localized_line(&d.label)))),
             follow_up: lines(c.follow_up.iter().map(|(g, t)| format!("{} | {}", g.as_str(), localized_line(t)))),
+            webhooks: lines(c.webhooks.iter().map(|w| {
+                let events: Vec<&str> = w.events.iter().map(|e| e.as_str()).collect();
+                format!("{} | {} | {}", w.url.as_str(), events.join(", "), w.secret.expose())
+            })),
             review_sites: lines(c.review_sites.iter().map(|s| {
                 let audience = match s.audience {
                     ReviewAudience::Everyone => "everyone",
@@ -278,6 +285,22 @@ impl CampaignForm {
                 _ => error("review_sites", format!("line {line}: write key | name | https://address | everyone (or promoters_only)")),
             }
         }
+        let mut webhooks = Vec::new();
+        for (line, text) in entries(&self.webhooks) {
+            let parts: Vec<&str> = text.split('|').map(str::trim).collect();
+            let [url, events, secret] = parts.as_slice() else {
+                error("webhooks", format!("line {line}: write https://address | event, event | whsec_secret"));
+                continue;
+            };
+            let endpoint = crate::webhooks::WebhookUrl::parse(url).and_then(|url| {
+                let events = events.split(',').filter(|e| !e.trim().is_empty()).map(crate::webhooks::WebhookEvent::parse).collect::<Result<_, _>>()?;
+                Ok(crate::webhooks::WebhookEndpoint { url, secret: crate::webhooks::WebhookSecret::parse(secret)?, events })
+            });
+            match endpoint {
+                Ok(endpoint) => webhooks.push(endpoint),
+                Err(e) => error("webhooks", format!("line {line}: {e}")),
+            }
+        }
         let mut themes = BTreeMap::new();
         for (line, text) in entries(&self.themes) {
             let Some((name, words)) = text.split_once(':') else {
@@ -333,6 +356,7 @@ impl CampaignForm {
             follow_up,
             drivers,
             review_sites,
+            webhooks,
             reminders: Reminders { delay_days, max },
             throttle_days,
             retention_months,
@@ -436,6 +460,10 @@ mod tests {
             Group::Promoter,
             LocalizedText::PerLocale([(Locale::En, "What did we do well?".to_owned()), (Locale::Sv, "Vad gjorde vi bra?".to_owned())].into()),
         );
+        full.webhooks.push(
+            toml::from_str("url = \"https://crm.example/hooks\"\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\nevents = [\"response.created\", \"case.opened\"]").unwrap(),
+        );
+        full.contact_request_hours = 96;
         for campaign in [demo(), full] {
             let form = CampaignForm::from_campaign(&campaign);
             assert_eq!(form.parse().unwrap(), campaign, "{form:#?}");

@@ -62,7 +62,19 @@ impl CampaignChange {
 /// The settings that differ, by the campaign file's top-level keys, in key order.
 pub fn setting_changes(before: Option<&Campaign>, after: &Campaign) -> Vec<SettingChange> {
     let as_map = |c: &Campaign| match serde_json::to_value(c) {
-        Ok(Value::Object(map)) => map,
+        Ok(Value::Object(mut map)) => {
+            // The log shows who changed a webhook, never its secret: the hint stands in, so a
+            // rotated secret still shows as a change.
+            let hinted: Vec<Value> = c
+                .webhooks
+                .iter()
+                .map(|w| serde_json::json!({ "url": w.url.as_str(), "events": w.events, "secret": w.secret.hint() }))
+                .collect();
+            if !hinted.is_empty() {
+                map.insert("webhooks".into(), Value::Array(hinted));
+            }
+            map
+        }
         _ => serde_json::Map::new(),
     };
     let old = before.map(as_map).unwrap_or_default();
@@ -120,6 +132,20 @@ mod tests {
         let themes = changes.iter().find(|s| s.setting == "themes").unwrap();
         assert_eq!(themes.after.as_ref().unwrap().chars().count(), MAX_VALUE_CHARS);
         assert!(themes.after.as_ref().unwrap().ends_with('…'));
+    }
+
+    #[test]
+    fn a_webhook_change_is_logged_with_its_secret_hidden() {
+        let before = demo();
+        let mut after = demo();
+        after.webhooks.push(
+            toml::from_str("url = \"https://crm.example/hooks\"\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\nevents = [\"case.opened\"]").unwrap(),
+        );
+        let changes = setting_changes(Some(&before), &after);
+        let webhooks = changes.iter().find(|c| c.setting == "webhooks").expect("the webhook is a change");
+        let shown = webhooks.after.clone().unwrap();
+        assert!(shown.contains("crm.example") && shown.contains("whsec_…LaSw"), "{shown}");
+        assert!(!shown.contains("MfKQ9r8GKYqrTwjUPD8"), "{shown}");
     }
 
     #[test]

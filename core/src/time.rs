@@ -320,6 +320,10 @@ impl Timestamp {
         self.datetime().hour()
     }
 
+    pub fn plus_millis(self, millis: i64) -> Self {
+        Self(self.0.saturating_add(millis))
+    }
+
     pub fn plus_hours(self, hours: u32) -> Self {
         Self(self.0 + hours as i64 * HOUR_MS)
     }

@@ -188,6 +188,17 @@ pub fn campaign_form_page(
             inputs: vec![input("review_sites", "Review sites", "textarea", &form.review_sites, "One per line: key | name | https://address | everyone (or promoters_only).", false)],
         },
         Section {
+            title: "Webhooks",
+            inputs: vec![input(
+                "webhooks",
+                "Signed webhooks (Standard Webhooks)",
+                "textarea",
+                &form.webhooks,
+                "One per line: https://address | events, comma-separated (response.created, response.updated, case.opened, case.overdue, case.closed, contact.unsubscribed, launch.completed) | whsec_ secret. At most 10.",
+                false,
+            )],
+        },
+        Section {
             title: "Contacts files",
             inputs: vec![
                 input("columns", "Column mapping", "textarea", &form.columns, "One per line: Column header = field (email, phone, first_name, last_name, company, segment, store, owner_email, touchpoint, locale or custom).", false),
