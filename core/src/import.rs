@@ -199,7 +199,8 @@ fn import_rows(
     settings: &ImportSettings,
     damaged: Option<Encoding>,
 ) -> Result<ImportedContacts, ImportError> {
-    let header: Vec<String> = header.iter().map(|h| h.trim().to_owned()).collect();
+    // Headers name properties, which reach export columns and alert labels: cleaned as fields are.
+    let header: Vec<String> = header.iter().map(|h| crate::clean::field(h)).collect();
     let (mapping, unused_mapping) = mapping::resolve(&header, &settings.columns)?;
     let mut properties = HashSet::new();
     for column in &mapping {
@@ -288,6 +289,7 @@ fn contact_from_row(columns: &[Column], fields: &[String], owners: &mapping::Own
         }
     }
     contact.properties = properties;
+    let contact = contact.cleaned();
     contact.validate().map_err(|e| e.to_string())?;
     Ok(contact)
 }
@@ -470,6 +472,15 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_header_with_controls_or_a_bidi_override_names_a_clean_property() {
+        let csv = "email,No\u{7}te\u{202e}x\na@x.example,hello\n";
+        let out = parse_contacts_csv(csv.as_bytes()).unwrap();
+        let keys: Vec<&String> = out.contacts[0].1.properties.keys().collect();
+        assert_eq!(keys.len(), 1);
+        assert!(!keys[0].chars().any(|c| c.is_control() || c == '\u{202e}'), "{keys:?}");
     }
 
     #[test]

@@ -290,9 +290,14 @@ pub async fn thanks(State(state): State<AppState>, Path(token): Path<String>, he
 /// The review link in mail and on the thank-you page. It records nothing: it sends the browser
 /// on to `/r/{token}/{site}/go`, which records the click. A mail scanner that fetches links
 /// without following redirects, or with HEAD, never counts as a click.
-pub async fn review_link(Path((token, site)): Path<(String, String)>) -> Response {
-    let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    (StatusCode::SEE_OTHER, [(header::LOCATION, format!("/r/{}/{}/go", encode(&token), encode(&site)))]).into_response()
+pub async fn review_link(Path((token, site)): Path<(String, String)>, headers: HeaderMap) -> Response {
+    // Only a well-formed token and site key go back into a Location header; they need no
+    // encoding, and anything else (dot segments, a 5,000-character token) is the same 404.
+    let site_key = site.len() <= 32 && !site.is_empty() && site.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    match Token::parse(&token) {
+        Some(token) if site_key => (StatusCode::SEE_OTHER, [(header::LOCATION, format!("/r/{}/{site}/go", token.as_str()))]).into_response(),
+        _ => notice(StatusCode::NOT_FOUND, browser_locale(&headers), Notice::NotFound),
+    }
 }
 
 /// Records the click (a GET only; every click is kept, so the first click's time is too) and

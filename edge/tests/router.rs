@@ -223,6 +223,8 @@ async fn the_review_redirect_goes_only_to_the_configured_site_for_an_eligible_an
     app.post_form(&format!("/s/{token}"), "score=3").await;
     assert_eq!(app.get(&format!("/r/{token}/shop/go")).await.status(), StatusCode::NOT_FOUND, "promoters-only site");
     assert_eq!(app.get(&format!("/r/{token}/evil/go")).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(app.get("/r/%2E%2E/%2E%2E").await.status(), StatusCode::NOT_FOUND, "no dot segments echoed into a Location");
+    assert_eq!(app.get(&format!("/r/{token}/Trust%20pilot")).await.status(), StatusCode::NOT_FOUND);
     let head = app.send(Request::builder().method(Method::HEAD).uri(format!("/r/{token}/trustpilot/go")).body(Body::empty()).unwrap()).await;
     assert_eq!(head.status(), StatusCode::FOUND);
     let clicks = || async { app.store.campaign_rows(&app.campaign.id).await.unwrap().into_iter().find(|r| r.invitation.id == inv.id).unwrap().review_clicks };
@@ -331,7 +333,7 @@ async fn api_names_with_line_breaks_controls_and_bidi_overrides_reach_the_mail_a
     let raw = sent.raw.unwrap();
     let headers = raw.split("\r\n\r\n").next().unwrap();
     assert!(!headers.lines().any(|l| l.starts_with("Bcc")), "{headers}");
-    assert!(!raw.contains('\u{202e}') && !sent.text.contains('\u{202e}'));
+    assert!(!sent.to.contains('\u{202e}') && !sent.text.contains('\u{202e}') && !sent.html.unwrap().contains('\u{202e}'), "the override is gone from the name everywhere");
 }
 
 #[tokio::test]

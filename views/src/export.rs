@@ -6,14 +6,21 @@ use closeloop_core::ports::InvitationRow;
 
 /// A cell starting with one of these is a formula (or becomes one) in Excel, LibreOffice and
 /// Google Sheets; a leading apostrophe makes it text. (OWASP "CSV injection".)
-/// Spreadsheets also skip leading white space before reading a formula, so " =1+1" counts too.
+/// Spreadsheets also skip leading white space, controls and invisible format characters before
+/// reading a formula, so " =1+1" and "\u{feff}=1+1" count too.
 fn neutralise(cell: &str) -> String {
     let starts_formula = |c: char| matches!(c, '=' | '+' | '-' | '@' | '\t' | '\r' | '\n');
-    match (cell.chars().next(), cell.trim_start().chars().next()) {
+    let skipped = |c: char| c.is_whitespace() || c.is_control() || is_invisible_format(c);
+    match (cell.chars().next(), cell.trim_start_matches(skipped).chars().next()) {
         (Some(first), _) if starts_formula(first) => format!("'{cell}"),
-        (Some(first), Some(after_space)) if first.is_whitespace() && starts_formula(after_space) => format!("'{cell}"),
+        (Some(first), Some(after)) if skipped(first) && starts_formula(after) => format!("'{cell}"),
         _ => cell.to_owned(),
     }
+}
+
+/// Unicode format characters (category Cf) a cell can start with and not show.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{00ad}' | '\u{061c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}' | '\u{e0001}' | '\u{e0020}'..='\u{e007f}')
 }
 
 pub(crate) fn quoted(cell: &str) -> String {
@@ -141,19 +148,23 @@ mod tests {
         assert_eq!(quoted("Åsa, Malmö"), "\"Åsa, Malmö\"");
         assert_eq!(quoted("a=b"), "\"a=b\"", "only a leading sign is a formula");
         assert!(quoted("  =1+1").starts_with("\"'"), "white space before a sign still makes a formula");
+        for hidden in ["\u{feff}=1+1", "\u{200b}=1+1", "\0=1+1", "\u{1c}=1", "\u{2060}@SUM(A1)"] {
+            assert!(quoted(hidden).starts_with("\"'"), "{hidden:?} → {}", quoted(hidden));
+        }
     }
 
     use proptest::prelude::*;
 
+    /// After white space, controls and invisible format characters, a sign makes a formula.
     fn is_formula_start(cell: &str) -> bool {
-        cell.trim_start_matches(|c: char| c.is_whitespace() && c != '\t' && c != '\r' && c != '\n')
-            .starts_with(['=', '+', '-', '@', '\t', '\r', '\n'])
+        !cell.starts_with('\'')
+            && cell.trim_start_matches(|c: char| c.is_whitespace() || c.is_control() || is_invisible_format(c)).starts_with(['=', '+', '-', '@'])
     }
 
     proptest! {
         #[test]
         fn no_export_cell_ever_starts_a_formula_and_every_line_reads_back_as_one_row(
-            comment in any::<String>(), name in any::<String>(), key in "[a-z=+@-]{1,8}", value in any::<String>(),
+            comment in any::<String>(), name in "[\\s\u{feff}\u{200b}\u{2060}\u{0}\u{1c}]{0,3}[=+@a-z-]?\\PC{0,20}", key in "[a-z=+@-]{1,8}", value in any::<String>(),
         ) {
             use closeloop_core::fixtures::{answer_touching_everything, largest_campaign, largest_invitation};
             let at = closeloop_core::Timestamp::from_millis(0);

@@ -482,6 +482,10 @@ fn preheader(text: &str, greeting: Option<&str>) -> String {
         }
         cut.push_str(word);
     }
+    if cut.is_empty() {
+        // One word longer than the whole preheader: cut inside it.
+        cut = first.chars().take(118).collect();
+    }
     cut.push('…');
     cut
 }

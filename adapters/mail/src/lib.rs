@@ -25,8 +25,13 @@ use mail_builder::MessageBuilder;
 pub const SEND_KEY_HEADER: &str = "X-Closeloop-Send-Key";
 
 #[derive(Debug, thiserror::Error)]
-#[error("could not write the message")]
-pub struct BuildError(#[source] std::io::Error);
+pub enum BuildError {
+    #[error("could not write the message")]
+    Write(#[source] std::io::Error),
+    /// SES has no SMTPUTF8: a local part beyond ASCII cannot be sent, however often retried.
+    #[error("the address {0:?} has characters beyond ASCII before the @, which the mail service cannot send to")]
+    NonAsciiLocalPart(String),
+}
 
 /// Characters that must never reach a header: C0 and C1 controls (CR and LF among them), DEL,
 /// Unicode line and paragraph separators, and the bidi controls that can make a name read as
@@ -35,15 +40,32 @@ pub fn is_unsafe_in_header(c: char) -> bool {
     c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{061c}' | '\u{feff}')
 }
 
-/// A header value as one line: unsafe characters become spaces, runs of space collapse.
+/// A header value as one line: unsafe characters become spaces, runs of space collapse. Text
+/// that looks like an encoded word (`=?utf-8?Q?…?=`) would be decoded by mail clients into
+/// whatever it hides (a bidi override, a line break): a word joiner after the `=` keeps it
+/// literal, because the builder then encodes the whole value.
 pub fn one_line(value: &str) -> String {
-    value.split(|c: char| is_unsafe_in_header(c) || c.is_whitespace()).filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" ")
+    let line = value.split(|c: char| is_unsafe_in_header(c) || c.is_whitespace()).filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" ");
+    line.replace("=?", "=\u{2060}?")
 }
 
-/// An address as it may stand between `<` and `>`: no space, no angle brackets, no controls.
+/// An address as it may stand between `<` and `>`: no space, no angle brackets, no controls,
+/// and the domain in its ASCII (Punycode) form, since SES speaks no SMTPUTF8.
 fn addr_spec(address: &str) -> String {
-    address.chars().filter(|c| !is_unsafe_in_header(*c) && !c.is_whitespace() && !matches!(c, '<' | '>' | '"' | ',' | ';')).collect()
+    let plain: String = address.chars().filter(|c| !is_unsafe_in_header(*c) && !c.is_whitespace() && !matches!(c, '<' | '>' | '"' | ',' | ';')).collect();
+    match plain.rsplit_once('@') {
+        Some((local, domain)) if !domain.is_ascii() => match idna::domain_to_ascii(domain) {
+            Ok(ascii) => format!("{local}@{ascii}"),
+            Err(_) => plain,
+        },
+        _ => plain,
+    }
 }
+
+/// Headers the builder writes itself, or that would add a recipient or a second copy: never
+/// taken from `mail.headers`.
+const OWN_HEADERS: &[&str] =
+    &["from", "to", "cc", "bcc", "reply-to", "sender", "subject", "date", "message-id", "mime-version", "content-type", "content-transfer-encoding", "return-path"];
 
 /// The domain part of an address, for Message-IDs under the sender's own domain.
 fn domain_of(address: &str) -> &str {
@@ -53,7 +75,8 @@ fn domain_of(address: &str) -> &str {
 /// `<left@domain>`'s left part from a send key: dot-atom characters only.
 fn message_id_left(key: &str) -> String {
     let left: String = key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '.' }).collect();
-    let left = left.trim_matches('.').to_owned();
+    // A dot-atom: no empty atoms, so no dot at either end and never two in a row.
+    let left = left.split('.').filter(|atom| !atom.is_empty()).collect::<Vec<_>>().join(".");
     if left.is_empty() { "closeloop".to_owned() } else { left }
 }
 
@@ -67,8 +90,21 @@ fn bracketed(value: &str) -> Vec<String> {
     value.split('<').skip(1).filter_map(|item| item.split_once('>').map(|(url, _)| addr_spec(url))).filter(|u| !u.is_empty()).collect()
 }
 
+/// `"name" <id>` (or a bare `<id>`) of a `List-Id` value.
+fn list_id(value: &str) -> Option<(Option<String>, String)> {
+    let (name, rest) = value.rsplit_once('<')?;
+    let id = addr_spec(rest.split('>').next()?);
+    let name = one_line(name.trim().trim_matches('"'));
+    (!id.is_empty()).then(|| (Some(name).filter(|n| !n.is_empty()), id))
+}
+
 /// The raw message for `mail`, dated `date`.
 pub fn build(mail: &OutgoingMail, date: Timestamp) -> Result<Vec<u8>, BuildError> {
+    for address in [&mail.from_email, &mail.to_email] {
+        if address.rsplit_once('@').is_some_and(|(local, _)| !local.is_ascii()) {
+            return Err(BuildError::NonAsciiLocalPart(address.clone()));
+        }
+    }
     let from_email = addr_spec(&mail.from_email);
     let mut message = MessageBuilder::new()
         .from(mailbox(Some(&mail.from_name), &from_email))
@@ -81,16 +117,24 @@ pub fn build(mail: &OutgoingMail, date: Timestamp) -> Result<Vec<u8>, BuildError
     }
     for (name, value) in &mail.headers {
         let name: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
-        if name.is_empty() || name.eq_ignore_ascii_case(SEND_KEY_HEADER) {
+        if name.is_empty() || name.eq_ignore_ascii_case(SEND_KEY_HEADER) || OWN_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
             continue;
         }
         message = if name.eq_ignore_ascii_case("List-Unsubscribe") {
-            message.header(name, URL::new_list(bracketed(value).into_iter()))
+            let urls = bracketed(value);
+            if urls.is_empty() {
+                continue;
+            }
+            message.header(name, URL::new_list(urls.into_iter()))
+        } else if name.eq_ignore_ascii_case("List-Id") {
+            // An address-like value: only its name part is encoded, so "Göteborg" keeps the id.
+            let Some((label, id)) = list_id(value) else { continue };
+            message.header(name, Address::new_address(label, id))
         } else {
             message.header(name, Text::new(one_line(value)))
         };
     }
-    message.text_body(mail.text.clone()).html_body(mail.html.clone()).write_to_vec().map_err(BuildError)
+    message.text_body(mail.text.clone()).html_body(mail.html.clone()).write_to_vec().map_err(BuildError::Write)
 }
 
 #[cfg(test)]

@@ -107,6 +107,57 @@ fn control_characters_in_crm_text_never_start_a_header() {
     assert_eq!(parsed.subject(), Some("Hi Bcc: victim@example.com"));
 }
 
+#[test]
+fn a_list_id_keeps_its_id_when_the_company_name_is_not_ascii() {
+    let mut m = mail();
+    m.headers[0] = ("List-Id".into(), "\"Göteborgs Cykel AB\" <spring.nordhavn.example>".into());
+    let raw = raw(&m);
+    let parsed = MessageParser::default().parse(raw.as_bytes()).unwrap();
+    match parsed.header("List-Id") {
+        Some(HeaderValue::Address(a)) => {
+            let first = a.first().unwrap();
+            assert_eq!(first.address(), Some("spring.nordhavn.example"), "{}", header_block(&raw));
+            assert_eq!(first.name(), Some("Göteborgs Cykel AB"));
+        }
+        other => panic!("List-Id parsed as {other:?}"),
+    }
+}
+
+#[test]
+fn domains_beyond_ascii_go_out_as_punycode_and_a_local_part_beyond_ascii_is_refused() {
+    let mut m = mail();
+    m.to_email = "asa@måleri.example".into();
+    let raw = raw(&m);
+    assert!(raw.is_ascii());
+    assert!(raw.contains("<asa@xn--mleri-mra.example>"), "{}", header_block(&raw));
+    m.to_email = "jörg@example.de".into();
+    assert!(matches!(build(&m, DATE), Err(BuildError::NonAsciiLocalPart(_))));
+}
+
+#[test]
+fn text_that_looks_like_an_encoded_word_stays_literal_and_cannot_hide_a_bidi_override() {
+    let mut m = mail();
+    m.to_name = Some("=?utf-8?Q?Anna=E2=80=AE=0D=0ABcc:_x@y.z?=".into());
+    m.subject = "Hej =?utf-8?Q?Anna=E2=80=AEgnp.exe?=".into();
+    let raw = raw(&m);
+    let parsed = MessageParser::default().parse(raw.as_bytes()).unwrap();
+    let name = parsed.to().unwrap().first().unwrap().name().unwrap().to_owned();
+    assert!(!name.contains('\u{202e}') && !name.contains('\n'), "{name:?}");
+    assert!(name.contains("Anna=E2=80=AE"), "shown as typed: {name:?}");
+    assert!(!parsed.subject().unwrap().contains('\u{202e}'));
+}
+
+#[test]
+fn headers_the_builder_writes_itself_are_never_taken_from_the_mail_and_an_empty_list_is_left_out() {
+    let mut m = mail();
+    m.headers = vec![("From".into(), "evil@attacker.example".into()), ("Bcc".into(), "x@y.example".into()), ("List-Unsubscribe".into(), "https://no-brackets.example".into())];
+    let raw = raw(&m);
+    let block = header_block(&raw);
+    assert_eq!(block.matches("\r\nFrom: ").count() + usize::from(block.starts_with("From: ")), 1, "{block}");
+    assert!(!block.contains("Bcc") && !block.contains("List-Unsubscribe"), "{block}");
+    assert_eq!(message_id_left("digest:c:ö.ä:2026"), "digest.c.2026");
+}
+
 fn header_fields(raw: &str) -> Vec<String> {
     // Unfolded: a line that starts with white space continues the field before it.
     let mut fields: Vec<String> = Vec::new();
@@ -123,8 +174,10 @@ proptest! {
     #[test]
     fn arbitrary_names_subjects_and_header_values_never_add_or_break_a_header(
         name in any::<String>(), subject in any::<String>(), note in any::<String>(), text in any::<String>(), html in any::<String>(),
+        domain in "[a-zåäöü]{1,12}\\.(se|de|example)",
     ) {
         let mut m = mail();
+        m.to_email = format!("asa@{domain}");
         m.to_name = Some(name);
         m.from_name = subject.chars().rev().collect();
         m.subject = subject;
@@ -143,7 +196,9 @@ proptest! {
         let parsed = MessageParser::default().parse(raw.as_bytes()).unwrap();
         let to = parsed.to().unwrap();
         prop_assert_eq!(to.iter().count(), 1);
-        prop_assert_eq!(to.first().unwrap().address(), Some("asa@example.se"));
+        let expected = format!("asa@{}", idna::domain_to_ascii(&domain).unwrap());
+        prop_assert_eq!(to.first().unwrap().address(), Some(expected.as_str()));
         prop_assert_eq!(parsed.subject().unwrap_or_default(), one_line(&m.subject));
+        prop_assert!(!parsed.subject().unwrap_or_default().chars().any(|c| c == '\u{202e}' || c == '\n'), "no hidden override or break decodes out of a subject");
     }
 }
