@@ -1002,6 +1002,60 @@ pub async fn retention_finds_the_old_invitations_not_erased_yet_oldest_first(sto
     assert!(store.invitations_to_retain(&c.id, T0, 10).await.unwrap().is_empty());
 }
 
+fn webhook_endpoint(url: &str) -> crate::webhooks::WebhookEndpoint {
+    crate::webhooks::WebhookEndpoint {
+        url: crate::webhooks::WebhookUrl::parse(url).expect("valid"),
+        secret: crate::webhooks::WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").expect("valid"),
+        events: crate::webhooks::WebhookEvent::ALL.into_iter().collect(),
+    }
+}
+
+pub async fn a_webhook_delivery_is_queued_once_and_due_until_it_is_delivered(store: &dyn Store) {
+    use crate::webhooks::{AttemptOutcome, DeliveryState, WebhookDelivery, WebhookEvent};
+    let c = campaign("webhook-queue");
+    let endpoint = webhook_endpoint("https://crm.example/a");
+    let inv = InvitationId("webhook-queue-1".into());
+    let first = WebhookDelivery::new(&c.id, &endpoint, WebhookEvent::ResponseCreated, "answer-1-1", &inv, 1, T0);
+    let second = WebhookDelivery::new(&c.id, &endpoint, WebhookEvent::CaseOpened, "answer-1-1", &inv, 0, T0.plus_millis(5));
+    assert_eq!(store.enqueue_webhooks(&[first.clone(), second.clone()]).await.unwrap(), 2);
+    assert_eq!(store.enqueue_webhooks(std::slice::from_ref(&first)).await.unwrap(), 0, "the same event handled twice queues once");
+    let ours = |found: Vec<WebhookDelivery>| found.into_iter().filter(|d| d.campaign_id == c.id).collect::<Vec<_>>();
+    assert!(ours(store.due_webhooks(T0.minus_days(1), 100).await.unwrap()).is_empty(), "nothing is due before it was queued");
+    assert_eq!(ours(store.due_webhooks(T0.plus_hours(1), 100).await.unwrap()), vec![first.clone(), second.clone()], "soonest first");
+    let mut delivered = first.clone();
+    delivered.record(AttemptOutcome { at: T0.plus_millis(10), status: Some(204), millis: 12, error: None });
+    store.save_webhook(&delivered).await.unwrap();
+    assert_eq!(ours(store.due_webhooks(T0.plus_hours(1), 100).await.unwrap()), vec![second.clone()], "a delivered one is due no more");
+    assert_eq!(store.webhook(&c.id, &first.id).await.unwrap().map(|d| d.state), Some(DeliveryState::Delivered));
+    assert_eq!(store.webhook(&c.id, "msg_nothing").await.unwrap(), None);
+}
+
+pub async fn a_failed_delivery_is_due_again_after_its_back_off_and_the_log_lists_newest_first(store: &dyn Store) {
+    use crate::webhooks::{AttemptOutcome, DeliveryState, EndpointHealth, WebhookDelivery, WebhookEvent};
+    let c = campaign("webhook-retry");
+    let endpoint = webhook_endpoint("https://crm.example/b");
+    let deliveries: Vec<WebhookDelivery> = (0..3)
+        .map(|n| WebhookDelivery::new(&c.id, &endpoint, WebhookEvent::ResponseCreated, &format!("answer-{n}-1"), &InvitationId(format!("webhook-retry-{n}")), 1, T0.plus_millis(n)))
+        .collect();
+    store.enqueue_webhooks(&deliveries).await.unwrap();
+    let mut failed = deliveries[0].clone();
+    failed.record(AttemptOutcome { at: T0.plus_millis(100), status: Some(500), millis: 30, error: None });
+    assert_eq!(failed.state, DeliveryState::Pending);
+    store.save_webhook(&failed).await.unwrap();
+    let due_ids = |found: Vec<WebhookDelivery>| found.into_iter().filter(|d| d.campaign_id == c.id).map(|d| d.id).collect::<Vec<_>>();
+    assert_eq!(due_ids(store.due_webhooks(T0.plus_millis(200), 100).await.unwrap()), vec![deliveries[1].id.clone(), deliveries[2].id.clone()]);
+    let retry_at = failed.next_at.unwrap();
+    assert!(due_ids(store.due_webhooks(retry_at, 100).await.unwrap()).contains(&failed.id), "due again at its retry time");
+    let log = store.webhook_log(&c.id, 10).await.unwrap();
+    assert_eq!(log.iter().map(|d| d.id.clone()).collect::<Vec<_>>(), deliveries.iter().rev().map(|d| d.id.clone()).collect::<Vec<_>>(), "newest first");
+    assert_eq!(log[2].last.as_ref().and_then(|l| l.status), Some(500), "the log shows the last attempt");
+    assert_eq!(store.webhook_log(&c.id, 2).await.unwrap().len(), 2);
+    assert_eq!(store.webhook_health(&c.id, &endpoint.key()).await.unwrap(), None);
+    let health = EndpointHealth { consecutive_failures: 3, disabled_at: None };
+    store.set_webhook_health(&c.id, &endpoint.key(), &health).await.unwrap();
+    assert_eq!(store.webhook_health(&c.id, &endpoint.key()).await.unwrap(), Some(health));
+}
+
 /// Expands to one `#[tokio::test]` per contract case. `$make` is an async function returning a
 /// fresh store; cases use distinct campaign ids, so a shared backing table is fine too.
 #[macro_export]
@@ -1044,6 +1098,8 @@ macro_rules! store_contract_tests {
             an_account_is_stored_once_per_name_and_a_change_over_a_newer_one_is_refused,
             a_clients_wrong_sign_ins_are_kept_between_requests_until_cleared,
             retention_finds_the_old_invitations_not_erased_yet_oldest_first,
+            a_webhook_delivery_is_queued_once_and_due_until_it_is_delivered,
+            a_failed_delivery_is_due_again_after_its_back_off_and_the_log_lists_newest_first,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

@@ -354,6 +354,23 @@ pub trait Store: Sync + Send {
     /// A page of the log, newest first, from `before` (a page's `next`) or from the newest.
     async fn audit_log(&self, before: Option<&str>, limit: usize) -> Result<crate::audit::AuditPage, StoreError>;
 
+    // Webhook deliveries (`webhooks`): a queue of attempts with their log.
+
+    /// Queues deliveries; one whose id is queued already is left as it is (an event handled
+    /// twice queues once). Returns how many were new.
+    async fn enqueue_webhooks(&self, deliveries: &[crate::webhooks::WebhookDelivery]) -> Result<usize, StoreError>;
+    /// Pending deliveries due at or before `at`, soonest first, of every campaign.
+    async fn due_webhooks(&self, at: Timestamp, limit: usize) -> Result<Vec<crate::webhooks::WebhookDelivery>, StoreError>;
+    /// Stores a delivery after an attempt (or a redelivery); only a pending one stays due.
+    async fn save_webhook(&self, delivery: &crate::webhooks::WebhookDelivery) -> Result<(), StoreError>;
+    /// A campaign's deliveries, newest first: the delivery log.
+    async fn webhook_log(&self, campaign: &CampaignId, limit: usize) -> Result<Vec<crate::webhooks::WebhookDelivery>, StoreError>;
+    /// One delivery, for a manual redelivery.
+    async fn webhook(&self, campaign: &CampaignId, id: &str) -> Result<Option<crate::webhooks::WebhookDelivery>, StoreError>;
+    /// An endpoint's run of failures; none before its first failure.
+    async fn webhook_health(&self, campaign: &CampaignId, endpoint: &str) -> Result<Option<crate::webhooks::EndpointHealth>, StoreError>;
+    async fn set_webhook_health(&self, campaign: &CampaignId, endpoint: &str, health: &crate::webhooks::EndpointHealth) -> Result<(), StoreError>;
+
     // One person's data (`privacy`): access and erasure.
 
     /// The key this store hashes erased contact keys with, made once on first use and kept in

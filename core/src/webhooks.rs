@@ -405,7 +405,7 @@ pub struct WebhookDelivery {
 
 impl WebhookDelivery {
     /// A new delivery of `event` for `endpoint`, due at once. Its id comes from the event's own
-    /// id, so the same event handled twice queues one delivery.
+    /// id and time, so the same event handled twice queues one delivery, and ids sort by time.
     pub fn new(
         campaign_id: &crate::campaign::CampaignId,
         endpoint: &WebhookEndpoint,
@@ -419,7 +419,7 @@ impl WebhookDelivery {
         let digest = Sha256::digest(format!("{}\n{}\n{}\n{}", campaign_id.as_str(), endpoint.key(), event.as_str(), source_event_id).as_bytes());
         let hash: String = digest.iter().take(10).map(|b| format!("{b:02x}")).collect();
         Self {
-            id: format!("msg_{hash}"),
+            id: format!("msg_{:013}{hash}", at.millis().max(0)),
             campaign_id: campaign_id.clone(),
             endpoint: endpoint.key(),
             event,

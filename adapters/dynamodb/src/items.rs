@@ -52,6 +52,7 @@ pub const STATUS_SK: &str = "STATUS";
 pub const DUE_REMINDER: &str = "DUE_REMINDER";
 pub const OVERDUE_CASE: &str = "OVERDUE_CASE";
 pub const PENDING_EVENT: &str = "PENDING_EVENT";
+pub const DUE_WEBHOOK: &str = "DUE_WEBHOOK";
 pub const WORK_SHARDS: u32 = 16;
 
 /// The work-index partition of the item whose id is `id`: a stable hash (FNV-1a), so an item
@@ -431,4 +432,23 @@ pub fn case_from(item: &Item) -> Result<FollowUpCase, StoreError> {
 
 pub fn case_body(case: &FollowUpCase) -> Result<AttributeValue, StoreError> {
     json(case)
+}
+
+/// A campaign's webhook deliveries (`D#{id}`: ids sort by time) and endpoint health (`E#{key}`).
+pub fn webhooks_pk(campaign: &closeloop_core::campaign::CampaignId) -> String {
+    format!("WEBHOOKS#{}", campaign.as_str())
+}
+
+/// A delivery's item: its body, and while pending a place on the work index.
+pub fn webhook_item(delivery: &closeloop_core::webhooks::WebhookDelivery) -> Result<Item, StoreError> {
+    let mut item = Item::from([
+        ("pk".to_owned(), s(webhooks_pk(&delivery.campaign_id))),
+        ("sk".to_owned(), s(format!("D#{}", delivery.id))),
+        ("body".to_owned(), s(serde_json::to_string(delivery).map_err(StoreError::corrupt)?)),
+    ]);
+    if let (closeloop_core::webhooks::DeliveryState::Pending, Some(next)) = (delivery.state, delivery.next_at) {
+        item.insert("gsi1pk".into(), s(work_partition(DUE_WEBHOOK, &delivery.id)));
+        item.insert("gsi1sk".into(), s(order_key(next, &delivery.id)));
+    }
+    Ok(item)
 }

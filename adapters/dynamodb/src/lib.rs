@@ -1446,6 +1446,62 @@ impl Store for DynamoStore {
         Ok(())
     }
 
+    async fn enqueue_webhooks(&self, deliveries: &[closeloop_core::webhooks::WebhookDelivery]) -> Result<usize, StoreError> {
+        // A few per event (one per endpoint, at most 10): conditional puts, each its own.
+        let mut inserted = 0;
+        for delivery in deliveries {
+            if self.put_if(webhook_item(delivery)?, "attribute_not_exists(pk)").await? {
+                inserted += 1;
+            }
+        }
+        Ok(inserted)
+    }
+
+    async fn due_webhooks(&self, at: Timestamp, limit: usize) -> Result<Vec<closeloop_core::webhooks::WebhookDelivery>, StoreError> {
+        let items = self.query_work(DUE_WEBHOOK, Some(at), limit).await?;
+        items.iter().map(body).collect()
+    }
+
+    async fn save_webhook(&self, delivery: &closeloop_core::webhooks::WebhookDelivery) -> Result<(), StoreError> {
+        // The whole item again: a delivery no longer pending loses its work-index keys with it.
+        self.put_if(webhook_item(delivery)?, "attribute_exists(pk)").await?;
+        Ok(())
+    }
+
+    async fn webhook_log(&self, campaign: &CampaignId, limit: usize) -> Result<Vec<closeloop_core::webhooks::WebhookDelivery>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :p AND begins_with(sk, :d)")
+            .expression_attribute_values(":p", s(webhooks_pk(campaign)))
+            .expression_attribute_values(":d", s("D#"))
+            .scan_index_forward(false)
+            .limit(limit.clamp(1, PAGE as usize) as i32)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.items.unwrap_or_default().iter().map(body).collect()
+    }
+
+    async fn webhook(&self, campaign: &CampaignId, id: &str) -> Result<Option<closeloop_core::webhooks::WebhookDelivery>, StoreError> {
+        self.get(webhooks_pk(campaign), &format!("D#{id}")).await?.as_ref().map(body).transpose()
+    }
+
+    async fn webhook_health(&self, campaign: &CampaignId, endpoint: &str) -> Result<Option<closeloop_core::webhooks::EndpointHealth>, StoreError> {
+        self.get(webhooks_pk(campaign), &format!("E#{endpoint}")).await?.as_ref().map(body).transpose()
+    }
+
+    async fn set_webhook_health(&self, campaign: &CampaignId, endpoint: &str, health: &closeloop_core::webhooks::EndpointHealth) -> Result<(), StoreError> {
+        let item = HashMap::from([
+            ("pk".to_owned(), s(webhooks_pk(campaign))),
+            ("sk".to_owned(), s(format!("E#{endpoint}"))),
+            ("body".to_owned(), s(serde_json::to_string(health).map_err(StoreError::corrupt)?)),
+        ]);
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(unavailable)?;
+        Ok(())
+    }
+
     async fn append_audit(&self, entry: &closeloop_core::audit::AuditEntry) -> Result<(), StoreError> {
         // Zero-padded time, then this process's sequence: a query's key order is the order written
         // (within one process; entries of one millisecond from two processes interleave).

@@ -99,6 +99,17 @@ CREATE TABLE IF NOT EXISTS campaign_changes (
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS accounts (name TEXT PRIMARY KEY, version INTEGER NOT NULL, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sign_in_failures (client TEXT PRIMARY KEY, body TEXT NOT NULL);
+-- Webhook deliveries: `next_at` only while pending, so the due index holds only what is due.
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    id TEXT PRIMARY KEY,
+    campaign_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    next_at INTEGER,
+    body TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries(next_at) WHERE next_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS webhook_deliveries_log ON webhook_deliveries(campaign_id, created_at);
+CREATE TABLE IF NOT EXISTS webhook_endpoints (campaign_id TEXT NOT NULL, endpoint TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (campaign_id, endpoint)) WITHOUT ROWID;
 -- The audit log is append-only: the file itself refuses a change or a removal.
 CREATE TABLE IF NOT EXISTS audit_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, body TEXT NOT NULL);
 CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
@@ -1316,6 +1327,98 @@ impl Store for SqliteStore {
                 ),
                 None => conn.execute("DELETE FROM sign_in_failures WHERE client = ?1", [&client]),
             }
+            .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn enqueue_webhooks(&self, deliveries: &[closeloop_core::webhooks::WebhookDelivery]) -> Result<usize, StoreError> {
+        let rows: Vec<(String, String, i64, Option<i64>, String)> = deliveries
+            .iter()
+            .map(|d| Ok((d.id.clone(), d.campaign_id.as_str().to_owned(), d.created_at.millis(), d.next_at.map(|t| t.millis()), to_json(d)?)))
+            .collect::<Result<_, StoreError>>()?;
+        self.write("enqueue_webhooks", move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            let mut inserted = 0;
+            {
+                let mut insert = tx
+                    .prepare_cached("INSERT OR IGNORE INTO webhook_deliveries (id, campaign_id, created_at, next_at, body) VALUES (?1, ?2, ?3, ?4, ?5)")
+                    .map_err(unavailable)?;
+                for row in &rows {
+                    inserted += insert.execute(params![row.0, row.1, row.2, row.3, row.4]).map_err(unavailable)?;
+                }
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(inserted)
+        })
+        .await
+    }
+
+    async fn due_webhooks(&self, at: Timestamp, limit: usize) -> Result<Vec<closeloop_core::webhooks::WebhookDelivery>, StoreError> {
+        self.read("due_webhooks", move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT body FROM webhook_deliveries WHERE next_at IS NOT NULL AND next_at <= ?1 ORDER BY next_at, id LIMIT ?2")
+                .map_err(unavailable)?;
+            let bodies = stmt.query_map(params![at.millis(), limit as i64], |r| r.get::<_, String>(0)).map_err(unavailable)?;
+            bodies.map(|b| from_json(&b.map_err(unavailable)?)).collect()
+        })
+        .await
+    }
+
+    async fn save_webhook(&self, delivery: &closeloop_core::webhooks::WebhookDelivery) -> Result<(), StoreError> {
+        let pending = delivery.state == closeloop_core::webhooks::DeliveryState::Pending;
+        let (id, next_at, body) = (delivery.id.clone(), delivery.next_at.filter(|_| pending).map(|t| t.millis()), to_json(delivery)?);
+        self.write("save_webhook", move |conn| {
+            conn.execute("UPDATE webhook_deliveries SET next_at = ?2, body = ?3 WHERE id = ?1", params![id, next_at, body]).map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn webhook_log(&self, campaign: &CampaignId, limit: usize) -> Result<Vec<closeloop_core::webhooks::WebhookDelivery>, StoreError> {
+        let campaign = campaign.as_str().to_owned();
+        self.read("webhook_log", move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT body FROM webhook_deliveries WHERE campaign_id = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2")
+                .map_err(unavailable)?;
+            let bodies = stmt.query_map(params![campaign, limit as i64], |r| r.get::<_, String>(0)).map_err(unavailable)?;
+            bodies.map(|b| from_json(&b.map_err(unavailable)?)).collect()
+        })
+        .await
+    }
+
+    async fn webhook(&self, campaign: &CampaignId, id: &str) -> Result<Option<closeloop_core::webhooks::WebhookDelivery>, StoreError> {
+        let (campaign, id) = (campaign.as_str().to_owned(), id.to_owned());
+        self.read("webhook", move |conn| {
+            let body: Option<String> = conn
+                .prepare_cached("SELECT body FROM webhook_deliveries WHERE id = ?1 AND campaign_id = ?2")
+                .and_then(|mut s| s.query_row(params![id, campaign], |r| r.get(0)).optional())
+                .map_err(unavailable)?;
+            body.map(|b| from_json(&b)).transpose()
+        })
+        .await
+    }
+
+    async fn webhook_health(&self, campaign: &CampaignId, endpoint: &str) -> Result<Option<closeloop_core::webhooks::EndpointHealth>, StoreError> {
+        let (campaign, endpoint) = (campaign.as_str().to_owned(), endpoint.to_owned());
+        self.read("webhook_health", move |conn| {
+            let body: Option<String> = conn
+                .prepare_cached("SELECT body FROM webhook_endpoints WHERE campaign_id = ?1 AND endpoint = ?2")
+                .and_then(|mut s| s.query_row(params![campaign, endpoint], |r| r.get(0)).optional())
+                .map_err(unavailable)?;
+            body.map(|b| from_json(&b)).transpose()
+        })
+        .await
+    }
+
+    async fn set_webhook_health(&self, campaign: &CampaignId, endpoint: &str, health: &closeloop_core::webhooks::EndpointHealth) -> Result<(), StoreError> {
+        let (campaign, endpoint, body) = (campaign.as_str().to_owned(), endpoint.to_owned(), to_json(health)?);
+        self.write("set_webhook_health", move |conn| {
+            conn.execute(
+                "INSERT INTO webhook_endpoints (campaign_id, endpoint, body) VALUES (?1, ?2, ?3) ON CONFLICT(campaign_id, endpoint) DO UPDATE SET body = excluded.body",
+                params![campaign, endpoint, body],
+            )
             .map_err(unavailable)?;
             Ok(())
         })
