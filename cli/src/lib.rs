@@ -36,6 +36,22 @@ pub struct LocalApp {
     pub outbox_open: bool,
     /// The people API's bearer token (`CLOSELOOP_PEOPLE_API_TOKEN`); `None` switches it off.
     pub people_api_token: Option<String>,
+    /// Posts the campaigns' webhooks. Locally loopback endpoints are allowed (a receiver on the
+    /// same machine); private and link-local addresses are not.
+    pub webhooks: Arc<dyn closeloop_core::ports::WebhookSender>,
+}
+
+/// Deliveries posted per run of the local webhook loop (once a second).
+const WEBHOOKS_PER_RUN: usize = 100;
+
+/// A webhook sender that could not be built: every attempt fails with why.
+struct Unavailable(String);
+
+#[async_trait::async_trait]
+impl closeloop_core::ports::WebhookSender for Unavailable {
+    async fn post(&self, _: &closeloop_core::webhooks::WebhookUrl, _: &[(String, String)], _: &str) -> Result<closeloop_core::ports::WebhookResponse, closeloop_core::ports::WebhookSendError> {
+        Err(closeloop_core::ports::WebhookSendError::Refused(format!("no HTTP client: {}", self.0)))
+    }
 }
 
 impl LocalApp {
@@ -73,7 +89,21 @@ impl LocalApp {
             links: Links::new(&settings.public_url),
         };
         let launcher = Arc::new(launcher::LocalLauncher::new(&settings.data_dir, services.clone()));
-        Self { store, outbox, services, accounts: Arc::new(Accounts::default()), admin: None, launcher, outbox_open: false, people_api_token: None }
+        let webhooks: Arc<dyn closeloop_core::ports::WebhookSender> = match closeloop_webhooks::HttpWebhookSender::new(
+            closeloop_core::webhooks::AddressPolicy::Local,
+            closeloop_webhooks::DEFAULT_TIMEOUT,
+        ) {
+            Ok(sender) => Arc::new(sender),
+            // Only a TLS backend that cannot start fails here; webhooks then fail, loudly, per attempt.
+            Err(e) => Arc::new(Unavailable(e.to_string())),
+        };
+        Self { store, outbox, services, accounts: Arc::new(Accounts::default()), admin: None, launcher, outbox_open: false, people_api_token: None, webhooks }
+    }
+
+    /// Posts the webhooks that are due.
+    pub async fn deliver_webhooks(&self) -> anyhow::Result<closeloop_functions::webhooks::DeliverySummary> {
+        let now = self.services.clock.now();
+        Ok(closeloop_functions::webhooks::deliver_due(&self.services, self.webhooks.as_ref(), now, WEBHOOKS_PER_RUN).await?)
     }
 
     /// `/outbox` open to anyone who reaches the server: the demo, and tests that read what was sent.

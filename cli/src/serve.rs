@@ -47,6 +47,8 @@ impl Default for Timeouts {
 
 /// How often the local dispatcher looks for new events (answers, API invitations).
 pub const DISPATCH_INTERVAL: Duration = Duration::from_millis(200);
+/// How often due webhooks are posted locally.
+pub const WEBHOOK_INTERVAL: Duration = Duration::from_millis(500);
 /// How often `up` runs the scheduled work (reminders, overdue follow-ups).
 pub const SCHEDULE_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -112,6 +114,19 @@ pub async fn serve_with_timeouts(
             }
         }
     });
+    // Webhooks go from their own loop: a slow endpoint (up to its timeout) never holds up the
+    // dispatcher's mail.
+    let deliverer = app.clone();
+    tasks.push(tokio::spawn(async move {
+        loop {
+            match deliverer.deliver_webhooks().await {
+                Ok(s) if s != closeloop_functions::webhooks::DeliverySummary::default() => tracing::info!(?s, "webhooks delivered"),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "webhook delivery failed"),
+            }
+            tokio::time::sleep(WEBHOOK_INTERVAL).await;
+        }
+    }));
     if run_schedule {
         let scheduler = app.clone();
         tasks.push(tokio::spawn(async move {

@@ -502,6 +502,31 @@ pub trait Mailer: Sync + Send {
     }
 }
 
+/// What an endpoint answered to one webhook POST.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookResponse {
+    pub status: u16,
+}
+
+/// Why a webhook POST got no answer: each is a failed attempt, retried on the schedule.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookSendError {
+    /// The address is not one this runtime may call (`webhooks::AddressPolicy`): SSRF.
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("timed out")]
+    Timeout,
+    #[error("could not connect")]
+    Connect(#[source] BoxError),
+}
+
+/// Posts one signed webhook. No redirects are followed and only a little of the response is
+/// read: an endpoint's answer is its status.
+#[async_trait]
+pub trait WebhookSender: Sync + Send {
+    async fn post(&self, url: &crate::webhooks::WebhookUrl, headers: &[(String, String)], body: &str) -> Result<WebhookResponse, WebhookSendError>;
+}
+
 #[async_trait]
 pub trait SmsSender: Sync + Send {
     async fn send_sms(&self, sms: &OutgoingSms) -> Result<String, SendError>;

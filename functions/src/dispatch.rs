@@ -12,6 +12,7 @@ use closeloop_views::render;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use closeloop_core::webhooks::WebhookEvent;
 use crate::messages::{ask, send_once, send_once_many, to_respondent, to_staff, Outgoing};
 use crate::{FunctionError, Services};
 
@@ -99,7 +100,15 @@ pub async fn handle_event(services: &Services, event: &Event) -> Result<(), Func
 pub async fn handle_event_with(services: &Services, event: &Event, campaigns: &CampaignCache) -> Result<(), FunctionError> {
     match &event.kind {
         EventKind::InvitationCreated { invitation_id } => send_invitation(services, invitation_id, campaigns).await.map(|_| ()),
-        EventKind::AnswerRecorded { invitation_id, .. } => react_to_answer(services, invitation_id, campaigns).await,
+        EventKind::AnswerRecorded { invitation_id, version, .. } => react_to_answer(services, invitation_id, campaigns, event, *version).await,
+        EventKind::InvitationSuppressed { invitation_id, reason: closeloop_core::model::SuppressionReason::Unsubscribed } => {
+            let (invitation, campaign) = load(services, invitation_id, campaigns).await?;
+            if invitation.erased_at.is_none() {
+                let source = format!("unsubscribed-{invitation_id}");
+                crate::webhooks::queue(services.store.as_ref(), &campaign, WebhookEvent::ContactUnsubscribed, &source, invitation_id, 0, event.at).await?;
+            }
+            Ok(())
+        }
         // Counted, with no message to send.
         EventKind::PageOpened { .. } | EventKind::ReviewClicked { .. } | EventKind::InvitationSuppressed { .. } => Ok(()),
         EventKind::HeldReleaseRequested { campaign_id, .. } => {
@@ -324,11 +333,15 @@ async fn render_invitations(services: &Services, items: Vec<(usize, closeloop_co
     Ok(render_part(services, items))
 }
 
-async fn react_to_answer(services: &Services, id: &InvitationId, campaigns: &CampaignCache) -> Result<(), FunctionError> {
+async fn react_to_answer(services: &Services, id: &InvitationId, campaigns: &CampaignCache, event: &Event, version: u32) -> Result<(), FunctionError> {
     let (invitation, campaign, answer, suppressed) = load_answered(services, id, campaigns).await?;
     // The current answer decides: a later change has its own event, and keys keep each
     // message to one per invitation.
     let answer = answer.ok_or_else(|| FunctionError::Missing(format!("answer of {id}")))?;
+    if invitation.erased_at.is_none() {
+        let kind = if version <= 1 { WebhookEvent::ResponseCreated } else { WebhookEvent::ResponseUpdated };
+        crate::webhooks::queue(services.store.as_ref(), &campaign, kind, &event.id, id, version, event.at).await?;
+    }
     let links = &services.links;
 
     if !suppressed {
@@ -356,6 +369,8 @@ async fn react_to_answer(services: &Services, id: &InvitationId, campaigns: &Cam
         );
         // A case opened before (a redelivered event) keeps its own deadline: read it only then.
         let case = if services.store.open_case(&case).await? { case } else { services.store.case(id).await?.unwrap_or(case) };
+        // Once per case, whichever version of the answer opened it (the id says so).
+        crate::webhooks::queue(services.store.as_ref(), &campaign, WebhookEvent::CaseOpened, &format!("case-{id}"), id, 0, case.opened_at).await?;
         match owner {
             Some(owner) => {
                 let alert = render::follow_up_mail(MessageKind::Alert, &campaign, &invitation, &answer, case.due_at)?;

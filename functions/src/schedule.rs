@@ -130,6 +130,7 @@ pub async fn run(services: &Services, accounts: &Accounts, at: Timestamp) -> Res
                 services.store.case_escalated(id, at).await?;
                 continue;
             };
+            crate::webhooks::queue(services.store.as_ref(), &campaign, closeloop_core::webhooks::WebhookEvent::CaseOverdue, &format!("overdue-{id}"), id, 0, at).await?;
             // Escalation goes up to the manager; without one, back to the owner as a warning.
             if let Some(to) = campaign.manager_email.clone().or(case.owner_email.clone()) {
                 let rendered = render::follow_up_mail(MessageKind::Escalation, &campaign, &invitation, &answer, case.due_at)?;

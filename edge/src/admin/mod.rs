@@ -735,11 +735,23 @@ pub async fn close_case(State(state): State<AppState>, Path((campaign, invitatio
     match state.services.store.close_case(&id, &closure).await {
         Ok(true) => {
             audit_or_log(&state, &account.name, &state.client_of(&headers), AuditAction::CaseClosed, &id.0).await;
+            // The case is closed either way; a lost webhook is logged, not the closing's failure.
+            if let Err(e) = queue_case_closed(&state, &campaign, &id, closure.at).await {
+                log_error!("queueing the case.closed webhook failed: {e}");
+            }
             back_to_case(&campaign, &id)
         }
         Ok(false) => message(StatusCode::CONFLICT, Some(&viewer), "Already closed", "Someone closed this case first; their outcome stands."),
         Err(e) => store_failed(e, &viewer),
     }
+}
+
+/// `case.closed` for the endpoints that want it (one read of the campaign, one write each).
+async fn queue_case_closed(state: &AppState, campaign: &str, id: &InvitationId, at: closeloop_core::Timestamp) -> Result<(), closeloop_functions::FunctionError> {
+    let Ok(campaign_id) = closeloop_core::CampaignId::parse(campaign) else { return Ok(()) };
+    let Some(campaign) = state.services.store.campaign(&campaign_id).await? else { return Ok(()) };
+    let source = format!("closed-{}", id.0);
+    closeloop_functions::webhooks::queue(state.services.store.as_ref(), &campaign, closeloop_core::webhooks::WebhookEvent::CaseClosed, &source, id, 0, at).await.map(|_| ())
 }
 
 /// The export's figures before its first row: the custom properties (for its columns) and the

@@ -1,0 +1,218 @@
+//! Webhooks (Standard Webhooks): a delivery is queued per endpoint that wants an event, in the
+//! reaction to that event; `deliver_due` posts what is due, signed, and keeps each attempt.
+//! Deliveries hold no personal data: the payload is built from the invitation when it is sent.
+
+use std::collections::HashMap;
+
+use closeloop_core::campaign::Campaign;
+use closeloop_core::model::{Invitation, InvitationId};
+use closeloop_core::ports::{WebhookSendError, WebhookSender};
+use closeloop_core::webhooks::{AttemptOutcome, DeliveryState, EndpointHealth, WebhookDelivery, WebhookEvent, WebhookMessage};
+use closeloop_core::{CampaignId, Timestamp};
+use serde_json::{json, Value};
+
+use crate::{FunctionError, Services};
+
+/// Queues `event` for every endpoint of `campaign` that wants it. `source_event_id` makes the
+/// delivery id: handling the same event again queues nothing new.
+pub async fn queue(
+    store: &dyn closeloop_core::ports::Store,
+    campaign: &Campaign,
+    event: WebhookEvent,
+    source_event_id: &str,
+    invitation_id: &InvitationId,
+    version: u32,
+    at: Timestamp,
+) -> Result<usize, FunctionError> {
+    let deliveries: Vec<WebhookDelivery> = campaign
+        .webhooks
+        .iter()
+        .filter(|endpoint| endpoint.wants(event))
+        .map(|endpoint| WebhookDelivery::new(&campaign.id, endpoint, event, source_event_id, invitation_id, version, at))
+        .collect();
+    if deliveries.is_empty() {
+        return Ok(0);
+    }
+    Ok(store.enqueue_webhooks(&deliveries).await?)
+}
+
+fn contact_json(invitation: &Invitation) -> Value {
+    let c = &invitation.contact;
+    json!({
+        "email": c.email.as_ref().map(|e| e.as_str()),
+        "phone": c.phone.as_ref().map(|p| p.as_str()),
+        "first_name": c.first_name,
+        "last_name": c.last_name,
+        "company": c.company,
+        "segment": c.segment,
+        "store": c.store,
+        "owner_email": c.owner_email.as_ref().map(|e| e.as_str()),
+        "touchpoint": invitation.touchpoint,
+        "locale": invitation.locale.code(),
+        "properties": c.properties,
+    })
+}
+
+/// The `data` of a delivery's payload, read now: an erased person's shows the erased values.
+async fn data(services: &Services, campaign: &Campaign, delivery: &WebhookDelivery) -> Result<Value, FunctionError> {
+    let id = &delivery.invitation_id;
+    let invitation = services.store.invitation(id).await?.ok_or_else(|| FunctionError::Missing(format!("invitation {id}")))?;
+    let mut data = json!({
+        "campaign": { "id": campaign.id.as_str(), "name": campaign.name, "time_zone": campaign.zone().name() },
+        "invitation_id": id.0,
+        "contact": contact_json(&invitation),
+    });
+    let wants_answer = matches!(
+        delivery.event,
+        WebhookEvent::ResponseCreated | WebhookEvent::ResponseUpdated | WebhookEvent::CaseOpened | WebhookEvent::CaseOverdue | WebhookEvent::CaseClosed
+    );
+    if wants_answer {
+        if let Some(answer) = services.store.answer(id).await? {
+            data["response"] = json!({
+                "score": answer.score.value(),
+                "group": answer.score.group().as_str(),
+                "comment": answer.comment,
+                "contact_ok": answer.contact_ok,
+                "ratings": answer.ratings,
+                "version": answer.version,
+                "first_answered_at": answer.first_answered_at.to_rfc3339(),
+                "answered_at": answer.answered_at.to_rfc3339(),
+            });
+        }
+    }
+    if matches!(delivery.event, WebhookEvent::CaseOpened | WebhookEvent::CaseOverdue | WebhookEvent::CaseClosed) {
+        if let Some(case) = services.store.case(id).await? {
+            let kind = data["response"]["score"].as_u64().and_then(|s| u8::try_from(s).ok()).map(|s| if s <= campaign.alert_threshold { "detractor" } else { "contact_request" });
+            data["case"] = json!({
+                "kind": kind,
+                "status": case.status,
+                "owner_email": case.owner_email.as_ref().map(|e| e.as_str()),
+                "opened_at": case.opened_at.to_rfc3339(),
+                "due_at": case.due_at.to_rfc3339(),
+                "escalated_at": case.escalated_at.map(|t| t.to_rfc3339()),
+                "closed": case.closed,
+            });
+        }
+    }
+    Ok(data)
+}
+
+/// The Standard Webhooks headers for `body`: id, timestamp (seconds) and the v1 signature.
+pub fn signed_headers(secret: &str, id: &str, at: Timestamp, body: &str) -> Result<Vec<(String, String)>, standardwebhooks::WebhookError> {
+    let seconds = at.millis().div_euclid(1000);
+    let signature = standardwebhooks::Webhook::new(secret)?.sign(id, seconds, body.as_bytes())?;
+    Ok(vec![
+        ("content-type".into(), "application/json".into()),
+        ("user-agent".into(), "closeloop-webhooks/1".into()),
+        ("webhook-id".into(), id.to_owned()),
+        ("webhook-timestamp".into(), seconds.to_string()),
+        ("webhook-signature".into(), signature),
+    ])
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DeliverySummary {
+    pub delivered: usize,
+    /// Failed attempts that will be tried again.
+    pub failed: usize,
+    pub gave_up: usize,
+    /// Endpoints disabled by this run's failures.
+    pub disabled: usize,
+}
+
+/// Posts every delivery due at `at` (up to `limit`), signed, and stores each attempt. An
+/// endpoint no longer in its campaign, or disabled, gets nothing: its deliveries are given up.
+pub async fn deliver_due(services: &Services, sender: &dyn WebhookSender, at: Timestamp, limit: usize) -> Result<DeliverySummary, FunctionError> {
+    let mut summary = DeliverySummary::default();
+    let mut campaigns: HashMap<CampaignId, Option<Campaign>> = HashMap::new();
+    for mut delivery in services.store.due_webhooks(at, limit).await? {
+        if !campaigns.contains_key(&delivery.campaign_id) {
+            let campaign = services.store.campaign(&delivery.campaign_id).await?;
+            campaigns.insert(delivery.campaign_id.clone(), campaign);
+        }
+        let campaign = campaigns.get(&delivery.campaign_id).cloned().flatten();
+        let endpoint = campaign.as_ref().and_then(|c| c.webhooks.iter().find(|e| e.key() == delivery.endpoint).cloned());
+        let (Some(campaign), Some(endpoint)) = (campaign, endpoint) else {
+            delivery.give_up();
+            services.store.save_webhook(&delivery).await?;
+            summary.gave_up += 1;
+            continue;
+        };
+        let mut health = services.store.webhook_health(&campaign.id, &delivery.endpoint).await?.unwrap_or_default();
+        if health.disabled_at.is_some() {
+            delivery.give_up();
+            services.store.save_webhook(&delivery).await?;
+            summary.gave_up += 1;
+            continue;
+        }
+        let outcome = match attempt(services, sender, &campaign, &endpoint, &delivery).await {
+            Ok(outcome) => outcome,
+            Err(FunctionError::Missing(what)) => {
+                // The invitation is gone: nothing to say, ever.
+                tracing::warn!(delivery = %delivery.id, %what, "webhook delivery given up");
+                delivery.give_up();
+                services.store.save_webhook(&delivery).await?;
+                summary.gave_up += 1;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        delivery.record(outcome.clone());
+        match delivery.state {
+            DeliveryState::Delivered => summary.delivered += 1,
+            DeliveryState::Pending => summary.failed += 1,
+            DeliveryState::GaveUp => summary.gave_up += 1,
+        }
+        services.store.save_webhook(&delivery).await?;
+        let before = health.clone();
+        if health.after(&outcome) {
+            summary.disabled += 1;
+            tracing::error!(campaign = %campaign.id, endpoint = %endpoint.url.host(), failures = health.consecutive_failures, "webhook endpoint disabled after repeated failures");
+        }
+        if health != before {
+            services.store.set_webhook_health(&campaign.id, &delivery.endpoint, &health).await?;
+        }
+    }
+    Ok(summary)
+}
+
+async fn attempt(
+    services: &Services,
+    sender: &dyn WebhookSender,
+    campaign: &Campaign,
+    endpoint: &closeloop_core::webhooks::WebhookEndpoint,
+    delivery: &WebhookDelivery,
+) -> Result<AttemptOutcome, FunctionError> {
+    let message = WebhookMessage::new(delivery.event, delivery.created_at, data(services, campaign, delivery).await?);
+    let body = serde_json::to_string(&message).map_err(|e| FunctionError::Missing(format!("a payload for {}: {e}", delivery.id)))?;
+    let started = services.clock.now();
+    let outcome = |status: Option<u16>, error: Option<String>| {
+        let at = services.clock.now();
+        AttemptOutcome { at, status, millis: u32::try_from((at.millis() - started.millis()).max(0)).unwrap_or(u32::MAX), error }
+    };
+    let headers = match signed_headers(endpoint.secret.expose(), &delivery.id, started, &body) {
+        Ok(headers) => headers,
+        // The secret was checked when the campaign was read: this cannot happen, and is logged.
+        Err(e) => return Ok(outcome(None, Some(format!("could not sign: {e}")))),
+    };
+    Ok(match sender.post(&endpoint.url, &headers, &body).await {
+        Ok(response) => outcome(Some(response.status), None),
+        Err(e @ (WebhookSendError::Refused(_) | WebhookSendError::Timeout | WebhookSendError::Connect(_))) => outcome(None, Some(e.to_string())),
+    })
+}
+
+/// A delivery from the log, due again now (the dashboard's "redeliver"). Its id stays, so a
+/// receiver that had it already can tell.
+pub async fn redeliver(services: &Services, campaign: &CampaignId, id: &str) -> Result<bool, FunctionError> {
+    let Some(mut delivery) = services.store.webhook(campaign, id).await? else { return Ok(false) };
+    delivery.redeliver(services.clock.now());
+    services.store.save_webhook(&delivery).await?;
+    // A manual redelivery is someone's decision to try again: a disabled endpoint is enabled.
+    if let Some(mut health) = services.store.webhook_health(campaign, &delivery.endpoint).await? {
+        if health.disabled_at.is_some() {
+            health = EndpointHealth::default();
+            services.store.set_webhook_health(campaign, &delivery.endpoint, &health).await?;
+        }
+    }
+    Ok(true)
+}
