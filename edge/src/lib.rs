@@ -161,6 +161,8 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/sign-in", get(admin::sign_in_form).post(admin::sign_in))
         .route("/admin/sign-out", post(admin::sign_out))
         .route("/admin/c/{id}/changes", get(admin::campaign_changes))
+        .route("/admin/c/{id}/webhooks", get(admin::campaign_webhooks))
+        .route("/admin/c/{id}/webhooks/redeliver", post(admin::redeliver_webhook))
         .route("/admin/accounts", get(admin::accounts).post(admin::add_account))
         .route("/admin/accounts/change", post(admin::change_account))
         .route("/admin/audit", get(admin::audit_log))

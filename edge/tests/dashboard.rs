@@ -1516,3 +1516,49 @@ async fn a_token_rotated_in_the_accounts_file_signs_in_and_the_old_one_no_longer
     assert!(sent_to_sign_in(&after.get_as(&old_session.cookie, "/admin").await), "sessions of the old token end");
     assert_eq!(after.sign_in_status(ADMIN).await, StatusCode::UNAUTHORIZED, "the old token is refused");
 }
+
+#[tokio::test]
+async fn the_webhooks_page_lists_deliveries_hides_secrets_and_redelivers_for_editors_only() {
+    use closeloop_core::webhooks::{AttemptOutcome, EndpointHealth, WebhookDelivery, WebhookEvent};
+    let app = spawn_app().await;
+    let mut campaign = app.campaign.clone();
+    campaign.webhooks.push(closeloop_core::webhooks::WebhookEndpoint {
+        url: closeloop_core::webhooks::WebhookUrl::parse("https://crm.example/hooks").unwrap(),
+        secret: closeloop_core::webhooks::WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap(),
+        events: [WebhookEvent::ResponseCreated].into_iter().collect(),
+    });
+    app.store.put_campaign(&campaign).await.unwrap();
+    let endpoint = &campaign.webhooks[0];
+    let mut failed = WebhookDelivery::new(&campaign.id, endpoint, WebhookEvent::ResponseCreated, "answer-x-1", &app.id_of("Åsa").await, 1, T0);
+    app.store.enqueue_webhooks(std::slice::from_ref(&failed)).await.unwrap();
+    // The first attempt and the eight retries of the schedule: given up.
+    for _ in 0..9 {
+        failed.record(AttemptOutcome { at: T0.plus_hours(1), status: Some(503), millis: 41, error: None });
+    }
+    app.store.save_webhook(&failed).await.unwrap();
+    app.store.set_webhook_health(&campaign.id, &endpoint.key(), &EndpointHealth { consecutive_failures: 20, disabled_at: Some(T0.plus_hours(1)) }).await.unwrap();
+
+    let editor = app.sign_in(EDITOR).await;
+    let page = app.page(&editor, "/admin/c/dash/webhooks").await;
+    assert!(page.contains("https://crm.example/hooks") && page.contains("whsec_…LaSw"), "{page}");
+    assert!(!page.contains("MfKQ9r8GKYqrTwjUPD8"), "the secret never shows");
+    assert!(page.contains("disabled after 20 failures in a row"));
+    assert!(page.contains(&failed.id) && page.contains("given up") && page.contains("HTTP 503") && page.contains("41 ms"), "{page}");
+    let viewer = app.sign_in(VIEWER).await;
+    assert_eq!(app.get_as(&viewer.cookie, "/admin/c/dash/webhooks").await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.post_as(&viewer, "/admin/c/dash/webhooks/redeliver", &format!("id={}", failed.id)).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.post_as(&editor, "/admin/c/dash/webhooks/redeliver", "id=msg_none").await.status(), StatusCode::NOT_FOUND);
+    let redelivered = app.post_as(&editor, "/admin/c/dash/webhooks/redeliver", &format!("id={}", failed.id)).await;
+    assert_eq!(redelivered.status(), StatusCode::SEE_OTHER);
+    let due = app.store.due_webhooks(app.clock.now(), 10).await.unwrap();
+    assert_eq!(due.iter().map(|d| d.id.clone()).collect::<Vec<_>>(), vec![failed.id.clone()], "due again, under its id");
+    assert_eq!(app.store.webhook_health(&campaign.id, &endpoint.key()).await.unwrap().unwrap().disabled_at, None);
+    let forged = app.send(
+        Request::post("/admin/c/dash/webhooks/redeliver")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::COOKIE, &editor.cookie)
+            .body(Body::from(format!("csrf=wrong&id={}", failed.id)))
+            .unwrap(),
+    );
+    assert_eq!(forged.await.status(), StatusCode::FORBIDDEN, "no CSRF token, no redelivery");
+}

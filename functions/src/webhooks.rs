@@ -201,18 +201,15 @@ async fn attempt(
     })
 }
 
-/// A delivery from the log, due again now (the dashboard's "redeliver"). Its id stays, so a
-/// receiver that had it already can tell.
-pub async fn redeliver(services: &Services, campaign: &CampaignId, id: &str) -> Result<bool, FunctionError> {
-    let Some(mut delivery) = services.store.webhook(campaign, id).await? else { return Ok(false) };
-    delivery.redeliver(services.clock.now());
-    services.store.save_webhook(&delivery).await?;
+/// A delivery from the log, due again at `at` (the dashboard's "redeliver"). Its id stays, so
+/// a receiver that had it already can tell. False when the campaign has no such delivery.
+pub async fn redeliver(store: &dyn closeloop_core::ports::Store, campaign: &CampaignId, id: &str, at: Timestamp) -> Result<bool, FunctionError> {
+    let Some(mut delivery) = store.webhook(campaign, id).await? else { return Ok(false) };
+    delivery.redeliver(at);
+    store.save_webhook(&delivery).await?;
     // A manual redelivery is someone's decision to try again: a disabled endpoint is enabled.
-    if let Some(mut health) = services.store.webhook_health(campaign, &delivery.endpoint).await? {
-        if health.disabled_at.is_some() {
-            health = EndpointHealth::default();
-            services.store.set_webhook_health(campaign, &delivery.endpoint, &health).await?;
-        }
+    if store.webhook_health(campaign, &delivery.endpoint).await?.is_some_and(|h| h.disabled_at.is_some()) {
+        store.set_webhook_health(campaign, &delivery.endpoint, &EndpointHealth::default()).await?;
     }
     Ok(true)
 }

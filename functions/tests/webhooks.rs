@@ -192,7 +192,7 @@ async fn repeated_failures_disable_the_endpoint_and_a_redelivery_enables_it() ->
     assert_eq!((later.delivered, later.failed, later.gave_up), (0, 0, 2), "{later:?}");
     assert_eq!(receiver.received().await?.len(), 1);
     let id = local.store.webhook_log(&campaign.id, 10).await?.last().unwrap().id.clone();
-    assert!(webhooks::redeliver(&local.services, &campaign.id, &id).await?);
+    assert!(webhooks::redeliver(local.services.store.as_ref(), &campaign.id, &id, local.clock.now()).await?);
     assert_eq!(local.store.webhook_health(&campaign.id, &endpoint).await?.unwrap().disabled_at, None, "someone chose to try again");
     webhooks::deliver_due(&local.services, &sender, local.clock.now(), 100).await?;
     let received = receiver.received().await?;

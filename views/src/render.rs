@@ -76,6 +76,7 @@ const TEMPLATES: &[(&str, &str)] = templates!(
     "admin/campaign_form.html",
     "admin/campaign_import.html",
     "admin/changes.html",
+    "admin/webhooks.html",
     "admin/upload.html",
     "admin/dry_run.html",
     "admin/people.html",

@@ -461,3 +461,91 @@ mod tests {
         assert!(page.contains("role=\"alert\">notice<"));
     }
 }
+
+#[derive(Debug, Serialize)]
+struct EndpointView {
+    url: String,
+    events: String,
+    secret: String,
+    state: String,
+}
+
+#[derive(Debug, Serialize)]
+struct DeliveryView {
+    id: String,
+    created_at: String,
+    event: &'static str,
+    endpoint: String,
+    state: &'static str,
+    attempts: u32,
+    last: String,
+    millis: String,
+}
+
+#[derive(Debug, Serialize)]
+struct WebhooksPage<'a> {
+    title: String,
+    viewer: &'a Viewer,
+    #[serde(flatten)]
+    nav: Nav<'a>,
+    endpoints: Vec<EndpointView>,
+    deliveries: Vec<DeliveryView>,
+    more: bool,
+    redelivered: bool,
+}
+
+/// The campaign's webhook endpoints (secrets as hints) and its delivery log, newest first, in
+/// the reader's time zone.
+pub fn webhooks_page(
+    viewer: &Viewer,
+    campaign: &Campaign,
+    health: &[Option<closeloop_core::webhooks::EndpointHealth>],
+    deliveries: &[closeloop_core::webhooks::WebhookDelivery],
+    more: bool,
+    redelivered: bool,
+) -> Result<String, RenderError> {
+    use closeloop_core::webhooks::DeliveryState;
+    let zone = viewer.zone_for(campaign);
+    let endpoints = campaign
+        .webhooks
+        .iter()
+        .zip(health.iter().chain(std::iter::repeat(&None)))
+        .map(|(w, h)| EndpointView {
+            url: w.url.as_str().to_owned(),
+            events: w.events.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(", "),
+            secret: w.secret.hint(),
+            state: match h {
+                Some(h) if h.disabled_at.is_some() => format!("disabled after {} failures in a row", h.consecutive_failures),
+                Some(h) if h.consecutive_failures > 0 => format!("{} failures in a row", h.consecutive_failures),
+                _ => "active".to_owned(),
+            },
+        })
+        .collect();
+    let host_of = |key: &str| campaign.webhooks.iter().find(|w| w.key() == key).map_or_else(|| "(removed)".to_owned(), |w| w.url.host().to_owned());
+    let deliveries = deliveries
+        .iter()
+        .map(|d| DeliveryView {
+            id: d.id.clone(),
+            created_at: d.created_at.display_in(&zone),
+            event: d.event.as_str(),
+            endpoint: host_of(&d.endpoint),
+            state: match d.state {
+                DeliveryState::Pending if d.attempts == 0 => "queued",
+                DeliveryState::Pending => "retrying",
+                DeliveryState::Delivered => "delivered",
+                DeliveryState::GaveUp => "given up",
+            },
+            attempts: d.attempts,
+            last: d.last.as_ref().map_or_else(String::new, |l| match (&l.status, &l.error) {
+                (Some(status), _) => format!("HTTP {status}, {}", l.at.display_in(&zone)),
+                (None, Some(error)) => format!("{error}, {}", l.at.display_in(&zone)),
+                (None, None) => String::new(),
+            }),
+            millis: d.last.as_ref().map_or_else(String::new, |l| format!("{} ms", l.millis)),
+        })
+        .collect();
+    render_admin(
+        "admin/webhooks.html",
+        &WebhooksPage { title: format!("{}: webhooks", campaign.name), viewer, nav: Nav::of(campaign, "webhooks"), endpoints, deliveries, more, redelivered },
+    )
+}

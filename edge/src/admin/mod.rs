@@ -233,7 +233,7 @@ pub use people::{erase_person, json_download as people_json_response, people, pe
 mod upload;
 pub use upload::{dry_run, launch_upload, upload, upload_form};
 mod workspace;
-pub use workspace::{campaign_changes, create_campaign, edit_campaign_form, import_campaign, import_campaign_form, new_campaign_form, update_campaign};
+pub use workspace::{campaign_changes, campaign_webhooks, redeliver_webhook, create_campaign, edit_campaign_form, import_campaign, import_campaign_form, new_campaign_form, update_campaign};
 
 pub async fn sign_in_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let config = match config(&state) {

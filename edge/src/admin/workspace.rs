@@ -178,6 +178,62 @@ pub async fn import_campaign(posted: CheckedForm) -> Response {
 }
 
 /// Who changed the campaign's settings, what, and when. Two reads: the campaign and the log.
+/// Deliveries shown on the webhooks page.
+const DELIVERIES_SHOWN: usize = 50;
+
+/// The webhook endpoints and their delivery log: admins and editors (the log names endpoints and
+/// their failures). Reads: the campaign, one health item per endpoint (at most 10), one page of
+/// the log.
+pub async fn campaign_webhooks(State(state): State<AppState>, Path(id): Path<String>, RawQuery(query): RawQuery, who: SignedIn) -> Response {
+    if !who.account.may_manage_campaigns() {
+        return not_allowed(&who.viewer);
+    }
+    let campaign = match find_campaign(&state, &id, &who.viewer).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let store = &state.services.store;
+    let mut health = Vec::with_capacity(campaign.webhooks.len());
+    for endpoint in &campaign.webhooks {
+        match store.webhook_health(&campaign.id, &endpoint.key()).await {
+            Ok(h) => health.push(h),
+            Err(e) => return store_failed(e, &who.viewer),
+        }
+    }
+    match store.webhook_log(&campaign.id, DELIVERIES_SHOWN + 1).await {
+        Ok(mut deliveries) => {
+            let more = deliveries.len() > DELIVERIES_SHOWN;
+            deliveries.truncate(DELIVERIES_SHOWN);
+            let redelivered = query.as_deref() == Some("redelivered=1");
+            html(StatusCode::OK, workspace::webhooks_page(&who.viewer, &campaign, &health, &deliveries, more, redelivered))
+        }
+        Err(e) => store_failed(e, &who.viewer),
+    }
+}
+
+/// Queues one delivery again, under its own webhook-id; a disabled endpoint is enabled by it.
+pub async fn redeliver_webhook(State(state): State<AppState>, Path(id): Path<String>, posted: CheckedForm) -> Response {
+    let CheckedForm { account, viewer, fields, client } = posted;
+    if !account.may_manage_campaigns() {
+        return not_allowed(&viewer);
+    }
+    let campaign = match find_campaign(&state, &id, &viewer).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let delivery = fields.get("id").map(String::as_str).unwrap_or_default();
+    let found = closeloop_functions::webhooks::redeliver(state.services.store.as_ref(), &campaign.id, delivery, state.services.clock.now());
+    match found.await {
+        Ok(true) => {
+            audit_or_log(&state, &account.name, &client, AuditAction::CampaignEdited, &format!("{}: webhook {delivery} redelivered", campaign.id)).await;
+            Redirect::to(&format!("/admin/c/{}/webhooks?redelivered=1", campaign.id)).into_response()
+        }
+        Ok(false) => message(StatusCode::NOT_FOUND, Some(&viewer), "No such delivery", "That delivery is not in this campaign's log."),
+        Err(closeloop_functions::FunctionError::Store(e)) => store_failed(e, &viewer),
+        Err(e) => store_failed(closeloop_core::ports::StoreError::unavailable(e), &viewer),
+    }
+}
+
 pub async fn campaign_changes(State(state): State<AppState>, Path(id): Path<String>, who: SignedIn) -> Response {
     if !who.account.may_manage_campaigns() {
         return not_allowed(&who.viewer);
