@@ -419,6 +419,8 @@ pub enum MessageKind {
     Digest,
     /// Told a survey is coming, a few days before a scheduled campaign starts.
     HeadsUp,
+    /// To the campaign's manager: a webhook endpoint failed so often it was switched off.
+    WebhookDisabled,
 }
 
 impl MessageKind {
@@ -432,6 +434,7 @@ impl MessageKind {
             MessageKind::Escalation => "escalation",
             MessageKind::Digest => "digest",
             MessageKind::HeadsUp => "heads_up",
+            MessageKind::WebhookDisabled => "webhook_disabled",
         }
     }
 }

@@ -168,12 +168,38 @@ pub async fn deliver_due(services: &Services, sender: &dyn WebhookSender, at: Ti
         if health.after(&outcome) {
             summary.disabled += 1;
             tracing::error!(campaign = %campaign.id, endpoint = %endpoint.url.host(), failures = health.consecutive_failures, "webhook endpoint disabled after repeated failures");
+            tell_manager(services, &campaign, &endpoint, &health, &outcome).await?;
         }
         if health != before {
             services.store.set_webhook_health(&campaign.id, &delivery.endpoint, &health).await?;
         }
     }
     Ok(summary)
+}
+
+/// Mails the campaign's manager that an endpoint was switched off, once per time it is.
+async fn tell_manager(
+    services: &Services,
+    campaign: &Campaign,
+    endpoint: &closeloop_core::webhooks::WebhookEndpoint,
+    health: &EndpointHealth,
+    outcome: &AttemptOutcome,
+) -> Result<(), FunctionError> {
+    let Some(manager) = &campaign.manager_email else {
+        tracing::warn!(campaign = %campaign.id, "a webhook was disabled and the campaign has no manager_email to tell");
+        return Ok(());
+    };
+    let last = match (&outcome.status, &outcome.error) {
+        (Some(status), _) => format!("HTTP {status}"),
+        (None, Some(error)) => error.clone(),
+        (None, None) => "no answer".to_owned(),
+    };
+    let dashboard = format!("{}/admin/c/{}/webhooks", services.links.base().trim_end_matches('/'), campaign.id);
+    let rendered = closeloop_views::render::webhook_disabled_mail(campaign, endpoint.url.as_str(), endpoint.url.host(), health.consecutive_failures, &last, &dashboard)?;
+    let mail = crate::messages::to_staff(closeloop_core::ports::MessageKind::WebhookDisabled, campaign, manager.as_str(), rendered);
+    let disabled_at = health.disabled_at.map_or(0, |t| t.millis());
+    crate::messages::send_once(services, &format!("webhook_disabled:{}:{}:{disabled_at}", campaign.id, endpoint.key()), crate::messages::Outgoing::Mail(mail)).await?;
+    Ok(())
 }
 
 async fn attempt(

@@ -106,6 +106,8 @@ fn every_mail(local: &closeloop_testkit::Local, locale: Locale) -> Vec<(String, 
     let zone = c.zone();
     let digest_mail = render::digest_mail(locale, &zone, "Erik Berg", &digest, &[Some((due, false))], (2, 1), "https://nps.example/admin/c/spring-visit").unwrap();
     mails.push(("digest", staff(MessageKind::Digest, digest_mail)));
+    let disabled = render::webhook_disabled_mail(&c, "https://crm.nordhavn-cykler.example/hooks/nps", "crm.nordhavn-cykler.example", 20, "HTTP 503", "https://nps.example/admin/c/spring-visit/webhooks").unwrap();
+    mails.push(("webhook_disabled", staff(MessageKind::WebhookDisabled, disabled)));
     mails.into_iter().map(|(name, mail)| (format!("{name} [{}]", locale.code()), mail)).collect()
 }
 
@@ -156,7 +158,7 @@ fn spam_score(raw: &str) -> Result<(f64, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_kind_of_mail_in_every_locale_scores_half_a_point_or_less_with_spamassassin() -> Result<()> {
     let messages = raw_messages().await?;
-    assert_eq!(messages.len(), 30, "ten kinds of mail in three locales");
+    assert_eq!(messages.len(), 33, "eleven kinds of mail in three locales");
     for (name, raw) in &messages {
         for line in raw.split("\r\n\r\n").next().unwrap_or_default().split("\r\n") {
             // A URL cannot fold; everything else does, and encoded words must.

@@ -186,6 +186,9 @@ async fn repeated_failures_disable_the_endpoint_and_a_redelivery_enables_it() ->
     let summary = webhooks::deliver_due(&local.services, &sender, local.clock.now(), 1).await?;
     assert_eq!(summary.disabled, 1, "{summary:?}");
     assert!(local.store.webhook_health(&campaign.id, &endpoint).await?.unwrap().disabled_at.is_some());
+    let told: Vec<_> = local.outbox.messages()?.into_iter().filter(|m| m.kind == "webhook_disabled").collect();
+    assert_eq!(told.len(), 1, "the manager is told once");
+    assert!(told[0].to.contains("boss@acme.example") && told[0].text.contains("HTTP 500") && told[0].text.contains("/admin/c/hooks/webhooks"), "{}", told[0].text);
     // What is still queued for it is given up, not posted.
     local.clock.set(local.clock.now().plus_millis(10 * 60_000));
     let later = webhooks::deliver_due(&local.services, &sender, local.clock.now(), 100).await?;

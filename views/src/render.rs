@@ -59,6 +59,9 @@ const TEMPLATES: &[(&str, &str)] = templates!(
     "mail/heads_up/subject.txt",
     "mail/heads_up/body.txt",
     "mail/heads_up/body.html",
+    "mail/webhook_disabled/subject.txt",
+    "mail/webhook_disabled/body.txt",
+    "mail/webhook_disabled/body.html",
     "sms/invitation.txt",
     "sms/reminder.txt",
     "admin/layout.html",
@@ -717,6 +720,19 @@ pub fn digest_mail(
         MessageKind::Digest,
         context! { lang => locale.code(), t => strings.all(), change, detractors, comments, dashboard_url, unsubscribe_url => () },
     )
+}
+
+/// To the manager: an endpoint was switched off after `failures` failures in a row; `last` is
+/// its last answer ("HTTP 503", "timed out").
+pub fn webhook_disabled_mail(campaign: &Campaign, url: &str, host: &str, failures: u32, last: &str, dashboard_url: &str) -> Result<RenderedMail, RenderError> {
+    let locale = campaign.locales[0];
+    let strings = Strings::new(locale)
+        .with("url", url.to_owned())
+        .with("host", host.to_owned())
+        .with("failures", failures.to_string())
+        .with("last", last.to_owned())
+        .with("campaign", campaign.name.clone());
+    mail(MessageKind::WebhookDisabled, context! { lang => locale.code(), t => strings.all(), dashboard_url, unsubscribe_url => () })
 }
 
 pub fn sms(kind: MessageKind, campaign: &Campaign, invitation: &Invitation, links: &Links) -> Result<String, RenderError> {
