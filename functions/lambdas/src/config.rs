@@ -51,6 +51,9 @@ pub struct LambdaConfig {
     pub upload_bucket: Option<String>,
     /// Set only against stand-ins (moto's SQS and S3).
     pub sqs_endpoint: Option<String>,
+    /// The queue of webhook deliveries (`deliver_webhooks` reads it); none: webhooks wait for
+    /// the schedule's sweep, and the stream handler forwards nothing.
+    pub webhook_queue_url: Option<String>,
     pub s3_endpoint: Option<String>,
     /// SES's sending quota for the account, in mails per second, shared by the functions that send.
     pub ses_max_send_rate: Option<f64>,
@@ -96,6 +99,7 @@ impl LambdaConfig {
             launch_queue_url: optional("LAUNCH_QUEUE_URL"),
             upload_bucket: optional("UPLOAD_BUCKET"),
             sqs_endpoint: optional("SQS_ENDPOINT"),
+            webhook_queue_url: optional("WEBHOOK_QUEUE_URL"),
             s3_endpoint: optional("S3_ENDPOINT"),
             ses_max_send_rate: optional("SES_MAX_SEND_RATE").map(|v| v.parse().map_err(|_| ConfigError::Invalid("SES_MAX_SEND_RATE", v))).transpose()?,
             ses_sending_instances: optional("SES_SENDING_INSTANCES")

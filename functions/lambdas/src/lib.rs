@@ -9,6 +9,7 @@ pub mod mail_feedback;
 pub mod on_answer;
 pub mod schedule;
 pub mod send_rate;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -58,6 +59,16 @@ pub fn chunk_queue(config: &LambdaConfig) -> launch_pipeline::ChunkQueue {
         .credentials_provider(config.credentials.clone());
     builder.set_endpoint_url(config.sqs_endpoint.clone());
     launch_pipeline::ChunkQueue::new(aws_sdk_sqs::Client::from_conf(builder.build()), config.launch_queue_url.clone())
+}
+
+/// The SQS queue of webhook deliveries, and the sender that posts them: public addresses only.
+pub fn webhook_queue(config: &LambdaConfig) -> webhooks::WebhookQueue {
+    let mut builder = aws_sdk_sqs::Config::builder()
+        .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+        .region(aws_sdk_sqs::config::Region::new(config.region.clone()))
+        .credentials_provider(config.credentials.clone());
+    builder.set_endpoint_url(config.sqs_endpoint.clone());
+    webhooks::WebhookQueue::new(aws_sdk_sqs::Client::from_conf(builder.build()), config.webhook_queue_url.clone())
 }
 
 /// S3, for uploads of large CRM files. Path-style addressing against a stand-in.

@@ -35,6 +35,40 @@ pub async fn handle(services: &Services, batch: StreamBatch, deadline: Option<In
     handle_with_concurrency(services, batch, deadline, CONCURRENCY).await
 }
 
+/// `handle`, after forwarding the batch's newly due webhook deliveries to their queue (one
+/// SendMessageBatch per ten: the posting happens in `deliver_webhooks`, not here). A record
+/// whose forward failed is reported, so the platform delivers it again.
+pub async fn handle_with_webhooks(
+    services: &Services,
+    queue: &crate::webhooks::WebhookQueue,
+    batch: StreamBatch,
+    deadline: Option<Instant>,
+) -> Result<DynamoDbEventResponse, crate::Retryable> {
+    let mut due = Vec::new();
+    for record in &batch.records {
+        let old: HashMap<String, AttributeValue> = record.change.old_image.clone().into();
+        let new: HashMap<String, AttributeValue> = record.change.new_image.clone().into();
+        if let Some(reference) = crate::webhooks::newly_due(&old, &new) {
+            due.push((record.change.sequence_number.clone().unwrap_or_default(), reference));
+        }
+    }
+    let mut forward_failed = Vec::new();
+    if !due.is_empty() && queue.is_configured() {
+        let refs: Vec<_> = due.iter().map(|(_, r)| r.clone()).collect();
+        if let Err(e) = queue.send(&refs, 0).await {
+            tracing::warn!(error = %e, "forwarding webhook deliveries failed; the records will be retried");
+            forward_failed = due.into_iter().map(|(sequence, _)| sequence).collect();
+        }
+    }
+    let mut response = handle(services, batch, deadline).await?;
+    for sequence in forward_failed {
+        let mut failure = DynamoDbBatchItemFailure::default();
+        failure.item_identifier = Some(sequence);
+        response.batch_item_failures.push(failure);
+    }
+    Ok(response)
+}
+
 /// `handle` with another bound on concurrent invitations (1 handles them one after another).
 pub async fn handle_with_concurrency(
     services: &Services,

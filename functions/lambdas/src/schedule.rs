@@ -1,4 +1,5 @@
-//! The EventBridge schedule: reminders and overdue follow-ups as of now.
+//! The EventBridge schedule: reminders and overdue follow-ups as of now, then the webhook
+//! deliveries that are due onto their queue (`webhooks::sweep`).
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use closeloop_functions::schedule::{self, ScheduleSummary};
@@ -12,4 +13,19 @@ pub async fn handle(
     _event: EventBridgeEvent<serde_json::Value>,
 ) -> Result<ScheduleSummary, Retryable> {
     retry_or_log(schedule::run(services, accounts, services.clock.now()).await)
+}
+
+/// `handle`, then the sweep of due webhook deliveries onto their queue.
+pub async fn handle_with_webhooks(
+    services: &Services,
+    accounts: &closeloop_core::accounts::Accounts,
+    queue: &crate::webhooks::WebhookQueue,
+    event: EventBridgeEvent<serde_json::Value>,
+) -> Result<ScheduleSummary, Retryable> {
+    let summary = handle(services, accounts, event).await?;
+    let swept = crate::webhooks::sweep(services, queue, services.clock.now()).await?;
+    if swept > 0 {
+        tracing::info!(swept, "due webhook deliveries queued");
+    }
+    Ok(summary)
 }

@@ -1,12 +1,13 @@
-use closeloop_lambdas::{on_answer, services, LambdaConfig};
+use closeloop_lambdas::{on_answer, services, webhook_queue, LambdaConfig};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     closeloop_lambdas::init_logging();
-    let services = services(&LambdaConfig::from_env()?);
+    let config = LambdaConfig::from_env()?;
+    let (services, queue) = (services(&config), webhook_queue(&config));
     lambda_runtime::run(service_fn(|event: LambdaEvent<_>| {
-        on_answer::handle(&services, event.payload, on_answer::deadline_of(&event.context))
+        on_answer::handle_with_webhooks(&services, &queue, event.payload, on_answer::deadline_of(&event.context))
     }))
     .await
 }

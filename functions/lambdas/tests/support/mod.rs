@@ -33,6 +33,7 @@ pub fn config(table: &str) -> LambdaConfig {
         launch_queue_url: None,
         upload_bucket: None,
         sqs_endpoint: Some(std::env::var("SQS_ENDPOINT").expect("SQS_ENDPOINT: run through scripts/with-services")),
+        webhook_queue_url: None,
         s3_endpoint: Some(std::env::var("S3_ENDPOINT").expect("S3_ENDPOINT: run through scripts/with-services")),
         ses_max_send_rate: None,
         ses_sending_instances: 1,

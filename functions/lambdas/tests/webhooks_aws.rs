@@ -1,0 +1,138 @@
+//! Webhooks on the AWS path, against DynamoDB Local and moto's SQS: the stream handler forwards
+//! the deliveries an answer queued to the webhook queue, `deliver_webhooks` posts them to a
+//! receiver that verifies them with the official Standard Webhooks library, and a failed attempt
+//! comes back on the queue with its back-off as the delay.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use closeloop_core::changes::Change;
+use closeloop_core::model::Answer;
+use closeloop_core::ports::Store;
+use closeloop_core::webhooks::{AddressPolicy, DeliveryState};
+use closeloop_core::Score;
+use closeloop_dynamodb::stream::{local_streams_client, read_all};
+use closeloop_functions::launch;
+use closeloop_lambdas::{on_answer, webhook_queue, webhooks};
+use serde_json::Value;
+
+mod support;
+use support::{config, create_queue, lambda_batch, receive_all, sqs_event, world};
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+struct Receiver(Child, u16);
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn receiver() -> Receiver {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/webhooks/receiver.py");
+    let mut child = Command::new("python3").arg(script).env("WEBHOOK_SECRET", SECRET).stdout(Stdio::piped()).spawn().expect("python3 for the receiver");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let port = line.trim().parse().unwrap_or_else(|_| panic!("the receiver printed {line:?}: is standardwebhooks installed (scripts/setup-tests)?"));
+    Receiver(child, port)
+}
+
+async fn received(port: u16) -> Vec<Value> {
+    reqwest::get(format!("http://127.0.0.1:{port}/received")).await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test]
+async fn an_answer_on_aws_goes_stream_then_queue_then_delivery_function_and_a_failure_returns_with_its_delay() {
+    let (services, store, table) = world("webhooks").await;
+    let mut config = config(&table);
+    config.webhook_queue_url = Some(create_queue("webhooks").await);
+    let queue = webhook_queue(&config);
+    let url = config.webhook_queue_url.clone().unwrap();
+    let receiver = receiver();
+    let marker = format!("wh{}", std::process::id());
+    let campaign = closeloop_core::Campaign::from_toml(&format!(
+        "id = \"{marker}\"\nname = \"Hooks\"\ncompany = \"Acme\"\nsender_name = \"Sam\"\nsender_email = \"sam@acme.example\"\n\
+         [[webhooks]]\nurl = \"http://127.0.0.1:{port}/ok\"\nsecret = \"{SECRET}\"\nevents = [\"response.created\"]\n\
+         [[webhooks]]\nurl = \"http://127.0.0.1:{port}/fail-twice\"\nsecret = \"{SECRET}\"\nevents = [\"response.created\"]\n",
+        port = receiver.1
+    ))
+    .unwrap();
+    launch::launch(&services, &campaign, format!("email,first_name\nkim.{marker}@example.com,Kim\n").as_bytes()).await.unwrap();
+    let row = store.campaign_rows(&campaign.id).await.unwrap().remove(0);
+    let answered = Instant::now();
+    let now = services.clock.now();
+    let answer = Answer {
+        invitation_id: row.invitation.id.clone(),
+        campaign_id: campaign.id.clone(),
+        score: Score::new(9).unwrap(),
+        comment: Some("Quick".into()),
+        contact_ok: false,
+        ratings: Default::default(),
+        version: 1,
+        first_answered_at: now,
+        answered_at: now,
+    };
+    let change = Change::answer_recorded(&campaign, &row.invitation, None, &answer);
+    store.record_answer(&answer, &change.event, &change.deltas).await.unwrap();
+
+    // The stream: first the answer's event (its reaction queues the deliveries in the table),
+    // then the deliveries' own inserts, which the handler forwards to the queue.
+    let streams = local_streams_client().unwrap();
+    on_answer::handle_with_webhooks(&services, &queue, lambda_batch(&read_all(&store, &streams).await.unwrap()), None).await.unwrap();
+    let response = on_answer::handle_with_webhooks(&services, &queue, lambda_batch(&read_all(&store, &streams).await.unwrap()), None).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let mut messages = receive_all(&url).await;
+    assert_eq!(messages.len(), 2, "one message per delivery: {messages:?}");
+
+    // The delivery function, as SQS invokes it, until the queue is empty.
+    let sender = closeloop_webhooks::HttpWebhookSender::new(AddressPolicy::Local, Duration::from_secs(5)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut first_latency = None;
+    while !messages.is_empty() && Instant::now() < deadline {
+        let event: SqsEvent = serde_json::from_value(sqs_event(&messages)).unwrap();
+        let out = webhooks::handle(&services, &sender, &queue, event).await;
+        assert!(out.batch_item_failures.is_empty());
+        if first_latency.is_none() && received(receiver.1).await.iter().any(|r| r["path"] == "/ok") {
+            first_latency = Some(answered.elapsed());
+        }
+        // A failed attempt's retry is on the queue with its back-off (5 s, then 60 s) as the
+        // delay. The clock here is real: the test makes the retries due now and lets the
+        // schedule's sweep queue them at once, as it does for back-offs longer than SQS's delay.
+        let mut retries = 0;
+        for d in store.webhook_log(&campaign.id, 10).await.unwrap() {
+            if d.state == DeliveryState::Pending {
+                let mut due = d.clone();
+                due.next_at = Some(services.clock.now());
+                store.save_webhook(&due).await.unwrap();
+                retries += 1;
+            }
+        }
+        if retries == 0 {
+            break;
+        }
+        assert_eq!(webhooks::sweep(&services, &queue, services.clock.now()).await.unwrap(), retries);
+        messages = receive_all(&url).await;
+    }
+    let got = received(receiver.1).await;
+    assert!(got.iter().all(|r| r["verified"] == true), "{got:#?}");
+    assert_eq!(got.iter().filter(|r| r["path"] == "/ok").count(), 1);
+    let retried: Vec<&Value> = got.iter().filter(|r| r["path"] == "/fail-twice").collect();
+    assert!(retried.len() >= 3, "two failures, then the delivery: {retried:#?}");
+    assert!(retried.iter().all(|r| r["id"] == retried[0]["id"]), "one webhook-id across attempts");
+    let log = store.webhook_log(&campaign.id, 10).await.unwrap();
+    assert!(log.iter().all(|d| d.state == DeliveryState::Delivered), "{log:#?}");
+    assert_eq!(webhooks::sweep(&services, &queue, services.clock.now().plus_hours(48)).await.unwrap(), 0, "nothing left to sweep");
+    // The retries the handler queued with their delays find their deliveries done: nothing more.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let late = receive_all(&url).await;
+    if !late.is_empty() {
+        let event: SqsEvent = serde_json::from_value(sqs_event(&late)).unwrap();
+        webhooks::handle(&services, &sender, &queue, event).await;
+    }
+    assert_eq!(received(receiver.1).await.len(), got.len(), "a late retry of a delivered delivery posts nothing");
+    println!("answer → first webhook received on the AWS path (stand-ins, handlers in process): {:?}", first_latency.unwrap());
+}
