@@ -2,7 +2,7 @@
 
 use closeloop_core::lifecycle::CampaignState;
 use closeloop_core::accounts::{Accounts, Role};
-use closeloop_core::ports::MessageKind;
+use closeloop_core::ports::{MessageKind, SendError};
 use closeloop_core::{rules, Timestamp};
 use closeloop_views::render;
 
@@ -109,8 +109,16 @@ pub async fn run(services: &Services, accounts: &Accounts, at: Timestamp) -> Res
             }
             let number = invitation.reminders_sent + 1;
             let message = ask(MessageKind::Reminder, &campaign, &invitation, services)?;
-            if send_once(services, &format!("reminder:{}:{number}", invitation.id), message).await? {
-                summary.reminders_sent += 1;
+            match send_once(services, &format!("reminder:{}:{number}", invitation.id), message).await {
+                Ok(true) => summary.reminders_sent += 1,
+                Ok(false) => {}
+                // An address the mail service will never take fails this reminder, not the run:
+                // the others still go, and this one is not tried again.
+                Err(FunctionError::Send(SendError::Permanent(e))) => {
+                    tracing::error!(invitation = %invitation.id, error = %e, "reminder refused for good");
+                    summary.reminders_skipped += 1;
+                }
+                Err(e) => return Err(e),
             }
             let next = rules::next_reminder_at(&campaign.reminders, invitation.created_at, number, at);
             services.store.reminder_sent(&invitation.id, number, next).await?;

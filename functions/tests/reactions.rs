@@ -511,3 +511,37 @@ async fn the_schedule_erases_invitations_older_than_the_campaigns_retention_and_
     // Retention is not an objection: the person may be asked again later.
     assert!(!store.is_suppressed(&[closeloop_core::ContactKey::email(&closeloop_core::Email::parse("old.one@example.se").unwrap())]).await.unwrap());
 }
+
+/// Refuses mail to one address for good, as SES does an address it can never send to.
+struct RefusesOne {
+    inner: Outbox,
+    refused: &'static str,
+}
+
+#[async_trait]
+impl Mailer for RefusesOne {
+    async fn send_mail(&self, mail: &OutgoingMail) -> Result<String, SendError> {
+        if mail.to_email == self.refused {
+            return Err(SendError::permanent("no SMTPUTF8"));
+        }
+        self.inner.send_mail(mail).await
+    }
+}
+
+#[tokio::test]
+async fn a_reminder_refused_for_good_is_skipped_and_the_other_reminders_still_go() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let local = closeloop_testkit::Local::over(store.clone());
+    let refuses = Arc::new(RefusesOne { inner: local.outbox.clone(), refused: "pas@example.com" });
+    let local = local.with_mailer(refuses);
+    let campaign = Campaign::from_toml(CAMPAIGN).unwrap();
+    launch::launch(&local.services, &campaign, "email,first_name\npro@example.com,Pia\npas@example.com,Per\n".as_bytes()).await.unwrap();
+    dispatch::dispatch_pending(&local.services).await.unwrap();
+    let summary = schedule::run(&local.services, &Default::default(), T0.plus_days(4)).await.unwrap();
+    assert_eq!((summary.reminders_sent, summary.reminders_skipped), (1, 1), "{summary:?}");
+    let reminded: Vec<String> = local.outbox.messages().unwrap().into_iter().filter(|m| m.kind == "reminder").map(|m| m.to).collect();
+    assert_eq!(reminded.len(), 1);
+    assert!(reminded[0].contains("pro@example.com"));
+    let again = schedule::run(&local.services, &Default::default(), T0.plus_days(5)).await.unwrap();
+    assert_eq!(again.reminders_sent + again.reminders_skipped, 0, "the refused one is not tried again");
+}

@@ -25,12 +25,14 @@ use mail_builder::MessageBuilder;
 pub const SEND_KEY_HEADER: &str = "X-Closeloop-Send-Key";
 
 #[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    #[error("could not write the message")]
-    Write(#[source] std::io::Error),
-    /// SES has no SMTPUTF8: a local part beyond ASCII cannot be sent, however often retried.
-    #[error("the address {0:?} has characters beyond ASCII before the @, which the mail service cannot send to")]
-    NonAsciiLocalPart(String),
+#[error("could not write the message")]
+pub struct BuildError(#[source] std::io::Error);
+
+/// Whether an address needs SMTPUTF8 (RFC 6531): characters beyond ASCII before the `@`. Such
+/// a message is written with the address as UTF-8 (RFC 6532); a mailer without SMTPUTF8 (SES)
+/// must refuse it rather than send it.
+pub fn needs_smtputf8(address: &str) -> bool {
+    address.rsplit_once('@').is_some_and(|(local, _)| !local.is_ascii())
 }
 
 /// Characters that must never reach a header: C0 and C1 controls (CR and LF among them), DEL,
@@ -100,11 +102,6 @@ fn list_id(value: &str) -> Option<(Option<String>, String)> {
 
 /// The raw message for `mail`, dated `date`.
 pub fn build(mail: &OutgoingMail, date: Timestamp) -> Result<Vec<u8>, BuildError> {
-    for address in [&mail.from_email, &mail.to_email] {
-        if address.rsplit_once('@').is_some_and(|(local, _)| !local.is_ascii()) {
-            return Err(BuildError::NonAsciiLocalPart(address.clone()));
-        }
-    }
     let from_email = addr_spec(&mail.from_email);
     let mut message = MessageBuilder::new()
         .from(mailbox(Some(&mail.from_name), &from_email))
@@ -134,7 +131,7 @@ pub fn build(mail: &OutgoingMail, date: Timestamp) -> Result<Vec<u8>, BuildError
             message.header(name, Text::new(one_line(value)))
         };
     }
-    message.text_body(mail.text.clone()).html_body(mail.html.clone()).write_to_vec().map_err(BuildError::Write)
+    message.text_body(mail.text.clone()).html_body(mail.html.clone()).write_to_vec().map_err(BuildError)
 }
 
 #[cfg(test)]

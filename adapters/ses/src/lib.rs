@@ -37,6 +37,11 @@ impl SesMailer {
 /// Errors SES gives for a message or address that will never be accepted.
 const PERMANENT: &[&str] = &["MessageRejected", "MailFromDomainNotVerifiedException", "ConfigurationSetDoesNotExistException", "AccountSendingPausedException"];
 
+/// SES takes 7-bit addresses only (no SMTPUTF8): never retried.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} has characters beyond ASCII before the @, which SES cannot send to")]
+struct NoSmtpUtf8(String);
+
 /// The `Date` of a message: when it is handed to SES.
 fn now() -> closeloop_core::Timestamp {
     let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
@@ -46,6 +51,9 @@ fn now() -> closeloop_core::Timestamp {
 #[async_trait]
 impl Mailer for SesMailer {
     async fn send_mail(&self, mail: &OutgoingMail) -> Result<String, SendError> {
+        if closeloop_mail::needs_smtputf8(&mail.to_email) || closeloop_mail::needs_smtputf8(&mail.from_email) {
+            return Err(SendError::permanent(NoSmtpUtf8(mail.to_email.clone())));
+        }
         let raw = closeloop_mail::build(mail, now()).map_err(SendError::permanent)?;
         let message = RawMessage::builder()
             .data(Blob::new(raw))
