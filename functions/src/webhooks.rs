@@ -125,56 +125,85 @@ pub struct DeliverySummary {
 pub async fn deliver_due(services: &Services, sender: &dyn WebhookSender, at: Timestamp, limit: usize) -> Result<DeliverySummary, FunctionError> {
     let mut summary = DeliverySummary::default();
     let mut campaigns: HashMap<CampaignId, Option<Campaign>> = HashMap::new();
-    for mut delivery in services.store.due_webhooks(at, limit).await? {
-        if !campaigns.contains_key(&delivery.campaign_id) {
-            let campaign = services.store.campaign(&delivery.campaign_id).await?;
-            campaigns.insert(delivery.campaign_id.clone(), campaign);
-        }
-        let campaign = campaigns.get(&delivery.campaign_id).cloned().flatten();
-        let endpoint = campaign.as_ref().and_then(|c| c.webhooks.iter().find(|e| e.key() == delivery.endpoint).cloned());
-        let (Some(campaign), Some(endpoint)) = (campaign, endpoint) else {
-            delivery.give_up();
-            services.store.save_webhook(&delivery).await?;
-            summary.gave_up += 1;
-            continue;
-        };
-        let mut health = services.store.webhook_health(&campaign.id, &delivery.endpoint).await?.unwrap_or_default();
-        if health.disabled_at.is_some() {
-            delivery.give_up();
-            services.store.save_webhook(&delivery).await?;
-            summary.gave_up += 1;
-            continue;
-        }
-        let outcome = match attempt(services, sender, &campaign, &endpoint, &delivery).await {
-            Ok(outcome) => outcome,
-            Err(FunctionError::Missing(what)) => {
-                // The invitation is gone: nothing to say, ever.
-                tracing::warn!(delivery = %delivery.id, %what, "webhook delivery given up");
-                delivery.give_up();
-                services.store.save_webhook(&delivery).await?;
-                summary.gave_up += 1;
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        delivery.record(outcome.clone());
-        match delivery.state {
-            DeliveryState::Delivered => summary.delivered += 1,
-            DeliveryState::Pending => summary.failed += 1,
-            DeliveryState::GaveUp => summary.gave_up += 1,
-        }
-        services.store.save_webhook(&delivery).await?;
-        let before = health.clone();
-        if health.after(&outcome) {
-            summary.disabled += 1;
-            tracing::error!(campaign = %campaign.id, endpoint = %endpoint.url.host(), failures = health.consecutive_failures, "webhook endpoint disabled after repeated failures");
-            tell_manager(services, &campaign, &endpoint, &health, &outcome).await?;
-        }
-        if health != before {
-            services.store.set_webhook_health(&campaign.id, &delivery.endpoint, &health).await?;
-        }
+    for delivery in services.store.due_webhooks(at, limit).await? {
+        deliver(services, sender, delivery, &mut campaigns, &mut summary).await?;
     }
     Ok(summary)
+}
+
+/// One delivery by its id (a queue message on AWS): posted if it is still pending and due, else
+/// left alone (delivered meanwhile, or not due yet). Returns it as stored afterwards.
+pub async fn deliver_one(
+    services: &Services,
+    sender: &dyn WebhookSender,
+    campaign: &CampaignId,
+    id: &str,
+    at: Timestamp,
+    summary: &mut DeliverySummary,
+) -> Result<Option<WebhookDelivery>, FunctionError> {
+    let Some(delivery) = services.store.webhook(campaign, id).await? else { return Ok(None) };
+    if delivery.state != DeliveryState::Pending || delivery.next_at.is_none_or(|next| next > at) {
+        return Ok(Some(delivery));
+    }
+    let mut campaigns = HashMap::new();
+    deliver(services, sender, delivery, &mut campaigns, summary).await.map(Some)
+}
+
+async fn deliver(
+    services: &Services,
+    sender: &dyn WebhookSender,
+    mut delivery: WebhookDelivery,
+    campaigns: &mut HashMap<CampaignId, Option<Campaign>>,
+    summary: &mut DeliverySummary,
+) -> Result<WebhookDelivery, FunctionError> {
+    if !campaigns.contains_key(&delivery.campaign_id) {
+        let campaign = services.store.campaign(&delivery.campaign_id).await?;
+        campaigns.insert(delivery.campaign_id.clone(), campaign);
+    }
+    let campaign = campaigns.get(&delivery.campaign_id).cloned().flatten();
+    let endpoint = campaign.as_ref().and_then(|c| c.webhooks.iter().find(|e| e.key() == delivery.endpoint).cloned());
+    let (Some(campaign), Some(endpoint)) = (campaign, endpoint) else {
+        delivery.give_up();
+        services.store.save_webhook(&delivery).await?;
+        summary.gave_up += 1;
+        return Ok(delivery);
+    };
+    let mut health = services.store.webhook_health(&campaign.id, &delivery.endpoint).await?.unwrap_or_default();
+    if health.disabled_at.is_some() {
+        delivery.give_up();
+        services.store.save_webhook(&delivery).await?;
+        summary.gave_up += 1;
+        return Ok(delivery);
+    }
+    let outcome = match attempt(services, sender, &campaign, &endpoint, &delivery).await {
+        Ok(outcome) => outcome,
+        Err(FunctionError::Missing(what)) => {
+            // The invitation is gone: nothing to say, ever.
+            tracing::warn!(delivery = %delivery.id, %what, "webhook delivery given up");
+            delivery.give_up();
+            services.store.save_webhook(&delivery).await?;
+            summary.gave_up += 1;
+            return Ok(delivery);
+        }
+        Err(e) => return Err(e),
+    };
+    delivery.record(outcome.clone());
+    match delivery.state {
+        DeliveryState::Delivered => summary.delivered += 1,
+        DeliveryState::Pending => summary.failed += 1,
+        DeliveryState::GaveUp => summary.gave_up += 1,
+    }
+    services.store.save_webhook(&delivery).await?;
+    let before = health.clone();
+    if health.after(&outcome) {
+        summary.disabled += 1;
+        tracing::error!(campaign = %campaign.id, endpoint = %endpoint.url.host(), failures = health.consecutive_failures, "webhook endpoint disabled after repeated failures");
+        tell_manager(services, &campaign, &endpoint, &health, &outcome).await?;
+    }
+    if health != before {
+        services.store.set_webhook_health(&campaign.id, &delivery.endpoint, &health).await?;
+    }
+    Ok(delivery)
 }
 
 /// Mails the campaign's manager that an endpoint was switched off, once per time it is.
