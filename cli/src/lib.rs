@@ -41,7 +41,7 @@ pub struct LocalApp {
     pub webhooks: Arc<dyn closeloop_core::ports::WebhookSender>,
 }
 
-/// Deliveries posted per run of the local webhook loop (once a second).
+/// Deliveries posted per run of the local webhook loop (every 500 ms, `serve::WEBHOOK_INTERVAL`).
 const WEBHOOKS_PER_RUN: usize = 100;
 
 /// A webhook sender that could not be built: every attempt fails with why.

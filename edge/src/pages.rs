@@ -9,6 +9,7 @@ use closeloop_core::model::{Answer, Event, EventKind, Invitation, Locale, Suppre
 use closeloop_core::ports::StoreError;
 use closeloop_views::render::{self, Notice, SurveyPage};
 use closeloop_core::survey::{parse_answer_form, FormError, SurveyForm};
+use closeloop_core::webhooks::WebhookEvent;
 use closeloop_core::{rules, Campaign, Score};
 
 use crate::AppState;
@@ -350,6 +351,15 @@ pub async fn unsubscribe(State(state): State<AppState>, Path(token): Path<String
         if let Err(e) = state.services.store.suppress(&key, SuppressionReason::Unsubscribed, now).await {
             return store_failed(e, invitation.locale);
         }
+    }
+    // Straight from here (one write per endpoint that wants it, none without webhooks): not every
+    // store writes a suppression event for the reactions to see. Its id is the same however
+    // often the person clicks, or wherever it is queued from.
+    let source = format!("unsubscribed-{}", invitation.id);
+    if let Err(e) =
+        closeloop_functions::webhooks::queue(state.services.store.as_ref(), &campaign, WebhookEvent::ContactUnsubscribed, &source, &invitation.id, 0, now).await
+    {
+        log_error!("queueing the contact.unsubscribed webhook failed: {e}");
     }
     match render::unsubscribe_page(&campaign, &invitation, true) {
         Ok(html) => Html(html).into_response(),

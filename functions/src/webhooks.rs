@@ -67,7 +67,19 @@ async fn data(services: &Services, campaign: &Campaign, delivery: &WebhookDelive
         WebhookEvent::ResponseCreated | WebhookEvent::ResponseUpdated | WebhookEvent::CaseOpened | WebhookEvent::CaseOverdue | WebhookEvent::CaseClosed
     );
     if wants_answer {
-        if let Some(answer) = services.store.answer(id).await? {
+        // A response event carries the version it was queued for, even when a later edit came
+        // first; a case event carries the answer as it stands.
+        let answer = match delivery.version {
+            0 => services.store.answer(id).await?,
+            version => {
+                let versions = services.store.answer_versions(id).await?;
+                match versions.into_iter().find(|a| a.version == version) {
+                    Some(answer) => Some(answer),
+                    None => services.store.answer(id).await?,
+                }
+            }
+        };
+        if let Some(answer) = answer {
             data["response"] = json!({
                 "score": answer.score.value(),
                 "group": answer.score.group().as_str(),
@@ -90,7 +102,7 @@ async fn data(services: &Services, campaign: &Campaign, delivery: &WebhookDelive
                 "opened_at": case.opened_at.to_rfc3339(),
                 "due_at": case.due_at.to_rfc3339(),
                 "escalated_at": case.escalated_at.map(|t| t.to_rfc3339()),
-                "closed": case.closed,
+                "closed": case.closed.as_ref().map(|c| json!({ "by": c.by, "at": c.at.to_rfc3339(), "outcome": c.outcome })),
             });
         }
     }

@@ -149,9 +149,13 @@ async fn an_event_handled_twice_is_delivered_once_and_an_edit_is_a_response_upda
     answer(&local, &campaign, 10).await;
     let sender = sender(Duration::from_secs(5));
     webhooks::deliver_due(&local.services, &sender, local.clock.now(), 100).await?;
-    let mut types: Vec<String> = receiver.received().await?.iter().map(|r| r["payload"]["type"].as_str().unwrap().to_owned()).collect();
+    let received = receiver.received().await?;
+    let mut types: Vec<String> = received.iter().map(|r| r["payload"]["type"].as_str().unwrap().to_owned()).collect();
     types.sort_unstable();
     assert_eq!(types, ["case.opened", "response.created", "response.updated"], "once each; 9 with contact me is a contact request case");
+    let response = |t: &str| received.iter().find(|r| r["payload"]["type"] == t).unwrap()["payload"]["data"]["response"].clone();
+    assert_eq!((response("response.created")["version"].clone(), response("response.created")["score"].clone()), (1.into(), 9.into()), "the answer it was queued for, though the edit came first");
+    assert_eq!((response("response.updated")["version"].clone(), response("response.updated")["score"].clone()), (2.into(), 10.into()));
     Ok(())
 }
 
