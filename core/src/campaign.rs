@@ -172,6 +172,9 @@ pub struct Campaign {
     /// Signed webhooks (Standard Webhooks) that get this campaign's events.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub webhooks: Vec<crate::webhooks::WebhookEndpoint>,
+    /// Slack and Teams channels (incoming webhooks) for alerts and the weekly digest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chat: Vec<crate::webhooks::ChatChannel>,
     #[serde(default)]
     pub reminders: Reminders,
     #[serde(default = "default_throttle_days")]
@@ -392,6 +395,14 @@ impl Campaign {
             }
             if self.webhooks[..i].iter().any(|o| o.url == w.url) {
                 invalid("webhooks", format!("webhook {} is listed twice", w.url.as_str()));
+            }
+        }
+        if self.chat.len() > MAX_WEBHOOKS {
+            invalid("chat", format!("at most {MAX_WEBHOOKS} chat channels"));
+        }
+        for (i, c) in self.chat.iter().enumerate() {
+            if self.chat[..i].iter().any(|o| o.url == c.url) {
+                invalid("chat", format!("chat channel {} is listed twice", c.hint()));
             }
         }
         for s in &self.review_sites {

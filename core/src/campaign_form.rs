@@ -9,6 +9,7 @@
 //! | `follow_up` | `detractor \| What should we do better?` (or per locale, as drivers) |
 //! | `review_sites` | `trustpilot \| Trustpilot \| https://… \| everyone` (or `promoters_only`) |
 //! | `webhooks` | `https://… \| response.created, case.opened \| whsec_…` |
+//! | `chat` | `slack \| https://hooks.slack.com/… \| owner@… (or empty: everyone's) \| alert, digest` |
 //! | `themes` | `price: price, expensive, pris` |
 //! | `columns` | `Company Name = company` |
 //! | `owners` | `Karin Holm = karin@example.com` |
@@ -64,6 +65,7 @@ pub struct CampaignForm {
     pub follow_up: String,
     pub review_sites: String,
     pub webhooks: String,
+    pub chat: String,
     pub themes: String,
     pub columns: String,
     pub owners: String,
@@ -103,6 +105,7 @@ impl CampaignForm {
             follow_up: get("follow_up"),
             review_sites: get("review_sites"),
             webhooks: get("webhooks"),
+            chat: get("chat"),
             themes: get("themes"),
             columns: get("columns"),
             owners: get("owners"),
@@ -165,6 +168,17 @@ impl CampaignForm {
             webhooks: lines(c.webhooks.iter().map(|w| {
                 let events: Vec<&str> = w.events.iter().map(|e| e.as_str()).collect();
                 format!("{} | {} | {}", w.url.as_str(), events.join(", "), w.secret.expose())
+            })),
+            chat: lines(c.chat.iter().map(|ch| {
+                let kind = match ch.kind {
+                    crate::webhooks::ChatKind::Slack => "slack",
+                    crate::webhooks::ChatKind::Teams => "teams",
+                };
+                let events: Vec<&str> = ch.events.iter().map(|e| match e {
+                    crate::webhooks::ChatEvent::Alert => "alert",
+                    crate::webhooks::ChatEvent::Digest => "digest",
+                }).collect();
+                format!("{kind} | {} | {} | {}", ch.url.as_str(), ch.owner.as_ref().map_or("", |o| o.as_str()), events.join(", "))
             })),
             review_sites: lines(c.review_sites.iter().map(|s| {
                 let audience = match s.audience {
@@ -301,6 +315,44 @@ impl CampaignForm {
                 Err(e) => error("webhooks", format!("line {line}: {e}")),
             }
         }
+        let mut chat = Vec::new();
+        for (line, text) in entries(&self.chat) {
+            let parts: Vec<&str> = text.split('|').map(str::trim).collect();
+            let [kind, url, owner, events] = parts.as_slice() else {
+                error("chat", format!("line {line}: write slack (or teams) | https://incoming-webhook-address | owner email, or nothing | alert, digest"));
+                continue;
+            };
+            let kind = match *kind {
+                "slack" => crate::webhooks::ChatKind::Slack,
+                "teams" => crate::webhooks::ChatKind::Teams,
+                other => {
+                    error("chat", format!("line {line}: {other:?} is not slack or teams"));
+                    continue;
+                }
+            };
+            let mut wanted = std::collections::BTreeSet::new();
+            for event in events.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+                match event {
+                    "alert" => wanted.insert(crate::webhooks::ChatEvent::Alert),
+                    "digest" => wanted.insert(crate::webhooks::ChatEvent::Digest),
+                    other => {
+                        error("chat", format!("line {line}: {other:?} is not alert or digest"));
+                        continue;
+                    }
+                };
+            }
+            let owner = match optional(owner).map(Email::parse).transpose() {
+                Ok(owner) => owner,
+                Err(e) => {
+                    error("chat", format!("line {line}: {e}"));
+                    continue;
+                }
+            };
+            match crate::webhooks::WebhookUrl::parse(url) {
+                Ok(url) => chat.push(crate::webhooks::ChatChannel { kind, url, owner, events: wanted }),
+                Err(e) => error("chat", format!("line {line}: {e}")),
+            }
+        }
         let mut themes = BTreeMap::new();
         for (line, text) in entries(&self.themes) {
             let Some((name, words)) = text.split_once(':') else {
@@ -357,6 +409,7 @@ impl CampaignForm {
             drivers,
             review_sites,
             webhooks,
+            chat,
             reminders: Reminders { delay_days, max },
             throttle_days,
             retention_months,
@@ -464,6 +517,8 @@ mod tests {
             toml::from_str("url = \"https://crm.example/hooks\"\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\nevents = [\"response.created\", \"case.opened\"]").unwrap(),
         );
         full.contact_request_hours = 96;
+        full.chat.push(toml::from_str("kind = \"slack\"\nurl = \"https://hooks.slack.com/services/T000/B000/XXXX\"\nowner = \"karin@x.example\"\nevents = [\"alert\"]").unwrap());
+        full.chat.push(toml::from_str("kind = \"teams\"\nurl = \"https://prod.westeurope.logic.azure.com/workflows/abc\"").unwrap());
         for campaign in [demo(), full] {
             let form = CampaignForm::from_campaign(&campaign);
             assert_eq!(form.parse().unwrap(), campaign, "{form:#?}");

@@ -73,6 +73,11 @@ pub fn setting_changes(before: Option<&Campaign>, after: &Campaign) -> Vec<Setti
             if !hinted.is_empty() {
                 map.insert("webhooks".into(), Value::Array(hinted));
             }
+            // A chat channel's URL is its secret: the host stands in.
+            let chat: Vec<Value> = c.chat.iter().map(|ch| serde_json::json!({ "kind": ch.kind, "url": format!("{} #{}", ch.hint(), ch.key()), "owner": ch.owner, "events": ch.events })).collect();
+            if !chat.is_empty() {
+                map.insert("chat".into(), Value::Array(chat));
+            }
             map
         }
         _ => serde_json::Map::new(),

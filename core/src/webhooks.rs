@@ -26,10 +26,13 @@ pub enum WebhookEvent {
     ContactUnsubscribed,
     #[serde(rename = "launch.completed")]
     LaunchCompleted,
+    /// The campaign's week in figures (no names, no comments), Monday mornings.
+    #[serde(rename = "digest.weekly")]
+    DigestWeekly,
 }
 
 impl WebhookEvent {
-    pub const ALL: [WebhookEvent; 7] = [
+    pub const ALL: [WebhookEvent; 8] = [
         WebhookEvent::ResponseCreated,
         WebhookEvent::ResponseUpdated,
         WebhookEvent::CaseOpened,
@@ -37,6 +40,7 @@ impl WebhookEvent {
         WebhookEvent::CaseClosed,
         WebhookEvent::ContactUnsubscribed,
         WebhookEvent::LaunchCompleted,
+        WebhookEvent::DigestWeekly,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,6 +52,7 @@ impl WebhookEvent {
             WebhookEvent::CaseClosed => "case.closed",
             WebhookEvent::ContactUnsubscribed => "contact.unsubscribed",
             WebhookEvent::LaunchCompleted => "launch.completed",
+            WebhookEvent::DigestWeekly => "digest.weekly",
         }
     }
 
@@ -58,7 +63,7 @@ impl WebhookEvent {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WebhookConfigError {
-    #[error("unknown webhook event {0:?}: one of response.created, response.updated, case.opened, case.overdue, case.closed, contact.unsubscribed, launch.completed")]
+    #[error("unknown webhook event {0:?}: one of response.created, response.updated, case.opened, case.overdue, case.closed, contact.unsubscribed, launch.completed, digest.weekly")]
     UnknownEvent(String),
     #[error("a webhook secret is \"whsec_\" and base64 of 24 to 64 random bytes")]
     BadSecret,
@@ -211,6 +216,86 @@ impl WebhookEndpoint {
         let digest = Sha256::digest(self.url.as_str().as_bytes());
         digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
     }
+}
+
+/// A chat app's incoming webhook: Slack (Block Kit) or Microsoft Teams (an Adaptive Card through
+/// a Workflows webhook).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChatKind {
+    Slack,
+    Teams,
+}
+
+/// What a chat channel gets: alerts (detractor follow-ups and contact requests) and the weekly
+/// digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChatEvent {
+    Alert,
+    Digest,
+}
+
+fn every_chat_event() -> BTreeSet<ChatEvent> {
+    [ChatEvent::Alert, ChatEvent::Digest].into_iter().collect()
+}
+
+/// One `[[chat]]` of a campaign file: a channel's incoming-webhook URL, for the whole campaign
+/// or (with `owner`) for one owner's contacts. The URL is a secret (whoever has it can post):
+/// `Debug` and pages show only its host.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatChannel {
+    pub kind: ChatKind,
+    pub url: WebhookUrl,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<crate::model::Email>,
+    #[serde(default = "every_chat_event")]
+    pub events: BTreeSet<ChatEvent>,
+}
+
+impl ChatChannel {
+    pub fn key(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(format!("chat\n{}", self.url.as_str()).as_bytes());
+        digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Whether this channel gets `event` about a contact owned by `owner`.
+    pub fn wants(&self, event: ChatEvent, owner: Option<&crate::model::Email>) -> bool {
+        self.events.contains(&event) && self.owner.as_ref().is_none_or(|mine| Some(mine) == owner)
+    }
+
+    /// The URL as pages may show it.
+    pub fn hint(&self) -> String {
+        format!("{}://{}/…", self.url.as_str().split("://").next().unwrap_or("https"), self.url.host())
+    }
+}
+
+impl std::fmt::Debug for ChatChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatChannel").field("kind", &self.kind).field("url", &self.hint()).field("owner", &self.owner).field("events", &self.events).finish()
+    }
+}
+
+/// A week of a campaign in figures for a digest webhook or chat message: no names, no
+/// comments, so a queued digest holds no personal data and a channel's wider audience sees
+/// nothing an erasure would have to chase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestSummary {
+    /// ISO week, `2026-W40`.
+    pub week: String,
+    /// NPS and its 95 % margin, rounded as every page shows them.
+    pub nps: Option<i32>,
+    pub margin_95: Option<u32>,
+    pub answered: u64,
+    pub promoters: u64,
+    pub passives: u64,
+    pub detractors: u64,
+    pub new_detractors: usize,
+    pub open_cases: usize,
+    pub overdue_cases: usize,
+    pub dashboard_url: String,
 }
 
 /// Which addresses a runtime may call. Locally, loopback is allowed (the receiver in a test, a
@@ -396,6 +481,12 @@ pub struct WebhookDelivery {
     #[serde(default)]
     pub version: u32,
     pub created_at: Timestamp,
+    /// Set for a chat channel's message (the endpoint is then a `ChatChannel::key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat: Option<ChatKind>,
+    /// The figures of a `digest.weekly`, fixed when it was queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<DigestSummary>,
     pub attempts: u32,
     pub state: DeliveryState,
     /// When it is next tried, while pending.
@@ -426,6 +517,37 @@ impl WebhookDelivery {
             invitation_id: invitation_id.clone(),
             version,
             created_at: at,
+            chat: None,
+            digest: None,
+            attempts: 0,
+            state: DeliveryState::Pending,
+            next_at: Some(at),
+            last: None,
+        }
+    }
+
+    /// A chat channel's message about `event` (an alert's `case.opened`, a `digest.weekly`).
+    pub fn for_chat(
+        campaign_id: &crate::campaign::CampaignId,
+        channel: &ChatChannel,
+        event: WebhookEvent,
+        source_event_id: &str,
+        invitation_id: &crate::model::InvitationId,
+        at: Timestamp,
+    ) -> Self {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(format!("{}\n{}\n{}\n{}", campaign_id.as_str(), channel.key(), event.as_str(), source_event_id).as_bytes());
+        let hash: String = digest.iter().take(10).map(|b| format!("{b:02x}")).collect();
+        Self {
+            id: format!("msg_{:013}{hash}", at.millis().max(0)),
+            campaign_id: campaign_id.clone(),
+            endpoint: channel.key(),
+            event,
+            invitation_id: invitation_id.clone(),
+            version: 0,
+            created_at: at,
+            chat: Some(channel.kind),
+            digest: None,
             attempts: 0,
             state: DeliveryState::Pending,
             next_at: Some(at),

@@ -371,6 +371,8 @@ async fn react_to_answer(services: &Services, id: &InvitationId, campaigns: &Cam
         let case = if services.store.open_case(&case).await? { case } else { services.store.case(id).await?.unwrap_or(case) };
         // Once per case, whichever version of the answer opened it (the id says so).
         crate::webhooks::queue(services.store.as_ref(), &campaign, WebhookEvent::CaseOpened, &format!("case-{id}"), id, 0, case.opened_at).await?;
+        // Slack and Teams: their own queue, so a chat outage never holds up the mail alert.
+        crate::webhooks::queue_chat_alert(services.store.as_ref(), &campaign, id, case.owner_email.as_ref(), case.opened_at).await?;
         match owner {
             Some(owner) => {
                 let alert = render::follow_up_mail(MessageKind::Alert, &campaign, &invitation, &answer, case.due_at)?;

@@ -250,6 +250,7 @@ async fn campaign_digests(
         }
     }
     let all_cases = services.store.cases(&campaign.id, None).await?;
+    queue_chat_digests(services, campaign, &rows, &all_cases, at, week).await?;
     let mut sent = 0;
     for (to, scope, owner, rows) in recipients {
         let digest = closeloop_core::report::weekly_digest(rows.iter().copied(), at);
@@ -276,6 +277,55 @@ async fn campaign_digests(
         }
     }
     Ok(sent)
+}
+
+/// The week in figures for the campaign's digest webhooks and chat channels, and for each owner
+/// a channel is theirs. Queued once a week per scope: the deliveries' ids say so.
+async fn queue_chat_digests(
+    services: &Services,
+    campaign: &closeloop_core::Campaign,
+    rows: &[closeloop_core::ports::InvitationRow],
+    cases: &[closeloop_core::FollowUpCase],
+    at: Timestamp,
+    week: &str,
+) -> Result<(), FunctionError> {
+    let wants_digest = campaign.chat.iter().any(|c| c.events.contains(&closeloop_core::webhooks::ChatEvent::Digest))
+        || campaign.webhooks.iter().any(|w| w.wants(closeloop_core::webhooks::WebhookEvent::DigestWeekly));
+    if !wants_digest {
+        return Ok(());
+    }
+    let mut scopes: Vec<Option<&closeloop_core::Email>> = vec![None];
+    for channel in &campaign.chat {
+        if let Some(owner) = &channel.owner {
+            if !scopes.contains(&Some(owner)) {
+                scopes.push(Some(owner));
+            }
+        }
+    }
+    for owner in scopes {
+        let theirs = rows.iter().filter(|r| owner.is_none() || r.invitation.contact.owner_email.as_ref() == owner);
+        let digest = closeloop_core::report::weekly_digest(theirs, at);
+        if digest.is_empty() {
+            continue;
+        }
+        let open: Vec<_> = cases.iter().filter(|c| (owner.is_none() || c.owner_email.as_ref() == owner) && c.status == closeloop_core::CaseStatus::Open).collect();
+        let estimate = digest.this_week.estimate();
+        let summary = closeloop_core::webhooks::DigestSummary {
+            week: week.to_owned(),
+            nps: estimate.map(|e| e.nps.round() as i32),
+            margin_95: estimate.map(|e| e.margin_95.round().max(0.0) as u32),
+            answered: digest.this_week.answered(),
+            promoters: digest.this_week.promoters,
+            passives: digest.this_week.passives,
+            detractors: digest.this_week.detractors,
+            new_detractors: digest.new_detractors.len(),
+            open_cases: open.len(),
+            overdue_cases: open.iter().filter(|c| c.is_overdue(at)).count(),
+            dashboard_url: services.links.dashboard(&campaign.id),
+        };
+        crate::webhooks::queue_digest(services.store.as_ref(), campaign, owner, &summary, at).await?;
+    }
+    Ok(())
 }
 
 /// Whether a mark (a send key claimed as a flag: a finished walk, a cancel) is set. Marks are

@@ -55,6 +55,12 @@ fn contact_json(invitation: &Invitation) -> Value {
 
 /// The `data` of a delivery's payload, read now: an erased person's shows the erased values.
 async fn data(services: &Services, campaign: &Campaign, delivery: &WebhookDelivery) -> Result<Value, FunctionError> {
+    if let Some(digest) = &delivery.digest {
+        return Ok(json!({
+            "campaign": { "id": campaign.id.as_str(), "name": campaign.name, "time_zone": campaign.zone().name() },
+            "digest": digest,
+        }));
+    }
     let id = &delivery.invitation_id;
     let invitation = services.store.invitation(id).await?.ok_or_else(|| FunctionError::Missing(format!("invitation {id}")))?;
     let mut data = json!({
@@ -161,6 +167,21 @@ pub async fn deliver_one(
     deliver(services, sender, delivery, &mut campaigns, summary).await.map(Some)
 }
 
+/// Where a delivery goes: a signed webhook, or a chat channel's incoming webhook.
+enum Target {
+    Webhook(closeloop_core::webhooks::WebhookEndpoint),
+    Chat(closeloop_core::webhooks::ChatChannel),
+}
+
+impl Target {
+    fn url(&self) -> &closeloop_core::webhooks::WebhookUrl {
+        match self {
+            Target::Webhook(e) => &e.url,
+            Target::Chat(c) => &c.url,
+        }
+    }
+}
+
 async fn deliver(
     services: &Services,
     sender: &dyn WebhookSender,
@@ -173,7 +194,10 @@ async fn deliver(
         campaigns.insert(delivery.campaign_id.clone(), campaign);
     }
     let campaign = campaigns.get(&delivery.campaign_id).cloned().flatten();
-    let endpoint = campaign.as_ref().and_then(|c| c.webhooks.iter().find(|e| e.key() == delivery.endpoint).cloned());
+    let endpoint = campaign.as_ref().and_then(|c| match delivery.chat {
+        None => c.webhooks.iter().find(|e| e.key() == delivery.endpoint).cloned().map(Target::Webhook),
+        Some(_) => c.chat.iter().find(|ch| ch.key() == delivery.endpoint).cloned().map(Target::Chat),
+    });
     let (Some(campaign), Some(endpoint)) = (campaign, endpoint) else {
         delivery.give_up();
         services.store.save_webhook(&delivery).await?;
@@ -209,7 +233,7 @@ async fn deliver(
     let before = health.clone();
     if health.after(&outcome) {
         summary.disabled += 1;
-        tracing::error!(campaign = %campaign.id, endpoint = %endpoint.url.host(), failures = health.consecutive_failures, "webhook endpoint disabled after repeated failures");
+        tracing::error!(campaign = %campaign.id, endpoint = %endpoint.url().host(), failures = health.consecutive_failures, "webhook endpoint disabled after repeated failures");
         tell_manager(services, &campaign, &endpoint, &health, &outcome).await?;
     }
     if health != before {
@@ -222,7 +246,7 @@ async fn deliver(
 async fn tell_manager(
     services: &Services,
     campaign: &Campaign,
-    endpoint: &closeloop_core::webhooks::WebhookEndpoint,
+    endpoint: &Target,
     health: &EndpointHealth,
     outcome: &AttemptOutcome,
 ) -> Result<(), FunctionError> {
@@ -236,36 +260,123 @@ async fn tell_manager(
         (None, None) => "no answer".to_owned(),
     };
     let dashboard = format!("{}/admin/c/{}/webhooks", services.links.base().trim_end_matches('/'), campaign.id);
-    let rendered = closeloop_views::render::webhook_disabled_mail(campaign, endpoint.url.as_str(), endpoint.url.host(), health.consecutive_failures, &last, &dashboard)?;
+    // A chat channel's address is its secret: the mail names its host only.
+    let shown = match endpoint {
+        Target::Webhook(e) => e.url.as_str().to_owned(),
+        Target::Chat(c) => c.hint(),
+    };
+    let key = match endpoint {
+        Target::Webhook(e) => e.key(),
+        Target::Chat(c) => c.key(),
+    };
+    let rendered = closeloop_views::render::webhook_disabled_mail(campaign, &shown, endpoint.url().host(), health.consecutive_failures, &last, &dashboard)?;
     let mail = crate::messages::to_staff(closeloop_core::ports::MessageKind::WebhookDisabled, campaign, manager.as_str(), rendered);
     let disabled_at = health.disabled_at.map_or(0, |t| t.millis());
-    crate::messages::send_once(services, &format!("webhook_disabled:{}:{}:{disabled_at}", campaign.id, endpoint.key()), crate::messages::Outgoing::Mail(mail)).await?;
+    crate::messages::send_once(services, &format!("webhook_disabled:{}:{key}:{disabled_at}", campaign.id), crate::messages::Outgoing::Mail(mail)).await?;
     Ok(())
 }
 
-async fn attempt(
-    services: &Services,
-    sender: &dyn WebhookSender,
-    campaign: &Campaign,
-    endpoint: &closeloop_core::webhooks::WebhookEndpoint,
-    delivery: &WebhookDelivery,
-) -> Result<AttemptOutcome, FunctionError> {
-    let message = WebhookMessage::new(delivery.event, delivery.created_at, data(services, campaign, delivery).await?);
-    let body = serde_json::to_string(&message).map_err(|e| FunctionError::Missing(format!("a payload for {}: {e}", delivery.id)))?;
+async fn attempt(services: &Services, sender: &dyn WebhookSender, campaign: &Campaign, target: &Target, delivery: &WebhookDelivery) -> Result<AttemptOutcome, FunctionError> {
     let started = services.clock.now();
     let outcome = |status: Option<u16>, error: Option<String>| {
         let at = services.clock.now();
         AttemptOutcome { at, status, millis: u32::try_from((at.millis() - started.millis()).max(0)).unwrap_or(u32::MAX), error }
     };
-    let headers = match signed_headers(endpoint.secret.expose(), &delivery.id, started, &body) {
-        Ok(headers) => headers,
-        // The secret was checked when the campaign was read: this cannot happen, and is logged.
-        Err(e) => return Ok(outcome(None, Some(format!("could not sign: {e}")))),
+    let unserialisable = |e: serde_json::Error| FunctionError::Missing(format!("a payload for {}: {e}", delivery.id));
+    let (body, headers) = match target {
+        Target::Webhook(endpoint) => {
+            let message = WebhookMessage::new(delivery.event, delivery.created_at, data(services, campaign, delivery).await?);
+            let body = serde_json::to_string(&message).map_err(unserialisable)?;
+            match signed_headers(endpoint.secret.expose(), &delivery.id, started, &body) {
+                Ok(headers) => (body, headers),
+                // The secret was checked when the campaign was read: this cannot happen, and is logged.
+                Err(e) => return Ok(outcome(None, Some(format!("could not sign: {e}")))),
+            }
+        }
+        // Incoming webhooks take no signature: their URL is the secret.
+        Target::Chat(channel) => {
+            let body = serde_json::to_string(&chat_body(services, campaign, channel, delivery).await?).map_err(unserialisable)?;
+            (body, vec![("content-type".to_owned(), "application/json".to_owned()), ("user-agent".to_owned(), "closeloop-webhooks/1".to_owned())])
+        }
     };
-    Ok(match sender.post(&endpoint.url, &headers, &body).await {
+    Ok(match sender.post(target.url(), &headers, &body).await {
         Ok(response) => outcome(Some(response.status), None),
         Err(e @ (WebhookSendError::Refused(_) | WebhookSendError::Timeout | WebhookSendError::Connect(_))) => outcome(None, Some(e.to_string())),
     })
+}
+
+/// A chat message: the alert about a case, or a digest's figures.
+async fn chat_body(services: &Services, campaign: &Campaign, channel: &closeloop_core::webhooks::ChatChannel, delivery: &WebhookDelivery) -> Result<Value, FunctionError> {
+    use closeloop_core::webhooks::ChatKind;
+    use closeloop_views::chat;
+    if let Some(digest) = &delivery.digest {
+        return Ok(match channel.kind {
+            ChatKind::Slack => chat::slack_digest(campaign, digest),
+            ChatKind::Teams => chat::teams_digest(campaign, digest),
+        });
+    }
+    let id = &delivery.invitation_id;
+    let invitation = services.store.invitation(id).await?.ok_or_else(|| FunctionError::Missing(format!("invitation {id}")))?;
+    let answer = services.store.answer(id).await?.ok_or_else(|| FunctionError::Missing(format!("answer of {id}")))?;
+    let case = services.store.case(id).await?.ok_or_else(|| FunctionError::Missing(format!("case of {id}")))?;
+    let case_url = format!("{}/cases?status=all#case-{}", services.links.dashboard(&campaign.id), id.0);
+    Ok(match channel.kind {
+        ChatKind::Slack => chat::slack_alert(campaign, &invitation, &answer, case.due_at, &case_url),
+        ChatKind::Teams => chat::teams_alert(campaign, &invitation, &answer, case.due_at, &case_url),
+    })
+}
+
+/// Queues an alert for every chat channel of `campaign` that gets alerts about `owner`'s
+/// contacts, once per case.
+pub async fn queue_chat_alert(
+    store: &dyn closeloop_core::ports::Store,
+    campaign: &Campaign,
+    invitation_id: &InvitationId,
+    owner: Option<&closeloop_core::Email>,
+    at: Timestamp,
+) -> Result<usize, FunctionError> {
+    let deliveries: Vec<WebhookDelivery> = campaign
+        .chat
+        .iter()
+        .filter(|c| c.wants(closeloop_core::webhooks::ChatEvent::Alert, owner))
+        .map(|c| WebhookDelivery::for_chat(&campaign.id, c, WebhookEvent::CaseOpened, &format!("case-{invitation_id}"), invitation_id, at))
+        .collect();
+    if deliveries.is_empty() {
+        return Ok(0);
+    }
+    Ok(store.enqueue_webhooks(&deliveries).await?)
+}
+
+/// Queues a week's digest for the chat channels and webhooks that want it: `owner` none for the
+/// campaign's, else one owner's (only their channels).
+pub async fn queue_digest(
+    store: &dyn closeloop_core::ports::Store,
+    campaign: &Campaign,
+    owner: Option<&closeloop_core::Email>,
+    summary: &closeloop_core::webhooks::DigestSummary,
+    at: Timestamp,
+) -> Result<usize, FunctionError> {
+    let scope = owner.map_or("all", |o| o.as_str());
+    let source = format!("digest-{}-{scope}", summary.week);
+    let placeholder = InvitationId(format!("digest-{}", summary.week));
+    let mut deliveries: Vec<WebhookDelivery> = campaign
+        .chat
+        .iter()
+        .filter(|c| c.events.contains(&closeloop_core::webhooks::ChatEvent::Digest) && c.owner.as_ref() == owner)
+        .map(|c| WebhookDelivery::for_chat(&campaign.id, c, WebhookEvent::DigestWeekly, &source, &placeholder, at))
+        .collect();
+    if owner.is_none() {
+        deliveries.extend(
+            campaign.webhooks.iter().filter(|w| w.wants(WebhookEvent::DigestWeekly)).map(|w| WebhookDelivery::new(&campaign.id, w, WebhookEvent::DigestWeekly, &source, &placeholder, 0, at)),
+        );
+    }
+    for d in &mut deliveries {
+        d.digest = Some(summary.clone());
+    }
+    if deliveries.is_empty() {
+        return Ok(0);
+    }
+    Ok(store.enqueue_webhooks(&deliveries).await?)
 }
 
 /// A delivery from the log, due again at `at` (the dashboard's "redeliver"). Its id stays, so

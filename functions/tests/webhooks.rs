@@ -241,3 +241,44 @@ fn signed_headers_are_what_standard_webhooks_specifies() {
     assert!(get("webhook-signature").starts_with("v1,"));
     let _ = WebhookEvent::ALL;
 }
+
+#[tokio::test]
+async fn slack_and_teams_get_the_alert_and_the_weekly_digest_and_an_owners_channel_only_their_contacts() -> Result<()> {
+    let receiver = Receiver::start()?;
+    let chat = format!(
+        "[[chat]]\nkind = \"slack\"\nurl = \"{}\"\n[[chat]]\nkind = \"teams\"\nurl = \"{}\"\n[[chat]]\nkind = \"slack\"\nurl = \"{}\"\nowner = \"someone.else@acme.example\"\n",
+        receiver.url("/chat/slack"),
+        receiver.url("/chat/teams"),
+        receiver.url("/chat/other-owner")
+    );
+    let campaign = Campaign::from_toml(&format!(
+        "id = \"hooks\"\nname = \"Hooks\"\ncompany = \"Acme\"\nsender_name = \"Sam\"\nsender_email = \"sam@acme.example\"\nmanager_email = \"boss@acme.example\"\ntime_zone = \"Europe/Stockholm\"\n{chat}"
+    ))?;
+    let local = world(&campaign).await;
+    answer(&local, &campaign, 2).await;
+    let sender = sender(Duration::from_secs(5));
+    webhooks::deliver_due(&local.services, &sender, local.clock.now(), 100).await?;
+    let got = receiver.received().await?;
+    let at = |path: &str| got.iter().filter(|r| r["path"] == path).map(|r| r["payload"].clone()).collect::<Vec<_>>();
+    assert_eq!(at("/chat/slack").len(), 1);
+    let slack = &at("/chat/slack")[0];
+    assert!(slack["blocks"].as_array().is_some_and(|b| b.iter().any(|b| b["type"] == "header")), "{slack}");
+    assert!(slack.to_string().contains("The delivery was late"));
+    let teams = &at("/chat/teams")[0];
+    assert_eq!(teams["attachments"][0]["contentType"], "application/vnd.microsoft.card.adaptive");
+    assert!(at("/chat/other-owner").is_empty(), "another owner's channel gets none of this contact's alerts");
+    // The next Monday morning on the campaign's clock: the digest, in figures.
+    let now = local.clock.now();
+    let monday = (1..=7).map(|d| now.plus_days(d)).find(|t| t.week_day_hour_in(&campaign.zone()).1 == 1).unwrap();
+    let (_, _, hour) = monday.week_day_hour_in(&campaign.zone());
+    let monday_morning = monday.plus_millis((i64::from(closeloop_functions::schedule::DIGEST_HOUR) + 1 - i64::from(hour)) * 3_600_000);
+    local.clock.set(monday_morning);
+    closeloop_functions::schedule::run(&local.services, &Default::default(), monday_morning).await?;
+    closeloop_functions::schedule::run(&local.services, &Default::default(), monday_morning.plus_millis(60_000)).await?;
+    webhooks::deliver_due(&local.services, &sender, local.clock.now(), 100).await?;
+    let got = receiver.received().await?;
+    let digests: Vec<&Value> = got.iter().filter(|r| r["path"] == "/chat/slack" && r["payload"].to_string().contains("Your week in NPS")).collect();
+    assert_eq!(digests.len(), 1, "once a week, however often the schedule runs: {got:#?}");
+    assert!(!digests[0]["payload"].to_string().contains("Kim"), "a digest in chat names nobody");
+    Ok(())
+}

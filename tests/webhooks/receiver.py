@@ -3,7 +3,8 @@ library (PyPI `standardwebhooks`) and answers as its path says.
 
     python3 receiver.py            # prints the port it listens on (127.0.0.1), then serves
 
-Paths: /ok (204), /fail-twice (500 to the first two attempts of each webhook-id, then 204),
+Paths: /chat/… (200 without a signature: Slack's and Teams' incoming webhooks are unsigned),
+/ok (204), /fail-twice (500 to the first two attempts of each webhook-id, then 204),
 /always-500, /slow (answers after 3 s), /redirect (302 to /ok, which must not be followed).
 GET /received lists every request as JSON: path, webhook-id, whether the signature verified,
 and the payload.
@@ -55,6 +56,10 @@ class Handler(BaseHTTPRequestHandler):
             attempts[(self.path, msg_id)] = attempts.get((self.path, msg_id), 0) + 1
             attempt = attempts[(self.path, msg_id)]
             received.append({"path": self.path, "id": msg_id, "verified": verified, "payload": payload, "attempt": attempt, "at": time.time()})
+        if self.path.startswith("/chat/"):
+            payload, verified = json.loads(data or b"null"), True
+            with lock:
+                received[-1]["payload"], received[-1]["verified"] = payload, True
         if self.path == "/slow":
             time.sleep(3)
         if self.path == "/redirect":

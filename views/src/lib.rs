@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod charts;
+pub mod chat;
 pub mod dashboard;
 pub mod export;
 pub mod people;

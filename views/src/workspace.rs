@@ -194,7 +194,15 @@ pub fn campaign_form_page(
                 "Signed webhooks (Standard Webhooks)",
                 "textarea",
                 &form.webhooks,
-                "One per line: https://address | events, comma-separated (response.created, response.updated, case.opened, case.overdue, case.closed, contact.unsubscribed, launch.completed) | whsec_ secret. At most 10.",
+                "One per line: https://address | events, comma-separated (response.created, response.updated, case.opened, case.overdue, case.closed, contact.unsubscribed, launch.completed, digest.weekly) | whsec_ secret. At most 10.",
+                false,
+            ),
+            input(
+                "chat",
+                "Slack and Teams channels",
+                "textarea",
+                &form.chat,
+                "One per line: slack (or teams) | the channel's incoming-webhook address | an owner's email for their contacts only, or nothing for everyone's | alert, digest. At most 10.",
                 false,
             )],
         },
@@ -494,8 +502,8 @@ struct WebhooksPage<'a> {
     redelivered: bool,
 }
 
-/// The campaign's webhook endpoints (secrets as hints) and its delivery log, newest first, in
-/// the reader's time zone.
+/// The campaign's webhook endpoints and chat channels (secrets as hints) and its delivery log,
+/// newest first, in the reader's time zone. `health` is the webhooks', then the channels'.
 pub fn webhooks_page(
     viewer: &Viewer,
     campaign: &Campaign,
@@ -506,22 +514,46 @@ pub fn webhooks_page(
 ) -> Result<String, RenderError> {
     use closeloop_core::webhooks::DeliveryState;
     let zone = viewer.zone_for(campaign);
+    // `health` holds the webhooks' first, then the chat channels'.
+    let state = |i: usize| match health.get(i).cloned().flatten() {
+        Some(h) if h.disabled_at.is_some() => format!("disabled after {} failures in a row", h.consecutive_failures),
+        Some(h) if h.consecutive_failures > 0 => format!("{} failures in a row", h.consecutive_failures),
+        _ => "active".to_owned(),
+    };
+    let webhooks = campaign.webhooks.len();
     let endpoints = campaign
         .webhooks
         .iter()
-        .zip(health.iter().chain(std::iter::repeat(&None)))
-        .map(|(w, h)| EndpointView {
+        .enumerate()
+        .map(|(i, w)| EndpointView {
             url: w.url.as_str().to_owned(),
             events: w.events.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(", "),
             secret: w.secret.hint(),
-            state: match h {
-                Some(h) if h.disabled_at.is_some() => format!("disabled after {} failures in a row", h.consecutive_failures),
-                Some(h) if h.consecutive_failures > 0 => format!("{} failures in a row", h.consecutive_failures),
-                _ => "active".to_owned(),
-            },
+            state: state(i),
         })
+        .chain(campaign.chat.iter().enumerate().map(|(i, c)| EndpointView {
+            url: c.hint(),
+            events: {
+                let kind = match c.kind {
+                    closeloop_core::webhooks::ChatKind::Slack => "Slack",
+                    closeloop_core::webhooks::ChatKind::Teams => "Teams",
+                };
+                let owner = c.owner.as_ref().map_or_else(String::new, |o| format!(", {}'s contacts", o.as_str()));
+                let events: Vec<&str> = c.events.iter().map(|e| match e {
+                    closeloop_core::webhooks::ChatEvent::Alert => "alerts",
+                    closeloop_core::webhooks::ChatEvent::Digest => "digest",
+                }).collect();
+                format!("{kind}: {}{owner}", events.join(", "))
+            },
+            secret: "(the address is the secret)".to_owned(),
+            state: state(webhooks + i),
+        }))
         .collect();
-    let host_of = |key: &str| campaign.webhooks.iter().find(|w| w.key() == key).map_or_else(|| "(removed)".to_owned(), |w| w.url.host().to_owned());
+    let host_of = |key: &str| {
+        let webhook = campaign.webhooks.iter().find(|w| w.key() == key).map(|w| w.url.host().to_owned());
+        let chat = || campaign.chat.iter().find(|c| c.key() == key).map(|c| c.url.host().to_owned());
+        webhook.or_else(chat).unwrap_or_else(|| "(removed)".to_owned())
+    };
     let deliveries = deliveries
         .iter()
         .map(|d| DeliveryView {

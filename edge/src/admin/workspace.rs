@@ -182,8 +182,8 @@ pub async fn import_campaign(posted: CheckedForm) -> Response {
 const DELIVERIES_SHOWN: usize = 50;
 
 /// The webhook endpoints and their delivery log: admins and editors (the log names endpoints and
-/// their failures). Reads: the campaign, one health item per endpoint (at most 10), one page of
-/// the log.
+/// their failures). Reads: the campaign, one health item per webhook and chat channel (at most
+/// 10 each), one page of the log.
 pub async fn campaign_webhooks(State(state): State<AppState>, Path(id): Path<String>, RawQuery(query): RawQuery, who: SignedIn) -> Response {
     if !who.account.may_manage_campaigns() {
         return not_allowed(&who.viewer);
@@ -193,9 +193,10 @@ pub async fn campaign_webhooks(State(state): State<AppState>, Path(id): Path<Str
         Err(r) => return r,
     };
     let store = &state.services.store;
-    let mut health = Vec::with_capacity(campaign.webhooks.len());
-    for endpoint in &campaign.webhooks {
-        match store.webhook_health(&campaign.id, &endpoint.key()).await {
+    let keys: Vec<String> = campaign.webhooks.iter().map(|w| w.key()).chain(campaign.chat.iter().map(|c| c.key())).collect();
+    let mut health = Vec::with_capacity(keys.len());
+    for key in &keys {
+        match store.webhook_health(&campaign.id, key).await {
             Ok(h) => health.push(h),
             Err(e) => return store_failed(e, &who.viewer),
         }
