@@ -23,7 +23,7 @@ const artifacts = new URL('./artifacts/', import.meta.url).pathname;
 const CAMPAIGN = 'hooks-e2e';
 // Every event a campaign can subscribe to, launch.completed too: should it start being sent, it
 // needs a schema before this test passes again.
-const EVENTS = ['response.created', 'response.updated', 'case.opened', 'case.overdue', 'case.closed', 'contact.unsubscribed', 'launch.completed'];
+const EVENTS = ['response.created', 'response.updated', 'case.opened', 'case.overdue', 'case.closed', 'contact.unsubscribed', 'launch.completed', 'digest.weekly'];
 const secret = `whsec_${randomBytes(32).toString('base64')}`;
 
 let receiver, server, base, dataDir, adminToken;
