@@ -1,6 +1,7 @@
 //! The real binaries, invoked through the Lambda runtime API as `cargo lambda watch` emulates it,
 //! against DynamoDB Local and the local SES endpoint: a schedule event, an SNS bounce, a stream
-//! batch read from the table's stream (twice), and a function-URL request to the API.
+//! batch read from the table's stream (twice), a function-URL request to the API, and a webhook
+//! queue message.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -235,5 +236,33 @@ async fn the_binaries_handle_real_events_through_the_runtime_api() {
         "time": "2026-11-22T09:00:00Z", "region": "eu-north-1", "resources": [], "detail": {}});
     let summary = invoke(&http, &watch, "schedule", &scheduled).await;
     assert_eq!(summary["reminders_sent"], 0, "{summary}");
+
+    // The webhook function gets a queue message for a delivery aimed at this machine: on AWS
+    // nothing private or loopback is called, so the attempt is refused and kept in the log.
+    let mut hooked = store.campaign(&campaign.id).await.unwrap().unwrap();
+    hooked.webhooks.push(closeloop_core::webhooks::WebhookEndpoint {
+        url: closeloop_core::webhooks::WebhookUrl::parse("http://127.0.0.1:9/hook").unwrap(),
+        secret: closeloop_core::webhooks::WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap(),
+        events: [closeloop_core::webhooks::WebhookEvent::ResponseCreated].into_iter().collect(),
+    });
+    store.put_campaign(&hooked).await.unwrap();
+    let delivery = closeloop_core::webhooks::WebhookDelivery::new(
+        &hooked.id,
+        &hooked.webhooks[0],
+        closeloop_core::webhooks::WebhookEvent::ResponseCreated,
+        &event.id,
+        &pia.invitation.id,
+        1,
+        services.clock.now(),
+    );
+    store.enqueue_webhooks(std::slice::from_ref(&delivery)).await.unwrap();
+    let message = json!({"campaign_id": hooked.id.as_str(), "id": delivery.id}).to_string();
+    let sqs = sqs_event(&[("m-webhook".to_owned(), message)]);
+    let posted = invoke(&http, &watch, "deliver_webhooks", &sqs).await;
+    assert_eq!(posted["batchItemFailures"], json!([]), "{posted}");
+    let logged = store.webhook(&hooked.id, &delivery.id).await.unwrap().unwrap();
+    assert_eq!(logged.attempts, 1);
+    let error = logged.last.and_then(|l| l.error).unwrap_or_default();
+    assert!(error.starts_with("refused"), "loopback is refused on AWS: {error}");
     drop(watch);
 }
