@@ -487,6 +487,9 @@ pub struct WebhookDelivery {
     /// The figures of a `digest.weekly`, fixed when it was queued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<DigestSummary>,
+    /// A `launch.completed`'s counts, fixed when it was queued (no rows, no values).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch: Option<serde_json::Value>,
     pub attempts: u32,
     pub state: DeliveryState,
     /// When it is next tried, while pending.
@@ -519,6 +522,7 @@ impl WebhookDelivery {
             created_at: at,
             chat: None,
             digest: None,
+            launch: None,
             attempts: 0,
             state: DeliveryState::Pending,
             next_at: Some(at),
@@ -548,6 +552,7 @@ impl WebhookDelivery {
             created_at: at,
             chat: Some(channel.kind),
             digest: None,
+            launch: None,
             attempts: 0,
             state: DeliveryState::Pending,
             next_at: Some(at),

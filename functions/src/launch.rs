@@ -194,7 +194,12 @@ pub async fn process_chunk(services: &Services, campaign: &Campaign, chunk: &Lau
     let throttle_since = rules::throttle_since(campaign, now);
     let outcomes = services.store.create_invitations(&invitations, throttle_since).await?;
     let result = ChunkResult::from_outcomes(&outcomes, bad);
-    Ok(services.store.record_launch_chunk(&chunk.launch, chunk.index, &result, services.clock.now()).await?)
+    let job = services.store.record_launch_chunk(&chunk.launch, chunk.index, &result, services.clock.now()).await?;
+    // The chunk that finished the job (or its redelivery: the delivery's id is the launch's).
+    if let Some(job) = job.as_ref().filter(|j| matches!(j.state, closeloop_core::launch::LaunchState::Done | closeloop_core::launch::LaunchState::Failed)) {
+        crate::webhooks::queue_launch_completed(services.store.as_ref(), campaign, job, job.finished_at.unwrap_or(now)).await?;
+    }
+    Ok(job)
 }
 
 /// Stores a campaign given as a file (the CLI's `launch`, the API's PUT) over the stored one,

@@ -55,6 +55,12 @@ fn contact_json(invitation: &Invitation) -> Value {
 
 /// The `data` of a delivery's payload, read now: an erased person's shows the erased values.
 async fn data(services: &Services, campaign: &Campaign, delivery: &WebhookDelivery) -> Result<Value, FunctionError> {
+    if let Some(launch) = &delivery.launch {
+        return Ok(json!({
+            "campaign": { "id": campaign.id.as_str(), "name": campaign.name, "time_zone": campaign.zone().name() },
+            "launch": launch,
+        }));
+    }
     if let Some(digest) = &delivery.digest {
         return Ok(json!({
             "campaign": { "id": campaign.id.as_str(), "name": campaign.name, "time_zone": campaign.zone().name() },
@@ -390,4 +396,34 @@ pub async fn redeliver(store: &dyn closeloop_core::ports::Store, campaign: &Camp
         store.set_webhook_health(campaign, &delivery.endpoint, &EndpointHealth::default()).await?;
     }
     Ok(true)
+}
+
+/// `launch.completed` for the endpoints that want it, once per launch: its counts, no rows.
+pub async fn queue_launch_completed(store: &dyn closeloop_core::ports::Store, campaign: &Campaign, job: &closeloop_core::launch::LaunchJob, at: Timestamp) -> Result<usize, FunctionError> {
+    let wanting: Vec<_> = campaign.webhooks.iter().filter(|w| w.wants(WebhookEvent::LaunchCompleted)).collect();
+    if wanting.is_empty() {
+        return Ok(0);
+    }
+    let counts = json!({
+        "id": job.id.as_str(),
+        "source": job.source,
+        "state": job.state.as_str(),
+        "total_rows": job.total_rows,
+        "invited": job.invited,
+        "skipped": job.skipped,
+        "bad_rows": job.bad_row_count,
+        "started_at": job.started_at.to_rfc3339(),
+        "finished_at": job.finished_at.map(|t| t.to_rfc3339()),
+    });
+    let source = format!("launch-{}", job.id.as_str());
+    let placeholder = InvitationId(source.clone());
+    let deliveries: Vec<WebhookDelivery> = wanting
+        .into_iter()
+        .map(|w| {
+            let mut d = WebhookDelivery::new(&campaign.id, w, WebhookEvent::LaunchCompleted, &source, &placeholder, 0, at);
+            d.launch = Some(counts.clone());
+            d
+        })
+        .collect();
+    Ok(store.enqueue_webhooks(&deliveries).await?)
 }

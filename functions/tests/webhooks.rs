@@ -282,3 +282,26 @@ async fn slack_and_teams_get_the_alert_and_the_weekly_digest_and_an_owners_chann
     assert!(!digests[0]["payload"].to_string().contains("Kim"), "a digest in chat names nobody");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_finished_launch_sends_launch_completed_with_its_counts_once() -> Result<()> {
+    let receiver = Receiver::start()?;
+    let campaign = Campaign::from_toml(&format!(
+        "id = \"hooks\"\nname = \"Hooks\"\ncompany = \"Acme\"\nsender_name = \"Sam\"\nsender_email = \"sam@acme.example\"\n[[webhooks]]\nurl = \"{}\"\nsecret = \"{SECRET}\"\nevents = [\"launch.completed\"]\n",
+        receiver.url("/ok")
+    ))?;
+    let local = closeloop_testkit::local();
+    local.clock.set(SystemClock.now());
+    launch::launch(&local.services, &campaign, b"email,first_name\nkim@example.com,Kim\nkim@example.com,Kim again\nnope,Bad\n").await.unwrap();
+    // The same file again is the same launch: nothing more is queued.
+    launch::launch(&local.services, &campaign, b"email,first_name\nkim@example.com,Kim\nkim@example.com,Kim again\nnope,Bad\n").await.unwrap();
+    webhooks::deliver_due(&local.services, &sender(Duration::from_secs(5)), local.clock.now(), 100).await?;
+    let got = receiver.received().await?;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0]["verified"], true);
+    let launch = &got[0]["payload"]["data"]["launch"];
+    assert_eq!(got[0]["payload"]["type"], "launch.completed");
+    assert_eq!((launch["invited"].clone(), launch["bad_rows"].clone(), launch["state"].clone()), (1.into(), 1.into(), "done".into()), "{launch}");
+    assert!(!got[0]["payload"].to_string().contains("kim@example.com"), "counts, not rows");
+    Ok(())
+}
