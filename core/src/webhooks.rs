@@ -212,9 +212,7 @@ impl WebhookEndpoint {
 
     /// A stable key for the endpoint within its campaign, for delivery ids and logs.
     pub fn key(&self) -> String {
-        use sha2::{Digest, Sha256};
-        let digest = Sha256::digest(self.url.as_str().as_bytes());
-        digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+        short_hash(self.url.as_str(), 6)
     }
 }
 
@@ -256,9 +254,7 @@ pub struct ChatChannel {
 
 impl ChatChannel {
     pub fn key(&self) -> String {
-        use sha2::{Digest, Sha256};
-        let digest = Sha256::digest(format!("chat\n{}", self.url.as_str()).as_bytes());
-        digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+        short_hash(&format!("chat\n{}", self.url.as_str()), 6)
     }
 
     /// Whether this channel gets `event` about a contact owned by `owner`.
@@ -296,6 +292,12 @@ pub struct DigestSummary {
     pub open_cases: usize,
     pub overdue_cases: usize,
     pub dashboard_url: String,
+}
+
+/// The first `bytes` bytes of the text's SHA-256, in hex: keys and ids that name without telling.
+fn short_hash(text: &str, bytes: usize) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes()).iter().take(bytes).map(|b| format!("{b:02x}")).collect()
 }
 
 /// Which addresses a runtime may call. Locally, loopback is allowed (the receiver in a test, a
@@ -509,25 +511,7 @@ impl WebhookDelivery {
         version: u32,
         at: Timestamp,
     ) -> Self {
-        use sha2::{Digest, Sha256};
-        let digest = Sha256::digest(format!("{}\n{}\n{}\n{}", campaign_id.as_str(), endpoint.key(), event.as_str(), source_event_id).as_bytes());
-        let hash: String = digest.iter().take(10).map(|b| format!("{b:02x}")).collect();
-        Self {
-            id: format!("msg_{:013}{hash}", at.millis().max(0)),
-            campaign_id: campaign_id.clone(),
-            endpoint: endpoint.key(),
-            event,
-            invitation_id: invitation_id.clone(),
-            version,
-            created_at: at,
-            chat: None,
-            digest: None,
-            launch: None,
-            attempts: 0,
-            state: DeliveryState::Pending,
-            next_at: Some(at),
-            last: None,
-        }
+        Self::queued(campaign_id, endpoint.key(), None, event, source_event_id, invitation_id, version, at)
     }
 
     /// A chat channel's message about `event` (an alert's `case.opened`, a `digest.weekly`).
@@ -539,18 +523,29 @@ impl WebhookDelivery {
         invitation_id: &crate::model::InvitationId,
         at: Timestamp,
     ) -> Self {
-        use sha2::{Digest, Sha256};
-        let digest = Sha256::digest(format!("{}\n{}\n{}\n{}", campaign_id.as_str(), channel.key(), event.as_str(), source_event_id).as_bytes());
-        let hash: String = digest.iter().take(10).map(|b| format!("{b:02x}")).collect();
+        Self::queued(campaign_id, channel.key(), Some(channel.kind), event, source_event_id, invitation_id, 0, at)
+    }
+
+    fn queued(
+        campaign_id: &crate::campaign::CampaignId,
+        endpoint: String,
+        chat: Option<ChatKind>,
+        event: WebhookEvent,
+        source_event_id: &str,
+        invitation_id: &crate::model::InvitationId,
+        version: u32,
+        at: Timestamp,
+    ) -> Self {
+        let hash = short_hash(&format!("{}\n{endpoint}\n{}\n{source_event_id}", campaign_id.as_str(), event.as_str()), 10);
         Self {
             id: format!("msg_{:013}{hash}", at.millis().max(0)),
             campaign_id: campaign_id.clone(),
-            endpoint: channel.key(),
+            endpoint,
             event,
             invitation_id: invitation_id.clone(),
-            version: 0,
+            version,
             created_at: at,
-            chat: Some(channel.kind),
+            chat,
             digest: None,
             launch: None,
             attempts: 0,

@@ -13,6 +13,14 @@ use serde_json::{json, Value};
 
 use crate::{FunctionError, Services};
 
+/// Stores what was queued; nothing to store costs no write (a campaign without webhooks).
+async fn enqueue(store: &dyn closeloop_core::ports::Store, deliveries: &[WebhookDelivery]) -> Result<usize, FunctionError> {
+    if deliveries.is_empty() {
+        return Ok(0);
+    }
+    Ok(store.enqueue_webhooks(deliveries).await?)
+}
+
 /// Queues `event` for every endpoint of `campaign` that wants it. `source_event_id` makes the
 /// delivery id: handling the same event again queues nothing new.
 pub async fn queue(
@@ -30,10 +38,7 @@ pub async fn queue(
         .filter(|endpoint| endpoint.wants(event))
         .map(|endpoint| WebhookDelivery::new(&campaign.id, endpoint, event, source_event_id, invitation_id, version, at))
         .collect();
-    if deliveries.is_empty() {
-        return Ok(0);
-    }
-    Ok(store.enqueue_webhooks(&deliveries).await?)
+    enqueue(store, &deliveries).await
 }
 
 fn contact_json(invitation: &Invitation) -> Value {
@@ -53,24 +58,29 @@ fn contact_json(invitation: &Invitation) -> Value {
     })
 }
 
+/// Which campaign a payload is about, in every event.
+fn campaign_json(campaign: &Campaign) -> Value {
+    json!({ "id": campaign.id.as_str(), "name": campaign.name, "time_zone": campaign.zone().name() })
+}
+
 /// The `data` of a delivery's payload, read now: an erased person's shows the erased values.
 async fn data(services: &Services, campaign: &Campaign, delivery: &WebhookDelivery) -> Result<Value, FunctionError> {
     if let Some(launch) = &delivery.launch {
         return Ok(json!({
-            "campaign": { "id": campaign.id.as_str(), "name": campaign.name, "time_zone": campaign.zone().name() },
+            "campaign": campaign_json(campaign),
             "launch": launch,
         }));
     }
     if let Some(digest) = &delivery.digest {
         return Ok(json!({
-            "campaign": { "id": campaign.id.as_str(), "name": campaign.name, "time_zone": campaign.zone().name() },
+            "campaign": campaign_json(campaign),
             "digest": digest,
         }));
     }
     let id = &delivery.invitation_id;
     let invitation = services.store.invitation(id).await?.ok_or_else(|| FunctionError::Missing(format!("invitation {id}")))?;
     let mut data = json!({
-        "campaign": { "id": campaign.id.as_str(), "name": campaign.name, "time_zone": campaign.zone().name() },
+        "campaign": campaign_json(campaign),
         "invitation_id": id.0,
         "contact": contact_json(&invitation),
     });
@@ -148,29 +158,42 @@ pub struct DeliverySummary {
 /// endpoint no longer in its campaign, or disabled, gets nothing: its deliveries are given up.
 pub async fn deliver_due(services: &Services, sender: &dyn WebhookSender, at: Timestamp, limit: usize) -> Result<DeliverySummary, FunctionError> {
     let mut summary = DeliverySummary::default();
-    let mut campaigns: HashMap<CampaignId, Option<Campaign>> = HashMap::new();
+    let mut campaigns = Campaigns::new();
     for delivery in services.store.due_webhooks(at, limit).await? {
         deliver(services, sender, delivery, &mut campaigns, &mut summary).await?;
     }
     Ok(summary)
 }
 
+/// The campaigns a run of deliveries has read, each once.
+pub type Campaigns = HashMap<CampaignId, Option<Campaign>>;
+
 /// One delivery by its id (a queue message on AWS): posted if it is still pending and due, else
 /// left alone (delivered meanwhile, or not due yet). Returns it as stored afterwards.
+/// `campaigns` is shared by a batch's messages, so each campaign is read once.
 pub async fn deliver_one(
     services: &Services,
     sender: &dyn WebhookSender,
     campaign: &CampaignId,
     id: &str,
     at: Timestamp,
+    campaigns: &mut Campaigns,
     summary: &mut DeliverySummary,
 ) -> Result<Option<WebhookDelivery>, FunctionError> {
     let Some(delivery) = services.store.webhook(campaign, id).await? else { return Ok(None) };
     if delivery.state != DeliveryState::Pending || delivery.next_at.is_none_or(|next| next > at) {
         return Ok(Some(delivery));
     }
-    let mut campaigns = HashMap::new();
-    deliver(services, sender, delivery, &mut campaigns, summary).await.map(Some)
+    deliver(services, sender, delivery, campaigns, summary).await.map(Some)
+}
+
+/// Gives a delivery up without an attempt (its endpoint is gone or disabled, its invitation
+/// too), stored so it is due no more.
+async fn give_up(services: &Services, mut delivery: WebhookDelivery, summary: &mut DeliverySummary) -> Result<WebhookDelivery, FunctionError> {
+    delivery.give_up();
+    services.store.save_webhook(&delivery).await?;
+    summary.gave_up += 1;
+    Ok(delivery)
 }
 
 /// Where a delivery goes: a signed webhook, or a chat channel's incoming webhook.
@@ -186,13 +209,28 @@ impl Target {
             Target::Chat(c) => &c.url,
         }
     }
+
+    fn key(&self) -> String {
+        match self {
+            Target::Webhook(e) => e.key(),
+            Target::Chat(c) => c.key(),
+        }
+    }
+
+    /// The address as a mail may name it: a chat channel's is its secret, so its host only.
+    fn shown(&self) -> String {
+        match self {
+            Target::Webhook(e) => e.url.as_str().to_owned(),
+            Target::Chat(c) => c.hint(),
+        }
+    }
 }
 
 async fn deliver(
     services: &Services,
     sender: &dyn WebhookSender,
     mut delivery: WebhookDelivery,
-    campaigns: &mut HashMap<CampaignId, Option<Campaign>>,
+    campaigns: &mut Campaigns,
     summary: &mut DeliverySummary,
 ) -> Result<WebhookDelivery, FunctionError> {
     if !campaigns.contains_key(&delivery.campaign_id) {
@@ -205,27 +243,18 @@ async fn deliver(
         Some(_) => c.chat.iter().find(|ch| ch.key() == delivery.endpoint).cloned().map(Target::Chat),
     });
     let (Some(campaign), Some(endpoint)) = (campaign, endpoint) else {
-        delivery.give_up();
-        services.store.save_webhook(&delivery).await?;
-        summary.gave_up += 1;
-        return Ok(delivery);
+        return give_up(services, delivery, summary).await;
     };
     let mut health = services.store.webhook_health(&campaign.id, &delivery.endpoint).await?.unwrap_or_default();
     if health.disabled_at.is_some() {
-        delivery.give_up();
-        services.store.save_webhook(&delivery).await?;
-        summary.gave_up += 1;
-        return Ok(delivery);
+        return give_up(services, delivery, summary).await;
     }
     let outcome = match attempt(services, sender, &campaign, &endpoint, &delivery).await {
         Ok(outcome) => outcome,
         Err(FunctionError::Missing(what)) => {
             // The invitation is gone: nothing to say, ever.
             tracing::warn!(delivery = %delivery.id, %what, "webhook delivery given up");
-            delivery.give_up();
-            services.store.save_webhook(&delivery).await?;
-            summary.gave_up += 1;
-            return Ok(delivery);
+            return give_up(services, delivery, summary).await;
         }
         Err(e) => return Err(e),
     };
@@ -265,20 +294,12 @@ async fn tell_manager(
         (None, Some(error)) => error.clone(),
         (None, None) => "no answer".to_owned(),
     };
-    let dashboard = format!("{}/admin/c/{}/webhooks", services.links.base().trim_end_matches('/'), campaign.id);
-    // A chat channel's address is its secret: the mail names its host only.
-    let shown = match endpoint {
-        Target::Webhook(e) => e.url.as_str().to_owned(),
-        Target::Chat(c) => c.hint(),
-    };
-    let key = match endpoint {
-        Target::Webhook(e) => e.key(),
-        Target::Chat(c) => c.key(),
-    };
-    let rendered = closeloop_views::render::webhook_disabled_mail(campaign, &shown, endpoint.url().host(), health.consecutive_failures, &last, &dashboard)?;
+    let dashboard = format!("{}/webhooks", services.links.dashboard(&campaign.id));
+    let rendered = closeloop_views::render::webhook_disabled_mail(campaign, &endpoint.shown(), endpoint.url().host(), health.consecutive_failures, &last, &dashboard)?;
     let mail = crate::messages::to_staff(closeloop_core::ports::MessageKind::WebhookDisabled, campaign, manager.as_str(), rendered);
     let disabled_at = health.disabled_at.map_or(0, |t| t.millis());
-    crate::messages::send_once(services, &format!("webhook_disabled:{}:{key}:{disabled_at}", campaign.id), crate::messages::Outgoing::Mail(mail)).await?;
+    let key = format!("webhook_disabled:{}:{}:{disabled_at}", campaign.id, endpoint.key());
+    crate::messages::send_once(services, &key, crate::messages::Outgoing::Mail(mail)).await?;
     Ok(())
 }
 
@@ -347,10 +368,7 @@ pub async fn queue_chat_alert(
         .filter(|c| c.wants(closeloop_core::webhooks::ChatEvent::Alert, owner))
         .map(|c| WebhookDelivery::for_chat(&campaign.id, c, WebhookEvent::CaseOpened, &format!("case-{invitation_id}"), invitation_id, at))
         .collect();
-    if deliveries.is_empty() {
-        return Ok(0);
-    }
-    Ok(store.enqueue_webhooks(&deliveries).await?)
+    enqueue(store, &deliveries).await
 }
 
 /// Queues a week's digest for the chat channels and webhooks that want it: `owner` none for the
@@ -379,10 +397,7 @@ pub async fn queue_digest(
     for d in &mut deliveries {
         d.digest = Some(summary.clone());
     }
-    if deliveries.is_empty() {
-        return Ok(0);
-    }
-    Ok(store.enqueue_webhooks(&deliveries).await?)
+    enqueue(store, &deliveries).await
 }
 
 /// A delivery from the log, due again at `at` (the dashboard's "redeliver"). Its id stays, so
@@ -425,5 +440,5 @@ pub async fn queue_launch_completed(store: &dyn closeloop_core::ports::Store, ca
             d
         })
         .collect();
-    Ok(store.enqueue_webhooks(&deliveries).await?)
+    enqueue(store, &deliveries).await
 }

@@ -17,7 +17,7 @@ use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use closeloop_core::ports::WebhookSender;
 use closeloop_core::webhooks::DeliveryState;
 use closeloop_core::{CampaignId, Timestamp};
-use closeloop_functions::webhooks::{deliver_one, DeliverySummary};
+use closeloop_functions::webhooks::{deliver_one, Campaigns, DeliverySummary};
 use closeloop_functions::Services;
 use serde::{Deserialize, Serialize};
 
@@ -109,6 +109,7 @@ pub fn public_sender() -> Result<closeloop_webhooks::HttpWebhookSender, reqwest:
 pub async fn handle(services: &Services, sender: &dyn WebhookSender, queue: &WebhookQueue, event: SqsEvent) -> SqsBatchResponse {
     let mut failures = Vec::new();
     let mut summary = DeliverySummary::default();
+    let mut campaigns = Campaigns::new();
     for message in event.records {
         let message_id = message.message_id.clone().unwrap_or_default();
         let Some(reference) = message.body.as_deref().and_then(|b| serde_json::from_str::<DeliveryRef>(b).ok()) else {
@@ -120,7 +121,7 @@ pub async fn handle(services: &Services, sender: &dyn WebhookSender, queue: &Web
             continue;
         };
         let now = services.clock.now();
-        match deliver_one(services, sender, &campaign, &reference.id, now, &mut summary).await {
+        match deliver_one(services, sender, &campaign, &reference.id, now, &mut campaigns, &mut summary).await {
             Ok(Some(delivery)) if delivery.state == DeliveryState::Pending => {
                 let Some(next) = delivery.next_at else { continue };
                 let delay = (next.millis() - now.millis()).div_euclid(1000);

@@ -8,11 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use closeloop_core::changes::Change;
-use closeloop_core::model::Answer;
 use closeloop_core::ports::Store;
 use closeloop_core::webhooks::{AddressPolicy, DeliveryState};
-use closeloop_core::Score;
 use closeloop_dynamodb::stream::{local_streams_client, read_all};
 use closeloop_functions::launch;
 use closeloop_lambdas::{on_answer, webhook_queue, webhooks};
@@ -64,20 +61,8 @@ async fn an_answer_on_aws_goes_stream_then_queue_then_delivery_function_and_a_fa
     launch::launch(&services, &campaign, format!("email,first_name\nkim.{marker}@example.com,Kim\n").as_bytes()).await.unwrap();
     let row = store.campaign_rows(&campaign.id).await.unwrap().remove(0);
     let answered = Instant::now();
-    let now = services.clock.now();
-    let answer = Answer {
-        invitation_id: row.invitation.id.clone(),
-        campaign_id: campaign.id.clone(),
-        score: Score::new(9).unwrap(),
-        comment: Some("Quick".into()),
-        contact_ok: false,
-        ratings: Default::default(),
-        version: 1,
-        first_answered_at: now,
-        answered_at: now,
-    };
-    let change = Change::answer_recorded(&campaign, &row.invitation, None, &answer);
-    store.record_answer(&answer, &change.event, &change.deltas).await.unwrap();
+    let (answer, event, counters) = closeloop_core::contract::answer(&row.invitation, 9, 1, services.clock.now());
+    store.record_answer(&answer, &event, &counters).await.unwrap();
 
     // The stream: first the answer's event (its reaction queues the deliveries in the table),
     // then the deliveries' own inserts, which the handler forwards to the queue.
