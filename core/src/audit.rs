@@ -30,6 +30,8 @@ pub enum AuditAction {
     AuditLogExported,
     AccountAdded,
     AccountChanged,
+    /// A "you said, we did" update was sent to its audience.
+    UpdateSent,
 }
 
 impl AuditAction {
@@ -44,6 +46,7 @@ impl AuditAction {
             AuditAction::PersonErased => "person erased",
             AuditAction::CaseNoteAdded => "case note added",
             AuditAction::CaseClosed => "case closed",
+            AuditAction::UpdateSent => "update sent",
             AuditAction::CampaignCreated => "campaign created",
             AuditAction::CampaignEdited => "campaign edited",
             AuditAction::CampaignLaunched => "campaign launched",

@@ -361,9 +361,9 @@ pub async fn cases_are_listed_by_owner_take_notes_and_close_once(store: &dyn Sto
     let note = CaseNote { by: "anna@acme.example".into(), at: T0.plus_hours(1), text: "Called, <b>left</b> a message".into() };
     assert!(store.add_case_note(&invs[0].id, &note).await.unwrap());
     assert!(!store.add_case_note(&InvitationId("no-such".into()), &note).await.unwrap());
-    let closure = CaseClosure { by: "anna@acme.example".into(), at: T0.plus_hours(2), outcome: "Refunded".into() };
+    let closure = CaseClosure { by: "anna@acme.example".into(), at: T0.plus_hours(2), outcome: "Refunded".into(), follow_up: None };
     assert!(store.close_case(&invs[0].id, &closure).await.unwrap());
-    let later = CaseClosure { by: "bo@acme.example".into(), at: T0.plus_hours(3), outcome: "Other".into() };
+    let later = CaseClosure { by: "bo@acme.example".into(), at: T0.plus_hours(3), outcome: "Other".into(), follow_up: None };
     assert!(!store.close_case(&invs[0].id, &later).await.unwrap(), "the first closure stands");
     let closed = store.case(&invs[0].id).await.unwrap().unwrap();
     assert_eq!(closed.status, CaseStatus::Closed);
@@ -818,7 +818,7 @@ async fn person_with_everything(store: &dyn Store, id: &str) -> (Campaign, Invit
     store.open_case(&FollowUpCase::new(inv.id.clone(), c.id.clone(), None, T0.plus_hours(2), T0.plus_hours(50))).await.unwrap();
     let note = CaseNote { by: "anna@acme.example".into(), at: T0.plus_hours(3), text: "Called Person 1 about the delivery".into() };
     store.add_case_note(&inv.id, &note).await.unwrap();
-    store.close_case(&inv.id, &CaseClosure { by: "anna@acme.example".into(), at: T0.plus_hours(4), outcome: "Refunded Person 1".into() }).await.unwrap();
+    store.close_case(&inv.id, &CaseClosure { by: "anna@acme.example".into(), at: T0.plus_hours(4), outcome: "Refunded Person 1".into(), follow_up: None }).await.unwrap();
     store.claim_send(&format!("invitation:{}", inv.id), T0).await.unwrap();
     store.suppress(&ContactKey::email(inv.contact.email.as_ref().unwrap()), SuppressionReason::Unsubscribed, T0.plus_hours(5)).await.unwrap();
     store.settle_counters().await.unwrap();
@@ -1056,6 +1056,82 @@ pub async fn a_failed_delivery_is_due_again_after_its_back_off_and_the_log_lists
     assert_eq!(store.webhook_health(&c.id, &endpoint.key()).await.unwrap(), Some(health));
 }
 
+fn update_for(c: &Campaign, author: &str, at: Timestamp) -> crate::updates::CampaignUpdate {
+    use crate::updates::*;
+    let texts = std::collections::BTreeMap::from([(c.locales[0], UpdateText { subject: "You said, we did".into(), body: "Faster deliveries: https://acme.example/news".into() })]);
+    let audience = UpdateAudience { groups: [crate::nps::Group::Detractor].into_iter().collect(), non_respondents: true, ..Default::default() };
+    CampaignUpdate::compose(UpdateId::new(&c.id, author, at), c, author, at, texts, audience).expect("a valid update")
+}
+
+pub async fn an_update_is_stored_once_and_its_progress_is_kept(store: &dyn Store) {
+    use crate::updates::{Exclusion, UpdateProgress};
+    let c = campaign("update-store");
+    store.put_campaign(&c).await.unwrap();
+    let first = update_for(&c, "anna", T0);
+    let second = update_for(&c, "bo", T0.plus_hours(1));
+    assert!(store.create_update(&first).await.unwrap());
+    let mut changed = first.clone();
+    changed.author = "mallory".into();
+    assert!(!store.create_update(&changed).await.unwrap(), "a form posted twice is one update");
+    assert!(store.create_update(&second).await.unwrap());
+    assert_eq!(store.update(&c.id, &first.id).await.unwrap(), Some(first.clone()), "the first write stands");
+    let listed = store.updates(&c.id, 10).await.unwrap();
+    assert_eq!(listed.iter().map(|u| u.id.clone()).collect::<Vec<_>>(), vec![second.id.clone(), first.id.clone()], "newest first");
+    assert_eq!(store.updates(&c.id, 1).await.unwrap().len(), 1);
+    assert!(store.updates(&CampaignId::parse("update-none").unwrap(), 10).await.unwrap().is_empty());
+    let progress = UpdateProgress {
+        cursor: Some("somewhere".into()),
+        sent: 12,
+        excluded: [(Exclusion::Suppressed, 2), (Exclusion::AlreadyIncluded, 1)].into_iter().collect(),
+        failed: 1,
+        finished_at: Some(T0.plus_hours(2)),
+    };
+    store.save_update_progress(&c.id, &first.id, &progress).await.unwrap();
+    let read = store.update(&c.id, &first.id).await.unwrap().expect("stored");
+    assert_eq!(read.progress, progress);
+    assert_eq!(read.texts, first.texts, "saving progress keeps the update");
+    let other = crate::updates::UpdateId::new(&c.id, "nobody", T0);
+    assert_eq!(store.update(&c.id, &other).await.unwrap(), None);
+}
+
+pub async fn a_recorded_contact_throttles_the_next_invitation_and_never_moves_back(store: &dyn Store) {
+    let c = campaign("update-throttle");
+    store.put_campaign(&c).await.unwrap();
+    let inv = invitation(&c, 1, T0);
+    let keys = inv.contact.keys();
+    store.record_contact(&keys, T0).await.unwrap();
+    store.record_contact(&keys, T0.minus_days(30)).await.unwrap();
+    let last = store.last_invited(&keys).await.unwrap();
+    assert_eq!(last.get(&keys[0]), Some(&T0), "an earlier contact never moves the time back");
+    let within = invitation(&c, 1, T0.plus_days(10));
+    let outcome = store.create_invitations(std::slice::from_ref(&within), T0.plus_days(10).minus_days(90)).await.unwrap();
+    assert_eq!(outcome, vec![CreateOutcome::Throttled], "the update counts toward the throttle window");
+    let after = invitation(&c, 1, T0.plus_days(91));
+    let outcome = store.create_invitations(std::slice::from_ref(&after), T0.plus_days(1)).await.unwrap();
+    assert_eq!(outcome, vec![CreateOutcome::Created]);
+    store.record_contact(&keys, T0.plus_days(100)).await.unwrap();
+    assert_eq!(store.last_invited(&keys).await.unwrap().get(&keys[1]), Some(&T0.plus_days(100)), "by phone too");
+}
+
+pub async fn a_persons_first_click_on_an_update_link_counts_once(store: &dyn Store) {
+    let c = campaign("update-click");
+    store.put_campaign(&c).await.unwrap();
+    let update = update_for(&c, "anna", T0);
+    let inv = InvitationId("update-click-1".into());
+    let click = |link, at| Change::update_link_clicked(&inv, &c.id, &update.id, link, at);
+    assert!(store.append_event(&click(0, T0.plus_hours(1))).await.unwrap());
+    assert!(!store.append_event(&click(0, T0.plus_hours(2))).await.unwrap(), "a second click of the same link");
+    assert!(store.append_event(&click(1, T0.plus_hours(2))).await.unwrap());
+    store.settle_counters().await.unwrap();
+    let bucket = crate::updates::clicks_bucket(&update.id);
+    let buckets = store.counter_buckets(&c.id, std::slice::from_ref(&bucket)).await.unwrap();
+    let fields = buckets.get(&bucket).cloned().unwrap_or_default();
+    assert_eq!(fields.get("link0"), Some(&1));
+    assert_eq!(fields.get("link1"), Some(&1));
+    let pending = store.pending_events(1000).await.unwrap();
+    assert!(pending.iter().any(|e| matches!(&e.kind, EventKind::UpdateLinkClicked { link: 1, .. })), "the event reads back");
+}
+
 /// Expands to one `#[tokio::test]` per contract case. `$make` is an async function returning a
 /// fresh store; cases use distinct campaign ids, so a shared backing table is fine too.
 #[macro_export]
@@ -1100,6 +1176,9 @@ macro_rules! store_contract_tests {
             retention_finds_the_old_invitations_not_erased_yet_oldest_first,
             a_webhook_delivery_is_queued_once_and_due_until_it_is_delivered,
             a_failed_delivery_is_due_again_after_its_back_off_and_the_log_lists_newest_first,
+            an_update_is_stored_once_and_its_progress_is_kept,
+            a_recorded_contact_throttles_the_next_invitation_and_never_moves_back,
+            a_persons_first_click_on_an_update_link_counts_once,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

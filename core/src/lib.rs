@@ -22,6 +22,7 @@ pub mod report;
 pub mod rules;
 pub mod survey;
 pub mod time;
+pub mod updates;
 pub mod webhooks;
 
 #[cfg(feature = "contract")]

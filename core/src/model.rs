@@ -431,6 +431,13 @@ pub enum EventKind {
     /// A campaign started or resumed: its held invitations go now (a first batch; the schedule
     /// sends the rest). `request_id` as for a test mail.
     HeldReleaseRequested { request_id: InvitationId, campaign_id: crate::campaign::CampaignId },
+    /// "You said, we did": an update was composed and sent from the dashboard. Its first page
+    /// of recipients goes now; the schedule sends the rest. `request_id` as for a test mail.
+    UpdateRequested { request_id: InvitationId, campaign_id: crate::campaign::CampaignId, update_id: crate::updates::UpdateId },
+    /// Counted only: a person's first click on one of an update's links.
+    UpdateLinkClicked { invitation_id: InvitationId, update_id: crate::updates::UpdateId, link: u32 },
+    /// A case was closed with a personal follow-up for the respondent (in its closure).
+    CaseFollowUpRequested { invitation_id: InvitationId },
 }
 
 impl EventKind {
@@ -548,7 +555,13 @@ pub struct CaseClosure {
     pub by: String,
     pub at: Timestamp,
     pub outcome: String,
+    /// What the owner wrote to the respondent on closing, if they chose to (sent once, by mail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_up: Option<String>,
 }
+
+/// The longest personal follow-up an owner may send when closing a case.
+pub const MAX_FOLLOW_UP_CHARS: usize = 2000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -375,6 +375,19 @@ pub trait Store: Sync + Send {
 
     /// The key this store hashes erased contact keys with, made once on first use and kept in
     /// the store, so every process over the same data hashes alike.
+    /// "You said, we did". Writes a new update; false (and nothing written) when one with its id
+    /// exists, so a composer form posted twice is one update.
+    async fn create_update(&self, update: &crate::updates::CampaignUpdate) -> Result<bool, StoreError>;
+    async fn update(&self, campaign: &CampaignId, id: &crate::updates::UpdateId) -> Result<Option<crate::updates::CampaignUpdate>, StoreError>;
+    /// A campaign's updates, newest first.
+    async fn updates(&self, campaign: &CampaignId, limit: usize) -> Result<Vec<crate::updates::CampaignUpdate>, StoreError>;
+    /// Where sending an existing update stands (only its sender writes this).
+    async fn save_update_progress(&self, campaign: &CampaignId, id: &crate::updates::UpdateId, progress: &crate::updates::UpdateProgress) -> Result<(), StoreError>;
+    /// A message that counts toward the "not too often" rule went to these keys at `at`: an
+    /// invitation within the throttle window after it is refused, as after an invitation.
+    /// A later time never moves back.
+    async fn record_contact(&self, keys: &[ContactKey], at: Timestamp) -> Result<(), StoreError>;
+
     async fn erasure_key(&self) -> Result<crate::privacy::ErasureKey, StoreError>;
     /// The invitations, in any campaign, of a contact known by any of these keys.
     async fn person_invitations(&self, keys: &[ContactKey]) -> Result<Vec<InvitationId>, StoreError>;
@@ -421,6 +434,10 @@ pub enum MessageKind {
     HeadsUp,
     /// To the campaign's manager: a webhook endpoint failed so often it was switched off.
     WebhookDisabled,
+    /// "You said, we did": what changed, to those who answered (and maybe those who did not).
+    Update,
+    /// From a case's owner to the respondent, with the outcome, when the case is closed.
+    CaseFollowUp,
 }
 
 impl MessageKind {
@@ -435,6 +452,8 @@ impl MessageKind {
             MessageKind::Digest => "digest",
             MessageKind::HeadsUp => "heads_up",
             MessageKind::WebhookDisabled => "webhook_disabled",
+            MessageKind::Update => "update",
+            MessageKind::CaseFollowUp => "case_follow_up",
         }
     }
 }
@@ -566,6 +585,11 @@ impl Links {
     pub fn dashboard(&self, campaign: &CampaignId) -> String {
         format!("{}/admin/c/{}", self.base, campaign.as_str())
     }
+    /// A tracked link of a "you said, we did" update: counted, then on to the address written.
+    pub fn update_link(&self, token: &Token, update: &crate::updates::UpdateId, index: usize) -> String {
+        format!("{}/n/{}/{update}/{index}", self.base, token.as_str())
+    }
+
     pub fn review(&self, token: &Token, site: &str) -> String {
         format!("{}/r/{}/{site}", self.base, token.as_str())
     }

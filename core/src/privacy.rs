@@ -181,8 +181,8 @@ pub const ERASED_TEXT: &str = "[erased]";
 /// closed one keeps who closed it and when, without the text.
 pub fn erase_case(case: &FollowUpCase, at: Timestamp) -> FollowUpCase {
     let closed = match &case.closed {
-        Some(c) => CaseClosure { outcome: ERASED_TEXT.to_owned(), ..c.clone() },
-        None => CaseClosure { by: ERASURE_ACTOR.to_owned(), at, outcome: ERASED_TEXT.to_owned() },
+        Some(c) => CaseClosure { outcome: ERASED_TEXT.to_owned(), follow_up: c.follow_up.as_ref().map(|_| ERASED_TEXT.to_owned()), ..c.clone() },
+        None => CaseClosure { by: ERASURE_ACTOR.to_owned(), at, outcome: ERASED_TEXT.to_owned(), follow_up: None },
     };
     FollowUpCase { notes: Vec::new(), status: CaseStatus::Closed, closed: Some(closed), erased_at: Some(case.erased_at.unwrap_or(at)), ..case.clone() }
 }

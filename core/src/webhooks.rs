@@ -295,7 +295,7 @@ pub struct DigestSummary {
 }
 
 /// The first `bytes` bytes of the text's SHA-256, in hex: keys and ids that name without telling.
-fn short_hash(text: &str, bytes: usize) -> String {
+pub(crate) fn short_hash(text: &str, bytes: usize) -> String {
     use sha2::{Digest, Sha256};
     Sha256::digest(text.as_bytes()).iter().take(bytes).map(|b| format!("{b:02x}")).collect()
 }

@@ -154,6 +154,8 @@ pub fn router(state: AppState) -> Router {
         .route("/s/{token}/thanks", get(pages::thanks))
         .route("/r/{token}/{site}", get(pages::review_link))
         .route("/r/{token}/{site}/go", get(pages::review_redirect))
+        .route("/n/{token}/{update}/{link}", get(pages::update_link))
+        .route("/n/{token}/{update}/{link}/go", get(pages::update_redirect))
         .route("/u/{token}", get(pages::unsubscribe_form).post(pages::unsubscribe))
         .route("/api/v1/invitations", post(api::create_invitation))
         .route("/api/v1/invitations/{id}", axum::routing::delete(api::cancel_invitation))
@@ -195,6 +197,7 @@ pub fn router(state: AppState) -> Router {
                 .route("/admin/new", get(admin::new_campaign_form).post(admin::create_campaign))
                 .route("/admin/import", get(admin::import_campaign_form).post(admin::import_campaign))
                 .route("/admin/c/{id}/edit", get(admin::edit_campaign_form).post(admin::update_campaign))
+                .route("/admin/c/{id}/updates", get(admin::updates_form).post(admin::post_update))
                 .layer(DefaultBodyLimit::max(MAX_FORM_BYTES)),
         )
         // A contacts file is larger than any form: its route alone takes up to MAX_UPLOAD_BYTES.

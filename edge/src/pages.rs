@@ -329,6 +329,48 @@ pub async fn review_redirect(State(state): State<AppState>, method: Method, Path
     (StatusCode::FOUND, [(header::LOCATION, site.url.as_str())]).into_response()
 }
 
+/// A tracked link of a "you said, we did" update: like a review link, a first hop that
+/// counts nothing (a scanner's HEAD or prefetch), then `/go`.
+pub async fn update_link(Path((token, update, link)): Path<(String, String, String)>, headers: HeaderMap) -> Response {
+    let index = link.parse::<u8>().ok().filter(|i| usize::from(*i) < closeloop_core::updates::MAX_LINKS);
+    match (Token::parse(&token), closeloop_core::updates::UpdateId::parse(&update), index) {
+        (Some(token), Ok(update), Some(index)) => {
+            (StatusCode::SEE_OTHER, [(header::LOCATION, format!("/n/{}/{update}/{index}/go", token.as_str()))]).into_response()
+        }
+        _ => notice(StatusCode::NOT_FOUND, browser_locale(&headers), Notice::NotFound),
+    }
+}
+
+/// Counts the person's first click on this link of the update (a GET only), then redirects to
+/// the address the update's text holds: only an address written in that update, so the link is
+/// no open redirect. A lost count never costs the visit.
+pub async fn update_redirect(State(state): State<AppState>, method: Method, Path((token, update, link)): Path<(String, String, String)>, headers: HeaderMap) -> Response {
+    let (invitation, campaign) = match lookup(&state, &token, &headers).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let not_found = || notice(StatusCode::NOT_FOUND, invitation.locale, Notice::NotFound);
+    let (Ok(update_id), Ok(index)) = (closeloop_core::updates::UpdateId::parse(&update), link.parse::<usize>()) else {
+        return not_found();
+    };
+    let store = &state.services.store;
+    let update = match store.update(&campaign.id, &update_id).await {
+        Ok(Some(update)) => update,
+        Ok(None) => return not_found(),
+        Err(e) => return store_failed(e, invitation.locale),
+    };
+    let Some(target) = update.links.get(index) else {
+        return not_found();
+    };
+    if method == Method::GET {
+        let click = closeloop_core::changes::Change::update_link_clicked(&invitation.id, &campaign.id, &update.id, index, state.services.clock.now());
+        if let Err(e) = store.append_event(&click).await {
+            log_error!("update click not recorded: {e}");
+        }
+    }
+    (StatusCode::FOUND, [(header::LOCATION, target.as_str())]).into_response()
+}
+
 pub async fn unsubscribe_form(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
     let (invitation, campaign) = match lookup(&state, &token, &headers).await {
         Ok(found) => found,

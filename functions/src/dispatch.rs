@@ -89,7 +89,8 @@ pub fn event_invitation(event: &Event) -> &InvitationId {
         | EventKind::PageOpened { invitation_id }
         | EventKind::ReviewClicked { invitation_id, .. }
         | EventKind::InvitationSuppressed { invitation_id, .. } => invitation_id,
-        EventKind::TestMailRequested { request_id, .. } | EventKind::HeldReleaseRequested { request_id, .. } => request_id,
+        EventKind::TestMailRequested { request_id, .. } | EventKind::HeldReleaseRequested { request_id, .. } | EventKind::UpdateRequested { request_id, .. } => request_id,
+        EventKind::UpdateLinkClicked { invitation_id, .. } | EventKind::CaseFollowUpRequested { invitation_id } => invitation_id,
     }
 }
 
@@ -110,7 +111,15 @@ pub async fn handle_event_with(services: &Services, event: &Event, campaigns: &C
             Ok(())
         }
         // Counted, with no message to send.
-        EventKind::PageOpened { .. } | EventKind::ReviewClicked { .. } | EventKind::InvitationSuppressed { .. } => Ok(()),
+        EventKind::PageOpened { .. } | EventKind::ReviewClicked { .. } | EventKind::InvitationSuppressed { .. } | EventKind::UpdateLinkClicked { .. } => Ok(()),
+        EventKind::UpdateRequested { campaign_id, update_id, .. } => {
+            let campaign = campaigns.get(services, campaign_id).await?;
+            crate::updates::start_update(services, &campaign, update_id).await
+        }
+        EventKind::CaseFollowUpRequested { invitation_id } => {
+            let (_, campaign) = load(services, invitation_id, campaigns).await?;
+            crate::updates::send_case_follow_up(services, &campaign, invitation_id).await.map(|_| ())
+        }
         EventKind::HeldReleaseRequested { campaign_id, .. } => {
             // A campaign started or resumed: what waited goes now, not at the schedule's next run.
             let campaign = campaigns.get(services, campaign_id).await?;

@@ -6,6 +6,7 @@ pub mod launch;
 pub mod messages;
 pub mod privacy;
 pub mod schedule;
+pub mod updates;
 pub mod webhooks;
 
 use std::sync::Arc;

@@ -26,6 +26,8 @@ pub struct ScheduleSummary {
     /// Invitations whose personal data was erased for being older than their campaign's
     /// `retention_months`.
     pub invitations_retained: usize,
+    /// "You said, we did" mails sent by this run (updates still going out).
+    pub updates_sent: usize,
 }
 
 /// A campaign's digests go out on Monday from 08:00 on its clock, once per ISO week, whichever
@@ -154,6 +156,7 @@ pub async fn run(services: &Services, accounts: &Accounts, at: Timestamp) -> Res
     // Last: a heads-up walk is the longest step, and the others must not wait on it.
     summary.heads_ups_sent = send_heads_ups(services, &statuses, at).await?;
     summary.invitations_retained = apply_retention(services, at).await?;
+    summary.updates_sent = crate::updates::continue_updates(services).await?;
     Ok(summary)
 }
 

@@ -653,7 +653,7 @@ pub fn cases_page(viewer: &Viewer, campaign: &Campaign, list: &CaseList<'_>) -> 
                 "escalated": case.escalated_at.map(|t| t.display_in(&zone)),
                 "status": status,
                 "notes": case.notes.iter().map(|n| json!({ "by": n.by, "at": n.at.display_in(&zone), "text": n.text })).collect::<Vec<_>>(),
-                "closed": case.closed.as_ref().map(|c| json!({ "by": c.by, "at": c.at.display_in(&zone), "outcome": c.outcome })),
+                "closed": case.closed.as_ref().map(|c| json!({ "by": c.by, "at": c.at.display_in(&zone), "outcome": c.outcome, "follow_up": c.follow_up })),
                 "may_work": may_work(case),
             })
         })

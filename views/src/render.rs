@@ -59,6 +59,12 @@ const TEMPLATES: &[(&str, &str)] = templates!(
     "mail/heads_up/subject.txt",
     "mail/heads_up/body.txt",
     "mail/heads_up/body.html",
+    "mail/update/subject.txt",
+    "mail/update/body.txt",
+    "mail/update/body.html",
+    "mail/case_follow_up/subject.txt",
+    "mail/case_follow_up/body.txt",
+    "mail/case_follow_up/body.html",
     "mail/webhook_disabled/subject.txt",
     "mail/webhook_disabled/body.txt",
     "mail/webhook_disabled/body.html",
@@ -80,6 +86,7 @@ const TEMPLATES: &[(&str, &str)] = templates!(
     "admin/campaign_import.html",
     "admin/changes.html",
     "admin/webhooks.html",
+    "admin/updates.html",
     "admin/upload.html",
     "admin/dry_run.html",
     "admin/people.html",
@@ -537,6 +544,88 @@ pub fn heads_up_mail(campaign: &Campaign, invitation: &Invitation, signer: &str,
             t => strings.all(),
             greeting => greeting(&strings, invitation),
             intro,
+            unsubscribe_url => links.unsubscribe(&invitation.token),
+            sender_name => signer,
+            company => campaign.company,
+        },
+    )
+}
+
+/// One run of a written text: plain, or a link (shown as written, pointing at `url`).
+#[derive(Debug, Serialize)]
+struct TextPart {
+    text: String,
+    url: Option<String>,
+}
+
+/// A plain text someone wrote as paragraphs (split at blank lines) for the HTML part, and the
+/// text part with every `https://` address replaced by `link(address)`.
+fn written_text(body: &str, link: impl Fn(&str) -> String) -> (Vec<Vec<TextPart>>, String) {
+    let mut paragraphs = Vec::new();
+    let mut text_parts = Vec::new();
+    for paragraph in body.split("\n\n").map(str::trim).filter(|p| !p.is_empty()) {
+        let mut parts = Vec::new();
+        let mut text = String::new();
+        let mut at = 0;
+        for (start, end) in closeloop_core::updates::link_spans(paragraph) {
+            let url = link(&paragraph[start..end]);
+            parts.push(TextPart { text: paragraph[at..start].to_owned(), url: None });
+            parts.push(TextPart { text: paragraph[start..end].to_owned(), url: Some(url.clone()) });
+            text.push_str(&paragraph[at..start]);
+            text.push_str(&url);
+            at = end;
+        }
+        parts.push(TextPart { text: paragraph[at..].to_owned(), url: None });
+        text.push_str(&paragraph[at..]);
+        parts.retain(|p| !p.text.is_empty());
+        paragraphs.push(parts);
+        text_parts.push(text);
+    }
+    (paragraphs, text_parts.join("\n\n"))
+}
+
+/// "You said, we did": the update's text in the person's language (else the campaign's first),
+/// every link in it tracked (`/n/…`), signed by the sender. No tracking pixel: only clicks count.
+pub fn update_mail(campaign: &Campaign, invitation: &Invitation, update: &closeloop_core::updates::CampaignUpdate, links: &Links) -> Result<RenderedMail, RenderError> {
+    let Some((locale, written)) = update.text_for(invitation.locale) else {
+        return Err(RenderError { template: "mail/update".into(), source: minijinja::Error::new(minijinja::ErrorKind::UndefinedError, "the update has no text") });
+    };
+    let mut reader = invitation.clone();
+    reader.locale = locale;
+    let strings = campaign_strings(campaign, &reader);
+    let (paragraphs, text_body) = written_text(&written.body, |url| match update.link_index(url) {
+        Some(index) => links.update_link(&invitation.token, &update.id, index),
+        None => url.to_owned(),
+    });
+    mail(
+        MessageKind::Update,
+        context! {
+            lang => locale.code(),
+            t => strings.all(),
+            greeting => greeting(&strings, &reader),
+            subject => written.subject,
+            paragraphs,
+            text_body,
+            unsubscribe_url => links.unsubscribe(&invitation.token),
+            sender_name => campaign.sender_name,
+            company => campaign.company,
+        },
+    )
+}
+
+/// The owner's personal follow-up on closing a case: what they wrote, signed with their name.
+/// Its links are shown as written: it is a personal note, not a campaign mail.
+pub fn case_follow_up_mail(campaign: &Campaign, invitation: &Invitation, message: &str, signer: &str, links: &Links) -> Result<RenderedMail, RenderError> {
+    let strings = campaign_strings(campaign, invitation);
+    let (paragraphs, text_body) = written_text(message, str::to_owned);
+    mail(
+        MessageKind::CaseFollowUp,
+        context! {
+            lang => invitation.locale.code(),
+            t => strings.all(),
+            greeting => greeting(&strings, invitation),
+            paragraphs,
+            text_body,
             unsubscribe_url => links.unsubscribe(&invitation.token),
             sender_name => signer,
             company => campaign.company,

@@ -581,3 +581,171 @@ pub fn webhooks_page(
         &WebhooksPage { title: format!("{}: webhooks", campaign.name), viewer, nav: Nav::of(campaign, "webhooks"), endpoints, deliveries, more, redelivered },
     )
 }
+
+// "You said, we did": the composer, its preview and the updates sent.
+
+/// One language's subject and text as typed.
+#[derive(Debug, Clone, Serialize)]
+pub struct ComposerText {
+    pub locale: &'static str,
+    pub subject: String,
+    pub body: String,
+}
+
+/// A checkbox of the audience.
+#[derive(Debug, Clone, Serialize)]
+pub struct Choice {
+    pub name: String,
+    pub label: String,
+    pub checked: bool,
+}
+
+/// The composer as typed (or blank): its draft id, one text per campaign language, the audience.
+#[derive(Debug, Clone, Serialize)]
+pub struct Composer {
+    pub id: String,
+    pub texts: Vec<ComposerText>,
+    pub groups: Vec<Choice>,
+    pub themes: Vec<Choice>,
+    pub segments: Vec<Choice>,
+    pub non_respondents: bool,
+}
+
+/// A preview of one language's mail.
+#[derive(Debug, Serialize)]
+pub struct UpdateMailPreview {
+    pub locale: &'static str,
+    pub note: Option<String>,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// What the preview shows before sending: who it reaches, who it leaves out and why, and the mail.
+#[derive(Debug)]
+pub struct UpdatePreview {
+    pub count: closeloop_core::updates::AudienceCount,
+    /// False when only the first pages were counted (the Worker's request limits).
+    pub complete: bool,
+    pub mails: Vec<UpdateMailPreview>,
+}
+
+#[derive(Debug, Serialize)]
+struct ExclusionView {
+    reason: &'static str,
+    count: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct PreviewView<'a> {
+    reached: u64,
+    respondents: u64,
+    complete: bool,
+    excluded: Vec<ExclusionView>,
+    excluded_total: u64,
+    mails: &'a [UpdateMailPreview],
+}
+
+#[derive(Debug, Serialize)]
+struct LinkClicks {
+    url: String,
+    clickers: i64,
+}
+
+#[derive(Debug, Serialize)]
+struct SentUpdateView {
+    id: String,
+    subject: String,
+    author: String,
+    created_at: String,
+    audience: String,
+    planned: u64,
+    sent: u64,
+    excluded: u64,
+    failed: u64,
+    state: String,
+    links: Vec<LinkClicks>,
+}
+
+#[derive(Debug, Serialize)]
+struct UpdatesPage<'a> {
+    title: String,
+    viewer: &'a Viewer,
+    #[serde(flatten)]
+    nav: Nav<'a>,
+    composer: &'a Composer,
+    problems: Vec<String>,
+    preview: Option<PreviewView<'a>>,
+    updates: Vec<SentUpdateView>,
+    notice: Option<&'a str>,
+}
+
+/// The "you said, we did" page: updates sent (with progress and clicks per link, times in the
+/// reader's zone), then the composer, and after "Preview" the audience count with its
+/// exclusions by reason and each language's mail.
+pub fn updates_page(
+    viewer: &Viewer,
+    campaign: &Campaign,
+    composer: &Composer,
+    problems: &[closeloop_core::updates::UpdateProblem],
+    preview: Option<&UpdatePreview>,
+    updates: &[(closeloop_core::updates::CampaignUpdate, closeloop_core::counters::Fields)],
+    notice: Option<&str>,
+) -> Result<String, RenderError> {
+    use closeloop_core::updates::{link_field, Exclusion};
+    let zone = viewer.zone_for(campaign);
+    let preview = preview.map(|p| PreviewView {
+        reached: p.count.reached,
+        respondents: p.count.respondents,
+        complete: p.complete,
+        excluded: Exclusion::ALL.iter().map(|e| ExclusionView { reason: e.label(), count: p.count.excluded.get(e).copied().unwrap_or(0) }).collect(),
+        excluded_total: p.count.excluded_total(),
+        mails: &p.mails,
+    });
+    let updates = updates
+        .iter()
+        .map(|(u, clicks)| SentUpdateView {
+            id: u.id.to_string(),
+            subject: u.text_for(campaign.locales[0]).map(|(_, t)| t.subject.clone()).unwrap_or_default(),
+            author: u.author.clone(),
+            created_at: u.created_at.display_in(&zone),
+            audience: u.audience.describe(),
+            planned: u.planned.reached,
+            sent: u.progress.sent,
+            excluded: u.progress.excluded.values().sum(),
+            failed: u.progress.failed,
+            state: match u.progress.finished_at {
+                Some(at) => format!("sent, finished {}", at.display_in(&zone)),
+                None => "going out".to_owned(),
+            },
+            links: u.links.iter().enumerate().map(|(i, url)| LinkClicks { url: url.clone(), clickers: clicks.get(&link_field(i)).copied().unwrap_or(0) }).collect(),
+        })
+        .collect();
+    render_admin(
+        "admin/updates.html",
+        &UpdatesPage {
+            title: format!("{}: you said, we did", campaign.name),
+            viewer,
+            nav: Nav::of(campaign, "updates"),
+            composer,
+            problems: problems.iter().map(problem_line).collect(),
+            preview,
+            updates,
+            notice,
+        },
+    )
+}
+
+/// A composer problem as the page says it: which field (and language), then what is wrong.
+fn problem_line(problem: &closeloop_core::updates::UpdateProblem) -> String {
+    let field = match problem.field.split_once('_') {
+        Some(("subject", code)) => format!("Subject ({code})"),
+        Some(("body", code)) => format!("Text ({code})"),
+        _ => match problem.field.as_str() {
+            "themes" => "Themes".to_owned(),
+            "links" => "Links".to_owned(),
+            other => other.to_owned(),
+        },
+    };
+    format!("{field}: {}", problem.message)
+}

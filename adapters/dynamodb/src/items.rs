@@ -435,6 +435,11 @@ pub fn case_body(case: &FollowUpCase) -> Result<AttributeValue, StoreError> {
 }
 
 /// A campaign's webhook deliveries (`D#{id}`: ids sort by time) and endpoint health (`E#{key}`).
+/// A campaign's "you said, we did" updates: `U#{id}`, with the progress in its own attribute.
+pub fn updates_pk(campaign: &closeloop_core::campaign::CampaignId) -> String {
+    format!("UPDATES#{}", campaign.as_str())
+}
+
 pub fn webhooks_pk(campaign: &closeloop_core::campaign::CampaignId) -> String {
     format!("WEBHOOKS#{}", campaign.as_str())
 }

@@ -617,6 +617,13 @@ impl DynamoStore {
     }
 }
 
+/// An update with the progress kept beside it (the body's own is the one it was created with).
+fn stored_update(item: &HashMap<String, AttributeValue>) -> Result<closeloop_core::updates::CampaignUpdate, StoreError> {
+    let mut update: closeloop_core::updates::CampaignUpdate = body(item)?;
+    update.progress = serde_json::from_str(get_s(item, "progress")?).map_err(StoreError::corrupt)?;
+    Ok(update)
+}
+
 fn status_item(campaign: &CampaignId, status: &closeloop_core::lifecycle::CampaignStatus) -> Result<HashMap<String, AttributeValue>, StoreError> {
     Ok(HashMap::from([
         ("pk".to_owned(), s(campaign_partition(campaign))),
@@ -1499,6 +1506,68 @@ impl Store for DynamoStore {
             ("body".to_owned(), s(serde_json::to_string(health).map_err(StoreError::corrupt)?)),
         ]);
         self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn create_update(&self, update: &closeloop_core::updates::CampaignUpdate) -> Result<bool, StoreError> {
+        let item = HashMap::from([
+            ("pk".to_owned(), s(updates_pk(&update.campaign_id))),
+            ("sk".to_owned(), s(format!("U#{}", update.id))),
+            ("body".to_owned(), s(serde_json::to_string(update).map_err(StoreError::corrupt)?)),
+            ("progress".to_owned(), s(serde_json::to_string(&update.progress).map_err(StoreError::corrupt)?)),
+        ]);
+        self.put_if(item, "attribute_not_exists(pk)").await
+    }
+
+    async fn update(&self, campaign: &CampaignId, id: &closeloop_core::updates::UpdateId) -> Result<Option<closeloop_core::updates::CampaignUpdate>, StoreError> {
+        self.get(updates_pk(campaign), &format!("U#{id}")).await?.as_ref().map(stored_update).transpose()
+    }
+
+    async fn updates(&self, campaign: &CampaignId, limit: usize) -> Result<Vec<closeloop_core::updates::CampaignUpdate>, StoreError> {
+        // A campaign has a few updates, not thousands: all of them, newest first.
+        let items = self.query_all(None, "pk = :p AND begins_with(sk, :u)", vec![(":p", s(updates_pk(campaign))), (":u", s("U#"))], None).await?;
+        let mut updates = items.iter().map(stored_update).collect::<Result<Vec<_>, _>>()?;
+        updates.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id)));
+        updates.truncate(limit);
+        Ok(updates)
+    }
+
+    async fn save_update_progress(
+        &self,
+        campaign: &CampaignId,
+        id: &closeloop_core::updates::UpdateId,
+        progress: &closeloop_core::updates::UpdateProgress,
+    ) -> Result<(), StoreError> {
+        let progress = serde_json::to_string(progress).map_err(StoreError::corrupt)?;
+        self.update_unless_done(
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(updates_pk(campaign)))
+                .key("sk", s(format!("U#{id}")))
+                .update_expression("SET progress = :p")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":p", s(progress)),
+        )
+        .await
+    }
+
+    async fn record_contact(&self, keys: &[ContactKey], at: Timestamp) -> Result<(), StoreError> {
+        // The throttle's own item (`LAST`), moved forward only: an invitation's transaction
+        // checks it as it checks an earlier invitation.
+        for key in keys {
+            self.update_unless_done(
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key("pk", s(contact_pk(key)))
+                    .key("sk", s(LAST_INVITED_SK))
+                    .update_expression("SET invited_at = :at")
+                    .condition_expression("attribute_not_exists(invited_at) OR invited_at < :at")
+                    .expression_attribute_values(":at", n(at.millis())),
+            )
+            .await?;
+        }
         Ok(())
     }
 

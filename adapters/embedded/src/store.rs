@@ -109,6 +109,17 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries(next_at) WHERE next_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS webhook_deliveries_log ON webhook_deliveries(campaign_id, created_at);
+-- "You said, we did": one row per update; `progress` is written by its sender alone.
+CREATE TABLE IF NOT EXISTS campaign_updates (
+    campaign_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    progress TEXT NOT NULL,
+    PRIMARY KEY (campaign_id, id)
+) WITHOUT ROWID;
+-- Messages besides invitations that count toward the throttle window (an update): the latest per key.
+CREATE TABLE IF NOT EXISTS contact_touches (contact_key TEXT PRIMARY KEY, touched_at INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS webhook_endpoints (campaign_id TEXT NOT NULL, endpoint TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (campaign_id, endpoint)) WITHOUT ROWID;
 -- The audit log is append-only: the file itself refuses a change or a removal.
 CREATE TABLE IF NOT EXISTS audit_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, body TEXT NOT NULL);
@@ -155,6 +166,13 @@ fn corrupt(e: serde_json::Error) -> StoreError {
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(corrupt)
+}
+
+/// An update with the progress kept beside it (the body's own is the one it was created with).
+fn stored_update(body: &str, progress: &str) -> Result<closeloop_core::updates::CampaignUpdate, StoreError> {
+    let mut update: closeloop_core::updates::CampaignUpdate = from_json(body)?;
+    update.progress = from_json(progress)?;
+    Ok(update)
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, StoreError> {
@@ -504,10 +522,17 @@ impl Store for SqliteStore {
     async fn append_event(&self, change: &closeloop_core::changes::Change) -> Result<bool, StoreError> {
         let event = change.event.clone();
         let kind = to_json(&event.kind)?;
+        let (campaign, deltas) = (change.campaign.as_str().to_owned(), change.deltas.clone());
         self.write("append_event", move |conn| {
-            let added = conn
+            // The deltas with the event, in one transaction, and only the first time.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            let added = tx
                 .execute("INSERT OR IGNORE INTO events (id, at, body) VALUES (?1, ?2, ?3)", params![event.id, event.at.millis(), kind])
                 .map_err(unavailable)?;
+            if added == 1 && !deltas.is_empty() {
+                apply_counters(&tx, &campaign, &deltas)?;
+            }
+            tx.commit().map_err(unavailable)?;
             Ok(added == 1)
         })
         .await
@@ -560,7 +585,10 @@ impl Store for SqliteStore {
             {
                 let mut suppressed = tx.prepare_cached("SELECT 1 FROM suppressions WHERE contact_key = ?1").map_err(unavailable)?;
                 let mut recent = tx
-                    .prepare_cached("SELECT 1 FROM contact_invitations WHERE contact_key = ?1 AND invited_at >= ?2 LIMIT 1")
+                    .prepare_cached(
+                        "SELECT 1 FROM contact_invitations WHERE contact_key = ?1 AND invited_at >= ?2
+                         UNION ALL SELECT 1 FROM contact_touches WHERE contact_key = ?1 AND touched_at >= ?2 LIMIT 1",
+                    )
                     .map_err(unavailable)?;
                 let mut insert = tx
                     .prepare_cached(
@@ -869,7 +897,12 @@ impl Store for SqliteStore {
         let keys: Vec<ContactKey> = keys.to_vec();
         self.read("last_invited", move |conn| {
             // `contact_invitations_latest` answers each key with one index seek.
-            let mut stmt = conn.prepare_cached("SELECT MAX(invited_at) FROM contact_invitations WHERE contact_key = ?1").map_err(unavailable)?;
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT MAX(at) FROM (SELECT MAX(invited_at) AS at FROM contact_invitations WHERE contact_key = ?1
+                     UNION ALL SELECT touched_at FROM contact_touches WHERE contact_key = ?1)",
+                )
+                .map_err(unavailable)?;
             let mut last = std::collections::HashMap::new();
             for key in keys {
                 let at: Option<i64> = stmt.query_row([key.as_str()], |r| r.get(0)).map_err(unavailable)?;
@@ -1467,6 +1500,80 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn create_update(&self, update: &closeloop_core::updates::CampaignUpdate) -> Result<bool, StoreError> {
+        let (campaign, id, at) = (update.campaign_id.as_str().to_owned(), update.id.as_str().to_owned(), update.created_at.millis());
+        let (body, progress) = (to_json(update)?, to_json(&update.progress)?);
+        self.write("create_update", move |conn| {
+            let added = conn
+                .execute(
+                    "INSERT OR IGNORE INTO campaign_updates (campaign_id, id, created_at, body, progress) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![campaign, id, at, body, progress],
+                )
+                .map_err(unavailable)?;
+            Ok(added == 1)
+        })
+        .await
+    }
+
+    async fn update(&self, campaign: &CampaignId, id: &closeloop_core::updates::UpdateId) -> Result<Option<closeloop_core::updates::CampaignUpdate>, StoreError> {
+        let (campaign, id) = (campaign.as_str().to_owned(), id.as_str().to_owned());
+        self.read("update", move |conn| {
+            let row: Option<(String, String)> = conn
+                .prepare_cached("SELECT body, progress FROM campaign_updates WHERE campaign_id = ?1 AND id = ?2")
+                .and_then(|mut s| s.query_row(params![campaign, id], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+                .map_err(unavailable)?;
+            row.map(|(body, progress)| stored_update(&body, &progress)).transpose()
+        })
+        .await
+    }
+
+    async fn updates(&self, campaign: &CampaignId, limit: usize) -> Result<Vec<closeloop_core::updates::CampaignUpdate>, StoreError> {
+        let campaign = campaign.as_str().to_owned();
+        self.read("updates", move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT body, progress FROM campaign_updates WHERE campaign_id = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2")
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map(params![campaign, limit as i64], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .map_err(unavailable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?;
+            rows.iter().map(|(body, progress)| stored_update(body, progress)).collect()
+        })
+        .await
+    }
+
+    async fn save_update_progress(
+        &self,
+        campaign: &CampaignId,
+        id: &closeloop_core::updates::UpdateId,
+        progress: &closeloop_core::updates::UpdateProgress,
+    ) -> Result<(), StoreError> {
+        let (campaign, id, progress) = (campaign.as_str().to_owned(), id.as_str().to_owned(), to_json(progress)?);
+        self.write("save_update_progress", move |conn| {
+            conn.execute("UPDATE campaign_updates SET progress = ?3 WHERE campaign_id = ?1 AND id = ?2", params![campaign, id, progress]).map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn record_contact(&self, keys: &[ContactKey], at: Timestamp) -> Result<(), StoreError> {
+        let keys = keys.to_vec();
+        self.write("record_contact", move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            for key in &keys {
+                tx.execute(
+                    "INSERT INTO contact_touches (contact_key, touched_at) VALUES (?1, ?2)
+                     ON CONFLICT(contact_key) DO UPDATE SET touched_at = MAX(touched_at, excluded.touched_at)",
+                    params![key.as_str(), at.millis()],
+                )
+                .map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
     async fn erasure_key(&self) -> Result<ErasureKey, StoreError> {
         Ok((*self.erasure).clone())
     }
@@ -1652,6 +1759,7 @@ impl Store for SqliteStore {
                     .map_err(unavailable)?;
                 tx.execute("DELETE FROM suppressions WHERE contact_key = ?1", [key.as_str()]).map_err(unavailable)?;
                 tx.execute("DELETE FROM contact_invitations WHERE contact_key = ?1", [key.as_str()]).map_err(unavailable)?;
+                tx.execute("DELETE FROM contact_touches WHERE contact_key = ?1", [key.as_str()]).map_err(unavailable)?;
             }
             tx.commit().map_err(unavailable)?;
             Ok(added)

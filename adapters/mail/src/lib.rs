@@ -114,6 +114,14 @@ pub fn build(mail: &OutgoingMail, date: Timestamp) -> Result<Vec<u8>, BuildError
     }
     for (name, value) in &mail.headers {
         let name: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+        if name.eq_ignore_ascii_case("Reply-To") {
+            // One plain address only (an owner's): never a list, so it cannot add recipients.
+            let address = addr_spec(value);
+            if address.contains('@') && !value.contains(',') {
+                message = message.reply_to(mailbox(None, &address));
+            }
+            continue;
+        }
         if name.is_empty() || name.eq_ignore_ascii_case(SEND_KEY_HEADER) || OWN_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
             continue;
         }

@@ -232,6 +232,8 @@ mod people;
 pub use people::{erase_person, json_download as people_json_response, people, people_json};
 mod upload;
 pub use upload::{dry_run, launch_upload, upload, upload_form};
+mod updates;
+pub use updates::{post_update, updates_form};
 mod workspace;
 pub use workspace::{campaign_changes, campaign_webhooks, redeliver_webhook, create_campaign, edit_campaign_form, import_campaign, import_campaign_form, new_campaign_form, update_campaign};
 
@@ -731,10 +733,33 @@ pub async fn close_case(State(state): State<AppState>, Path((campaign, invitatio
             &format!("Say how the case ended, in at most {MAX_OUTCOME_CHARS} characters."),
         );
     }
-    let closure = CaseClosure { by: account.name.clone(), at: state.services.clock.now(), outcome: outcome.to_owned() };
+    let follow_up = form.get("follow_up").map(|t| closeloop_core::clean::comment(t).trim().to_owned()).filter(|t| !t.is_empty());
+    if follow_up.as_ref().is_some_and(|t| t.chars().count() > closeloop_core::model::MAX_FOLLOW_UP_CHARS) {
+        return message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(&viewer),
+            "The case was not closed",
+            &format!("A personal follow-up is at most {} characters. Go back to keep what you typed.", closeloop_core::model::MAX_FOLLOW_UP_CHARS),
+        );
+    }
+    let closure = CaseClosure { by: account.name.clone(), at: state.services.clock.now(), outcome: outcome.to_owned(), follow_up };
     match state.services.store.close_case(&id, &closure).await {
         Ok(true) => {
             audit_or_log(&state, &account.name, &state.client_of(&headers), AuditAction::CaseClosed, &id.0).await;
+            if closure.follow_up.is_some() {
+                // The reactions have the mailer: one request event, named by the case, so once.
+                let request = format!("case-follow-up-{}", id.0);
+                let event = closeloop_core::model::Event { id: request, at: closure.at, kind: closeloop_core::model::EventKind::CaseFollowUpRequested { invitation_id: id.clone() } };
+                let campaign_id = closeloop_core::CampaignId::parse(&campaign).ok();
+                let asked = match campaign_id {
+                    Some(c) => state.services.store.append_event(&closeloop_core::changes::Change { event, campaign: c, deltas: Default::default() }).await.map(|_| ()),
+                    None => Ok(()),
+                };
+                if let Err(e) = asked {
+                    log_error!("the follow-up's request was not written: {e}");
+                    return message(StatusCode::SERVICE_UNAVAILABLE, Some(&viewer), "Closed, but the follow-up was not sent", "The case is closed with its outcome. The personal follow-up could not be queued: write to the respondent directly.");
+                }
+            }
             // The case is closed either way; a lost webhook is logged, not the closing's failure.
             if let Err(e) = queue_case_closed(&state, &campaign, &id, closure.at).await {
                 log_error!("queueing the case.closed webhook failed: {e}");
