@@ -375,3 +375,75 @@ test('an admin looks a person up, reads everything held about them, and erases t
   const refused = await viewer.page.goto(`${base}/admin/people?email=karl.oberg%40example.se`);
   assert.equal(refused.status(), 403, 'only admins look people up');
 });
+
+test('an editor composes "you said, we did", previews it per language with its audience, and sends it once', async () => {
+  const { page, foreign } = await signedIn(tokens.editor);
+  await page.goto(`${base}/admin/c/${CAMPAIGN}/updates`);
+  // Detractors who wrote about waiting: Åsa alone.
+  await page.fill('#subject_sv', 'Ni sa, vi gjorde');
+  await page.fill('#body_sv', 'Ni sa att ni fick vänta. Nu lagar vi de flesta cyklar samma dag: https://nordhavn.example/nyheter.');
+  await page.fill('#subject_en', 'You said, we did');
+  await page.fill('#body_en', 'You said you had to wait. We now fix most bikes the same day: https://nordhavn.example/news.');
+  await page.check('input[name=group_detractor]');
+  await page.check('label:has-text("waiting") input');
+  await Promise.all([page.waitForLoadState('load'), page.click('button[value=preview]')]);
+  assert.match(await page.textContent('#audience-count'), /Reaches 1 \(1 who answered\)/);
+  const exclusions = await page.textContent('#exclusions');
+  assert.match(exclusions, /unsubscribed, bounced or complained/);
+  assert.match(exclusions, /no email address \(SMS only\)/);
+  // One preview per campaign language; Danish has no text of its own and says so.
+  const previews = await page.locator('section.preview').allTextContents();
+  assert.equal(previews.length, 3, previews.join('\n'));
+  assert.ok(previews.some((p) => p.includes('In da') && p.includes('No text in da')), 'the fallback is named');
+  const svMail = await page.locator('iframe[title="Update mail in sv, HTML"]').getAttribute('srcdoc');
+  assert.match(svMail, /Ni sa att ni fick vänta/);
+  assert.match(svMail, /\/n\/[A-Za-z0-9]{22}\/upd_[0-9a-f]{16}\/\d/, 'its link is tracked');
+  assert.doesNotMatch(svMail, /<img/, 'no pixel');
+  await page.screenshot({ path: join(artifacts, 'updates-preview.png'), fullPage: true });
+
+  // With those who did not answer, it reaches more; the send says how many.
+  await page.check('input[name=non_respondents]');
+  await Promise.all([page.waitForLoadState('load'), page.click('button[value=preview]')]);
+  const reached = Number((await page.textContent('#audience-count')).match(/Reaches (\d+)/)[1]);
+  assert.ok(reached > 1, `non-respondents join: ${reached}`);
+  await page.uncheck('input[name=non_respondents]');
+  await Promise.all([page.waitForLoadState('load'), page.click('button[value=preview]')]);
+  const form = await page.evaluate(() => new URLSearchParams(new FormData(document.querySelector('#composer'))).toString());
+  await Promise.all([page.waitForURL(/updates\?sent=upd_/), page.click('#send-update')]);
+  assert.match(await page.textContent('#update-notice'), /Sent/);
+
+  let mails = [];
+  for (let i = 0; i < 50 && mails.length === 0; i++) {
+    mails = (await outbox()).filter((m) => m.kind === 'update');
+    if (mails.length === 0) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(mails.length, 1, 'one mail: Åsa');
+  assert.match(mails[0].subject, /Ni sa, vi gjorde/, 'in her language');
+  const tracked = mails[0].text.match(/http:\/\/127\.0\.0\.1:\d+\/n\/[A-Za-z0-9]{22}\/upd_[0-9a-f]{16}\/\d/)[0];
+  const hop = await fetch(tracked, { redirect: 'manual' });
+  assert.equal(hop.status, 303);
+  const go = await fetch(new URL(hop.headers.get('location'), tracked), { redirect: 'manual' });
+  assert.equal(go.status, 302);
+  assert.equal(go.headers.get('location'), 'https://nordhavn.example/nyheter', 'on to the address written');
+  await page.reload();
+  const sent = await page.textContent('main');
+  assert.match(sent, /nordhavn\.example\/nyheter: 1/, 'the click is counted');
+
+  // The same form posted again (a double click, a back button) is the same update.
+  const again = await page.request.post(`${base}/admin/c/${CAMPAIGN}/updates`, {
+    headers: { 'content-type': 'application/x-www-form-urlencoded', origin: base },
+    data: `${form}&action=send`,
+    maxRedirects: 0,
+  });
+  assert.equal(again.status(), 303);
+  await new Promise((r) => setTimeout(r, 700));
+  assert.equal((await outbox()).filter((m) => m.kind === 'update').length, 1, 'once per person');
+  await page.reload();
+  assert.equal(await page.locator('table tr[id^=upd_]').count(), 1, 'one update listed');
+  assert.deepEqual(await axeViolations(`${base}/admin/c/${CAMPAIGN}/updates`, async (p) => {
+    await p.goto(`${base}/admin/sign-in`);
+    await p.fill('#token', tokens.editor);
+    await Promise.all([p.waitForURL(`${base}/admin`), p.click('button[type=submit]')]);
+  }), []);
+  assert.deepEqual(foreign, [], 'no external requests');
+});
