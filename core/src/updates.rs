@@ -323,6 +323,11 @@ impl CampaignUpdate {
                 }
             }
         }
+        // A link goes into a Location header: its address must be ASCII there. The path is
+        // percent-encoded when redirecting; a domain must be written in its ASCII form.
+        if links.iter().any(|l| !l["https://".len()..].split(['/', '?', '#']).next().unwrap_or_default().is_ascii()) {
+            problem("links".into(), "write a link's domain in its ASCII (xn--) form");
+        }
         if links.len() > MAX_LINKS {
             problem("links".into(), &format!("at most {MAX_LINKS} different links"));
         }
@@ -380,6 +385,20 @@ pub fn link_spans(text: &str) -> Vec<(usize, usize)> {
         from = end.max(start + 1);
     }
     spans
+}
+
+/// A link as a Location header holds it: every byte outside printable ASCII percent-encoded
+/// (an address written with å or ü in its path).
+pub fn location_of(link: &str) -> String {
+    let mut out = String::with_capacity(link.len());
+    for byte in link.bytes() {
+        if byte.is_ascii_graphic() {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 pub fn links_in(text: &str) -> Vec<String> {
@@ -466,6 +485,18 @@ mod tests {
         let theme = UpdateAudience { themes: BTreeSet::from(["no such theme".to_owned()]), ..Default::default() };
         let unknown = CampaignUpdate::compose(id, &campaign, "anna", T0, BTreeMap::from([(first, text("s", "b"))]), theme).unwrap_err();
         assert!(unknown.iter().any(|p| p.field == "themes"));
+    }
+
+    #[test]
+    fn a_link_with_letters_beyond_ascii_is_percent_encoded_for_its_redirect_and_its_domain_must_be_ascii() {
+        assert_eq!(location_of("https://exempel.se/nyheter/höst"), "https://exempel.se/nyheter/h%C3%B6st");
+        let campaign = sample_campaign();
+        let first = campaign.locales[0];
+        let id = UpdateId::new(&campaign.id, "a", T0);
+        let path = CampaignUpdate::compose(id.clone(), &campaign, "a", T0, BTreeMap::from([(first, text("s", "https://exempel.se/höst"))]), UpdateAudience::default());
+        assert!(path.is_ok());
+        let domain = CampaignUpdate::compose(id, &campaign, "a", T0, BTreeMap::from([(first, text("s", "https://exämpel.se/x"))]), UpdateAudience::default()).unwrap_err();
+        assert!(domain.iter().any(|p| p.field == "links"));
     }
 
     #[test]

@@ -368,7 +368,7 @@ pub async fn update_redirect(State(state): State<AppState>, method: Method, Path
             log_error!("update click not recorded: {e}");
         }
     }
-    (StatusCode::FOUND, [(header::LOCATION, target.as_str())]).into_response()
+    (StatusCode::FOUND, [(header::LOCATION, closeloop_core::updates::location_of(target))]).into_response()
 }
 
 pub async fn unsubscribe_form(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Response {

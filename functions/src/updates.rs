@@ -21,6 +21,24 @@ pub const SENT_PER_REQUEST: usize = 400;
 /// Sent per schedule run, over every update that is still going out.
 pub const SENT_PER_RUN: usize = 4000;
 
+/// Of a page's rows, the unanswered invitations that never went out (held, waiting for their
+/// send time, or cancelled through the API): nobody's audience, since they were never asked.
+/// One read of their send claims.
+async fn never_sent(store: &dyn closeloop_core::ports::Store, rows: &[closeloop_core::ports::InvitationRow]) -> Result<HashSet<InvitationId>, FunctionError> {
+    let unanswered: Vec<&InvitationId> = rows.iter().filter(|r| r.answer.is_none() && r.invitation.erased_at.is_none()).map(|r| &r.invitation.id).collect();
+    if unanswered.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let keys: Vec<String> = unanswered.iter().flat_map(|id| [format!("invitation:{id}"), format!("cancelled:{id}")]).collect();
+    let claims = store.send_claims(&keys).await?;
+    Ok(unanswered
+        .into_iter()
+        .zip(claims.chunks(2))
+        .filter(|(_, claim)| claim.first().is_none_or(Option::is_none) || claim.get(1).is_some_and(Option::is_some))
+        .map(|(id, _)| id.clone())
+        .collect())
+}
+
 /// How many an audience reaches and leaves out, read from every row of the campaign, or from
 /// the first `max_pages` pages (then `false`: the count is a lower bound). The Worker passes a
 /// page limit: each page is a subrequest.
@@ -30,7 +48,8 @@ pub async fn count_audience(store: &dyn closeloop_core::ports::Store, campaign: 
     let mut pages = 0;
     loop {
         let page = store.rows_page(RowQuery { after: after.as_ref(), ..RowQuery::campaign(&campaign.id, PAGE) }).await?;
-        for row in &page.rows {
+        let unsent = if audience.non_respondents { never_sent(store, &page.rows).await? } else { HashSet::new() };
+        for row in page.rows.iter().filter(|r| !unsent.contains(&r.invitation.id)) {
             counter.add(audience, campaign, row);
         }
         pages += 1;
@@ -59,11 +78,21 @@ pub async fn send_update(services: &Services, campaign: &Campaign, update: &Camp
     loop {
         let after = progress.cursor.as_deref().map(RowCursor::parse).transpose().map_err(|e| FunctionError::Missing(format!("the update's place in its campaign ({e})")))?;
         let page = services.store.rows_page(RowQuery { after: after.as_ref(), ..RowQuery::campaign(&campaign.id, PAGE) }).await?;
+        let unsent = if update.audience.non_respondents { never_sent(services.store.as_ref(), &page.rows).await? } else { HashSet::new() };
+        let rows: Vec<&closeloop_core::ports::InvitationRow> = page.rows.iter().filter(|r| !unsent.contains(&r.invitation.id)).collect();
+        // The suppression list itself, not only the rows' marks: on AWS a fresh unsubscribe marks
+        // its invitations only when the stream gets to it.
+        let people: Vec<Vec<ContactKey>> = rows.iter().map(|r| r.invitation.contact.keys()).collect();
+        let suppressed = services.store.are_suppressed(&people).await?;
         let mut keys_in_page = HashSet::new();
         let mut mails = Vec::new();
         let mut reached: Vec<Vec<ContactKey>> = Vec::new();
-        for row in &page.rows {
-            match update.audience.select(campaign, row) {
+        for (row, suppressed_now) in rows.into_iter().zip(suppressed) {
+            let selection = match update.audience.select(campaign, row) {
+                Selection::Included(_) if suppressed_now => Selection::Excluded(Exclusion::Suppressed),
+                other => other,
+            };
+            match selection {
                 Selection::Outside => {}
                 Selection::Excluded(why) => *progress.excluded.entry(why).or_default() += 1,
                 Selection::Included(address) => {

@@ -76,16 +76,24 @@ async fn an_update_reaches_each_chosen_person_once_and_leaves_out_the_unsubscrib
           ;+46701234567;Dan;retail;en\n\
           eve@example.se;;Eve;retail;en\n\
           fay@example.se;;Fay;retail;en\n\
-          gus@example.se;;Gus;business;en\n",
+          gus@example.se;;Gus;business;en\n\
+          hal@example.se;;Hal;retail;en\n",
     )
     .await
     .unwrap();
+    // Hal's invitation is cancelled through the API before it goes (its two marks, as
+    // `DELETE /api/v1/invitations/{id}` leaves them): he was never asked, so no update either.
+    let hal = by_email(&rows(&local, &c).await, "hal@example.se")[0].id.clone();
+    for mark in [format!("invitation:{hal}"), format!("cancelled:{hal}")] {
+        local.store.claim_send(&mark, local.clock.now()).await.unwrap();
+    }
     // Åsa is invited a second time later (the campaign allows it): one person, two invitations.
     local.clock.set(T0.plus_hours(1));
     launch::launch(&local.services, &c, b"email;first_name;segment\nasa@example.se;Asa;retail\n").await.unwrap();
     dispatch::dispatch_pending(&local.services).await.unwrap();
     let all = rows(&local, &c).await;
-    assert_eq!(all.len(), 8);
+    assert_eq!(all.len(), 9);
+
     for (email, score, comment) in [
         ("asa@example.se", 2, "The repair was slow"),
         ("bo@example.se", 3, "Too slow"),
@@ -111,7 +119,7 @@ async fn an_update_reaches_each_chosen_person_once_and_leaves_out_the_unsubscrib
     let mut update = update_for(&c, audience);
     let (count, complete) = updates::count_audience(&local.store, &c, &update.audience, None).await.unwrap();
     assert!(complete);
-    assert_eq!(count.reached, 2, "Åsa (a detractor on waiting) and Fay (no answer): {count:?}");
+    assert_eq!(count.reached, 2, "Åsa (a detractor on waiting) and Fay (no answer), not Hal (cancelled): {count:?}");
     assert_eq!(count.respondents, 1);
     assert_eq!(count.excluded.get(&Exclusion::Suppressed), Some(&1), "Bo unsubscribed");
     assert_eq!(count.excluded.get(&Exclusion::Erased), Some(&1), "Cai was erased");

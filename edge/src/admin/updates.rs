@@ -169,7 +169,9 @@ pub async fn post_update(State(state): State<AppState>, Path(id): Path<String>, 
         Ok(u) => u,
         Err(problems) => return page(&state, &viewer, &campaign, StatusCode::UNPROCESSABLE_ENTITY, &composer, &problems, None, None).await,
     };
-    let (count, complete) = match closeloop_functions::updates::count_audience(state.services.store.as_ref(), &campaign, &update.audience, state.limits.row_reads).await {
+    // With non-respondents each page also reads their send claims (up to four batch reads).
+    let pages = state.limits.row_reads.map(|reads| if update.audience.non_respondents { (reads / 5).max(1) } else { reads });
+    let (count, complete) = match closeloop_functions::updates::count_audience(state.services.store.as_ref(), &campaign, &update.audience, pages).await {
         Ok(c) => c,
         Err(closeloop_functions::FunctionError::Store(e)) => return store_failed(e, &viewer),
         Err(e) => return store_failed(closeloop_core::ports::StoreError::unavailable(e), &viewer),
