@@ -20,6 +20,8 @@ pub const PAGE: usize = 200;
 pub const SENT_PER_REQUEST: usize = 400;
 /// Sent per schedule run, over every update that is still going out.
 pub const SENT_PER_RUN: usize = 4000;
+/// A campaign's newest updates the schedule looks at for one still going out.
+pub const UPDATES_LOOKED_AT: usize = 100;
 
 /// Of a page's rows, the unanswered invitations that never went out (held, waiting for their
 /// send time, or cancelled through the API): nobody's audience, since they were never asked.
@@ -153,8 +155,13 @@ pub async fn send_update(services: &Services, campaign: &Campaign, update: &Camp
 /// An update that fails is logged and left for the next run; the others go on.
 pub async fn continue_updates(services: &Services) -> Result<usize, FunctionError> {
     let mut sent = 0;
+    let statuses = crate::dispatch::CampaignCache::default();
     for campaign in services.store.campaigns().await? {
-        for update in services.store.updates(&campaign.id, 20).await? {
+        // A paused campaign sends nothing to its contacts: its updates wait for the resume.
+        if statuses.status(services, &campaign.id).await?.state_at(services.clock.now()) == closeloop_core::lifecycle::CampaignState::Paused {
+            continue;
+        }
+        for update in services.store.updates(&campaign.id, UPDATES_LOOKED_AT).await? {
             if update.is_finished() || sent >= SENT_PER_RUN {
                 continue;
             }
@@ -172,6 +179,10 @@ pub async fn start_update(services: &Services, campaign: &Campaign, update_id: &
     let Some(update) = services.store.update(&campaign.id, update_id).await? else {
         return Err(FunctionError::Missing(format!("update {update_id}")));
     };
+    let status = services.store.campaign_status(&campaign.id).await?.unwrap_or_default();
+    if status.state_at(services.clock.now()) == closeloop_core::lifecycle::CampaignState::Paused {
+        return Ok(());
+    }
     send_update(services, campaign, &update, SENT_PER_REQUEST).await.map(|_| ())
 }
 

@@ -156,13 +156,51 @@ pub struct DeliverySummary {
 
 /// Posts every delivery due at `at` (up to `limit`), signed, and stores each attempt. An
 /// endpoint no longer in its campaign, or disabled, gets nothing: its deliveries are given up.
+/// Endpoints are posted to side by side (`ENDPOINTS_AT_ONCE`), each endpoint's deliveries in
+/// turn, so one slow endpoint (up to its 10 s timeout per attempt) holds up only its own.
 pub async fn deliver_due(services: &Services, sender: &dyn WebhookSender, at: Timestamp, limit: usize) -> Result<DeliverySummary, FunctionError> {
-    let mut summary = DeliverySummary::default();
+    use futures_util::stream::{self, StreamExt, TryStreamExt};
+    let due = services.store.due_webhooks(at, limit).await?;
     let mut campaigns = Campaigns::new();
-    for delivery in services.store.due_webhooks(at, limit).await? {
-        deliver(services, sender, delivery, &mut campaigns, &mut summary).await?;
+    let mut by_endpoint: Vec<((CampaignId, String), Vec<WebhookDelivery>)> = Vec::new();
+    for delivery in due {
+        read_campaign(services, &mut campaigns, &delivery.campaign_id).await?;
+        let key = (delivery.campaign_id.clone(), delivery.endpoint.clone());
+        match by_endpoint.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, deliveries)) => deliveries.push(delivery),
+            None => by_endpoint.push((key, vec![delivery])),
+        }
     }
-    Ok(summary)
+    let campaigns = &campaigns;
+    let summaries: Vec<DeliverySummary> = stream::iter(by_endpoint.into_iter().map(|(_, deliveries)| async move {
+        let mut summary = DeliverySummary::default();
+        for delivery in deliveries {
+            deliver(services, sender, delivery, campaigns, &mut summary).await?;
+        }
+        Ok::<_, FunctionError>(summary)
+    }))
+    .buffer_unordered(ENDPOINTS_AT_ONCE)
+    .try_collect()
+    .await?;
+    Ok(summaries.into_iter().fold(DeliverySummary::default(), |mut all, s| {
+        all.delivered += s.delivered;
+        all.failed += s.failed;
+        all.gave_up += s.gave_up;
+        all.disabled += s.disabled;
+        all
+    }))
+}
+
+/// Endpoints one run posts to at the same time.
+pub const ENDPOINTS_AT_ONCE: usize = 8;
+
+/// Reads a campaign into the run's cache, once.
+async fn read_campaign(services: &Services, campaigns: &mut Campaigns, id: &CampaignId) -> Result<(), FunctionError> {
+    if !campaigns.contains_key(id) {
+        let campaign = services.store.campaign(id).await?;
+        campaigns.insert(id.clone(), campaign);
+    }
+    Ok(())
 }
 
 /// The campaigns a run of deliveries has read, each once.
@@ -184,6 +222,7 @@ pub async fn deliver_one(
     if delivery.state != DeliveryState::Pending || delivery.next_at.is_none_or(|next| next > at) {
         return Ok(Some(delivery));
     }
+    read_campaign(services, campaigns, campaign).await?;
     deliver(services, sender, delivery, campaigns, summary).await.map(Some)
 }
 
@@ -230,13 +269,9 @@ async fn deliver(
     services: &Services,
     sender: &dyn WebhookSender,
     mut delivery: WebhookDelivery,
-    campaigns: &mut Campaigns,
+    campaigns: &Campaigns,
     summary: &mut DeliverySummary,
 ) -> Result<WebhookDelivery, FunctionError> {
-    if !campaigns.contains_key(&delivery.campaign_id) {
-        let campaign = services.store.campaign(&delivery.campaign_id).await?;
-        campaigns.insert(delivery.campaign_id.clone(), campaign);
-    }
     let campaign = campaigns.get(&delivery.campaign_id).cloned().flatten();
     let endpoint = campaign.as_ref().and_then(|c| match delivery.chat {
         None => c.webhooks.iter().find(|e| e.key() == delivery.endpoint).cloned().map(Target::Webhook),

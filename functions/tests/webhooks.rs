@@ -178,6 +178,26 @@ async fn a_slow_endpoint_times_out_a_redirect_is_not_followed_and_both_are_retri
 }
 
 #[tokio::test]
+async fn a_slow_endpoint_holds_up_only_its_own_deliveries_in_a_run() -> Result<()> {
+    let receiver = Receiver::start()?;
+    let campaign = campaign(&receiver, &["/slow", "/ok"]);
+    let local = world(&campaign).await;
+    answer(&local, &campaign, 8).await;
+    let summary = webhooks::deliver_due(&local.services, &sender(Duration::from_secs(5)), local.clock.now(), 100).await?;
+    assert_eq!(summary.delivered, 4, "two events to two endpoints: {summary:?}");
+    let received = receiver.received().await?;
+    let at = |path: &str| received.iter().filter(|r| r["path"] == path).map(|r| r["at"].as_f64().unwrap()).collect::<Vec<_>>();
+    let (slow, ok) = (at("/slow"), at("/ok"));
+    let first_slow = slow.iter().copied().fold(f64::INFINITY, f64::min);
+    // /slow answers each request after 3 s: both /ok deliveries arrived while the first of
+    // them was still waiting for its answer, so the endpoints were posted to side by side.
+    assert!(ok.iter().all(|t| *t < first_slow + 2.5), "/ok at {ok:?}, /slow at {slow:?}");
+    assert_eq!(slow.len(), 2, "the slow endpoint's own deliveries still go, one after the other");
+    assert!(slow[1] - slow[0] >= 2.5, "in turn: {slow:?}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn repeated_failures_disable_the_endpoint_and_a_redelivery_enables_it() -> Result<()> {
     let receiver = Receiver::start()?;
     let campaign = campaign(&receiver, &["/always-500"]);
