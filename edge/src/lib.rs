@@ -2,14 +2,36 @@
 //! The local process serves it natively; the Worker serves the same router from WASM.
 
 /// Logs a failure where operators look: the tracing subscriber natively, the Workers console
-/// (`wrangler tail`, `wrangler dev` output) on the Worker, where no subscriber runs.
+/// (`wrangler tail`, `wrangler dev` output) on the Worker, where no subscriber runs. The text
+/// goes through `scrubbed` first: the errors logged here may quote what a person typed.
 macro_rules! log_error {
     ($($arg:tt)*) => {{
+        let text = $crate::scrubbed(&format!($($arg)*));
         #[cfg(target_arch = "wasm32")]
-        worker::console_error!($($arg)*);
+        worker::console_error!("{text}");
         #[cfg(not(target_arch = "wasm32"))]
-        tracing::error!($($arg)*);
+        tracing::error!("{text}");
     }};
+}
+
+/// A log line's text without personal data an error may quote: a word holding an `@` (an
+/// address), or one of six digits or more and no letters (a phone number), is left out. Ids
+/// (letters and digits) stay.
+#[doc(hidden)]
+pub fn scrubbed(text: &str) -> String {
+    let phone_like = |word: &str| word.chars().filter(char::is_ascii_digit).count() >= 6 && !word.chars().any(char::is_alphabetic);
+    text.split(' ')
+        .map(|word| {
+            if word.contains('@') {
+                "(address)"
+            } else if phone_like(word) {
+                "(number)"
+            } else {
+                word
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub mod admin;

@@ -99,6 +99,25 @@ pub async fn handle_event(services: &Services, event: &Event) -> Result<(), Func
 }
 
 pub async fn handle_event_with(services: &Services, event: &Event, campaigns: &CampaignCache) -> Result<(), FunctionError> {
+    use tracing::Instrument;
+    // Ids only: every line logged while the event is handled carries them. The campaign is
+    // recorded once it is known (`load`), unless the event names it.
+    let span = tracing::info_span!("event", event = %event.id, invitation = %event_invitation(event), campaign = tracing::field::Empty);
+    if let Some(campaign) = event_campaign(event) {
+        span.record("campaign", campaign.as_str());
+    }
+    react(services, event, campaigns).instrument(span).await
+}
+
+/// The campaign an event names, when it names one.
+fn event_campaign(event: &Event) -> Option<&closeloop_core::CampaignId> {
+    match &event.kind {
+        EventKind::TestMailRequested { campaign_id, .. } | EventKind::HeldReleaseRequested { campaign_id, .. } | EventKind::UpdateRequested { campaign_id, .. } => Some(campaign_id),
+        _ => None,
+    }
+}
+
+async fn react(services: &Services, event: &Event, campaigns: &CampaignCache) -> Result<(), FunctionError> {
     match &event.kind {
         EventKind::InvitationCreated { invitation_id } => send_invitation(services, invitation_id, campaigns).await.map(|_| ()),
         EventKind::AnswerRecorded { invitation_id, version, .. } => react_to_answer(services, invitation_id, campaigns, event, *version).await,
@@ -134,6 +153,7 @@ pub async fn handle_event_with(services: &Services, event: &Event, campaigns: &C
 async fn load(services: &Services, id: &InvitationId, campaigns: &CampaignCache) -> Result<(closeloop_core::Invitation, Campaign), FunctionError> {
     let invitation = services.store.invitation(id).await?.ok_or_else(|| FunctionError::Missing(format!("invitation {id}")))?;
     let campaign = campaigns.get(services, &invitation.campaign_id).await?;
+    tracing::Span::current().record("campaign", campaign.id.as_str());
     Ok((invitation, campaign))
 }
 
@@ -146,6 +166,7 @@ async fn load_answered(
 ) -> Result<(closeloop_core::Invitation, Campaign, Option<closeloop_core::model::Answer>, bool), FunctionError> {
     if let Some(Prefetched { invitation, answer, suppressed }) = campaigns.take(id) {
         let campaign = campaigns.get(services, &invitation.campaign_id).await?;
+        tracing::Span::current().record("campaign", campaign.id.as_str());
         return Ok((invitation, campaign, answer, suppressed));
     }
     let (invitation, campaign) = load(services, id, campaigns).await?;

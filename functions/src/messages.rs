@@ -20,7 +20,7 @@ pub async fn send_once(services: &Services, key: &str, mut message: Outgoing) ->
         mail.key = key.to_owned();
     }
     if !services.store.claim_send(key, services.clock.now()).await? {
-        tracing::debug!(key, "already sent");
+        tracing::debug!(key = %loggable(key), "already sent");
         return Ok(false);
     }
     let sent = match &message {
@@ -41,7 +41,7 @@ pub async fn send_once_many(services: &Services, messages: Vec<(String, Outgoing
     let mut mail_slots = Vec::new();
     for ((key, message), claimed) in messages.into_iter().zip(claimed) {
         if !claimed {
-            tracing::debug!(key, "already sent");
+            tracing::debug!(key = %loggable(&key), "already sent");
             outcomes.push(Some(Ok(false)));
             continue;
         }
@@ -78,20 +78,29 @@ struct NoOutcome;
 async fn settle(services: &Services, key: &str, sent: Result<String, SendError>) -> Result<bool, FunctionError> {
     match sent {
         Ok(id) => {
-            tracing::info!(key, provider_id = %id, "sent");
+            tracing::info!(key = %loggable(key), provider_id = %id, "sent");
             Ok(true)
         }
         Err(e) => {
             if matches!(e, SendError::Transient(_)) {
                 if let Err(release) = services.store.release_send(key).await {
                     // The claim stays: this message will not be retried by itself.
-                    tracing::error!(key, error = %release, "a failed send's claim could not be given back");
+                    tracing::error!(key = %loggable(key), error = %release, "a failed send's claim could not be given back");
                     return Err(release.into());
                 }
             }
             Err(e.into())
         }
     }
+}
+
+/// A send key as a log line may show it: a part holding an address (a digest's recipient) is
+/// left out (a hash of an address is still personal data: anyone can hash a guess).
+fn loggable(key: &str) -> String {
+    key.split(':')
+        .map(|part| if part.contains('@') { "(address)".to_owned() } else { part.to_owned() })
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// Mail to the respondent: from the campaign's sender, with one-click unsubscribe headers.

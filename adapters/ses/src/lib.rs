@@ -37,10 +37,29 @@ impl SesMailer {
 /// Errors SES gives for a message or address that will never be accepted.
 const PERMANENT: &[&str] = &["MessageRejected", "MailFromDomainNotVerifiedException", "ConfigurationSetDoesNotExistException", "AccountSendingPausedException"];
 
-/// SES takes 7-bit addresses only (no SMTPUTF8): never retried.
+/// SES takes 7-bit addresses only (no SMTPUTF8): never retried. Without the address: errors
+/// end up in log lines.
 #[derive(Debug, thiserror::Error)]
-#[error("{0:?} has characters beyond ASCII before the @, which SES cannot send to")]
-struct NoSmtpUtf8(String);
+#[error("an address has characters beyond ASCII before the @, which SES cannot send to")]
+struct NoSmtpUtf8;
+
+/// SES's refusal, by its code and its message with every address in it left out (SES names the
+/// recipient in some, such as an unverified identity's `MessageRejected`): the SDK's own error
+/// is not kept, so no log line or error chain can show an address.
+#[derive(Debug, thiserror::Error)]
+#[error("SES {code}: {message}")]
+struct Refused {
+    code: String,
+    message: String,
+}
+
+impl Refused {
+    fn of(e: &(impl ProvideErrorMetadata + std::fmt::Display)) -> Self {
+        let message = e.message().map_or_else(|| e.to_string(), str::to_owned);
+        let message = message.split(' ').map(|word| if word.contains('@') { "(address)" } else { word }).collect::<Vec<_>>().join(" ");
+        Refused { code: e.code().unwrap_or("unknown").to_owned(), message }
+    }
+}
 
 /// The `Date` of a message: when it is handed to SES.
 fn now() -> closeloop_core::Timestamp {
@@ -52,7 +71,7 @@ fn now() -> closeloop_core::Timestamp {
 impl Mailer for SesMailer {
     async fn send_mail(&self, mail: &OutgoingMail) -> Result<String, SendError> {
         if closeloop_mail::needs_smtputf8(&mail.to_email) || closeloop_mail::needs_smtputf8(&mail.from_email) {
-            return Err(SendError::permanent(NoSmtpUtf8(mail.to_email.clone())));
+            return Err(SendError::permanent(NoSmtpUtf8));
         }
         let raw = closeloop_mail::build(mail, now()).map_err(SendError::permanent)?;
         let message = RawMessage::builder()
@@ -68,7 +87,7 @@ impl Mailer for SesMailer {
             .await;
         match result {
             Ok(out) => Ok(out.message_id),
-            Err(e) => Err(SendError::classify(e.code().map(str::to_owned).as_deref(), PERMANENT, e)),
+            Err(e) => Err(SendError::classify(e.code(), PERMANENT, Refused::of(&e))),
         }
     }
 }

@@ -41,6 +41,32 @@ fn string_attribute(value: &str) -> Result<MessageAttributeValue, SendError> {
         .map_err(SendError::permanent)
 }
 
+/// SNS's refusal, by its code and its message with every phone number in it left out (an
+/// `InvalidParameter` names the number): the SDK's own error is not kept, so no log line or
+/// error chain can show one.
+#[derive(Debug)]
+struct Refused {
+    code: String,
+    message: String,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SNS {}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+impl Refused {
+    fn of(e: &(impl ProvideErrorMetadata + std::fmt::Display)) -> Self {
+        let message = e.message().map_or_else(|| e.to_string(), str::to_owned);
+        let is_number = |word: &str| word.chars().filter(char::is_ascii_digit).count() >= 6;
+        let message = message.split(' ').map(|word| if is_number(word) { "(number)" } else { word }).collect::<Vec<_>>().join(" ");
+        Refused { code: e.code().unwrap_or("unknown").to_owned(), message }
+    }
+}
+
 /// Errors SNS gives for a request that will never succeed as it is.
 const PERMANENT: &[&str] = &["InvalidParameter", "InvalidParameterValue", "OptedOut", "AuthorizationError"];
 
@@ -62,7 +88,7 @@ impl SmsSender for SnsSms {
         }
         match request.send().await {
             Ok(out) => Ok(out.message_id.unwrap_or_default()),
-            Err(e) => Err(SendError::classify(e.code().map(str::to_owned).as_deref(), PERMANENT, e)),
+            Err(e) => Err(SendError::classify(e.code(), PERMANENT, Refused::of(&e))),
         }
     }
 }
