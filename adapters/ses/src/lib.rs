@@ -40,7 +40,7 @@ const PERMANENT: &[&str] = &["MessageRejected", "MailFromDomainNotVerifiedExcept
 /// SES takes 7-bit addresses only (no SMTPUTF8): never retried. Without the address: errors
 /// end up in log lines.
 #[derive(Debug, thiserror::Error)]
-#[error("an address has characters beyond ASCII before the @, which SES cannot send to")]
+#[error("an address has characters beyond ASCII in its local part, which SES cannot send to")]
 struct NoSmtpUtf8;
 
 /// SES's refusal, by its code and its message with every address in it left out (SES names the
