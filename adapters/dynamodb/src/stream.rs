@@ -88,6 +88,64 @@ pub async fn read_all(store: &DynamoStore, streams: &aws_sdk_dynamodbstreams::Cl
     Ok(records)
 }
 
+/// Reads a stream from now on, as Lambda's poller does: each shard's position is kept between
+/// reads, so a read returns only what was written since the last one (`read_all` starts over).
+pub struct StreamTail {
+    arn: String,
+    positions: HashMap<String, Option<String>>,
+}
+
+impl StreamTail {
+    /// Positioned after everything the stream holds now.
+    pub async fn from_now(store: &DynamoStore, streams: &aws_sdk_dynamodbstreams::Client) -> Result<Self, StoreError> {
+        let table = store.client().describe_table().table_name(store.table()).send().await.map_err(unavailable)?;
+        let arn = table.table.and_then(|t| t.latest_stream_arn).ok_or_else(|| StoreError::rejected(format!("table {} has no stream", store.table())))?;
+        let mut tail = Self { arn, positions: HashMap::new() };
+        for shard in tail.shards(streams).await? {
+            let latest = tail.iterator(streams, &shard, ShardIteratorType::Latest).await?;
+            tail.positions.insert(shard, latest);
+        }
+        Ok(tail)
+    }
+
+    async fn shards(&self, streams: &aws_sdk_dynamodbstreams::Client) -> Result<Vec<String>, StoreError> {
+        let description = streams.describe_stream().stream_arn(&self.arn).send().await.map_err(unavailable)?;
+        Ok(description.stream_description.and_then(|d| d.shards).unwrap_or_default().into_iter().filter_map(|s| s.shard_id).collect())
+    }
+
+    async fn iterator(&self, streams: &aws_sdk_dynamodbstreams::Client, shard: &str, kind: ShardIteratorType) -> Result<Option<String>, StoreError> {
+        let out = streams.get_shard_iterator().stream_arn(&self.arn).shard_id(shard).shard_iterator_type(kind).send().await.map_err(unavailable)?;
+        Ok(out.shard_iterator)
+    }
+
+    /// What was written since the last read (a shard that appeared meanwhile from its start).
+    pub async fn read(&mut self, streams: &aws_sdk_dynamodbstreams::Client) -> Result<Vec<StreamRecord>, StoreError> {
+        for shard in self.shards(streams).await? {
+            if !self.positions.contains_key(&shard) {
+                let start = self.iterator(streams, &shard, ShardIteratorType::TrimHorizon).await?;
+                self.positions.insert(shard, start);
+            }
+        }
+        let mut records = Vec::new();
+        for position in self.positions.values_mut() {
+            while let Some(it) = position.clone() {
+                let out = streams.get_records().shard_iterator(it).send().await.map_err(unavailable)?;
+                let batch = out.records.unwrap_or_default();
+                // An open shard always has a next iterator: keep it, so the next read goes on from here.
+                *position = out.next_shard_iterator;
+                if batch.is_empty() {
+                    break;
+                }
+                for r in batch {
+                    let (Some(operation), Some(data)) = (r.event_name, r.dynamodb) else { continue };
+                    records.push(StreamRecord { operation, new_image: image(data.new_image), old_image: image(data.old_image) });
+                }
+            }
+        }
+        Ok(records)
+    }
+}
+
 /// A Streams client for DynamoDB Local at `DYNAMODB_ENDPOINT`.
 pub fn local_streams_client() -> Result<aws_sdk_dynamodbstreams::Client, StoreError> {
     let endpoint = std::env::var("DYNAMODB_ENDPOINT").map_err(|_| StoreError::rejected("DYNAMODB_ENDPOINT is not set"))?;
