@@ -1,6 +1,10 @@
-//! Configuration from the function's environment, read once at cold start.
+//! Configuration from the function's environment, read once at cold start. The secrets (API
+//! tokens, accounts, session secret) come from SSM Parameter Store: the environment holds only
+//! their parameters' names (`API_TOKEN_PARAMETER`, ...), so the values never sit in the
+//! function's configuration, where anyone who may read the function sees them.
 
 use aws_credential_types::Credentials;
+use aws_sdk_ssm::operation::get_parameters::GetParametersError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -8,10 +12,23 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error("environment variable {0} is not a number: {1:?}")]
     Invalid(&'static str, String),
-    #[error("environment variable ACCOUNTS: {0}")]
-    Accounts(#[from] closeloop_core::accounts::AccountsError),
-    #[error("environment variable SESSION_SECRET: {0}")]
+    #[error("the accounts ({origin}) are not a valid accounts file")]
+    Accounts {
+        origin: String,
+        #[source]
+        source: closeloop_core::accounts::AccountsError,
+    },
+    #[error("the session secret: {0}")]
     SessionSecret(#[from] closeloop_edge::admin::WeakSecret),
+    #[error("reading parameters {names} from SSM Parameter Store")]
+    ParameterStore {
+        names: String,
+        #[source]
+        source: Box<aws_sdk_ssm::error::SdkError<GetParametersError>>,
+    },
+    /// GetParameters names what it could not find without failing the call.
+    #[error("parameter {0} is not in SSM Parameter Store (put it as a SecureString: README.md, Deploying)")]
+    ParameterMissing(String),
 }
 
 impl LambdaConfig {
@@ -62,19 +79,97 @@ pub struct LambdaConfig {
     pub ses_sending_instances: u32,
 }
 
-fn required(name: &'static str) -> Result<String, ConfigError> {
-    optional(name).ok_or(ConfigError::Missing(name))
+/// The secrets: each one's variable for its value (local runs and tests) and for its parameter's
+/// name (AWS).
+const SECRETS: [(&str, &str); 4] = [
+    ("API_TOKEN", "API_TOKEN_PARAMETER"),
+    ("PEOPLE_API_TOKEN", "PEOPLE_API_TOKEN_PARAMETER"),
+    ("ACCOUNTS", "ACCOUNTS_PARAMETER"),
+    ("SESSION_SECRET", "SESSION_SECRET_PARAMETER"),
+];
+
+/// The secrets' values, in `SECRETS`' order, each with where it came from (for error messages).
+type Secrets = [Option<(String, String)>; 4];
+
+/// A variable's trimmed value; empty counts as unset.
+fn variable(env: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    env(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
-fn optional(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
+/// An SSM client; `endpoint` only against a stand-in (moto).
+pub fn ssm_client(endpoint: Option<&str>, region: &str, credentials: Credentials) -> aws_sdk_ssm::Client {
+    let mut builder = aws_sdk_ssm::Config::builder()
+        .behavior_version(aws_sdk_ssm::config::BehaviorVersion::latest())
+        .region(aws_sdk_ssm::config::Region::new(region.to_owned()))
+        .credentials_provider(credentials);
+    builder.set_endpoint_url(endpoint.map(str::to_owned));
+    aws_sdk_ssm::Client::from_conf(builder.build())
+}
+
+/// Every named parameter in one GetParameters call, decrypted. A name the store lacks is an
+/// error, not an absent secret: a mistyped name would otherwise switch a feature off silently.
+async fn fetch(client: &aws_sdk_ssm::Client, names: &[Option<String>; 4]) -> Result<Secrets, ConfigError> {
+    let mut wanted: Vec<String> = names.iter().flatten().cloned().collect();
+    wanted.sort();
+    wanted.dedup();
+    let out = client
+        .get_parameters()
+        .set_names(Some(wanted.clone()))
+        .with_decryption(true)
+        .send()
+        .await
+        .map_err(|e| ConfigError::ParameterStore { names: wanted.join(", "), source: Box::new(e) })?;
+    if let Some(name) = out.invalid_parameters().first() {
+        return Err(ConfigError::ParameterMissing(name.clone()));
+    }
+    let mut secrets: Secrets = Default::default();
+    for (slot, name) in secrets.iter_mut().zip(names) {
+        let Some(name) = name else { continue };
+        let value = out
+            .parameters()
+            .iter()
+            .find(|p| p.name() == Some(name.as_str()))
+            .and_then(|p| p.value())
+            .ok_or_else(|| ConfigError::ParameterMissing(name.clone()))?;
+        *slot = Some((format!("parameter {name}"), value.trim().to_owned())).filter(|(_, v)| !v.is_empty());
+    }
+    Ok(secrets)
 }
 
 impl LambdaConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
+    /// The configuration at cold start: settings from the environment, secrets from Parameter
+    /// Store when any `*_PARAMETER` variable names one (then the plain `API_TOKEN`, ... are
+    /// ignored, so a value left in the environment cannot shadow the store), else from the plain
+    /// variables, as local runs and tests set them.
+    pub async fn load() -> Result<Self, ConfigError> {
+        Self::load_from(|name| std::env::var(name).ok()).await
+    }
+
+    /// `load` over any variables: tests pass their own instead of changing the process's.
+    pub async fn load_from(env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut config = Self::settings(&env)?;
+        let names: [Option<String>; 4] = SECRETS.map(|(_, parameter)| variable(&env, parameter));
+        let secrets = if names.iter().any(Option::is_some) {
+            let client = ssm_client(variable(&env, "SSM_ENDPOINT").as_deref(), &config.region, config.credentials.clone());
+            fetch(&client, &names).await?
+        } else {
+            SECRETS.map(|(plain, _)| variable(&env, plain).map(|v| (format!("environment variable {plain}"), v)))
+        };
+        let [api_token, people_api_token, accounts, session_secret] = secrets;
+        config.api_token = api_token.map(|(_, v)| v);
+        config.people_api_token = people_api_token.map(|(_, v)| v);
+        config.accounts = accounts
+            .map(|(origin, toml)| closeloop_core::accounts::Accounts::from_toml(&toml).map_err(|source| ConfigError::Accounts { origin, source }))
+            .transpose()?
+            .unwrap_or_default();
+        config.session_secret = session_secret.map(|(_, v)| v);
+        Ok(config)
+    }
+
+    /// Everything but the secrets.
+    fn settings(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let optional = |name: &str| variable(env, name);
+        let required = |name: &'static str| variable(env, name).ok_or(ConfigError::Missing(name));
         Ok(Self {
             table: required("TABLE_NAME")?,
             region: required("AWS_REGION")?,
@@ -84,10 +179,10 @@ impl LambdaConfig {
             sns_endpoint: optional("SNS_ENDPOINT"),
             sms_sender_id: optional("SMS_SENDER_ID"),
             public_url: required("PUBLIC_URL")?,
-            api_token: optional("API_TOKEN"),
-            people_api_token: optional("PEOPLE_API_TOKEN"),
-            accounts: optional("ACCOUNTS").map(|t| closeloop_core::accounts::Accounts::from_toml(&t)).transpose()?.unwrap_or_default(),
-            session_secret: optional("SESSION_SECRET"),
+            api_token: None,
+            people_api_token: None,
+            accounts: Default::default(),
+            session_secret: None,
             // Lambda puts the execution role's temporary credentials in the environment.
             credentials: Credentials::new(
                 required("AWS_ACCESS_KEY_ID")?,

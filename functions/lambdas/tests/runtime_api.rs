@@ -16,6 +16,27 @@ use support::{create_queue, lambda_batch_json, receive_all, sent_to, sqs_event, 
 
 const API_TOKEN: &str = "runtime-api-token";
 
+fn api_token_parameter() -> String {
+    format!("/closeloop-runtime-{}/api-token", std::process::id())
+}
+
+/// Puts the API token into moto's SSM (beside SNS at `SNS_ENDPOINT`), where the binaries read it.
+async fn put_api_token() {
+    closeloop_lambdas::config::ssm_client(
+        Some(&std::env::var("SNS_ENDPOINT").unwrap()),
+        "eu-north-1",
+        aws_credential_types::Credentials::new("local", "local", None, None, "test"),
+    )
+    .put_parameter()
+    .name(api_token_parameter())
+    .value(API_TOKEN)
+    .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+    .overwrite(true)
+    .send()
+    .await
+    .unwrap();
+}
+
 /// `cargo lambda watch`, stopped through its own process group when dropped.
 struct Watch {
     child: Child,
@@ -52,7 +73,9 @@ fn start_watch(table: &str, queue_url: &str) -> Watch {
         "PUBLIC_URL=https://nps.example".into(),
         "AWS_ACCESS_KEY_ID=local".into(),
         "AWS_SECRET_ACCESS_KEY=local".into(),
-        format!("API_TOKEN={API_TOKEN}"),
+        // The token as the template gives it: a parameter's name, its value in moto's SSM.
+        format!("API_TOKEN_PARAMETER={}", api_token_parameter()),
+        format!("SSM_ENDPOINT={}", std::env::var("SNS_ENDPOINT").unwrap()),
         format!("SQS_ENDPOINT={}", std::env::var("SQS_ENDPOINT").unwrap()),
         format!("S3_ENDPOINT={}", std::env::var("S3_ENDPOINT").unwrap()),
         format!("LAUNCH_QUEUE_URL={queue_url}"),
@@ -116,6 +139,7 @@ async fn invoke(http: &reqwest::Client, watch: &Watch, function: &str, payload: 
 async fn the_binaries_handle_real_events_through_the_runtime_api() {
     let (services, store, table) = world("runtime").await;
     let queue_url = create_queue("runtime-chunks").await;
+    put_api_token().await;
     let watch = tokio::task::spawn_blocking({
         let (table, queue_url) = (table.clone(), queue_url.clone());
         move || start_watch(&table, &queue_url)

@@ -5,7 +5,7 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     closeloop_lambdas::init_logging();
-    let services = services(&LambdaConfig::from_env()?);
+    let services = services(&LambdaConfig::load().await?);
     lambda_runtime::run(service_fn(|event: LambdaEvent<_>| async {
         Ok::<_, std::convert::Infallible>(launch_pipeline::handle_chunks(&services, event.payload).await)
     }))
