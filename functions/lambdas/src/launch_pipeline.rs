@@ -14,6 +14,7 @@ use closeloop_core::launch::{LaunchChunk, LaunchJob};
 use closeloop_functions::dispatch::CampaignCache;
 use closeloop_functions::launch::{self, LaunchError, Started};
 use closeloop_functions::Services;
+use tracing::Instrument;
 
 /// SQS takes at most 10 entries and 256 KiB in one SendMessageBatch.
 const BATCH_ENTRIES: usize = 10;
@@ -127,22 +128,25 @@ pub async fn handle_chunks(services: &Services, event: SqsEvent) -> SqsBatchResp
             }
             None => continue,
         };
+        // Ids only: every line logged for this chunk carries them.
+        let span = tracing::info_span!("chunk", campaign = %chunk.campaign, launch = %chunk.launch, chunk = chunk.index);
         let result = async {
             let campaign = campaigns.get(services, &chunk.campaign).await?;
             launch::process_chunk(services, &campaign, &chunk).await
         }
+        .instrument(span.clone())
         .await;
         let receives: u32 = message.attributes.get("ApproximateReceiveCount").and_then(|n| n.parse().ok()).unwrap_or(1);
         match result {
-            Ok(job) => tracing::info!(launch = %chunk.launch, chunk = chunk.index, done = job.map(|j| j.chunks_done), "chunk written"),
+            Ok(job) => span.in_scope(|| tracing::info!(done = job.map(|j| j.chunks_done), "chunk written")),
             Err(e) if e.is_retryable() && receives < MAX_RECEIVES => {
-                tracing::warn!(message = %id, error = %e, receives, "chunk will be retried");
+                span.in_scope(|| tracing::warn!(message = %id, error = %e, receives, "chunk will be retried"));
                 failures.push(batch_failure(id));
             }
             Err(e) => {
                 let last_try = e.is_retryable();
-                tracing::error!(message = %id, error = %e, receives, "chunk given up on");
-                give_up(services, &chunk, &e).await;
+                span.in_scope(|| tracing::error!(message = %id, error = %e, receives, "chunk given up on"));
+                give_up(services, &chunk, &e).instrument(span.clone()).await;
                 if last_try {
                     // Still reported, so SQS moves it to the dead-letter queue for a redrive.
                     failures.push(batch_failure(id));

@@ -6,6 +6,7 @@ pub mod dashboard_launcher;
 pub mod launch;
 pub mod launch_pipeline;
 pub mod mail_feedback;
+pub mod metrics;
 pub mod on_answer;
 pub mod schedule;
 pub mod send_rate;
@@ -82,15 +83,32 @@ pub fn s3_client(config: &LambdaConfig) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(builder.build())
 }
 
-/// Structured logs to CloudWatch, configured by `RUST_LOG`.
+/// Structured logs to CloudWatch, configured by `RUST_LOG`: one JSON object a line, carrying
+/// the fields of every span it is in (the runtime's `requestId`, the handlers' campaign and
+/// invitation ids), so Logs Insights can filter on them. The metrics go to stdout beside them.
 pub fn init_logging() {
-    tracing_subscriber::fmt()
+    init_logging_to(std::io::stdout);
+}
+
+/// `init_logging`, writing the log lines and the metric documents to `writer` (a test's buffer).
+/// A second call keeps the first subscriber.
+pub fn init_logging_to<W>(writer: W)
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Clone + Send + Sync + 'static,
+{
+    metrics::write_to(writer.clone());
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_writer(writer)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(true)
         .without_time()
         .with_target(false)
-        .init();
+        .try_init();
 }
 
 /// What a function returns to the platform as an error: only failures that may succeed on a

@@ -4,6 +4,7 @@ use aws_lambda_events::event::sns::SnsEvent;
 use closeloop_core::model::{ContactKey, Email, SuppressionReason};
 use closeloop_functions::{FunctionError, Services};
 use serde::Deserialize;
+use tracing::Instrument;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -52,8 +53,10 @@ async fn suppress_all(
 ) -> Result<FeedbackSummary, FunctionError> {
     let mut summary = FeedbackSummary::default();
     for record in event.records {
+        // The SNS message id only: the notification itself names the recipients.
+        let span = tracing::info_span!("notification", message_id = %record.sns.message_id);
         let Ok(notification) = serde_json::from_str::<Notification>(&record.sns.message) else {
-            tracing::warn!(message_id = %record.sns.message_id, "not an SES notification");
+            span.in_scope(|| tracing::warn!("not an SES notification"));
             summary.ignored += 1;
             continue;
         };
@@ -85,11 +88,14 @@ async fn suppress_all(
                     services
                         .store
                         .suppress(&ContactKey::email(&email), reason, services.clock.now())
+                        .instrument(span.clone())
                         .await?;
+                    span.in_scope(|| tracing::info!(?reason, "address suppressed"));
                     summary.suppressed += 1;
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "bounced address unreadable");
+                // Not the parse error: it quotes the address.
+                Err(_) => {
+                    span.in_scope(|| tracing::warn!("bounced address unreadable"));
                     summary.ignored += 1;
                 }
             }

@@ -76,6 +76,9 @@ pub async fn handle_with_concurrency(
     deadline: Option<Instant>,
     concurrency: usize,
 ) -> Result<DynamoDbEventResponse, crate::Retryable> {
+    // What this batch sends is counted for its metric document.
+    let (services, sends) = crate::metrics::counted(services);
+    let services = &services;
     let mut records: Vec<(String, Change)> = Vec::new();
     let mut suppressions = Vec::new();
     for record in batch.records {
@@ -150,13 +153,16 @@ pub async fn handle_with_concurrency(
     let outcomes = futures_util::stream::iter(by_invitation)
         .map(|group| handle_in_order(services, group, &campaigns, deadline))
         .buffer_unordered(concurrency.max(1))
-        .collect::<Vec<(Vec<String>, Vec<String>)>>()
+        .collect::<Vec<(Vec<String>, Vec<String>, u64)>>()
         .await;
     let mut handled = Vec::new();
-    for (retry, done) in outcomes {
+    let mut answers = 0;
+    for (retry, done, answered) in outcomes {
         failures.extend(retry);
         handled.extend(done);
+        answers += answered;
     }
+    sends.emit_with(&[(crate::metrics::Metric::Answers, answers)]);
     // Handled events leave the work index together, in a few requests.
     if complete {
         if let Err(e) = services.store.complete_events(&handled, services.clock.now()).await {
@@ -167,33 +173,35 @@ pub async fn handle_with_concurrency(
     Ok(response(failures))
 }
 
-/// Handles one invitation's events in order; returns the sequence numbers to retry and the ids
-/// of the events handled (or dropped for good), to complete.
+/// Handles one invitation's events in order; returns the sequence numbers to retry, the ids
+/// of the events handled (or dropped for good), to complete, and the answers reacted to.
 async fn handle_in_order(
     services: &Services,
     group: Vec<(String, Change)>,
     campaigns: &CampaignCache,
     deadline: Option<Instant>,
-) -> (Vec<String>, Vec<String>) {
+) -> (Vec<String>, Vec<String>, u64) {
     if deadline.is_some_and(|d| Instant::now() + DEADLINE_MARGIN >= d) {
         tracing::warn!(records = group.len(), "near the deadline: left for the retry");
-        return (group.into_iter().map(|(sequence, _)| sequence).collect(), Vec::new());
+        return (group.into_iter().map(|(sequence, _)| sequence).collect(), Vec::new(), 0);
     }
     let mut done = Vec::new();
+    let mut answers = 0;
     let mut records = group.into_iter();
     while let Some((sequence, change)) = records.next() {
         let event = &change.event;
+        // `handle_event_with` logs inside a span of the event's ids; these lines name it.
         match dispatch::handle_event_with(services, event, campaigns).await {
-            Ok(()) => {}
+            Ok(()) => answers += u64::from(matches!(event.kind, EventKind::AnswerRecorded { .. })),
             Err(e) if e.is_retryable() => {
-                tracing::warn!(event = %event.id, error = %e, "will be retried");
-                return (std::iter::once(sequence).chain(records.map(|(s, _)| s)).collect(), done);
+                tracing::warn!(event = %event.id, invitation = %dispatch::event_invitation(event), error = %e, "will be retried");
+                return (std::iter::once(sequence).chain(records.map(|(s, _)| s)).collect(), done, answers);
             }
-            Err(e) => tracing::error!(event = %event.id, error = %e, "dropped: retrying cannot help"),
+            Err(e) => tracing::error!(event = %event.id, invitation = %dispatch::event_invitation(event), error = %e, "dropped: retrying cannot help"),
         }
         done.push(event.id.clone());
     }
-    (Vec::new(), done)
+    (Vec::new(), done, answers)
 }
 
 fn response(sequence_numbers: Vec<String>) -> DynamoDbEventResponse {

@@ -12,7 +12,15 @@ pub async fn handle(
     accounts: &closeloop_core::accounts::Accounts,
     _event: EventBridgeEvent<serde_json::Value>,
 ) -> Result<ScheduleSummary, Retryable> {
-    retry_or_log(schedule::run(services, accounts, services.clock.now()).await)
+    // What the run sends (released invitations among it) is counted for its metric document.
+    let (counted, sends) = crate::metrics::counted(services);
+    let summary = retry_or_log(schedule::run(&counted, accounts, services.clock.now()).await);
+    sends.emit_with(&[]);
+    if let Ok(summary) = &summary {
+        // Figures only.
+        tracing::info!(?summary, "schedule ran");
+    }
+    summary
 }
 
 /// `handle`, then the sweep of due webhook deliveries onto their queue.

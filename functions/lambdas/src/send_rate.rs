@@ -44,7 +44,10 @@ impl<M: Mailer> Mailer for RateLimited<M> {
         // A send never waits long enough to straddle the function's deadline with its claim
         // taken: past `MAX_WAIT` it fails temporarily, the claim is given back and the stream
         // retries the record later.
-        let slot = self.reserve().ok_or_else(|| SendError::transient(NoSlot { within: MAX_WAIT }))?;
+        let Some(slot) = self.reserve() else {
+            crate::metrics::count_throttled();
+            return Err(SendError::transient(NoSlot { within: MAX_WAIT }));
+        };
         tokio::time::sleep_until(slot).await;
         self.inner.send_mail(mail).await
     }
@@ -94,6 +97,8 @@ mod tests {
         assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 3);
         assert!(results.iter().filter(|r| r.is_err()).all(|r| matches!(r, Err(SendError::Transient(_)))));
         assert_eq!(limited.inner.0.load(std::sync::atomic::Ordering::SeqCst), 3);
+        // Other tests of this binary throttle nothing, so the two refusals are these.
+        assert!(crate::metrics::take_throttled() >= 2, "each refusal is counted for SendsThrottled");
     }
 
     fn mail() -> OutgoingMail {

@@ -20,6 +20,7 @@ use closeloop_core::{CampaignId, Timestamp};
 use closeloop_functions::webhooks::{deliver_one, Campaigns, DeliverySummary};
 use closeloop_functions::Services;
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 
 /// SQS's longest message delay.
 const MAX_DELAY_SECONDS: i64 = 900;
@@ -121,28 +122,35 @@ pub async fn handle(services: &Services, sender: &dyn WebhookSender, queue: &Web
             continue;
         };
         let now = services.clock.now();
-        match deliver_one(services, sender, &campaign, &reference.id, now, &mut campaigns, &mut summary).await {
+        // Ids only: every line logged for this delivery carries them.
+        let span = tracing::info_span!("delivery", campaign = %campaign, delivery = %reference.id);
+        let outcome = deliver_one(services, sender, &campaign, &reference.id, now, &mut campaigns, &mut summary).instrument(span.clone()).await;
+        // The lines below are the delivery's too (`in_scope`: no span is entered across an await).
+        match outcome {
             Ok(Some(delivery)) if delivery.state == DeliveryState::Pending => {
                 let Some(next) = delivery.next_at else { continue };
                 let delay = (next.millis() - now.millis()).div_euclid(1000);
                 // Longer than SQS can hold a message: the schedule's sweep queues it when due.
                 if delay <= MAX_DELAY_SECONDS {
-                    if let Err(e) = queue.send(std::slice::from_ref(&reference), delay).await {
-                        tracing::warn!(error = %e, source = ?std::error::Error::source(&e), delivery = %reference.id, "the retry could not be queued; the sweep will find it");
+                    if let Err(e) = queue.send(std::slice::from_ref(&reference), delay).instrument(span.clone()).await {
+                        span.in_scope(|| tracing::warn!(error = %e, source = ?std::error::Error::source(&e), "the retry could not be queued; the sweep will find it"));
                     }
                 }
             }
             Ok(_) => {}
             Err(e) if e.is_retryable() => {
-                tracing::warn!(error = %e, delivery = %reference.id, "webhook delivery will be retried");
+                span.in_scope(|| tracing::warn!(error = %e, "webhook delivery will be retried"));
                 let mut failure = BatchItemFailure::default();
                 failure.item_identifier = message_id;
                 failures.push(failure);
             }
-            Err(e) => tracing::error!(error = %e, delivery = %reference.id, "dropped: webhook delivery cannot succeed"),
+            Err(e) => span.in_scope(|| tracing::error!(error = %e, "dropped: webhook delivery cannot succeed")),
         }
     }
     tracing::info!(delivered = summary.delivered, failed = summary.failed, gave_up = summary.gave_up, disabled = summary.disabled, "webhooks");
+    // A give-up is most often a last failed attempt (rarely an endpoint removed meanwhile).
+    let failed_posts = (summary.failed + summary.gave_up) as u64;
+    crate::metrics::emit(&[(crate::metrics::Metric::WebhookFailures, failed_posts), (crate::metrics::Metric::SendsThrottled, crate::metrics::take_throttled())]);
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = failures;
     response
