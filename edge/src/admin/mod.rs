@@ -355,7 +355,7 @@ async fn single_sign_on(config: &AdminConfig, verifier: &access::AccessVerifier,
     let email = verifier.email(assertion, state.services.clock.now()).await.map_err(|e| e.to_string())?;
     let stored = state.services.store.accounts().await.map_err(|e| e.to_string())?;
     let live = Accounts::live(stored.clone(), &config.accounts);
-    let account = live.by_email(&email).cloned().ok_or_else(|| format!("no enabled account has the email {}", email.as_str()))?;
+    let account = live.by_email(&email).cloned().ok_or_else(|| "no enabled account has the email of this Access identity".to_owned())?;
     if stored.iter().any(|a| a.name == account.name) {
         return Ok(account);
     }
