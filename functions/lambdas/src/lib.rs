@@ -8,6 +8,7 @@ pub mod launch_pipeline;
 pub mod mail_feedback;
 pub mod metrics;
 pub mod on_answer;
+pub mod redrive;
 pub mod schedule;
 pub mod send_rate;
 pub mod webhooks;
