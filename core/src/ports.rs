@@ -540,6 +540,9 @@ pub enum WebhookSendError {
     Timeout,
     #[error("could not connect")]
     Connect(#[source] BoxError),
+    /// The endpoint's secret could not be read (a parameter missing or unreadable).
+    #[error("secret unavailable: {0}")]
+    Secret(String),
 }
 
 /// Posts one signed webhook. No redirects are followed and only a little of the response is
@@ -547,6 +550,12 @@ pub enum WebhookSendError {
 #[async_trait]
 pub trait WebhookSender: Sync + Send {
     async fn post(&self, url: &crate::webhooks::WebhookUrl, headers: &[(String, String)], body: &str) -> Result<WebhookResponse, WebhookSendError>;
+
+    /// The secret a parameter reference (`ssm:/…`) names. Only the Lambda's sender reads a
+    /// parameter store; elsewhere a referenced secret cannot sign, and the attempt says so.
+    async fn parameter(&self, name: &str) -> Result<String, WebhookSendError> {
+        Err(WebhookSendError::Secret(format!("no parameter store here to read {name}")))
+    }
 }
 
 #[async_trait]

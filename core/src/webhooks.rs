@@ -79,9 +79,18 @@ pub enum WebhookConfigError {
 #[serde(try_from = "String", into = "String")]
 pub struct WebhookSecret(String);
 
+/// How a secret kept in SSM Parameter Store is written in place of the secret itself.
+pub const PARAMETER_PREFIX: &str = "ssm:";
+
 impl WebhookSecret {
     pub fn parse(value: &str) -> Result<Self, WebhookConfigError> {
         let value = value.trim();
+        if let Some(name) = value.strip_prefix(PARAMETER_PREFIX) {
+            // A name in SSM Parameter Store, whose SecureString holds the whsec_ secret: the
+            // campaign file and the table then hold no secret at all (the Lambda reads it).
+            let ok = name.starts_with('/') && name.len() <= 1011 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_.-".contains(&b));
+            return if ok { Ok(Self(value.to_owned())) } else { Err(WebhookConfigError::BadSecret) };
+        }
         let encoded = value.strip_prefix("whsec_").ok_or(WebhookConfigError::BadSecret)?;
         let len = base64_len(encoded).ok_or(WebhookConfigError::BadSecret)?;
         if !(24..=64).contains(&len) {
@@ -90,13 +99,22 @@ impl WebhookSecret {
         Ok(Self(value.to_owned()))
     }
 
-    /// The whole secret, for the signer only.
+    /// The whole secret, for the signer only (or the parameter reference, as written).
     pub fn expose(&self) -> &str {
         &self.0
     }
 
+    /// The Parameter Store name, when the secret lives there (`ssm:/closeloop/webhooks/crm`).
+    pub fn parameter(&self) -> Option<&str> {
+        self.0.strip_prefix(PARAMETER_PREFIX)
+    }
+
     /// What a page may show of it.
     pub fn hint(&self) -> String {
+        if self.parameter().is_some() {
+            // A name, not a secret.
+            return self.0.clone();
+        }
         let tail: String = self.0.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
         format!("whsec_…{tail}")
     }
@@ -389,6 +407,17 @@ mod tests {
     use super::*;
 
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    #[test]
+    fn a_secret_may_be_a_parameter_store_name_which_pages_may_show() {
+        let named = WebhookSecret::parse("ssm:/closeloop/webhooks/crm-1.prod").unwrap();
+        assert_eq!(named.parameter(), Some("/closeloop/webhooks/crm-1.prod"));
+        assert_eq!(named.hint(), "ssm:/closeloop/webhooks/crm-1.prod");
+        assert_eq!(WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap().parameter(), None);
+        for bad in ["ssm:", "ssm:closeloop/x", "ssm:/a b", "ssm:/a\nb", "ssm:/ä"] {
+            assert!(WebhookSecret::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn an_endpoint_reads_from_a_campaign_file_and_its_secret_never_shows() {

@@ -349,7 +349,17 @@ async fn attempt(services: &Services, sender: &dyn WebhookSender, campaign: &Cam
         Target::Webhook(endpoint) => {
             let message = WebhookMessage::new(delivery.event, delivery.created_at, data(services, campaign, delivery).await?);
             let body = serde_json::to_string(&message).map_err(unserialisable)?;
-            match signed_headers(endpoint.secret.expose(), &delivery.id, started, &body) {
+            let secret = match endpoint.secret.parameter() {
+                None => endpoint.secret.expose().to_owned(),
+                // Read from the parameter store (the sender caches it); it must itself be a
+                // whsec_ secret. A failure is this attempt's outcome, retried like any other.
+                Some(name) => match sender.parameter(name).await.map(|v| (closeloop_core::webhooks::WebhookSecret::parse(&v).is_ok_and(|s| s.parameter().is_none()), v)) {
+                    Ok((true, value)) => value,
+                    Ok((false, _)) => return Ok(outcome(None, Some(format!("the parameter {name} holds no whsec_ secret")))),
+                    Err(e) => return Ok(outcome(None, Some(e.to_string()))),
+                },
+            };
+            match signed_headers(&secret, &delivery.id, started, &body) {
                 Ok(headers) => (body, headers),
                 // The secret was checked when the campaign was read: this cannot happen, and is logged.
                 Err(e) => return Ok(outcome(None, Some(format!("could not sign: {e}")))),
@@ -363,7 +373,7 @@ async fn attempt(services: &Services, sender: &dyn WebhookSender, campaign: &Cam
     };
     Ok(match sender.post(target.url(), &headers, &body).await {
         Ok(response) => outcome(Some(response.status), None),
-        Err(e @ (WebhookSendError::Refused(_) | WebhookSendError::Timeout | WebhookSendError::Connect(_))) => outcome(None, Some(e.to_string())),
+        Err(e @ (WebhookSendError::Refused(_) | WebhookSendError::Timeout | WebhookSendError::Connect(_) | WebhookSendError::Secret(_))) => outcome(None, Some(e.to_string())),
     })
 }
 

@@ -105,6 +105,41 @@ pub fn public_sender() -> Result<closeloop_webhooks::HttpWebhookSender, reqwest:
     closeloop_webhooks::HttpWebhookSender::new(closeloop_core::webhooks::AddressPolicy::PublicOnly, closeloop_webhooks::DEFAULT_TIMEOUT)
 }
 
+/// The delivery function's sender: posts through `inner`, and reads a secret a campaign names
+/// (`secret = "ssm:/closeloop/webhooks/crm"`) from Parameter Store, once per instance.
+pub struct ParameterStoreSender<S> {
+    inner: S,
+    ssm: aws_sdk_ssm::Client,
+    read: tokio::sync::Mutex<HashMap<String, String>>,
+}
+
+impl<S> ParameterStoreSender<S> {
+    pub fn new(inner: S, ssm: aws_sdk_ssm::Client) -> Self {
+        Self { inner, ssm, read: tokio::sync::Mutex::new(HashMap::new()) }
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: WebhookSender> WebhookSender for ParameterStoreSender<S> {
+    async fn post(&self, url: &closeloop_core::webhooks::WebhookUrl, headers: &[(String, String)], body: &str) -> Result<closeloop_core::ports::WebhookResponse, closeloop_core::ports::WebhookSendError> {
+        self.inner.post(url, headers, body).await
+    }
+
+    async fn parameter(&self, name: &str) -> Result<String, closeloop_core::ports::WebhookSendError> {
+        use aws_sdk_ssm::error::ProvideErrorMetadata;
+        let mut read = self.read.lock().await;
+        if let Some(value) = read.get(name) {
+            return Ok(value.clone());
+        }
+        // The error's code only: its message could echo more than the name.
+        let unreadable = |code: Option<&str>| closeloop_core::ports::WebhookSendError::Secret(format!("{name}: {}", code.unwrap_or("unreadable")));
+        let out = self.ssm.get_parameter().name(name).with_decryption(true).send().await.map_err(|e| unreadable(e.code()))?;
+        let value = out.parameter.and_then(|p| p.value).ok_or_else(|| unreadable(Some("no value")))?;
+        read.insert(name.to_owned(), value.clone());
+        Ok(value)
+    }
+}
+
 /// SQS → posts. A message whose delivery cannot be read now is retried by SQS; one that is
 /// done or gone is dropped.
 pub async fn handle(services: &Services, sender: &dyn WebhookSender, queue: &WebhookQueue, event: SqsEvent) -> SqsBatchResponse {

@@ -121,3 +121,48 @@ async fn an_answer_on_aws_goes_stream_then_queue_then_delivery_function_and_a_fa
     assert_eq!(received(receiver.1).await.len(), got.len(), "a late retry of a delivered delivery posts nothing");
     println!("answer → first webhook received on the AWS path (stand-ins, handlers in process): {:?}", first_latency.unwrap());
 }
+
+#[tokio::test]
+async fn a_secret_named_in_parameter_store_signs_on_aws_and_a_missing_one_fails_the_attempt_by_name() {
+    use aws_sdk_ssm::types::ParameterType;
+    let (services, store, table) = world("webhooks-ssm").await;
+    let mut config = config(&table);
+    config.webhook_queue_url = Some(create_queue("webhooks-ssm").await);
+    let queue = webhook_queue(&config);
+    let url = config.webhook_queue_url.clone().unwrap();
+    let receiver = receiver();
+    let marker = format!("whs{}", std::process::id());
+    let ssm = closeloop_lambdas::config::ssm_client(Some(&std::env::var("SNS_ENDPOINT").expect("run through scripts/with-services")), "eu-north-1", config.credentials.clone());
+    let name = format!("/closeloop/webhooks/{marker}");
+    ssm.put_parameter().name(&name).value(SECRET).r#type(ParameterType::SecureString).overwrite(true).send().await.unwrap();
+    // The campaign (and so the table) holds only the parameter's name.
+    let campaign = closeloop_core::Campaign::from_toml(&format!(
+        "id = \"{marker}\"\nname = \"Hooks\"\ncompany = \"Acme\"\nsender_name = \"Sam\"\nsender_email = \"sam@acme.example\"\n\
+         [[webhooks]]\nurl = \"http://127.0.0.1:{port}/ok\"\nsecret = \"ssm:{name}\"\nevents = [\"response.created\"]\n\
+         [[webhooks]]\nurl = \"http://127.0.0.1:{port}/other\"\nsecret = \"ssm:{name}-missing\"\nevents = [\"response.created\"]\n",
+        port = receiver.1
+    ))
+    .unwrap();
+    assert!(!campaign.to_toml().unwrap().contains("whsec_"), "no secret in the campaign file");
+    launch::launch(&services, &campaign, format!("email,first_name\nkim.{marker}@example.com,Kim\n").as_bytes()).await.unwrap();
+    let row = store.campaign_rows(&campaign.id).await.unwrap().remove(0);
+    let (answer, event, counters) = closeloop_core::contract::answer(&row.invitation, 9, 1, services.clock.now());
+    store.record_answer(&answer, &event, &counters).await.unwrap();
+    let streams = local_streams_client().unwrap();
+    on_answer::handle_with_webhooks(&services, &queue, lambda_batch(&read_all(&store, &streams).await.unwrap()), None).await.unwrap();
+    on_answer::handle_with_webhooks(&services, &queue, lambda_batch(&read_all(&store, &streams).await.unwrap()), None).await.unwrap();
+    let messages = receive_all(&url).await;
+    assert_eq!(messages.len(), 2);
+    let http = closeloop_webhooks::HttpWebhookSender::new(AddressPolicy::Local, Duration::from_secs(5)).unwrap();
+    let sender = webhooks::ParameterStoreSender::new(http, ssm);
+    let event: SqsEvent = serde_json::from_value(sqs_event(&messages)).unwrap();
+    assert!(webhooks::handle(&services, &sender, &queue, event).await.batch_item_failures.is_empty());
+    let got = received(receiver.1).await;
+    assert_eq!(got.len(), 1, "only the endpoint whose secret could be read was posted to: {got:#?}");
+    assert_eq!((got[0]["path"].as_str(), got[0]["verified"].as_bool()), (Some("/ok"), Some(true)), "signed with the secret read from the parameter store");
+    let log = store.webhook_log(&campaign.id, 10).await.unwrap();
+    let failed = log.iter().find(|d| d.state == DeliveryState::Pending).expect("the other delivery waits for a retry");
+    let error = failed.last.as_ref().and_then(|l| l.error.clone()).unwrap_or_default();
+    assert!(error.contains(&format!("{name}-missing")) && error.contains("ParameterNotFound"), "{error}");
+    assert!(!error.contains("whsec_"));
+}
