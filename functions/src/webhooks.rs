@@ -353,9 +353,11 @@ async fn attempt(services: &Services, sender: &dyn WebhookSender, campaign: &Cam
                 None => endpoint.secret.expose().to_owned(),
                 // Read from the parameter store (the sender caches it); it must itself be a
                 // whsec_ secret. A failure is this attempt's outcome, retried like any other.
-                Some(name) => match sender.parameter(name).await.map(|v| (closeloop_core::webhooks::WebhookSecret::parse(&v).is_ok_and(|s| s.parameter().is_none()), v)) {
-                    Ok((true, value)) => value,
-                    Ok((false, _)) => return Ok(outcome(None, Some(format!("the parameter {name} holds no whsec_ secret")))),
+                // Signed with the value as parsed (trimmed: a parameter put from a file ends
+                // with a newline).
+                Some(name) => match sender.parameter(name).await.map(|v| closeloop_core::webhooks::WebhookSecret::parse(&v).ok().filter(|s| s.parameter().is_none())) {
+                    Ok(Some(secret)) => secret.expose().to_owned(),
+                    Ok(None) => return Ok(outcome(None, Some(format!("the parameter {name} holds no whsec_ secret")))),
                     Err(e) => return Ok(outcome(None, Some(e.to_string()))),
                 },
             };

@@ -56,6 +56,11 @@ struct Refused {
 impl Refused {
     fn of(e: &(impl ProvideErrorMetadata + std::fmt::Display)) -> Self {
         let message = e.message().map_or_else(|| e.to_string(), str::to_owned);
+        // SES may name recipients, with their display names, after a colon: none of it is kept.
+        let message = match message.split_once(':') {
+            Some((before, _)) if message.contains('@') => format!("{before}: (recipients left out)"),
+            _ => message,
+        };
         let message = message.split(' ').map(|word| if word.contains('@') { "(address)" } else { word }).collect::<Vec<_>>().join(" ");
         Refused { code: e.code().unwrap_or("unknown").to_owned(), message }
     }

@@ -6,18 +6,22 @@
 use aws_credential_types::Credentials;
 use aws_sdk_ssm::operation::get_parameters::GetParametersError;
 
-#[derive(Debug, thiserror::Error)]
+/// `Debug` is `Display`: a main that fails at start prints its error with `{:?}` into the
+/// function's log, and a derived `Debug` would print the sources' own (a TOML error's holds the
+/// whole accounts file it failed on).
+#[derive(thiserror::Error)]
 pub enum ConfigError {
     #[error("environment variable {0} is not set")]
     Missing(&'static str),
     #[error("environment variable {0} is not a number: {1:?}")]
     Invalid(&'static str, String),
-    #[error("the accounts ({origin}) are not a valid accounts file")]
-    Accounts {
-        origin: String,
-        #[source]
-        source: closeloop_core::accounts::AccountsError,
-    },
+    /// Where the accounts file went wrong, without quoting it: it holds token hashes and addresses.
+    #[error("the accounts ({origin}) are not a valid accounts file: {problem}")]
+    Accounts { origin: String, problem: String },
+    #[error("{origin} is shorter than {MIN_TOKEN_CHARS} characters: make a longer one (openssl rand -hex 24)")]
+    WeakToken { origin: String },
+    #[error("parameter {0} is empty")]
+    ParameterEmpty(String),
     #[error("the session secret: {0}")]
     SessionSecret(#[from] closeloop_edge::admin::WeakSecret),
     #[error("reading parameters {names} from SSM Parameter Store")]
@@ -29,6 +33,28 @@ pub enum ConfigError {
     /// GetParameters names what it could not find without failing the call.
     #[error("parameter {0} is not in SSM Parameter Store (put it as a SecureString: README.md, Deploying)")]
     ParameterMissing(String),
+}
+
+impl std::fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+/// The shortest API token accepted: a bearer token anyone on the internet may guess at.
+pub const MIN_TOKEN_CHARS: usize = 24;
+
+/// What is wrong with an accounts file, by line, never with its text.
+fn accounts_problem(toml: &str, error: &closeloop_core::accounts::AccountsError) -> String {
+    use closeloop_core::accounts::AccountsError;
+    match error {
+        AccountsError::Toml(e) => match e.span() {
+            Some(span) => format!("not valid TOML at line {}", toml[..span.start.min(toml.len())].matches('\n').count() + 1),
+            None => "not valid TOML".to_owned(),
+        },
+        // An account's name and what is wrong with it: no token, no hash.
+        invalid @ AccountsError::Invalid { .. } => invalid.to_string(),
+    }
 }
 
 impl LambdaConfig {
@@ -131,16 +157,20 @@ async fn fetch(client: &aws_sdk_ssm::Client, names: &[Option<String>; 4]) -> Res
             .find(|p| p.name() == Some(name.as_str()))
             .and_then(|p| p.value())
             .ok_or_else(|| ConfigError::ParameterMissing(name.clone()))?;
-        *slot = Some((format!("parameter {name}"), value.trim().to_owned())).filter(|(_, v)| !v.is_empty());
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(ConfigError::ParameterEmpty(name.clone()));
+        }
+        *slot = Some((format!("parameter {name}"), value.to_owned()));
     }
     Ok(secrets)
 }
 
 impl LambdaConfig {
-    /// The configuration at cold start: settings from the environment, secrets from Parameter
-    /// Store when any `*_PARAMETER` variable names one (then the plain `API_TOKEN`, ... are
-    /// ignored, so a value left in the environment cannot shadow the store), else from the plain
-    /// variables, as local runs and tests set them.
+    /// The configuration at cold start: settings from the environment, each secret from the
+    /// Parameter Store parameter its `*_PARAMETER` variable names (then its plain `API_TOKEN`, ...
+    /// is ignored, so a value left in the environment cannot shadow the store), else from its
+    /// plain variable, as local runs and tests set them.
     pub async fn load() -> Result<Self, ConfigError> {
         Self::load_from(|name| std::env::var(name).ok()).await
     }
@@ -149,17 +179,31 @@ impl LambdaConfig {
     pub async fn load_from(env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut config = Self::settings(&env)?;
         let names: [Option<String>; 4] = SECRETS.map(|(_, parameter)| variable(&env, parameter));
-        let secrets = if names.iter().any(Option::is_some) {
+        let mut secrets = if names.iter().any(Option::is_some) {
             let client = ssm_client(variable(&env, "SSM_ENDPOINT").as_deref(), &config.region, config.credentials.clone());
             fetch(&client, &names).await?
         } else {
-            SECRETS.map(|(plain, _)| variable(&env, plain).map(|v| (format!("environment variable {plain}"), v)))
+            Default::default()
         };
+        // Each secret from its parameter when one is named (a value left in the environment
+        // cannot shadow the store), else from its plain variable, as local runs set them.
+        for ((slot, name), (plain, _)) in secrets.iter_mut().zip(&names).zip(SECRETS) {
+            if name.is_none() {
+                *slot = variable(&env, plain).map(|v| (format!("environment variable {plain}"), v));
+            }
+        }
         let [api_token, people_api_token, accounts, session_secret] = secrets;
+        for (origin, token) in [&api_token, &people_api_token].into_iter().flatten() {
+            if token.chars().count() < MIN_TOKEN_CHARS {
+                return Err(ConfigError::WeakToken { origin: origin.clone() });
+            }
+        }
         config.api_token = api_token.map(|(_, v)| v);
         config.people_api_token = people_api_token.map(|(_, v)| v);
         config.accounts = accounts
-            .map(|(origin, toml)| closeloop_core::accounts::Accounts::from_toml(&toml).map_err(|source| ConfigError::Accounts { origin, source }))
+            .map(|(origin, toml)| {
+                closeloop_core::accounts::Accounts::from_toml(&toml).map_err(|e| ConfigError::Accounts { problem: accounts_problem(&toml, &e), origin })
+            })
             .transpose()?
             .unwrap_or_default();
         config.session_secret = session_secret.map(|(_, v)| v);

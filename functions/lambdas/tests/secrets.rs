@@ -84,13 +84,13 @@ async fn the_secrets_are_read_from_the_parameter_store_and_their_plain_variables
 }
 
 #[tokio::test]
-async fn a_secret_without_a_parameter_name_is_absent_once_another_secret_has_one() -> anyhow::Result<()> {
+async fn a_secret_without_a_parameter_name_is_read_from_its_plain_variable_beside_one_that_has_one() -> anyhow::Result<()> {
     let name = format!("/closeloop-test-{}/accounts-only", std::process::id());
     put_secret(&name, ACCOUNTS).await?;
     let env = environment(&[("ACCOUNTS_PARAMETER", name), ("SESSION_SECRET", "a-session-secret-of-at-least-32-characters!".into())]);
     let config = load(&env).await?;
     assert!(!config.accounts.is_empty());
-    assert_eq!(config.session_secret, None, "the plain variable is only read when no parameter is named");
+    assert_eq!(config.session_secret.as_deref(), Some("a-session-secret-of-at-least-32-characters!"), "its parameter is not named: its plain variable counts");
     Ok(())
 }
 
@@ -109,6 +109,24 @@ async fn a_missing_parameter_is_an_error_that_names_it_and_not_a_value() -> anyh
 }
 
 #[tokio::test]
+async fn a_short_api_token_an_empty_parameter_and_a_broken_accounts_file_are_refused_without_their_values() -> anyhow::Result<()> {
+    let short = environment(&[("API_TOKEN", "short-token".into())]);
+    let error = load(&short).await.expect_err("a token under 24 characters");
+    assert!(matches!(&error, ConfigError::WeakToken { .. }), "{error:?}");
+    assert!(!format!("{error:?}").contains("short-token"), "{error:?}");
+    let name = format!("/closeloop-test-{}/blank", std::process::id());
+    put_secret(&name, "   ").await?;
+    let error = load(&environment(&[("SESSION_SECRET_PARAMETER", name.clone())])).await.expect_err("an empty parameter");
+    assert!(matches!(&error, ConfigError::ParameterEmpty(n) if *n == name), "{error:?}");
+    let broken = "[[account]]\nname = \"Ada\"\ntoken_sha256 = \"4bbb2ac8c2b0a3b4f1e1ac1e66d8ed6d4a4a2d3bb1d7e2d4c2e1b0a3f4e5d6c7\"\nemail = ada@example.se\n";
+    let error = load(&environment(&[("ACCOUNTS", broken.into())])).await.expect_err("not TOML");
+    let shown = format!("{error:?} {error}");
+    assert!(shown.contains("line 4"), "{shown}");
+    assert!(!shown.contains("4bbb2ac8") && !shown.contains("ada@example.se"), "the file is never quoted: {shown}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn an_unreachable_parameter_store_is_an_error_naming_the_parameters() -> anyhow::Result<()> {
     let mut env = environment(&[("API_TOKEN_PARAMETER", "/closeloop/api-token".into())]);
     // Nothing listens on port 9 of loopback.
@@ -122,11 +140,11 @@ async fn an_unreachable_parameter_store_is_an_error_naming_the_parameters() -> a
 
 #[tokio::test]
 async fn without_parameter_names_the_plain_variables_are_read_as_local_runs_set_them() -> anyhow::Result<()> {
-    let mut env = environment(&[("API_TOKEN", "plain-local-token".into()), ("ACCOUNTS", ACCOUNTS.into())]);
+    let mut env = environment(&[("API_TOKEN", "plain-local-token-0123456789".into()), ("ACCOUNTS", ACCOUNTS.into())]);
     // No store is asked: an unreachable one changes nothing.
     env.insert("SSM_ENDPOINT".into(), "http://127.0.0.1:9".into());
     let config = load(&env).await?;
-    assert_eq!(config.api_token.as_deref(), Some("plain-local-token"));
+    assert_eq!(config.api_token.as_deref(), Some("plain-local-token-0123456789"));
     assert!(!config.accounts.is_empty());
     Ok(())
 }

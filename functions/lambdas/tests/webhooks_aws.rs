@@ -134,7 +134,8 @@ async fn a_secret_named_in_parameter_store_signs_on_aws_and_a_missing_one_fails_
     let marker = format!("whs{}", std::process::id());
     let ssm = closeloop_lambdas::config::ssm_client(Some(&std::env::var("SNS_ENDPOINT").expect("run through scripts/with-services")), "eu-north-1", config.credentials.clone());
     let name = format!("/closeloop/webhooks/{marker}");
-    ssm.put_parameter().name(&name).value(SECRET).r#type(ParameterType::SecureString).overwrite(true).send().await.unwrap();
+    // With the newline a value put from a file ends with.
+    ssm.put_parameter().name(&name).value(format!("{SECRET}\n")).r#type(ParameterType::SecureString).overwrite(true).send().await.unwrap();
     // The campaign (and so the table) holds only the parameter's name.
     let campaign = closeloop_core::Campaign::from_toml(&format!(
         "id = \"{marker}\"\nname = \"Hooks\"\ncompany = \"Acme\"\nsender_name = \"Sam\"\nsender_email = \"sam@acme.example\"\n\
