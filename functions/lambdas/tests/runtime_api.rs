@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 mod support;
 use support::{create_queue, lambda_batch_json, receive_all, sent_to, sqs_event, world};
 
-const API_TOKEN: &str = "runtime-api-token";
+const API_TOKEN: &str = "runtime-api-token-0123456789";
 
 fn api_token_parameter() -> String {
     format!("/closeloop-runtime-{}/api-token", std::process::id())
