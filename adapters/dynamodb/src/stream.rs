@@ -51,6 +51,14 @@ fn image(i: Option<HashMap<String, StreamValue>>) -> Option<HashMap<String, Attr
     i.map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), convert(v)?))).collect())
 }
 
+/// A GetRecords batch as records with the table's own attribute type.
+fn records_of(batch: Vec<aws_sdk_dynamodbstreams::types::Record>) -> impl Iterator<Item = StreamRecord> {
+    batch.into_iter().filter_map(|r| {
+        let (Some(operation), Some(data)) = (r.event_name, r.dynamodb) else { return None };
+        Some(StreamRecord { operation, new_image: image(data.new_image), old_image: image(data.old_image) })
+    })
+}
+
 /// Every record the stream holds now, oldest first per shard.
 pub async fn read_all(store: &DynamoStore, streams: &aws_sdk_dynamodbstreams::Client) -> Result<Vec<StreamRecord>, StoreError> {
     let table = store.client().describe_table().table_name(store.table()).send().await.map_err(unavailable)?;
@@ -78,10 +86,7 @@ pub async fn read_all(store: &DynamoStore, streams: &aws_sdk_dynamodbstreams::Cl
             if batch.is_empty() {
                 break;
             }
-            for r in batch {
-                let (Some(operation), Some(data)) = (r.event_name, r.dynamodb) else { continue };
-                records.push(StreamRecord { operation, new_image: image(data.new_image), old_image: image(data.old_image) });
-            }
+            records.extend(records_of(batch));
             iterator = out.next_shard_iterator;
         }
     }
@@ -136,10 +141,7 @@ impl StreamTail {
                 if batch.is_empty() {
                     break;
                 }
-                for r in batch {
-                    let (Some(operation), Some(data)) = (r.event_name, r.dynamodb) else { continue };
-                    records.push(StreamRecord { operation, new_image: image(data.new_image), old_image: image(data.old_image) });
-                }
+                records.extend(records_of(batch));
             }
         }
         Ok(records)

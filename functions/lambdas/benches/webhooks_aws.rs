@@ -8,8 +8,6 @@
 //!
 //!   ./scripts/with-services cargo bench -p closeloop-lambdas --bench webhooks_aws [-- N]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -23,28 +21,9 @@ use closeloop_lambdas::{on_answer, webhook_queue, webhooks};
 #[path = "../tests/support/mod.rs"]
 #[allow(dead_code)]
 mod support;
-use support::{config, create_queue, lambda_batch, receive_all, sqs_event, world};
+use support::{config, create_queue, lambda_batch, receive_all, receiver, sqs_event, world};
 
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-/// The Python receiver that verifies with the official library; stopped by its PID.
-struct Receiver(Child, u16);
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn receiver() -> Result<Receiver> {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/webhooks/receiver.py");
-    let mut child = Command::new("python3").arg(script).env("WEBHOOK_SECRET", SECRET).stdout(Stdio::piped()).spawn().context("python3 for the receiver")?;
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().context("the receiver's stdout")?).read_line(&mut line)?;
-    let port = line.trim().parse().with_context(|| format!("the receiver printed {line:?}: is standardwebhooks installed (scripts/setup-tests)?"))?;
-    Ok(Receiver(child, port))
-}
+const SECRET: &str = support::WEBHOOK_SECRET;
 
 async fn received(port: u16) -> Result<usize> {
     let all: Vec<serde_json::Value> = reqwest::get(format!("http://127.0.0.1:{port}/received")).await?.json().await?;

@@ -3,8 +3,6 @@
 //! receiver that verifies them with the official Standard Webhooks library, and a failed attempt
 //! comes back on the queue with its back-off as the delay.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::SqsEvent;
@@ -18,24 +16,10 @@ use serde_json::Value;
 mod support;
 use support::{config, create_queue, lambda_batch, receive_all, sqs_event, world};
 
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const SECRET: &str = support::WEBHOOK_SECRET;
 
-struct Receiver(Child, u16);
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn receiver() -> Receiver {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/webhooks/receiver.py");
-    let mut child = Command::new("python3").arg(script).env("WEBHOOK_SECRET", SECRET).stdout(Stdio::piped()).spawn().expect("python3 for the receiver");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let port = line.trim().parse().unwrap_or_else(|_| panic!("the receiver printed {line:?}: is standardwebhooks installed (scripts/setup-tests)?"));
-    Receiver(child, port)
+fn receiver() -> support::Receiver {
+    support::receiver().expect("the webhook receiver")
 }
 
 async fn received(port: u16) -> Vec<Value> {

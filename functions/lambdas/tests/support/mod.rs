@@ -165,3 +165,33 @@ pub fn sqs_event(messages: &[(String, String)]) -> serde_json::Value {
         .collect();
     json!({ "Records": records })
 }
+
+/// The signing secret the webhook receiver verifies with.
+pub const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// `tests/webhooks/receiver.py`, which verifies every delivery with the official Standard
+/// Webhooks library, and its port; stopped by its PID when dropped.
+pub struct Receiver(pub std::process::Child, pub u16);
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn receiver() -> anyhow::Result<Receiver> {
+    use anyhow::Context;
+    use std::io::BufRead;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/webhooks/receiver.py");
+    let mut child = std::process::Command::new("python3")
+        .arg(script)
+        .env("WEBHOOK_SECRET", WEBHOOK_SECRET)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("python3 for the receiver")?;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().context("the receiver's stdout")?).read_line(&mut line)?;
+    let port = line.trim().parse().with_context(|| format!("the receiver printed {line:?}: is standardwebhooks installed (scripts/setup-tests)?"))?;
+    Ok(Receiver(child, port))
+}
